@@ -1,0 +1,141 @@
+// hookvault configuration: the TOML file of design.md, loaded into plain structs.
+//
+// load_config() parses and validates the file's shape (types, ranges, required
+// keys, unknown keys, unique source names and paths). It throws ConfigError
+// whose message names the file and the key ("FILE: server.listen: ...").
+// Relative paths are resolved against the config file's folder.
+//
+// Secrets are never written inline: a source names them by file
+// (`secret_files`), environment variable (`secret_envs`) or systemd credential
+// (`secret_credentials`, read from $CREDENTIALS_DIRECTORY). load_secrets()
+// reads them; it too throws ConfigError naming the key, never the value.
+//
+// check_config() goes further, as `hookvault check-config` does: it opens every
+// referenced file (certificates, keys, secrets, KEK) and reports each problem
+// as one line. An empty list means `serve` would start.
+//
+// Thread-safety: plain data; the functions are stateless.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "hookvault/hybrid.hpp"
+#include "hookvault/secret.hpp"
+
+namespace hookvault {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Endpoint {
+  std::string host;  // "0.0.0.0", "127.0.0.1", "::" (from "[::]:8443")
+  std::uint16_t port = 0;
+};
+
+struct ServerConfig {
+  Endpoint listen{"0.0.0.0", 8443};
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+  std::string tls_min_version = "1.2";  // "1.2" or "1.3"
+  unsigned threads = 0;                 // 0 = number of cores
+  std::size_t max_body_bytes = 1048576;
+  std::size_t max_header_bytes = 16384;
+  std::size_t max_header_count = 64;
+  std::chrono::milliseconds header_timeout{10000};  // whole request head
+  std::chrono::milliseconds body_timeout{30000};    // whole body
+  std::chrono::milliseconds idle_timeout{60000};    // keep-alive between requests
+  std::chrono::milliseconds shutdown_grace{10000};  // in-flight requests on SIGTERM
+  std::size_t worker_queue = 1024;                  // decryption jobs waiting; more -> 503
+};
+
+struct StorageConfig {
+  std::filesystem::path path;
+};
+
+struct KekConfig {
+  std::string provider = "file";
+  std::filesystem::path file;
+};
+
+struct AdminClient {
+  std::string subject_cn;
+  std::vector<std::string> roles;
+};
+
+struct AdminConfig {
+  bool enabled = false;  // true when an [admin] table is present
+  Endpoint listen{"127.0.0.1", 9443};
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+  std::filesystem::path client_ca;
+  std::vector<AdminClient> clients;
+};
+
+struct LogConfig {
+  std::string format = "json";  // "json" or "text"
+  std::string level = "info";   // spdlog level names
+};
+
+enum class Provider { dynamic, nodit };
+
+struct SecretSource {
+  enum class Kind { file, env, credential };
+  Kind kind = Kind::file;
+  std::string name;             // env var or credential name; for files the path as written
+  std::filesystem::path path;   // resolved file path (file and credential)
+  std::string key;              // config key that named it, for messages
+};
+
+struct HistoryConfig {
+  std::string api_base_url;
+  SecretSource api_key;
+  std::string chain;
+  std::string network;
+};
+
+struct SourceConfig {
+  std::string name;
+  Provider provider = Provider::dynamic;
+  std::string path;  // URL path, e.g. "/webhooks/dynamic"
+  std::vector<SecretSource> secrets;
+  std::vector<RsaKeySpec> rsa_private_keys;  // entries: "path" or { file = "path", kid = "..." }
+  std::vector<std::string> accepted_algs{std::string(kHybridAlg)};
+  std::chrono::seconds max_event_age{0};  // 0 = no limit
+  std::optional<HistoryConfig> history;
+};
+
+struct Config {
+  std::filesystem::path file;  // the config file itself
+  ServerConfig server;
+  StorageConfig storage;
+  KekConfig kek;
+  AdminConfig admin;
+  LogConfig log;
+  std::vector<SourceConfig> sources;
+};
+
+// Default config path: $HOOKVAULT_CONFIG, else /etc/hookvault/hookvault.toml.
+std::filesystem::path default_config_path();
+
+Config load_config(const std::filesystem::path& file);
+Config parse_config(std::string_view toml_text, const std::filesystem::path& file);
+
+// Reads every secret of the list (trailing CR/LF stripped). Throws ConfigError.
+std::vector<SecretBytes> load_secrets(const std::vector<SecretSource>& sources);
+SecretBytes load_secret(const SecretSource& source);
+
+// Problems that would stop `serve`, one line each.
+std::vector<std::string> check_config(const Config& config);
+
+// "10s", "500ms", "2m", "1h", "7d", "0s". Throws std::invalid_argument.
+std::chrono::milliseconds parse_duration(std::string_view text);
+
+}  // namespace hookvault

@@ -1,0 +1,84 @@
+// SecretBytes: the one type that holds secret material (keys, shares, API keys,
+// webhook secrets, decrypted payloads).
+//
+// - Move-only; the buffer is wiped with OPENSSL_cleanse whenever memory is
+//   released (destruction, move-assignment, reallocation on growth).
+// - No implicit conversion to string and no formatter: logging a secret does not
+//   compile. The bytes are reached only through the explicit, greppable
+//   `reveal()` / `reveal_mutable()` / `reveal_string()` calls.
+// - `equals()` compares in constant time (length first, then CRYPTO_memcmp).
+//
+// Thread-safety: like std::vector; a const SecretBytes may be read concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace hookvault {
+
+// Allocator that wipes memory before handing it back.
+template <class T>
+struct WipingAllocator {
+  using value_type = T;
+  WipingAllocator() noexcept = default;
+  template <class U>
+  WipingAllocator(const WipingAllocator<U>& /*other*/) noexcept {}  // NOLINT
+  T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept;
+  template <class U>
+  bool operator==(const WipingAllocator<U>& /*other*/) const noexcept {
+    return true;
+  }
+};
+
+void secure_wipe(void* p, std::size_t n) noexcept;
+
+template <class T>
+void WipingAllocator<T>::deallocate(T* p, std::size_t n) noexcept {
+  secure_wipe(p, n * sizeof(T));
+  std::allocator<T>{}.deallocate(p, n);
+}
+
+class SecretBytes {
+ public:
+  SecretBytes() = default;
+  // `n` zero bytes, to be filled through reveal_mutable().
+  explicit SecretBytes(std::size_t n) : bytes_(n) {}
+  static SecretBytes copy_of(std::span<const std::uint8_t> data);
+  static SecretBytes copy_of(std::string_view data);
+  // `n` bytes from the CSPRNG (RAND_bytes). Aborts if the CSPRNG fails.
+  static SecretBytes random(std::size_t n);
+
+  SecretBytes(SecretBytes&&) noexcept = default;
+  SecretBytes& operator=(SecretBytes&&) noexcept = default;
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+  ~SecretBytes() = default;  // the allocator wipes
+
+  // An explicit copy, for the rare place that must keep two.
+  SecretBytes clone() const;
+
+  std::size_t size() const noexcept { return bytes_.size(); }
+  bool empty() const noexcept { return bytes_.empty(); }
+  void resize(std::size_t n) { bytes_.resize(n); }
+  void append(std::span<const std::uint8_t> data) {
+    bytes_.insert(bytes_.end(), data.begin(), data.end());
+  }
+
+  std::span<const std::uint8_t> reveal() const noexcept { return {bytes_.data(), bytes_.size()}; }
+  std::span<std::uint8_t> reveal_mutable() noexcept { return {bytes_.data(), bytes_.size()}; }
+  std::string_view reveal_string() const noexcept {
+    return {reinterpret_cast<const char*>(bytes_.data()), bytes_.size()};
+  }
+
+  // Constant-time equality (length first).
+  bool equals(std::span<const std::uint8_t> other) const noexcept;
+
+ private:
+  std::vector<std::uint8_t, WipingAllocator<std::uint8_t>> bytes_;
+};
+
+}  // namespace hookvault

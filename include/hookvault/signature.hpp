@@ -1,0 +1,66 @@
+// HMAC-SHA256 webhook signature verification (Dynamic and Nodit).
+//
+// A provider sends a lowercase hex HMAC-SHA256 of the body in a header
+// (Dynamic: `x-dynamic-signature-256: sha256=<hex>`, Nodit: `x-signature: <hex>`).
+// The key is the secret's UTF-8 text as shown by the provider, never decoded.
+//
+// verify_delivery() follows protocols.md: check the raw body against every
+// configured secret (rotation: any may match); if none matches and the body is
+// JSON, check the JS-compatible compact form (json.hpp) against every secret.
+// MACs are compared in constant time, length first; the expected value never
+// leaves this component. One uniform failure: Errc::invalid_signature.
+//
+// Thread-safety: a SignatureVerifier is immutable and safe from many threads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "hookvault/bytes.hpp"
+#include "hookvault/error.hpp"
+#include "hookvault/json.hpp"
+#include "hookvault/secret.hpp"
+
+namespace hookvault {
+
+using Mac = std::array<std::uint8_t, 32>;
+
+// Parses "<prefix><64 hex>" (hex case-insensitive, surrounding spaces ignored).
+// Errc::invalid_signature when absent or malformed.
+Result<Mac> parse_signature_header(std::string_view value, std::string_view prefix);
+
+// Which form of the body carried the valid signature.
+enum class SignedForm { raw, compact };
+
+struct VerifiedDelivery {
+  SignedForm form;
+  Json body;  // the strictly parsed body
+};
+
+class SignatureVerifier {
+ public:
+  explicit SignatureVerifier(std::vector<SecretBytes> secrets);
+
+  // True when HMAC(secret, message) equals `mac` for any configured secret.
+  bool matches(ByteView message, const Mac& mac) const;
+
+  // Raw first, then compact. On success the body is also strictly parsed:
+  //   Errc::invalid_signature  - neither form matches (body parse errors are not
+  //                              revealed to unauthenticated senders)
+  //   Errc::malformed_json / Errc::duplicate_key - signature valid on the raw
+  //                              bytes but the body is not strict JSON
+  Result<VerifiedDelivery> verify_delivery(std::string_view body, const Mac& mac) const;
+
+  std::size_t secret_count() const noexcept { return secrets_.size(); }
+
+ private:
+  std::vector<SecretBytes> secrets_;
+};
+
+// HMAC-SHA256(key, message).
+Mac hmac_sha256(ByteView key, ByteView message);
+
+}  // namespace hookvault

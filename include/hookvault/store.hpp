@@ -1,0 +1,186 @@
+// The envelope-encrypted event and materials store (SQLite).
+//
+// Contract
+// - Every verified event is stored once under the permanent idempotency key
+//   (source, idempotency_key): a UNIQUE constraint, not a time window. Writing
+//   the same key again changes nothing and reports `duplicate` with the id and
+//   materials state of the first write.
+// - Payloads and materials are sealed with a fresh per-record data key (DEK,
+//   aead.hpp) wrapped by the KEK (kek.hpp); the KEK id and version are stored
+//   beside each wrapped key; associated data binds each ciphertext to its row
+//   (store, table, source, key, field), so ciphertexts cannot be swapped.
+// - Materials are keyed by (source, wallet_id). A delegation replaces the stored
+//   one only when its event time is newer. A revocation at time T deletes
+//   materials created at or before T (columns overwritten before the delete,
+//   secure_delete=ON), redacts the payloads of that wallet's delegation events
+//   at or before T, and keeps a tombstone holding the newest T, so a late or
+//   replayed older `created` never brings materials back.
+// - Group commit: one writer thread owns the write connection; submit() queues a
+//   request; the writer drains the queue into one transaction (one SAVEPOINT per
+//   request, so one failing request does not fail the others), commits with
+//   synchronous=FULL, and only then calls each request's completion. When the
+//   commit fails, every request of the batch completes with
+//   Errc::store_unavailable and nothing of it is stored.
+// - Ids are assigned in commit order and never reused (AUTOINCREMENT), so
+//   `list_events(after = last seen id)` reads every event once, in arrival order.
+//
+// The schema is documented in src/store/schema.hpp.
+//
+// Thread-safety: all methods are safe from any thread. Completions run on the
+// writer thread and must not block. Reads use their own connection(s) and never
+// wait for the writer (WAL).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "hookvault/error.hpp"
+#include "hookvault/kek.hpp"
+#include "hookvault/secret.hpp"
+
+namespace hookvault {
+
+struct StoreOptions {
+  std::filesystem::path path;
+  std::chrono::milliseconds busy_timeout{5000};
+  std::size_t max_batch = 256;  // requests per group commit
+};
+
+enum class Origin { signature, history };
+std::string_view origin_name(Origin o) noexcept;
+
+// What happened to a delegation's materials.
+enum class MaterialsState {
+  none,            // not a wallet.delegation.created event
+  stored,          // materials stored (or replaced older ones)
+  superseded,      // a newer delegation for the wallet is already stored
+  revoked,         // the wallet was revoked at or after this delegation's time
+  decrypt_failed,  // kept for `hookvault reprocess`; see failure_reason
+};
+std::string_view materials_state_name(MaterialsState s) noexcept;
+
+struct NewEvent {
+  std::string source;
+  std::string idempotency_key;  // Dynamic: eventId
+  std::string event_name;
+  std::string message_id;        // empty when absent
+  std::string event_time;        // as sent (ISO-8601); empty when absent
+  std::int64_t event_time_ms = 0;
+  std::string wallet_id;         // delegation events; empty otherwise
+  Origin origin = Origin::signature;
+  std::string payload;           // the body bytes exactly as received
+};
+
+struct DelegationMaterials {
+  std::string wallet_id;
+  std::string user_id;
+  std::string chain;
+  std::optional<std::string> share_set_id;
+  SecretBytes share;    // verbatim decrypted bytes
+  SecretBytes api_key;
+};
+
+struct WriteRequest {
+  NewEvent event;
+  // At most one of these is set.
+  std::optional<DelegationMaterials> materials;  // wallet.delegation.created, decrypted
+  std::optional<std::string> decrypt_failure;    // wallet.delegation.created, failed: reason
+  bool revoke = false;                            // wallet.delegation.revoked of event.wallet_id
+};
+
+struct WriteResult {
+  std::int64_t id = 0;
+  bool duplicate = false;
+  MaterialsState materials = MaterialsState::none;
+};
+
+struct EventMeta {
+  std::int64_t id = 0;
+  std::string source;
+  std::string idempotency_key;
+  std::string event_name;
+  std::string message_id;
+  std::string event_time;
+  std::string wallet_id;
+  std::int64_t received_at_ms = 0;
+  Origin origin = Origin::signature;
+  MaterialsState materials = MaterialsState::none;
+  std::string failure_reason;  // when materials == decrypt_failed
+  bool payload_redacted = false;
+};
+
+struct StoredMaterials {
+  std::string source;
+  std::string wallet_id;
+  std::string user_id;
+  std::string chain;
+  std::optional<std::string> share_set_id;
+  std::string event_id;    // idempotency key of the delegation event
+  std::string created_at;  // that event's timestamp, as sent
+  SecretBytes share;
+  SecretBytes api_key;
+};
+
+struct EventQuery {
+  std::optional<std::string> source;
+  std::int64_t after = 0;
+  std::size_t limit = 100;
+};
+
+class Store {
+ public:
+  using Completion = std::function<void(Result<WriteResult>)>;
+
+  // Opens (creating when absent) the database, applies the schema, sets WAL,
+  // synchronous=FULL, secure_delete=ON, and starts the writer thread.
+  // Errc::store_unavailable when the file cannot be opened or written.
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& options,
+                                             std::shared_ptr<const Kek> kek);
+
+  ~Store();  // close()
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Group-committed write; `done` runs on the writer thread after the commit.
+  // After close(), completes at once with Errc::store_unavailable.
+  void submit(WriteRequest request, Completion done);
+  // Blocking convenience over submit().
+  Result<WriteResult> write(WriteRequest request);
+
+  // Settles a decrypt_failed event after `hookvault reprocess` retried it:
+  // either materials (applied with the same ordering rules as a new delegation)
+  // or a new failure reason. Errc::not_found when the event is not pending.
+  Result<MaterialsState> resolve_decrypt_failure(
+      std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome);
+
+  Result<std::optional<std::int64_t>> find_event(std::string_view source,
+                                                 std::string_view idempotency_key) const;
+  Result<std::optional<EventMeta>> event_meta(std::int64_t id) const;
+  Result<std::vector<EventMeta>> list_events(const EventQuery& query) const;
+  // The payload as received; nullopt when the event is unknown or redacted.
+  Result<std::optional<SecretBytes>> event_payload(std::int64_t id) const;
+  Result<std::vector<EventMeta>> decrypt_failures() const;
+  // nullopt when the wallet has no materials (never delegated, or revoked).
+  Result<std::optional<StoredMaterials>> materials(std::string_view source,
+                                                   std::string_view wallet_id) const;
+
+  // True while the last commit (or open) succeeded; for /readyz.
+  bool writable() const noexcept;
+
+  // Stops accepting, commits what is queued, stops the writer, closes.
+  void close();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hookvault

@@ -1,0 +1,49 @@
+// Test-only helpers: temporary folders, keys generated at run time, and an
+// encryptor that produces Dynamic's hybrid envelope exactly like the vendor's
+// (RSA-OAEP-SHA256 + AES-256-GCM, 16-byte IV, base64url without padding).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "hookvault/json.hpp"
+
+namespace hookvault::testing {
+
+// A fresh folder under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct RsaPair {
+  std::string private_pem;  // PKCS#8
+  std::string public_pem;   // SubjectPublicKeyInfo
+};
+RsaPair generate_rsa(int bits);
+// A cached pair per size, generated once per test process (RSA-4096 is slow).
+const RsaPair& shared_rsa(int bits);
+
+struct HybridParts {
+  std::string iv, ct, tag, ek;  // raw bytes
+};
+// Encrypts like the vendor and returns the envelope JSON object.
+Json hybrid_encrypt(const std::string& public_pem, std::string_view plaintext,
+                    std::optional<std::string> kid = std::nullopt,
+                    HybridParts* raw_parts = nullptr);
+
+std::string hmac_hex(std::string_view key, std::string_view message);
+
+void write_file(const std::filesystem::path& p, std::string_view content, int mode = 0600);
+std::string read_file(const std::filesystem::path& p);
+
+}  // namespace hookvault::testing
