@@ -1,0 +1,206 @@
+// check_config(): what `hookvault check-config` adds to load_config(): every
+// referenced file is opened and parsed the way `serve` will, and each problem
+// becomes one line "FILE: dotted.key: problem". Private material (keys,
+// secrets, the KEK) is read into SecretBytes and never appears in a message.
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "config/files.hpp"
+#include "crypto/ssl_ptr.hpp"
+#include "hookvault/config.hpp"
+#include "hookvault/hybrid.hpp"
+#include "hookvault/kek.hpp"
+
+namespace hookvault {
+namespace {
+
+namespace fs = std::filesystem;
+using config_internal::kMaxPemBytes;
+using config_internal::read_private_file;
+using config_internal::readable_by_group_or_others;
+
+class Problems {
+ public:
+  explicit Problems(std::string file_name) : file_name_(std::move(file_name)) {}
+
+  void add(std::string_view key, std::string_view problem) {
+    lines_.push_back(file_name_ + ": " + std::string(key) + ": " + std::string(problem));
+  }
+  // A message that already starts with the key (ConfigError from load_secret).
+  void add_keyed(std::string_view keyed_message) {
+    lines_.push_back(file_name_ + ": " + std::string(keyed_message));
+  }
+  std::vector<std::string> take() { return std::move(lines_); }
+
+ private:
+  std::string file_name_;
+  std::vector<std::string> lines_;
+};
+
+// PEM readers must never prompt on the terminal for a passphrase.
+int no_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+void check_private_mode(Problems& problems, std::string_view key, const fs::path& file) {
+  if (readable_by_group_or_others(file)) {
+    problems.add(key, file.string() + " is readable by group or others (chmod 600)");
+  }
+}
+
+BioPtr memory_bio(const SecretBytes& bytes) {
+  return BioPtr(BIO_new_mem_buf(bytes.reveal().data(), static_cast<int>(bytes.size())));
+}
+
+// Loads the first certificate of a PEM file; reports and returns null on failure.
+X509Ptr load_certificate(Problems& problems, std::string_view key, const fs::path& file) {
+  SecretBytes pem;
+  try {
+    pem = read_private_file(file, kMaxPemBytes);
+  } catch (const std::exception& e) {
+    problems.add(key, e.what());
+    return nullptr;
+  }
+  BioPtr bio = memory_bio(pem);
+  X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
+  ERR_clear_error();
+  if (!cert) problems.add(key, file.string() + " holds no PEM certificate");
+  return cert;
+}
+
+PkeyPtr load_private_key(Problems& problems, std::string_view key, const fs::path& file) {
+  check_private_mode(problems, key, file);
+  SecretBytes pem;
+  try {
+    pem = read_private_file(file, kMaxPemBytes);
+  } catch (const std::exception& e) {
+    problems.add(key, e.what());
+    return nullptr;
+  }
+  BioPtr bio = memory_bio(pem);
+  PkeyPtr pkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
+  ERR_clear_error();
+  if (!pkey) {
+    problems.add(
+        key,
+        file.string() + " holds no PEM private key (passphrase-protected keys are not supported)");
+  }
+  return pkey;
+}
+
+void check_tls_pair(Problems& problems, std::string_view cert_key, const fs::path& cert_file,
+                    std::string_view key_key, const fs::path& key_file) {
+  X509Ptr cert = load_certificate(problems, cert_key, cert_file);
+  PkeyPtr pkey = load_private_key(problems, key_key, key_file);
+  if (cert && pkey && X509_check_private_key(cert.get(), pkey.get()) != 1) {
+    problems.add(key_key,
+                 key_file.string() + " does not match the certificate of " + std::string(cert_key));
+  }
+  ERR_clear_error();
+}
+
+void check_storage(Problems& problems, const fs::path& db) {
+  std::error_code ec;
+  const auto status = fs::status(db, ec);
+  if (fs::exists(status)) {
+    if (!fs::is_regular_file(status)) {
+      problems.add("storage.path", db.string() + " exists and is not a regular file");
+    } else if (::access(db.c_str(), R_OK | W_OK) != 0) {
+      problems.add("storage.path", db.string() + " is not writable");
+    }
+  }
+  // SQLite's WAL and journal files live beside the database: the folder must be
+  // writable, or creatable under the nearest existing ancestor.
+  fs::path folder = db.parent_path();
+  if (folder.empty()) folder = ".";
+  fs::path existing = folder;
+  while (!fs::exists(existing, ec) && existing.has_parent_path() &&
+         existing.parent_path() != existing) {
+    existing = existing.parent_path();
+  }
+  if (!fs::is_directory(existing, ec)) {
+    problems.add("storage.path", existing.string() + " is not a folder");
+  } else if (::access(existing.c_str(), W_OK | X_OK) != 0) {
+    if (existing == folder) {
+      problems.add("storage.path", "folder " + folder.string() + " is not writable");
+    } else {
+      problems.add("storage.path", "folder " + folder.string() + " does not exist and " +
+                                       existing.string() + " is not writable to create it");
+    }
+  }
+}
+
+void check_secret(Problems& problems, const SecretSource& source) {
+  if (source.kind == SecretSource::Kind::file)
+    check_private_mode(problems, source.key, source.path);
+  try {
+    SecretBytes secret = load_secret(source);
+  } catch (const ConfigError& e) {
+    problems.add_keyed(e.what());
+    return;
+  }
+  if (source.kind == SecretSource::Kind::credential) {
+    if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY")) {
+      check_private_mode(problems, source.key, fs::path(dir) / source.name);
+    }
+  }
+}
+
+void check_source(Problems& problems, const SourceConfig& source, std::size_t index) {
+  const std::string prefix = "sources[" + std::to_string(index) + "]";
+  for (const auto& secret : source.secrets) check_secret(problems, secret);
+  for (std::size_t i = 0; i < source.rsa_private_keys.size(); ++i) {
+    const RsaKeySpec& spec = source.rsa_private_keys[i];
+    const std::string key = prefix + ".rsa_private_keys[" + std::to_string(i) + "]";
+    check_private_mode(problems, key, spec.file);
+    try {
+      // One key at a time, so every bad file is listed.
+      HybridDecryptor decryptor = HybridDecryptor::load({spec}, source.accepted_algs);
+    } catch (const std::exception& e) {
+      problems.add(key, e.what());
+    }
+  }
+  if (source.history) check_secret(problems, source.history->api_key);
+}
+
+}  // namespace
+
+std::vector<std::string> check_config(const Config& config) {
+  Problems problems(config.file.string());
+
+  check_tls_pair(problems, "server.tls_cert", config.server.tls_cert, "server.tls_key",
+                 config.server.tls_key);
+
+  if (config.admin.enabled) {
+    check_tls_pair(problems, "admin.tls_cert", config.admin.tls_cert, "admin.tls_key",
+                   config.admin.tls_key);
+    load_certificate(problems, "admin.client_ca", config.admin.client_ca);
+  }
+
+  if (config.kek.provider == "pkcs11") {
+    problems.add("kek.provider", "pkcs11 provider not available in this build");
+  } else {
+    check_private_mode(problems, "kek.file", config.kek.file);
+    try {
+      auto kek = open_file_kek(config.kek.file);
+    } catch (const std::exception& e) {
+      problems.add("kek.file", e.what());
+    }
+  }
+
+  check_storage(problems, config.storage.path);
+
+  for (std::size_t i = 0; i < config.sources.size(); ++i) {
+    check_source(problems, config.sources[i], i);
+  }
+  return problems.take();
+}
+
+}  // namespace hookvault
