@@ -1,0 +1,117 @@
+// HMAC-SHA256 webhook signatures (signature.hpp).
+
+#include "hookvault/signature.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+namespace hookvault {
+namespace {
+
+template <class T>
+Result<T> fail(Errc e) {
+  return {boost::system::in_place_error, make_error_code(e)};
+}
+
+// HMAC-SHA256 into `out`; false only if OpenSSL fails (allocation).
+bool compute_hmac(ByteView key, ByteView message, Mac& out) noexcept {
+  static constexpr std::uint8_t kNoKey = 0;  // HMAC() wants a non-null key pointer
+  unsigned int len = 0;
+  const unsigned char* result =
+      HMAC(EVP_sha256(), key.empty() ? &kNoKey : key.data(), static_cast<int>(key.size()),
+           message.data(), message.size(), out.data(), &len);
+  return result != nullptr && len == out.size();
+}
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
+
+bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Mac hmac_sha256(ByteView key, ByteView message) {
+  Mac out{};
+  // Fails only when OpenSSL cannot allocate; a wrong MAC must never be returned.
+  if (!compute_hmac(key, message, out)) std::abort();
+  return out;
+}
+
+Result<Mac> parse_signature_header(std::string_view value, std::string_view prefix) {
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  // The scheme label is matched case-insensitively ("sha256=" or "SHA256=").
+  if (value.size() != prefix.size() + 2 * Mac().size() ||
+      !iequals_ascii(value.substr(0, prefix.size()), prefix)) {
+    return fail<Mac>(Errc::invalid_signature);
+  }
+  value.remove_prefix(prefix.size());
+  Mac mac{};
+  for (std::size_t i = 0; i < mac.size(); ++i) {
+    const int hi = hex_value(value[2 * i]);
+    const int lo = hex_value(value[2 * i + 1]);
+    if (hi < 0 || lo < 0) return fail<Mac>(Errc::invalid_signature);
+    mac[i] = static_cast<std::uint8_t>((hi << 4) | lo);
+  }
+  return mac;
+}
+
+SignatureVerifier::SignatureVerifier(std::vector<SecretBytes> secrets)
+    : secrets_(std::move(secrets)) {}
+
+bool SignatureVerifier::matches(ByteView message, const Mac& mac) const {
+  Mac expected{};
+  bool found = false;
+  for (const auto& secret : secrets_) {
+    if (compute_hmac(secret.reveal(), message, expected) &&
+        CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) == 0) {
+      found = true;
+      break;
+    }
+  }
+  OPENSSL_cleanse(expected.data(), expected.size());
+  return found;
+}
+
+Result<VerifiedDelivery> SignatureVerifier::verify_delivery(std::string_view body,
+                                                            const Mac& mac) const {
+  if (matches(as_bytes(body), mac)) {
+    // Authenticated sender: it may learn why its body was refused.
+    auto parsed = parse_strict(body);
+    if (!parsed) return fail<VerifiedDelivery>(to_errc(parsed.error()));
+    return VerifiedDelivery{SignedForm::raw, std::move(*parsed)};
+  }
+  auto parsed = parse_strict(body);
+  if (!parsed) return fail<VerifiedDelivery>(Errc::invalid_signature);
+  std::string compact;
+  compact.reserve(body.size());
+  js_stringify(*parsed, compact);
+  // When the body already is its compact form, the raw check has answered.
+  if (compact != body && matches(as_bytes(compact), mac)) {
+    return VerifiedDelivery{SignedForm::compact, std::move(*parsed)};
+  }
+  return fail<VerifiedDelivery>(Errc::invalid_signature);
+}
+
+}  // namespace hookvault
