@@ -128,6 +128,15 @@ struct StoredMaterials {
   SecretBytes api_key;
 };
 
+// Counters of the group-commit writer since open(), for metrics and tests.
+// Added by the store implementation (not part of the original contract).
+struct StoreStats {
+  std::uint64_t commits = 0;             // successful group commits (batches)
+  std::uint64_t committed_requests = 0;  // requests completed by those commits
+  std::uint64_t failed_batches = 0;      // batches completed with store_unavailable
+  std::size_t largest_batch = 0;         // most requests in one committed batch
+};
+
 struct EventQuery {
   std::optional<std::string> source;
   std::int64_t after = 0;
@@ -151,7 +160,8 @@ class Store {
   // Group-committed write; `done` runs on the writer thread after the commit.
   // After close(), completes at once with Errc::store_unavailable.
   void submit(WriteRequest request, Completion done);
-  // Blocking convenience over submit().
+  // Blocking convenience over submit(). Errc::internal when called from a
+  // completion (it would wait for its own thread); so does resolve_decrypt_failure.
   Result<WriteResult> write(WriteRequest request);
 
   // Settles a decrypt_failed event after `hookvault reprocess` retried it:
@@ -171,8 +181,14 @@ class Store {
   Result<std::optional<StoredMaterials>> materials(std::string_view source,
                                                    std::string_view wallet_id) const;
 
-  // True while the last commit (or open) succeeded; for /readyz.
+  // True while the last commit (or open) succeeded; for /readyz. While false,
+  // the idle writer retries a small probe write every second, so it turns true
+  // again once the fault clears, even without traffic.
   bool writable() const noexcept;
+
+  // Writer counters (StoreStats); committed_requests / commits is the mean
+  // batch size.
+  StoreStats stats() const noexcept;
 
   // Stops accepting, commits what is queued, stops the writer, closes.
   void close();

@@ -1,0 +1,78 @@
+#include "store/envelope.hpp"
+
+#include <utility>
+
+#include "hookvault/aead.hpp"
+
+namespace hookvault::store {
+namespace {
+
+constexpr std::string_view kEvents = "events";
+constexpr std::string_view kMaterials = "materials";
+
+Result<WrappedKey> wrap_dek(const Kek& kek, const SecretBytes& dek, ByteView ad) {
+  auto wrapped = kek.wrap(dek, ad);
+  if (!wrapped) return wrapped.error();
+  return WrappedKey{kek.id(), kek.version(), std::move(*wrapped)};
+}
+
+Result<SecretBytes> unwrap_dek(const Kek& kek, const WrappedKey& key, ByteView ad) {
+  if (key.kek_id != kek.id()) return make_error_code(Errc::kek_unavailable);
+  auto dek = kek.unwrap(key.wrapped_dek, key.kek_version, ad);
+  if (!dek) return dek.error();
+  if (dek->size() != kDekBytes) return make_error_code(Errc::store_corrupt);
+  return dek;
+}
+
+}  // namespace
+
+Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
+                                   std::string_view idem_key, ByteView payload) {
+  const SecretBytes dek = SecretBytes::random(kDekBytes);
+  auto key = wrap_dek(kek, dek, associated_data({kEvents, source, idem_key, "dek"}));
+  if (!key) return key.error();
+  Bytes sealed = aead_seal(dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
+  return SealedPayload{std::move(*key), std::move(sealed)};
+}
+
+Result<SecretBytes> open_payload(const Kek& kek, std::string_view source, std::string_view idem_key,
+                                 const WrappedKey& key, ByteView payload) {
+  auto dek = unwrap_dek(kek, key, associated_data({kEvents, source, idem_key, "dek"}));
+  if (!dek) return dek.error();
+  return aead_open(*dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
+}
+
+Result<SealedMaterials> seal_materials(const Kek& kek, std::string_view source,
+                                       std::string_view wallet_id, std::string_view event_id,
+                                       const DelegationMaterials& materials) {
+  const SecretBytes dek = SecretBytes::random(kDekBytes);
+  auto key = wrap_dek(kek, dek, associated_data({kMaterials, source, wallet_id, event_id, "dek"}));
+  if (!key) return key.error();
+  SealedMaterials out;
+  out.user_id = materials.user_id;
+  out.chain = materials.chain;
+  out.share_set_id = materials.share_set_id;
+  out.key = std::move(*key);
+  out.share = aead_seal(dek, materials.share.reveal(),
+                        associated_data({kMaterials, source, wallet_id, event_id, "share"}));
+  out.api_key = aead_seal(dek, materials.api_key.reveal(),
+                          associated_data({kMaterials, source, wallet_id, event_id, "api_key"}));
+  return out;
+}
+
+Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
+                                       std::string_view wallet_id, std::string_view event_id,
+                                       const WrappedKey& key, ByteView share, ByteView api_key) {
+  auto dek =
+      unwrap_dek(kek, key, associated_data({kMaterials, source, wallet_id, event_id, "dek"}));
+  if (!dek) return dek.error();
+  auto share_plain =
+      aead_open(*dek, share, associated_data({kMaterials, source, wallet_id, event_id, "share"}));
+  if (!share_plain) return share_plain.error();
+  auto api_key_plain = aead_open(
+      *dek, api_key, associated_data({kMaterials, source, wallet_id, event_id, "api_key"}));
+  if (!api_key_plain) return api_key_plain.error();
+  return OpenedMaterials{std::move(*share_plain), std::move(*api_key_plain)};
+}
+
+}  // namespace hookvault::store

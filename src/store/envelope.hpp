@@ -1,0 +1,79 @@
+// Envelope encryption of the store's records (see schema.hpp for where each
+// piece is kept).
+//
+// Every record gets a fresh 32-byte data key (DEK). The record's secret fields
+// are sealed with aead_seal(DEK, field, AD(field)) and the DEK is wrapped by the
+// KEK with AD(dek); the KEK's id and version are kept beside the wrapped DEK.
+// The associated data names the table, the row's identity and the field, so a
+// ciphertext or a wrapped DEK copied into another row, or into another column,
+// does not open (Errc::store_corrupt):
+//
+//   events.payload      AD = associated_data({"events", source, idem_key, "payload"})
+//   events.wrapped_dek  AD = associated_data({"events", source, idem_key, "dek"})
+//   materials.share     AD = associated_data({"materials", source, wallet_id, event_id, "share"})
+//   materials.api_key   AD = associated_data({"materials", source, wallet_id, event_id, "api_key"})
+//   materials.wrapped_dek
+//                       AD = associated_data({"materials", source, wallet_id, event_id, "dek"})
+//
+// A record whose kek_id is not the loaded KEK's id opens with
+// Errc::kek_unavailable.
+//
+// Thread-safety: stateless functions; the Kek is used through its const
+// (thread-safe) interface.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hookvault/bytes.hpp"
+#include "hookvault/error.hpp"
+#include "hookvault/kek.hpp"
+#include "hookvault/secret.hpp"
+#include "hookvault/store.hpp"
+
+namespace hookvault::store {
+
+struct WrappedKey {
+  std::string kek_id;
+  std::uint32_t kek_version = 0;
+  Bytes wrapped_dek;
+};
+
+struct SealedPayload {
+  WrappedKey key;
+  Bytes payload;
+};
+
+struct SealedMaterials {
+  std::string user_id;
+  std::string chain;
+  std::optional<std::string> share_set_id;
+  WrappedKey key;
+  Bytes share;
+  Bytes api_key;
+};
+
+struct OpenedMaterials {
+  SecretBytes share;
+  SecretBytes api_key;
+};
+
+Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
+                                   std::string_view idem_key, ByteView payload);
+
+Result<SecretBytes> open_payload(const Kek& kek, std::string_view source, std::string_view idem_key,
+                                 const WrappedKey& key, ByteView payload);
+
+// `wallet_id` and `event_id` are the row's identity (the materials' own
+// wallet_id field is not used here).
+Result<SealedMaterials> seal_materials(const Kek& kek, std::string_view source,
+                                       std::string_view wallet_id, std::string_view event_id,
+                                       const DelegationMaterials& materials);
+
+Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
+                                       std::string_view wallet_id, std::string_view event_id,
+                                       const WrappedKey& key, ByteView share, ByteView api_key);
+
+}  // namespace hookvault::store

@@ -1,0 +1,212 @@
+// The hookvault database: one SQLite file (plus its -wal and -shm files while
+// open), schema version 1.
+//
+// FILE AND CONNECTIONS
+//
+//   The file is created with mode 0600 (SQLite gives the -wal and -shm files the
+//   same mode). Every open sets, on the write connection:
+//     PRAGMA journal_mode = WAL;      readers never wait for the writer
+//     PRAGMA synchronous = FULL;      a commit is on disk before it is reported
+//     PRAGMA secure_delete = ON;      freed cells and pages are zero-filled
+//     PRAGMA foreign_keys = ON;       the references below are enforced
+//     PRAGMA trusted_schema = OFF;    (also on the read connection)
+//     SQLITE_DBCONFIG_DEFENSIVE = 1;  no writable_schema / shadow-table tricks
+//     busy_timeout = StoreOptions::busy_timeout
+//   and checks that the file is writable by committing a probe write. Reads use
+//   a second connection opened SQLITE_OPEN_READONLY. All tables are STRICT
+//   (SQLite 3.37+), so a column never holds a value of another type.
+//
+// ENVELOPE ENCRYPTION (see envelope.hpp)
+//
+//   Each events row and each materials row has its own 32-byte data key (DEK),
+//   drawn from the CSPRNG for that row only. Secret columns hold
+//   aead_seal(DEK, plaintext, AD) (aead.hpp: version byte, nonce, key
+//   commitment, AES-256-GCM ciphertext, tag); `wrapped_dek` holds
+//   Kek::wrap(DEK, AD) and `kek_id`, `kek_version` name the KEK that wrapped it.
+//   The associated data AD = associated_data({...}) (length-prefixed parts):
+//
+//     events.payload         {"events", source, idem_key, "payload"}
+//     events.wrapped_dek     {"events", source, idem_key, "dek"}
+//     materials.share        {"materials", source, wallet_id, event_id, "share"}
+//     materials.api_key      {"materials", source, wallet_id, event_id, "api_key"}
+//     materials.wrapped_dek  {"materials", source, wallet_id, event_id, "dek"}
+//
+//   (source, idem_key) is unique among events and (source, wallet_id, event_id)
+//   names one delegation, so a ciphertext or wrapped key copied into another
+//   row, or another column, fails to open with Errc::store_corrupt.
+//   Every other column is plaintext metadata: identifiers, names, timestamps,
+//   states. No payload byte, share byte or API key byte is stored unsealed.
+//
+// TABLE meta                         one row per setting
+//   key    TEXT PRIMARY KEY          'schema_version' -> '1'
+//                                    'writer_probe_ms' -> Unix ms of the last
+//                                      probe write (open, and retries while the
+//                                      store is not writable)
+//   value  TEXT
+//
+// TABLE events                       every verified event, once; never deleted
+//   id               INTEGER PRIMARY KEY AUTOINCREMENT
+//                    assigned by the single writer in commit order; never reused
+//                    (AUTOINCREMENT keeps the high-water mark in sqlite_sequence
+//                    even when the newest rows' transaction rolled back)
+//   source           TEXT   configured source name ("dynamic", "nodit", ...)
+//   idem_key         TEXT   idempotency key (Dynamic: eventId)
+//                    UNIQUE (source, idem_key): the permanent idempotency ledger
+//   event_name       TEXT   e.g. "wallet.delegation.created"
+//   message_id       TEXT   '' when absent
+//   event_time       TEXT   the event's timestamp as sent; '' when absent
+//   event_time_ms    INTEGER that timestamp in Unix ms (0 when absent)
+//   wallet_id        TEXT   delegation events; '' otherwise
+//   origin           TEXT   'signature' (webhook) or 'history' (backfill)
+//   received_at_ms   INTEGER Unix ms when the store accepted the request
+//   materials_state  TEXT   'none', 'stored', 'superseded', 'revoked',
+//                           'decrypt_failed' (MaterialsState, materials_state_name)
+//   failure_reason   TEXT   the decryption failure; NOT NULL exactly when
+//                           materials_state = 'decrypt_failed'
+//   kek_id           TEXT   } the KEK that wrapped this row's DEK
+//   kek_version      INTEGER }
+//   wrapped_dek      BLOB   Kek::wrap(DEK, AD events.wrapped_dek)
+//   payload          BLOB   aead_seal(DEK, body exactly as received, AD events.payload)
+//                    The four key/payload columns are all NULL when the payload
+//                    was redacted by a revocation, else all NOT NULL.
+//
+// TABLE materials                    the current delegation of each wallet
+//   source, wallet_id  TEXT PRIMARY KEY (source, wallet_id)
+//   user_id          TEXT
+//   chain            TEXT
+//   share_set_id     TEXT   NULL when the delegation had none
+//   event_id         TEXT   idem_key of the delegation event
+//                           REFERENCES events (source, idem_key)
+//   created_at       TEXT   that event's timestamp, as sent
+//   created_at_ms    INTEGER that timestamp in Unix ms
+//   kek_id, kek_version     the KEK that wrapped this row's DEK
+//   wrapped_dek      BLOB   Kek::wrap(DEK, AD materials.wrapped_dek)
+//   share            BLOB   aead_seal(DEK, share, AD materials.share)
+//   api_key          BLOB   aead_seal(DEK, wallet API key, AD materials.api_key)
+//
+// TABLE tombstones                   one per revoked wallet, never deleted
+//   source, wallet_id  TEXT PRIMARY KEY (source, wallet_id)
+//   revoked_at_ms    INTEGER the newest revocation time seen (Unix ms)
+//   revoked_at       TEXT    that revocation's timestamp, as sent
+//   event_id         TEXT    idem_key of that revocation event
+//                            REFERENCES events (source, idem_key)
+//
+// INDEXES
+//   events_by_source        events (source, id)       list_events with a source
+//   events_by_wallet        events (source, wallet_id, event_time_ms)
+//                                                     revocation: redact, settle
+//   events_decrypt_failed   events (id) WHERE materials_state = 'decrypt_failed'
+//                                                     decrypt_failures()
+//   (list_events without a source walks the rowid; (source, idem_key) lookups
+//   use the UNIQUE constraint's index; materials and tombstones are read by
+//   their primary keys.)
+//
+// ORDERING RULES (applied by the writer, inside the request's SAVEPOINT)
+//   A delegation (materials) for (source, wallet) at event time t:
+//     1. a tombstone with revoked_at_ms >= t      -> 'revoked': nothing stored,
+//        and the event's payload is stored redacted (NULL), like the payloads
+//        the revocation already redacted;
+//     2. else current materials that are newer: created_at_ms > t, or
+//        created_at_ms = t and event_id >= this event's idem_key (byte order)
+//                                                 -> 'superseded', kept as is;
+//     3. else                                     -> 'stored': the old row's blobs
+//        are overwritten with zeroblob()s of the same length, then replaced.
+//   A decryption failure is 'decrypt_failed' unless rule 1 applies ('revoked').
+//   A revocation of (source, wallet) at time T:
+//     - materials with created_at_ms <= T: blobs zero-overwritten, row deleted;
+//     - tombstone upserted, keeping the largest revoked_at_ms;
+//     - 'wallet.delegation.created' events of the wallet with event_time_ms <= T:
+//       payload and wrapped_dek zero-overwritten, then set to NULL with kek_id
+//       and kek_version; those still 'decrypt_failed' become 'revoked'.
+//   The writer then runs a best-effort `PRAGMA wal_checkpoint(TRUNCATE)`, so the
+//   superseded page images leave the WAL promptly.
+//
+// VERSION HISTORY
+//   1  first version.
+#pragma once
+
+namespace hookvault::store::schema {
+
+inline constexpr char kVersionText[] = "1";
+
+// Connection setup of the write connection (see FILE AND CONNECTIONS). WAL is
+// set separately, because its answer must be checked.
+inline constexpr char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
+inline constexpr char kWriterPragmas[] =
+    "PRAGMA synchronous = FULL;"
+    "PRAGMA secure_delete = ON;"
+    "PRAGMA foreign_keys = ON;"
+    "PRAGMA trusted_schema = OFF;";
+inline constexpr char kReaderPragmas[] = "PRAGMA trusted_schema = OFF;";
+
+// Applied inside BEGIN IMMEDIATE on every open; idempotent.
+inline constexpr char kCreateV1[] = R"sql(
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY NOT NULL,
+  value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS events (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  source          TEXT    NOT NULL,
+  idem_key        TEXT    NOT NULL,
+  event_name      TEXT    NOT NULL,
+  message_id      TEXT    NOT NULL,
+  event_time      TEXT    NOT NULL,
+  event_time_ms   INTEGER NOT NULL,
+  wallet_id       TEXT    NOT NULL,
+  origin          TEXT    NOT NULL CHECK (origin IN ('signature', 'history')),
+  received_at_ms  INTEGER NOT NULL,
+  materials_state TEXT    NOT NULL CHECK (materials_state IN
+                            ('none', 'stored', 'superseded', 'revoked', 'decrypt_failed')),
+  failure_reason  TEXT,
+  kek_id          TEXT,
+  kek_version     INTEGER,
+  wrapped_dek     BLOB,
+  payload         BLOB,
+  UNIQUE (source, idem_key),
+  CHECK ((failure_reason IS NOT NULL) = (materials_state = 'decrypt_failed')),
+  CHECK ((payload IS NULL) = (wrapped_dek IS NULL)
+     AND (payload IS NULL) = (kek_id IS NULL)
+     AND (payload IS NULL) = (kek_version IS NULL))
+) STRICT;
+
+CREATE INDEX IF NOT EXISTS events_by_source ON events (source, id);
+CREATE INDEX IF NOT EXISTS events_by_wallet ON events (source, wallet_id, event_time_ms);
+CREATE INDEX IF NOT EXISTS events_decrypt_failed ON events (id)
+  WHERE materials_state = 'decrypt_failed';
+
+CREATE TABLE IF NOT EXISTS materials (
+  source        TEXT    NOT NULL,
+  wallet_id     TEXT    NOT NULL,
+  user_id       TEXT    NOT NULL,
+  chain         TEXT    NOT NULL,
+  share_set_id  TEXT,
+  event_id      TEXT    NOT NULL,
+  created_at    TEXT    NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  kek_id        TEXT    NOT NULL,
+  kek_version   INTEGER NOT NULL,
+  wrapped_dek   BLOB    NOT NULL,
+  share         BLOB    NOT NULL,
+  api_key       BLOB    NOT NULL,
+  PRIMARY KEY (source, wallet_id),
+  FOREIGN KEY (source, event_id) REFERENCES events (source, idem_key)
+) STRICT;
+
+CREATE TABLE IF NOT EXISTS tombstones (
+  source        TEXT    NOT NULL,
+  wallet_id     TEXT    NOT NULL,
+  revoked_at_ms INTEGER NOT NULL,
+  revoked_at    TEXT    NOT NULL,
+  event_id      TEXT    NOT NULL,
+  PRIMARY KEY (source, wallet_id),
+  FOREIGN KEY (source, event_id) REFERENCES events (source, idem_key)
+) STRICT;
+
+INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+)sql";
+
+inline constexpr char kSelectVersion[] = "SELECT value FROM meta WHERE key = 'schema_version'";
+
+}  // namespace hookvault::store::schema

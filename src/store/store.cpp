@@ -1,0 +1,1108 @@
+// The store: open/close, the group-commit writer, and the reads.
+//
+// Where the work happens
+// - submit() runs on the caller's thread: it validates the request, draws the
+//   record's DEKs, seals the payload and the materials (envelope.hpp), wipes the
+//   plaintext it was given, and queues a WriteWork that holds only ciphertext
+//   and metadata. Sealing there keeps the single writer thread lean: the writer
+//   only runs SQL, and many callers seal in parallel.
+// - The writer thread owns the write connection. It sleeps on a condition
+//   variable until something is queued, then takes everything queued (at most
+//   max_batch) into one BEGIN IMMEDIATE ... COMMIT, one SAVEPOINT per request.
+//   There is no timer: an idle store commits a lone request at once, a busy one
+//   groups whatever arrived during the previous commit.
+// - Completions run on the writer thread after the COMMIT returned.
+// - Reads use one read-only connection under a mutex; rows are copied out
+//   under the mutex and opened (unwrap + aead_open) after it is released.
+// - While not writable, the idle writer retries a probe write every second,
+//   so /readyz recovers without traffic once the fault clears.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "hookvault/store.hpp"
+#include "store/envelope.hpp"
+#include "store/schema.hpp"
+#include "store/sqlite.hpp"
+
+namespace hookvault {
+namespace {
+
+using store::Connection;
+using store::Statement;
+using store::Step;
+
+constexpr std::string_view kDelegationCreated = "wallet.delegation.created";
+constexpr auto kProbeInterval = std::chrono::seconds(1);
+constexpr std::int64_t kAllTimes = std::numeric_limits<std::int64_t>::max();
+
+boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
+
+std::int64_t now_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::optional<Origin> parse_origin(std::string_view s) noexcept {
+  if (s == "signature") return Origin::signature;
+  if (s == "history") return Origin::history;
+  return std::nullopt;
+}
+
+std::optional<MaterialsState> parse_state(std::string_view s) noexcept {
+  for (auto state : {MaterialsState::none, MaterialsState::stored, MaterialsState::superseded,
+                     MaterialsState::revoked, MaterialsState::decrypt_failed}) {
+    if (s == materials_state_name(state)) return state;
+  }
+  return std::nullopt;
+}
+
+Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept {
+  if (v < 0 || v > std::numeric_limits<std::uint32_t>::max()) return err(Errc::store_corrupt);
+  return static_cast<std::uint32_t>(v);
+}
+
+// ---------------------------------------------------------------------------
+// SQL run by the writer (write connection). Column meanings: schema.hpp.
+
+constexpr char kBegin[] = "BEGIN IMMEDIATE";
+constexpr char kCommit[] = "COMMIT";
+constexpr char kRollback[] = "ROLLBACK";
+constexpr char kSavepoint[] = "SAVEPOINT request";
+constexpr char kRelease[] = "RELEASE request";
+constexpr char kRollbackTo[] = "ROLLBACK TO request";
+
+constexpr char kProbe[] =
+    "INSERT INTO meta (key, value) VALUES ('writer_probe_ms', ?1) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
+
+constexpr char kFindExisting[] =
+    "SELECT id, materials_state FROM events WHERE source = ?1 AND idem_key = ?2";
+
+constexpr char kInsertEvent[] =
+    "INSERT INTO events (source, idem_key, event_name, message_id, event_time, event_time_ms, "
+    "wallet_id, origin, received_at_ms, materials_state, failure_reason, kek_id, kek_version, "
+    "wrapped_dek, payload) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+
+constexpr char kTombstoneTime[] =
+    "SELECT revoked_at_ms FROM tombstones WHERE source = ?1 AND wallet_id = ?2";
+
+constexpr char kCurrentMaterials[] =
+    "SELECT created_at_ms, event_id FROM materials WHERE source = ?1 AND wallet_id = ?2";
+
+constexpr char kZeroMaterials[] =
+    "UPDATE materials SET wrapped_dek = zeroblob(length(wrapped_dek)), "
+    "share = zeroblob(length(share)), api_key = zeroblob(length(api_key)) "
+    "WHERE source = ?1 AND wallet_id = ?2 AND created_at_ms <= ?3";
+
+constexpr char kDeleteMaterials[] =
+    "DELETE FROM materials WHERE source = ?1 AND wallet_id = ?2 AND created_at_ms <= ?3";
+
+constexpr char kUpsertMaterials[] =
+    "INSERT INTO materials (source, wallet_id, user_id, chain, share_set_id, event_id, "
+    "created_at, created_at_ms, kek_id, kek_version, wrapped_dek, share, api_key) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+    "ON CONFLICT (source, wallet_id) DO UPDATE SET user_id = excluded.user_id, "
+    "chain = excluded.chain, share_set_id = excluded.share_set_id, "
+    "event_id = excluded.event_id, created_at = excluded.created_at, "
+    "created_at_ms = excluded.created_at_ms, kek_id = excluded.kek_id, "
+    "kek_version = excluded.kek_version, wrapped_dek = excluded.wrapped_dek, "
+    "share = excluded.share, api_key = excluded.api_key";
+
+constexpr char kUpsertTombstone[] =
+    "INSERT INTO tombstones (source, wallet_id, revoked_at_ms, revoked_at, event_id) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) "
+    "ON CONFLICT (source, wallet_id) DO UPDATE SET revoked_at_ms = excluded.revoked_at_ms, "
+    "revoked_at = excluded.revoked_at, event_id = excluded.event_id "
+    "WHERE excluded.revoked_at_ms > tombstones.revoked_at_ms";
+
+constexpr char kZeroCreatedPayloads[] =
+    "UPDATE events SET payload = zeroblob(length(payload)), "
+    "wrapped_dek = zeroblob(length(wrapped_dek)) "
+    "WHERE source = ?1 AND wallet_id = ?2 AND event_time_ms <= ?3 "
+    "AND event_name = 'wallet.delegation.created' AND payload IS NOT NULL";
+
+constexpr char kRedactCreatedPayloads[] =
+    "UPDATE events SET payload = NULL, wrapped_dek = NULL, kek_id = NULL, kek_version = NULL "
+    "WHERE source = ?1 AND wallet_id = ?2 AND event_time_ms <= ?3 "
+    "AND event_name = 'wallet.delegation.created' AND payload IS NOT NULL";
+
+constexpr char kSettleRevokedFailures[] =
+    "UPDATE events SET materials_state = 'revoked', failure_reason = NULL "
+    "WHERE source = ?1 AND wallet_id = ?2 AND event_time_ms <= ?3 "
+    "AND event_name = 'wallet.delegation.created' AND materials_state = 'decrypt_failed'";
+
+constexpr char kPendingEvent[] =
+    "SELECT source, idem_key, wallet_id, event_time, event_time_ms, materials_state "
+    "FROM events WHERE id = ?1";
+
+constexpr char kSetFailureReason[] =
+    "UPDATE events SET failure_reason = ?2 WHERE id = ?1 AND materials_state = 'decrypt_failed'";
+
+constexpr char kSettleEvent[] =
+    "UPDATE events SET materials_state = ?2, failure_reason = NULL WHERE id = ?1";
+
+constexpr char kZeroEventPayload[] =
+    "UPDATE events SET payload = zeroblob(length(payload)), "
+    "wrapped_dek = zeroblob(length(wrapped_dek)) WHERE id = ?1 AND payload IS NOT NULL";
+
+constexpr char kRedactEventPayload[] =
+    "UPDATE events SET payload = NULL, wrapped_dek = NULL, kek_id = NULL, kek_version = NULL "
+    "WHERE id = ?1";
+
+// ---------------------------------------------------------------------------
+// SQL run by the reads (read-only connection).
+
+#define HOOKVAULT_EVENT_META_COLUMNS                                                             \
+  "SELECT id, source, idem_key, event_name, message_id, event_time, wallet_id, received_at_ms, " \
+  "origin, materials_state, failure_reason, payload IS NULL FROM events "
+
+constexpr char kReadFindEvent[] = "SELECT id FROM events WHERE source = ?1 AND idem_key = ?2";
+constexpr char kReadEventMeta[] = HOOKVAULT_EVENT_META_COLUMNS "WHERE id = ?1";
+constexpr char kReadListAll[] = HOOKVAULT_EVENT_META_COLUMNS "WHERE id > ?1 ORDER BY id LIMIT ?2";
+constexpr char kReadListSource[] =
+    HOOKVAULT_EVENT_META_COLUMNS "WHERE source = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+constexpr char kReadDecryptFailures[] =
+    HOOKVAULT_EVENT_META_COLUMNS "WHERE materials_state = 'decrypt_failed' ORDER BY id";
+
+#undef HOOKVAULT_EVENT_META_COLUMNS
+
+constexpr char kReadPayload[] =
+    "SELECT source, idem_key, kek_id, kek_version, wrapped_dek, payload FROM events WHERE id = ?1";
+
+constexpr char kReadMaterials[] =
+    "SELECT user_id, chain, share_set_id, event_id, created_at, kek_id, kek_version, "
+    "wrapped_dek, share, api_key FROM materials WHERE source = ?1 AND wallet_id = ?2";
+
+Result<EventMeta> meta_from_row(const Statement& row) {
+  EventMeta meta;
+  meta.id = row.column_int64(0);
+  meta.source = row.column_text(1);
+  meta.idempotency_key = row.column_text(2);
+  meta.event_name = row.column_text(3);
+  meta.message_id = row.column_text(4);
+  meta.event_time = row.column_text(5);
+  meta.wallet_id = row.column_text(6);
+  meta.received_at_ms = row.column_int64(7);
+  const auto origin = parse_origin(row.column_text(8));
+  const auto state = parse_state(row.column_text(9));
+  if (!origin || !state) return err(Errc::store_corrupt);
+  meta.origin = *origin;
+  meta.materials = *state;
+  meta.failure_reason = row.column_optional_text(10).value_or(std::string());
+  meta.payload_redacted = row.column_int64(11) != 0;
+  return meta;
+}
+
+Result<std::vector<EventMeta>> metas_from(Statement& stmt) {
+  std::vector<EventMeta> out;
+  for (;;) {
+    auto step = stmt.step();
+    if (!step) return step.error();
+    if (*step == Step::done) return out;
+    auto meta = meta_from_row(stmt);
+    if (!meta) return meta.error();
+    out.push_back(std::move(*meta));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Queued work. Everything secret is already sealed.
+
+struct EventRow {
+  std::string source;
+  std::string idem_key;
+  std::string event_name;
+  std::string message_id;
+  std::string event_time;
+  std::int64_t event_time_ms = 0;
+  std::string wallet_id;
+  Origin origin = Origin::signature;
+  std::int64_t received_at_ms = 0;
+  store::SealedPayload sealed;
+};
+
+struct WriteWork {
+  EventRow event;
+  std::optional<store::SealedMaterials> materials;
+  std::optional<std::string> decrypt_failure;
+  bool revoke = false;
+  Store::Completion done;
+  std::optional<Result<WriteResult>> result;
+};
+
+struct ResolveWork {
+  std::int64_t event_id = 0;
+  // The identity the materials were sealed for; checked again by the writer.
+  std::string source;
+  std::string idem_key;
+  std::string wallet_id;
+  std::variant<store::SealedMaterials, std::string> outcome;
+  std::function<void(Result<MaterialsState>)> done;
+  std::optional<Result<MaterialsState>> result;
+};
+
+using Work = std::variant<WriteWork, ResolveWork>;
+
+// Runs a completion; a throwing completion must not take the writer down.
+template <class F, class R>
+void call_completion(F& done, R&& result) noexcept {
+  if (!done) return;
+  try {
+    done(std::forward<R>(result));
+  } catch (...) {  // NOLINT(bugprone-empty-catch): completions must not throw
+  }
+}
+
+void complete_with(Work& work, Errc e) noexcept {
+  std::visit([e](auto& w) { call_completion(w.done, err(e)); }, work);
+}
+
+void complete(Work& work) noexcept {
+  std::visit(
+      [](auto& w) {
+        if (w.result) {
+          call_completion(w.done, std::move(*w.result));
+        } else {
+          call_completion(w.done, err(Errc::internal));
+        }
+      },
+      work);
+}
+
+// Creates the file with mode 0600 when absent, so that the database and the
+// -wal/-shm files SQLite derives from it are private. An existing file is not
+// touched: closing a descriptor of a file SQLite has open in this process would
+// drop its POSIX locks.
+bool create_private_file(const std::filesystem::path& path) noexcept {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) return ::close(fd) == 0;
+  return errno == EEXIST;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+std::string_view origin_name(Origin o) noexcept {
+  switch (o) {
+    case Origin::signature:
+      return "signature";
+    case Origin::history:
+      return "history";
+  }
+  return "signature";
+}
+
+std::string_view materials_state_name(MaterialsState s) noexcept {
+  switch (s) {
+    case MaterialsState::none:
+      return "none";
+    case MaterialsState::stored:
+      return "stored";
+    case MaterialsState::superseded:
+      return "superseded";
+    case MaterialsState::revoked:
+      return "revoked";
+    case MaterialsState::decrypt_failed:
+      return "decrypt_failed";
+  }
+  return "none";
+}
+
+struct Store::Impl {
+  Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
+       Connection reader_db)
+      : options_(options),
+        max_batch_(std::max<std::size_t>(options.max_batch, 1)),
+        kek_(std::move(kek)),
+        writer_db_(std::move(writer_db)),
+        reader_db_(std::move(reader_db)) {}
+
+  ~Impl() { close(); }
+
+  // --- submission -----------------------------------------------------------
+
+  Result<WriteWork> prepare_write(WriteRequest& request) const;
+  void enqueue(Work work);
+  bool accepting_now() {
+    std::lock_guard lock(mu_);
+    return accepting_;
+  }
+
+  // --- writer thread --------------------------------------------------------
+
+  void writer_loop();
+  void run_batch(std::vector<Work>& batch);
+  Result<void> write_batch(std::vector<Work>& batch);
+  Result<void> apply_in_savepoint(Work& work);
+  Result<WriteResult> apply(WriteWork& w);
+  Result<MaterialsState> apply(ResolveWork& w);
+  Result<void> probe();
+
+  Result<void> run(const char* sql);
+  Result<std::optional<std::int64_t>> tombstone_time(std::string_view source,
+                                                     std::string_view wallet_id);
+  Result<MaterialsState> decide_materials(std::string_view source, std::string_view wallet_id,
+                                          std::int64_t event_time_ms, std::string_view event_id);
+  Result<void> store_materials(std::string_view source, std::string_view wallet_id,
+                               std::string_view event_id, std::string_view created_at,
+                               std::int64_t created_at_ms, const store::SealedMaterials& m);
+  Result<void> zero_materials(std::string_view source, std::string_view wallet_id,
+                              std::int64_t up_to_ms);
+  Result<void> revoke(std::string_view source, std::string_view wallet_id,
+                      std::int64_t revoked_at_ms, std::string_view revoked_at,
+                      std::string_view event_id);
+  Result<void> redact_event(std::int64_t id);
+  void note_overwrites() noexcept {
+    if (sqlite3_changes(writer_db_.handle()) > 0) overwrote_ = true;
+  }
+
+  // --- reads ----------------------------------------------------------------
+
+  template <class F>
+  auto with_reader(F&& f) const -> decltype(f(std::declval<Connection&>())) {
+    std::lock_guard lock(read_mu_);
+    if (!reader_db_.handle()) return err(Errc::store_unavailable);
+    return f(reader_db_);
+  }
+
+  // --- lifetime -------------------------------------------------------------
+
+  void start() {
+    writer_ = std::thread([this] { writer_loop(); });
+    writer_id_.store(writer_.get_id());
+  }
+  // A blocking call from a completion would wait for its own thread.
+  bool on_writer_thread() const noexcept { return writer_id_.load() == std::this_thread::get_id(); }
+  void close();
+
+  const StoreOptions options_;
+  const std::size_t max_batch_;
+  const std::shared_ptr<const Kek> kek_;
+
+  // Writer thread only (and open/close, when the thread is not running).
+  Connection writer_db_;
+  bool overwrote_ = false;  // the batch zero-overwrote old ciphertext
+
+  mutable std::mutex read_mu_;
+  mutable Connection reader_db_;  // guarded by read_mu_
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Work> queue_;  // guarded by mu_
+  bool accepting_ = true;   // guarded by mu_
+  bool stopping_ = false;   // guarded by mu_
+  std::thread writer_;
+  std::atomic<std::thread::id> writer_id_{};
+  std::mutex close_mu_;  // serializes close()
+
+  std::atomic<bool> writable_{true};
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> committed_requests_{0};
+  std::atomic<std::uint64_t> failed_batches_{0};
+  std::atomic<std::size_t> largest_batch_{0};
+};
+
+// ---------------------------------------------------------------------------
+// Submission (caller's thread).
+
+Result<WriteWork> Store::Impl::prepare_write(WriteRequest& request) const {
+  NewEvent& ev = request.event;
+  if (ev.source.empty() || ev.idempotency_key.empty()) return err(Errc::missing_field);
+  const int kinds =
+      (request.materials ? 1 : 0) + (request.decrypt_failure ? 1 : 0) + (request.revoke ? 1 : 0);
+  if (kinds > 1) return err(Errc::internal);  // a caller bug: at most one may be set
+  if ((request.materials || request.revoke) && ev.wallet_id.empty()) {
+    return err(Errc::missing_field);
+  }
+  if (request.materials && !request.materials->wallet_id.empty() &&
+      request.materials->wallet_id != ev.wallet_id) {
+    return err(Errc::invalid_field);
+  }
+
+  WriteWork work;
+  auto sealed = store::seal_payload(*kek_, ev.source, ev.idempotency_key, as_bytes(ev.payload));
+  secure_wipe(ev.payload.data(), ev.payload.size());
+  if (!sealed) return sealed.error();
+  if (request.materials) {
+    auto m = store::seal_materials(*kek_, ev.source, ev.wallet_id, ev.idempotency_key,
+                                   *request.materials);
+    request.materials.reset();  // wipes the plaintext now
+    if (!m) return m.error();
+    work.materials = std::move(*m);
+  }
+  work.event = EventRow{std::move(ev.source),
+                        std::move(ev.idempotency_key),
+                        std::move(ev.event_name),
+                        std::move(ev.message_id),
+                        std::move(ev.event_time),
+                        ev.event_time_ms,
+                        std::move(ev.wallet_id),
+                        ev.origin,
+                        now_ms(),
+                        std::move(*sealed)};
+  work.decrypt_failure = std::move(request.decrypt_failure);
+  work.revoke = request.revoke;
+  return work;
+}
+
+void Store::Impl::enqueue(Work work) {
+  {
+    std::unique_lock lock(mu_);
+    if (accepting_) {
+      queue_.push_back(std::move(work));
+      lock.unlock();
+      cv_.notify_one();
+      return;
+    }
+  }
+  complete_with(work, Errc::store_unavailable);
+}
+
+// ---------------------------------------------------------------------------
+// The writer thread.
+
+void Store::Impl::writer_loop() {
+  std::vector<Work> batch;
+  batch.reserve(std::min<std::size_t>(max_batch_, 1024));
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      const auto ready = [this] { return !queue_.empty() || stopping_; };
+      if (writable_.load()) {
+        cv_.wait(lock, ready);
+      } else {
+        cv_.wait_for(lock, kProbeInterval, ready);
+      }
+      if (queue_.empty()) {
+        if (stopping_) return;
+        lock.unlock();
+        // Idle and not writable: try again, so readiness recovers on its own.
+        if (probe()) writable_.store(true);
+        continue;
+      }
+      const std::size_t n = std::min(queue_.size(), max_batch_);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    run_batch(batch);
+    batch.clear();
+  }
+}
+
+void Store::Impl::run_batch(std::vector<Work>& batch) {
+  overwrote_ = false;
+  auto committed = write_batch(batch);
+  if (!committed) {
+    if (writer_db_.in_transaction()) {
+      // Nothing more can be done if even ROLLBACK fails; the next BEGIN reports it.
+      static_cast<void>(run(kRollback));
+    }
+    writable_.store(false);
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& work : batch) complete_with(work, Errc::store_unavailable);
+    return;
+  }
+  writable_.store(true);
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  committed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
+  std::size_t largest = largest_batch_.load(std::memory_order_relaxed);
+  while (batch.size() > largest &&
+         !largest_batch_.compare_exchange_weak(largest, batch.size(), std::memory_order_relaxed)) {
+  }
+  for (auto& work : batch) complete(work);
+  if (overwrote_) {
+    // Best effort: move the zero-overwritten pages into the database file and
+    // truncate the WAL, so older frames holding the destroyed ciphertext and
+    // wrapped keys do not linger. Fails harmlessly (SQLITE_BUSY) while a
+    // reader holds an old snapshot; the next one or the close does it.
+    static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
+                                                SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+  }
+}
+
+Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
+  if (auto r = run(kBegin); !r) return r;
+  for (auto& work : batch) {
+    if (auto r = apply_in_savepoint(work); !r) return r;
+  }
+  return run(kCommit);
+}
+
+// One request inside its SAVEPOINT. The request's own failure is kept in its
+// result and rolled back to the savepoint; an error returned from here fails
+// the whole batch (the savepoint statements failed, or SQLite ended the
+// transaction on its own).
+Result<void> Store::Impl::apply_in_savepoint(Work& work) {
+  if (auto r = run(kSavepoint); !r) return r;
+  const bool ok = std::visit(
+      [this](auto& w) {
+        try {
+          w.result = apply(w);
+        } catch (const std::exception&) {
+          w.result = err(Errc::internal);
+        }
+        return w.result->has_value();
+      },
+      work);
+  if (ok) return run(kRelease);
+  if (!writer_db_.in_transaction()) return err(Errc::store_unavailable);
+  if (auto r = run(kRollbackTo); !r) return r;
+  return run(kRelease);
+}
+
+Result<void> Store::Impl::run(const char* sql) {
+  auto stmt = writer_db_.prepare(sql);
+  if (!stmt) return stmt.error();
+  return stmt->run();
+}
+
+Result<void> Store::Impl::probe() {
+  if (auto r = run(kBegin); !r) return r;
+  Result<void> r = [this]() -> Result<void> {
+    auto stmt = writer_db_.prepare(kProbe);
+    if (!stmt) return stmt.error();
+    return stmt->bind_text(1, std::to_string(now_ms())).run();
+  }();
+  if (r) r = run(kCommit);
+  if (!r && writer_db_.in_transaction()) static_cast<void>(run(kRollback));
+  return r;
+}
+
+Result<std::optional<std::int64_t>> Store::Impl::tombstone_time(std::string_view source,
+                                                                std::string_view wallet_id) {
+  auto stmt = writer_db_.prepare(kTombstoneTime);
+  if (!stmt) return stmt.error();
+  auto step = stmt->bind_text(1, source).bind_text(2, wallet_id).step();
+  if (!step) return step.error();
+  if (*step == Step::done) return std::optional<std::int64_t>();
+  return std::optional<std::int64_t>(stmt->column_int64(0));
+}
+
+// The ordering rules of schema.hpp for a delegation at `event_time_ms`.
+Result<MaterialsState> Store::Impl::decide_materials(std::string_view source,
+                                                     std::string_view wallet_id,
+                                                     std::int64_t event_time_ms,
+                                                     std::string_view event_id) {
+  auto tomb = tombstone_time(source, wallet_id);
+  if (!tomb) return tomb.error();
+  if (*tomb && **tomb >= event_time_ms) return MaterialsState::revoked;
+
+  auto stmt = writer_db_.prepare(kCurrentMaterials);
+  if (!stmt) return stmt.error();
+  auto step = stmt->bind_text(1, source).bind_text(2, wallet_id).step();
+  if (!step) return step.error();
+  if (*step == Step::row) {
+    const std::int64_t created_ms = stmt->column_int64(0);
+    if (created_ms > event_time_ms) return MaterialsState::superseded;
+    // Same instant: the larger event id (byte order) wins, whatever the
+    // arrival order; an equal one is the same delegation, already stored.
+    if (created_ms == event_time_ms && stmt->column_text(1) >= event_id) {
+      return MaterialsState::superseded;
+    }
+  }
+  return MaterialsState::stored;
+}
+
+Result<void> Store::Impl::zero_materials(std::string_view source, std::string_view wallet_id,
+                                         std::int64_t up_to_ms) {
+  auto stmt = writer_db_.prepare(kZeroMaterials);
+  if (!stmt) return stmt.error();
+  auto r = stmt->bind_text(1, source).bind_text(2, wallet_id).bind_int64(3, up_to_ms).run();
+  if (r) note_overwrites();
+  return r;
+}
+
+Result<void> Store::Impl::store_materials(std::string_view source, std::string_view wallet_id,
+                                          std::string_view event_id, std::string_view created_at,
+                                          std::int64_t created_at_ms,
+                                          const store::SealedMaterials& m) {
+  // Overwrite the old ciphertext in place before the row is replaced.
+  if (auto r = zero_materials(source, wallet_id, kAllTimes); !r) return r;
+  auto stmt = writer_db_.prepare(kUpsertMaterials);
+  if (!stmt) return stmt.error();
+  return stmt->bind_text(1, source)
+      .bind_text(2, wallet_id)
+      .bind_text(3, m.user_id)
+      .bind_text(4, m.chain)
+      .bind_optional_text(5, m.share_set_id)
+      .bind_text(6, event_id)
+      .bind_text(7, created_at)
+      .bind_int64(8, created_at_ms)
+      .bind_text(9, m.key.kek_id)
+      .bind_int64(10, m.key.kek_version)
+      .bind_blob(11, m.key.wrapped_dek)
+      .bind_blob(12, m.share)
+      .bind_blob(13, m.api_key)
+      .run();
+}
+
+Result<void> Store::Impl::revoke(std::string_view source, std::string_view wallet_id,
+                                 std::int64_t revoked_at_ms, std::string_view revoked_at,
+                                 std::string_view event_id) {
+  if (auto r = zero_materials(source, wallet_id, revoked_at_ms); !r) return r;
+  const auto by_wallet = [&](const char* sql) -> Result<void> {
+    auto stmt = writer_db_.prepare(sql);
+    if (!stmt) return stmt.error();
+    return stmt->bind_text(1, source).bind_text(2, wallet_id).bind_int64(3, revoked_at_ms).run();
+  };
+  if (auto r = by_wallet(kDeleteMaterials); !r) return r;
+  {
+    auto stmt = writer_db_.prepare(kUpsertTombstone);
+    if (!stmt) return stmt.error();
+    auto r = stmt->bind_text(1, source)
+                 .bind_text(2, wallet_id)
+                 .bind_int64(3, revoked_at_ms)
+                 .bind_text(4, revoked_at)
+                 .bind_text(5, event_id)
+                 .run();
+    if (!r) return r;
+  }
+  if (auto r = by_wallet(kZeroCreatedPayloads); !r) return r;
+  note_overwrites();
+  if (auto r = by_wallet(kRedactCreatedPayloads); !r) return r;
+  return by_wallet(kSettleRevokedFailures);
+}
+
+Result<void> Store::Impl::redact_event(std::int64_t id) {
+  for (const char* sql : {kZeroEventPayload, kRedactEventPayload}) {
+    auto stmt = writer_db_.prepare(sql);
+    if (!stmt) return stmt.error();
+    if (auto r = stmt->bind_int64(1, id).run(); !r) return r;
+  }
+  note_overwrites();
+  return {};
+}
+
+Result<WriteResult> Store::Impl::apply(WriteWork& w) {
+  const EventRow& e = w.event;
+  {
+    auto stmt = writer_db_.prepare(kFindExisting);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_text(1, e.source).bind_text(2, e.idem_key).step();
+    if (!step) return step.error();
+    if (*step == Step::row) {
+      const auto state = parse_state(stmt->column_text(1));
+      if (!state) return err(Errc::store_corrupt);
+      return WriteResult{stmt->column_int64(0), true, *state};
+    }
+  }
+
+  MaterialsState state = MaterialsState::none;
+  if (w.materials) {
+    auto decided = decide_materials(e.source, e.wallet_id, e.event_time_ms, e.idem_key);
+    if (!decided) return decided.error();
+    state = *decided;
+  } else if (w.decrypt_failure) {
+    auto tomb = tombstone_time(e.source, e.wallet_id);
+    if (!tomb) return tomb.error();
+    const bool revoked = *tomb && **tomb >= e.event_time_ms;
+    state = revoked ? MaterialsState::revoked : MaterialsState::decrypt_failed;
+  }
+  // A delegation the wallet's tombstone covers is stored redacted, like the
+  // delegations the revocation redacted when it arrived.
+  const bool redacted = state == MaterialsState::revoked;
+
+  std::int64_t id = 0;
+  {
+    auto stmt = writer_db_.prepare(kInsertEvent);
+    if (!stmt) return stmt.error();
+    stmt->bind_text(1, e.source)
+        .bind_text(2, e.idem_key)
+        .bind_text(3, e.event_name)
+        .bind_text(4, e.message_id)
+        .bind_text(5, e.event_time)
+        .bind_int64(6, e.event_time_ms)
+        .bind_text(7, e.wallet_id)
+        .bind_text(8, origin_name(e.origin))
+        .bind_int64(9, e.received_at_ms)
+        .bind_text(10, materials_state_name(state));
+    if (state == MaterialsState::decrypt_failed) {
+      stmt->bind_text(11, *w.decrypt_failure);
+    } else {
+      stmt->bind_null(11);
+    }
+    if (redacted) {
+      stmt->bind_null(12).bind_null(13).bind_null(14).bind_null(15);
+    } else {
+      stmt->bind_text(12, e.sealed.key.kek_id)
+          .bind_int64(13, e.sealed.key.kek_version)
+          .bind_blob(14, e.sealed.key.wrapped_dek)
+          .bind_blob(15, e.sealed.payload);
+    }
+    if (auto r = stmt->run(); !r) return r.error();
+    id = sqlite3_last_insert_rowid(writer_db_.handle());
+  }
+
+  if (state == MaterialsState::stored) {
+    auto r = store_materials(e.source, e.wallet_id, e.idem_key, e.event_time, e.event_time_ms,
+                             *w.materials);
+    if (!r) return r.error();
+  }
+  if (w.revoke) {
+    auto r = revoke(e.source, e.wallet_id, e.event_time_ms, e.event_time, e.idem_key);
+    if (!r) return r.error();
+  }
+  return WriteResult{id, false, state};
+}
+
+Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
+  std::string event_time;
+  std::int64_t event_time_ms = 0;
+  {
+    auto stmt = writer_db_.prepare(kPendingEvent);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_int64(1, w.event_id).step();
+    if (!step) return step.error();
+    if (*step == Step::done || stmt->column_text(5) != "decrypt_failed") {
+      return err(Errc::not_found);
+    }
+    if (stmt->column_text(0) != w.source || stmt->column_text(1) != w.idem_key ||
+        stmt->column_text(2) != w.wallet_id) {
+      return err(Errc::internal);  // sealed for another row; cannot happen
+    }
+    event_time = stmt->column_text(3);
+    event_time_ms = stmt->column_int64(4);
+  }
+
+  if (const auto* reason = std::get_if<std::string>(&w.outcome)) {
+    auto stmt = writer_db_.prepare(kSetFailureReason);
+    if (!stmt) return stmt.error();
+    if (auto r = stmt->bind_int64(1, w.event_id).bind_text(2, *reason).run(); !r) {
+      return r.error();
+    }
+    return MaterialsState::decrypt_failed;
+  }
+
+  const auto& materials = std::get<store::SealedMaterials>(w.outcome);
+  auto state = decide_materials(w.source, w.wallet_id, event_time_ms, w.idem_key);
+  if (!state) return state.error();
+  if (*state == MaterialsState::stored) {
+    auto r =
+        store_materials(w.source, w.wallet_id, w.idem_key, event_time, event_time_ms, materials);
+    if (!r) return r.error();
+  } else if (*state == MaterialsState::revoked) {
+    if (auto r = redact_event(w.event_id); !r) return r.error();
+  }
+  auto stmt = writer_db_.prepare(kSettleEvent);
+  if (!stmt) return stmt.error();
+  if (auto r = stmt->bind_int64(1, w.event_id).bind_text(2, materials_state_name(*state)).run();
+      !r) {
+    return r.error();
+  }
+  return *state;
+}
+
+// ---------------------------------------------------------------------------
+// Lifetime.
+
+void Store::Impl::close() {
+  std::lock_guard close_lock(close_mu_);
+  {
+    std::lock_guard lock(mu_);
+    accepting_ = false;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) {
+    // close() from a completion (on the writer thread) cannot join itself: it
+    // only stops accepting; the writer drains and exits, and the destructor,
+    // which must run on another thread, joins and closes.
+    if (writer_.get_id() == std::this_thread::get_id()) return;
+    writer_.join();
+  }
+  writable_.store(false);
+  {
+    std::lock_guard lock(read_mu_);
+    reader_db_.close();
+  }
+  if (writer_db_.handle() != nullptr) {
+    // Fold the WAL into the database file and truncate it; closing the last
+    // connection then removes the -wal and -shm files. Best effort: another
+    // process may still be reading.
+    static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
+                                                SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+    writer_db_.close();
+  }
+}
+
+namespace {
+
+// Connection setup of schema.hpp; any failure means the store is unavailable.
+Result<void> setup_writer(Connection& db) {
+  sqlite3* h = db.handle();
+  int defensive = 0;
+  if (sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, &defensive) != SQLITE_OK ||
+      defensive != 1) {
+    return err(Errc::store_unavailable);
+  }
+  if (sqlite3_db_readonly(h, "main") != 0) return err(Errc::store_unavailable);
+  auto mode = db.query_text(store::schema::kJournalModeWal);
+  if (!mode || *mode != "wal") return err(Errc::store_unavailable);
+  if (!db.exec(store::schema::kWriterPragmas)) return err(Errc::store_unavailable);
+  for (auto [pragma, expected] :
+       {std::pair{"PRAGMA synchronous", "2"}, std::pair{"PRAGMA secure_delete", "1"},
+        std::pair{"PRAGMA foreign_keys", "1"}}) {
+    auto value = db.query_text(pragma);
+    if (!value || *value != expected) return err(Errc::store_unavailable);
+  }
+
+  if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
+  auto created = db.exec(store::schema::kCreateV1);
+  auto version =
+      created ? db.query_text(store::schema::kSelectVersion) : Result<std::string>(created.error());
+  // A file of another (newer) schema version is left untouched.
+  if (!version || *version != store::schema::kVersionText || !db.exec("COMMIT")) {
+    if (db.in_transaction()) static_cast<void>(db.exec("ROLLBACK"));
+    return err(Errc::store_unavailable);
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Store.
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Store::~Store() {
+  if (impl_) impl_->close();
+}
+
+Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
+                                           std::shared_ptr<const Kek> kek) {
+  if (!kek) return err(Errc::kek_unavailable);
+  if (options.path.empty() || !create_private_file(options.path)) {
+    return err(Errc::store_unavailable);
+  }
+  auto writer = Connection::open(options.path,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 options.busy_timeout);
+  if (!writer) return err(Errc::store_unavailable);
+  if (auto r = setup_writer(*writer); !r) return r.error();
+  auto reader = Connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
+                                 options.busy_timeout);
+  if (!reader || !reader->exec(store::schema::kReaderPragmas)) {
+    return err(Errc::store_unavailable);
+  }
+
+  auto impl =
+      std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader));
+  // Prove that a commit reaches the disk before reporting the store writable.
+  if (!impl->probe()) return err(Errc::store_unavailable);
+  impl->start();
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+void Store::submit(WriteRequest request, Completion done) {
+  if (!impl_->accepting_now()) {
+    call_completion(done, err(Errc::store_unavailable));
+    return;
+  }
+  auto prepared = impl_->prepare_write(request);
+  if (!prepared) {
+    call_completion(done, prepared.error());
+    return;
+  }
+  prepared->done = std::move(done);
+  impl_->enqueue(Work(std::move(*prepared)));
+}
+
+Result<WriteResult> Store::write(WriteRequest request) {
+  if (impl_->on_writer_thread()) return err(Errc::internal);
+  std::promise<Result<WriteResult>> promise;
+  auto future = promise.get_future();
+  submit(std::move(request), [&promise](Result<WriteResult> r) { promise.set_value(r); });
+  return future.get();
+}
+
+Result<MaterialsState> Store::resolve_decrypt_failure(
+    std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome) {
+  if (impl_->on_writer_thread()) return err(Errc::internal);
+  if (!impl_->accepting_now()) return err(Errc::store_unavailable);
+  ResolveWork work;
+  work.event_id = event_id;
+  auto found = impl_->with_reader([&](Connection& db) -> Result<void> {
+    auto stmt = db.prepare(kPendingEvent);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_int64(1, event_id).step();
+    if (!step) return step.error();
+    if (*step == Step::done || stmt->column_text(5) != "decrypt_failed") {
+      return err(Errc::not_found);
+    }
+    work.source = stmt->column_text(0);
+    work.idem_key = stmt->column_text(1);
+    work.wallet_id = stmt->column_text(2);
+    return {};
+  });
+  if (!found) return found.error();
+
+  if (auto* materials = std::get_if<DelegationMaterials>(&outcome)) {
+    if (work.wallet_id.empty()) return err(Errc::missing_field);
+    if (!materials->wallet_id.empty() && materials->wallet_id != work.wallet_id) {
+      return err(Errc::invalid_field);
+    }
+    auto sealed =
+        store::seal_materials(*impl_->kek_, work.source, work.wallet_id, work.idem_key, *materials);
+    outcome = std::string();  // wipes the plaintext now
+    if (!sealed) return sealed.error();
+    work.outcome = std::move(*sealed);
+  } else {
+    work.outcome = std::move(std::get<std::string>(outcome));
+  }
+
+  std::promise<Result<MaterialsState>> promise;
+  auto future = promise.get_future();
+  work.done = [&promise](Result<MaterialsState> r) { promise.set_value(r); };
+  impl_->enqueue(Work(std::move(work)));
+  return future.get();
+}
+
+Result<std::optional<std::int64_t>> Store::find_event(std::string_view source,
+                                                      std::string_view idempotency_key) const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::optional<std::int64_t>> {
+    auto stmt = db.prepare(kReadFindEvent);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_text(1, source).bind_text(2, idempotency_key).step();
+    if (!step) return step.error();
+    if (*step == Step::done) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(stmt->column_int64(0));
+  });
+}
+
+Result<std::optional<EventMeta>> Store::event_meta(std::int64_t id) const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::optional<EventMeta>> {
+    auto stmt = db.prepare(kReadEventMeta);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_int64(1, id).step();
+    if (!step) return step.error();
+    if (*step == Step::done) return std::optional<EventMeta>();
+    auto meta = meta_from_row(*stmt);
+    if (!meta) return meta.error();
+    return std::optional<EventMeta>(std::move(*meta));
+  });
+}
+
+Result<std::vector<EventMeta>> Store::list_events(const EventQuery& query) const {
+  if (query.limit == 0) return std::vector<EventMeta>();
+  const auto limit = static_cast<std::int64_t>(
+      std::min<std::size_t>(query.limit, std::numeric_limits<std::int64_t>::max()));
+  return impl_->with_reader([&](Connection& db) -> Result<std::vector<EventMeta>> {
+    auto stmt = db.prepare(query.source ? kReadListSource : kReadListAll);
+    if (!stmt) return stmt.error();
+    if (query.source) {
+      stmt->bind_text(1, *query.source).bind_int64(2, query.after).bind_int64(3, limit);
+    } else {
+      stmt->bind_int64(1, query.after).bind_int64(2, limit);
+    }
+    return metas_from(*stmt);
+  });
+}
+
+Result<std::vector<EventMeta>> Store::decrypt_failures() const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::vector<EventMeta>> {
+    auto stmt = db.prepare(kReadDecryptFailures);
+    if (!stmt) return stmt.error();
+    return metas_from(*stmt);
+  });
+}
+
+Result<std::optional<SecretBytes>> Store::event_payload(std::int64_t id) const {
+  struct Row {
+    std::string source;
+    std::string idem_key;
+    store::WrappedKey key;
+    Bytes payload;
+  };
+  auto row = impl_->with_reader([&](Connection& db) -> Result<std::optional<Row>> {
+    auto stmt = db.prepare(kReadPayload);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_int64(1, id).step();
+    if (!step) return step.error();
+    if (*step == Step::done || stmt->column_is_null(5)) return std::optional<Row>();
+    auto version = kek_version_from(stmt->column_int64(3));
+    if (!version) return version.error();
+    return std::optional<Row>(
+        Row{stmt->column_text(0), stmt->column_text(1),
+            store::WrappedKey{stmt->column_text(2), *version, stmt->column_blob(4)},
+            stmt->column_blob(5)});
+  });
+  if (!row) return row.error();
+  if (!*row) return std::optional<SecretBytes>();
+  const Row& r = **row;
+  auto plain = store::open_payload(*impl_->kek_, r.source, r.idem_key, r.key, r.payload);
+  if (!plain) return plain.error();
+  return std::optional<SecretBytes>(std::move(*plain));
+}
+
+Result<std::optional<StoredMaterials>> Store::materials(std::string_view source,
+                                                        std::string_view wallet_id) const {
+  struct Row {
+    StoredMaterials meta;
+    store::WrappedKey key;
+    Bytes share;
+    Bytes api_key;
+  };
+  auto row = impl_->with_reader([&](Connection& db) -> Result<std::optional<Row>> {
+    auto stmt = db.prepare(kReadMaterials);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_text(1, source).bind_text(2, wallet_id).step();
+    if (!step) return step.error();
+    if (*step == Step::done) return std::optional<Row>();
+    auto version = kek_version_from(stmt->column_int64(6));
+    if (!version) return version.error();
+    Row out;
+    out.meta.source = std::string(source);
+    out.meta.wallet_id = std::string(wallet_id);
+    out.meta.user_id = stmt->column_text(0);
+    out.meta.chain = stmt->column_text(1);
+    out.meta.share_set_id = stmt->column_optional_text(2);
+    out.meta.event_id = stmt->column_text(3);
+    out.meta.created_at = stmt->column_text(4);
+    out.key = store::WrappedKey{stmt->column_text(5), *version, stmt->column_blob(7)};
+    out.share = stmt->column_blob(8);
+    out.api_key = stmt->column_blob(9);
+    return std::optional<Row>(std::move(out));
+  });
+  if (!row) return row.error();
+  if (!*row) return std::optional<StoredMaterials>();
+  Row& r = **row;
+  auto opened = store::open_materials(*impl_->kek_, r.meta.source, r.meta.wallet_id,
+                                      r.meta.event_id, r.key, r.share, r.api_key);
+  if (!opened) return opened.error();
+  r.meta.share = std::move(opened->share);
+  r.meta.api_key = std::move(opened->api_key);
+  return std::optional<StoredMaterials>(std::move(r.meta));
+}
+
+bool Store::writable() const noexcept { return impl_->writable_.load(); }
+
+StoreStats Store::stats() const noexcept {
+  StoreStats s;
+  s.commits = impl_->commits_.load(std::memory_order_relaxed);
+  s.committed_requests = impl_->committed_requests_.load(std::memory_order_relaxed);
+  s.failed_batches = impl_->failed_batches_.load(std::memory_order_relaxed);
+  s.largest_batch = impl_->largest_batch_.load(std::memory_order_relaxed);
+  return s;
+}
+
+void Store::close() { impl_->close(); }
+
+}  // namespace hookvault

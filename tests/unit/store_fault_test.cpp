@@ -1,0 +1,397 @@
+// Store under faults: files that cannot be opened, and commits that fail.
+//
+// Commit failures come from FaultVfs, a shim over SQLite's default VFS
+// registered as the default for the test's duration (the store opens its
+// connections with the default VFS). While `fail` is set, every write and
+// sync of a main database or WAL file fails like a full disk (SQLITE_FULL) or
+// a failed fsync (SQLITE_IOERR_FSYNC). This works as root too, where making a
+// file read-only would not stop the writer.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <latch>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hookvault/kek.hpp"
+#include "hookvault/store.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using hookvault::Errc;
+using hookvault::Result;
+using hookvault::SecretBytes;
+using hookvault::Store;
+using hookvault::StoreOptions;
+using hookvault::WriteRequest;
+using hookvault::WriteResult;
+using hookvault::testing::TempDir;
+
+Errc errc_of(const boost::system::error_code& ec) { return hookvault::to_errc(ec); }
+
+WriteRequest plain_event(const std::string& key) {
+  WriteRequest r;
+  r.event.source = "dynamic";
+  r.event.idempotency_key = key;
+  r.event.event_name = "user.created";
+  r.event.event_time_ms = 1000;
+  r.event.payload = R"({"eventId":")" + key + R"("})";
+  return r;
+}
+
+std::shared_ptr<const hookvault::Kek> test_kek() {
+  return hookvault::make_memory_kek(SecretBytes::random(32), "test:1");
+}
+
+// --- FaultVfs ---------------------------------------------------------------
+
+class FaultVfs {
+ public:
+  enum class Mode { full, fsync };
+
+  static void install() {
+    real_ = sqlite3_vfs_find(nullptr);
+    ASSERT_NE(real_, nullptr);
+    vfs_ = sqlite3_vfs{};
+    vfs_.iVersion = 2;
+    vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
+    vfs_.mxPathname = real_->mxPathname;
+    vfs_.zName = "hookvault-fault";
+    vfs_.xOpen = &open;
+    vfs_.xDelete = [](sqlite3_vfs*, const char* name, int sync_dir) {
+      return real_->xDelete(real_, name, sync_dir);
+    };
+    vfs_.xAccess = [](sqlite3_vfs*, const char* name, int flags, int* out) {
+      return real_->xAccess(real_, name, flags, out);
+    };
+    vfs_.xFullPathname = [](sqlite3_vfs*, const char* name, int n, char* out) {
+      return real_->xFullPathname(real_, name, n, out);
+    };
+    vfs_.xDlOpen = [](sqlite3_vfs*, const char* name) { return real_->xDlOpen(real_, name); };
+    vfs_.xDlError = [](sqlite3_vfs*, int n, char* out) { real_->xDlError(real_, n, out); };
+    vfs_.xDlSym = [](sqlite3_vfs*, void* h, const char* sym) {
+      return real_->xDlSym(real_, h, sym);
+    };
+    vfs_.xDlClose = [](sqlite3_vfs*, void* h) { real_->xDlClose(real_, h); };
+    vfs_.xRandomness = [](sqlite3_vfs*, int n, char* out) {
+      return real_->xRandomness(real_, n, out);
+    };
+    vfs_.xSleep = [](sqlite3_vfs*, int us) { return real_->xSleep(real_, us); };
+    vfs_.xCurrentTime = [](sqlite3_vfs*, double* out) { return real_->xCurrentTime(real_, out); };
+    vfs_.xGetLastError = [](sqlite3_vfs*, int n, char* out) {
+      return real_->xGetLastError(real_, n, out);
+    };
+    vfs_.xCurrentTimeInt64 = [](sqlite3_vfs*, sqlite3_int64* out) {
+      return real_->xCurrentTimeInt64(real_, out);
+    };
+    ASSERT_EQ(sqlite3_vfs_register(&vfs_, 1), SQLITE_OK);
+  }
+
+  static void uninstall() {
+    fail_.store(false);
+    EXPECT_EQ(sqlite3_vfs_unregister(&vfs_), SQLITE_OK);
+    EXPECT_EQ(sqlite3_vfs_register(real_, 1), SQLITE_OK);
+  }
+
+  static void fail(bool on, Mode mode = Mode::full) {
+    mode_.store(mode);
+    fail_.store(on);
+  }
+
+ private:
+  struct File {
+    sqlite3_file base;
+    sqlite3_file* real;
+    bool faultable;  // a main database or WAL file
+  };
+
+  static sqlite3_file* real_of(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
+  static bool failing(sqlite3_file* f, Mode mode) {
+    return reinterpret_cast<File*>(f)->faultable && fail_.load() && mode_.load() == mode;
+  }
+
+  static int open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags,
+                  int* out_flags) {
+    auto* f = reinterpret_cast<File*>(file);
+    f->real = reinterpret_cast<sqlite3_file*>(f + 1);
+    f->faultable = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+    const int rc = real_->xOpen(real_, name, f->real, flags, out_flags);
+    f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
+    return rc;
+  }
+
+  static constexpr sqlite3_io_methods kMethods = {
+      3,
+      [](sqlite3_file* f) { return real_of(f)->pMethods->xClose(real_of(f)); },
+      [](sqlite3_file* f, void* buf, int n, sqlite3_int64 off) {
+        return real_of(f)->pMethods->xRead(real_of(f), buf, n, off);
+      },
+      [](sqlite3_file* f, const void* buf, int n, sqlite3_int64 off) {
+        if (failing(f, Mode::full)) return SQLITE_FULL;
+        return real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
+      },
+      [](sqlite3_file* f, sqlite3_int64 size) {
+        if (failing(f, Mode::full)) return SQLITE_FULL;
+        return real_of(f)->pMethods->xTruncate(real_of(f), size);
+      },
+      [](sqlite3_file* f, int flags) {
+        if (failing(f, Mode::fsync)) return SQLITE_IOERR_FSYNC;
+        return real_of(f)->pMethods->xSync(real_of(f), flags);
+      },
+      [](sqlite3_file* f, sqlite3_int64* size) {
+        return real_of(f)->pMethods->xFileSize(real_of(f), size);
+      },
+      [](sqlite3_file* f, int lock) { return real_of(f)->pMethods->xLock(real_of(f), lock); },
+      [](sqlite3_file* f, int lock) { return real_of(f)->pMethods->xUnlock(real_of(f), lock); },
+      [](sqlite3_file* f, int* out) {
+        return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+      },
+      [](sqlite3_file* f, int op, void* arg) {
+        return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+      },
+      [](sqlite3_file* f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); },
+      [](sqlite3_file* f) { return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f)); },
+      [](sqlite3_file* f, int page, int size, int extend, void volatile** out) {
+        return real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
+      },
+      [](sqlite3_file* f, int offset, int n, int flags) {
+        return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+      },
+      [](sqlite3_file* f) { real_of(f)->pMethods->xShmBarrier(real_of(f)); },
+      [](sqlite3_file* f, int del) { return real_of(f)->pMethods->xShmUnmap(real_of(f), del); },
+      [](sqlite3_file* f, sqlite3_int64 off, int n, void** out) {
+        return real_of(f)->pMethods->xFetch(real_of(f), off, n, out);
+      },
+      [](sqlite3_file* f, sqlite3_int64 off, void* p) {
+        return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+      },
+  };
+
+  static inline sqlite3_vfs* real_ = nullptr;
+  static inline sqlite3_vfs vfs_{};
+  static inline std::atomic<bool> fail_{false};
+  static inline std::atomic<Mode> mode_{Mode::full};
+};
+
+class StoreFaultTest : public ::testing::TestWithParam<FaultVfs::Mode> {
+ protected:
+  void SetUp() override { FaultVfs::install(); }
+  void TearDown() override { FaultVfs::uninstall(); }
+
+  std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
+    StoreOptions options;
+    options.path = dir_ / "hookvault.db";
+    options.max_batch = max_batch;
+    auto store = Store::open(options, kek_);
+    EXPECT_TRUE(store) << (store ? "" : store.error().message());
+    return store ? std::move(*store) : nullptr;
+  }
+
+  static bool eventually(const std::function<bool()>& condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (condition()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return condition();
+  }
+
+  TempDir dir_;
+  std::shared_ptr<const hookvault::Kek> kek_ = test_kek();
+};
+
+TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("before")));
+  EXPECT_TRUE(store->writable());
+
+  // Hold the writer after the gate's commit; queue a batch; fail its commit.
+  std::promise<void> release;
+  std::latch gate_entered(1);
+  store->submit(plain_event("gate"), [&](Result<WriteResult> r) {
+    EXPECT_TRUE(r);
+    gate_entered.count_down();
+    release.get_future().wait();
+  });
+  gate_entered.wait();
+  FaultVfs::fail(true, GetParam());
+  constexpr int kBatch = 20;
+  std::latch batch_done(kBatch);
+  std::vector<Result<WriteResult>> results(kBatch, Result<WriteResult>(WriteResult{}));
+  for (int i = 0; i < kBatch; ++i) {
+    store->submit(plain_event("b" + std::to_string(i)), [&, i](Result<WriteResult> r) {
+      results[i] = r;
+      batch_done.count_down();
+    });
+  }
+  const auto failed_before = store->stats().failed_batches;
+  release.set_value();
+  batch_done.wait();
+  for (int i = 0; i < kBatch; ++i) {
+    ASSERT_FALSE(results[i]) << i;
+    EXPECT_EQ(errc_of(results[i].error()), Errc::store_unavailable);
+  }
+  EXPECT_FALSE(store->writable());
+  EXPECT_EQ(store->stats().failed_batches, failed_before + 1);
+
+  // Nothing of the batch is visible; reads still work; writes still fail.
+  for (int i = 0; i < kBatch; ++i) {
+    auto found = store->find_event("dynamic", "b" + std::to_string(i));
+    ASSERT_TRUE(found);
+    EXPECT_FALSE(*found);
+  }
+  auto before = store->find_event("dynamic", "before");
+  ASSERT_TRUE(before && *before);
+  auto still = store->write(plain_event("during"));
+  ASSERT_FALSE(still);
+  EXPECT_EQ(errc_of(still.error()), Errc::store_unavailable);
+  EXPECT_FALSE(store->writable());
+
+  // The fault clears: the idle writer's probe makes the store writable again
+  // without any traffic, and the batch can be written in full.
+  FaultVfs::fail(false);
+  EXPECT_TRUE(eventually([&] { return store->writable(); }));
+  for (int i = 0; i < kBatch; ++i) {
+    auto w = store->write(plain_event("b" + std::to_string(i)));
+    ASSERT_TRUE(w) << w.error().message();
+    EXPECT_FALSE(w->duplicate);
+  }
+  auto during = store->write(plain_event("during"));
+  ASSERT_TRUE(during);
+  EXPECT_FALSE(during->duplicate);
+  store->close();
+
+  auto reopened = open_store();
+  ASSERT_TRUE(reopened);
+  for (const char* key : {"before", "gate", "b0", "b19", "during"}) {
+    auto found = reopened->find_event("dynamic", key);
+    ASSERT_TRUE(found) << key;
+    EXPECT_TRUE(*found) << key;
+  }
+}
+
+TEST_P(StoreFaultTest, TrafficAloneAlsoRecovers) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  FaultVfs::fail(true, GetParam());
+  auto failed = store->write(plain_event("x"));
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(errc_of(failed.error()), Errc::store_unavailable);
+  EXPECT_FALSE(store->writable());
+  FaultVfs::fail(false);
+  auto ok = store->write(plain_event("x"));
+  ASSERT_TRUE(ok);
+  EXPECT_FALSE(ok->duplicate);
+  EXPECT_TRUE(store->writable());
+}
+
+TEST_P(StoreFaultTest, OpenFailsWhenTheFirstCommitFails) {
+  FaultVfs::fail(true, GetParam());
+  StoreOptions options;
+  options.path = dir_ / "hookvault.db";
+  auto store = Store::open(options, kek_);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable);
+}
+
+INSTANTIATE_TEST_SUITE_P(DiskFullAndFsync, StoreFaultTest,
+                         ::testing::Values(FaultVfs::Mode::full, FaultVfs::Mode::fsync),
+                         [](const ::testing::TestParamInfo<FaultVfs::Mode>& param_info) {
+                           return param_info.param == FaultVfs::Mode::full ? "DiskFull"
+                                                                           : "FsyncFails";
+                         });
+
+// --- Open failures ------------------------------------------------------------
+
+void expect_open_unavailable(const std::filesystem::path& path) {
+  StoreOptions options;
+  options.path = path;
+  auto store = Store::open(options, test_kek());
+  ASSERT_FALSE(store) << path;
+  EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable) << path;
+}
+
+TEST(StoreOpen, ReadOnlyDirectoryIsUnavailable) {
+  TempDir dir;
+  const auto ro = dir / "ro";
+  std::filesystem::create_directory(ro);
+  ASSERT_EQ(::chmod(ro.c_str(), 0555), 0);
+  if (::access(ro.c_str(), W_OK) == 0) {
+    // Root ignores the mode; sysfs refuses new files even to root.
+    expect_open_unavailable("/sys/hookvault-test.db");
+  } else {
+    expect_open_unavailable(ro / "hookvault.db");
+  }
+  ASSERT_EQ(::chmod(ro.c_str(), 0755), 0);
+}
+
+TEST(StoreOpen, ExistingDatabaseInReadOnlyDirectoryIsUnavailable) {
+  TempDir dir;
+  const auto sub = dir / "db";
+  std::filesystem::create_directory(sub);
+  {
+    StoreOptions options;
+    options.path = sub / "hookvault.db";
+    auto store = Store::open(options, test_kek());
+    ASSERT_TRUE(store);
+  }
+  ASSERT_EQ(::chmod(sub.c_str(), 0555), 0);
+  ASSERT_EQ(::chmod((sub / "hookvault.db").c_str(), 0444), 0);
+  if (::access(sub.c_str(), W_OK) == 0) {
+    ASSERT_EQ(::chmod(sub.c_str(), 0755), 0);
+    GTEST_SKIP() << "running as root: file modes do not stop writes";
+  }
+  expect_open_unavailable(sub / "hookvault.db");
+  ASSERT_EQ(::chmod(sub.c_str(), 0755), 0);
+}
+
+TEST(StoreOpen, BadPathsAreUnavailable) {
+  TempDir dir;
+  expect_open_unavailable(dir.path());                        // a directory
+  expect_open_unavailable(dir / "missing" / "hookvault.db");  // no parent folder
+  expect_open_unavailable("");                                // no path
+  hookvault::testing::write_file(dir / "garbage.db", std::string(8192, 'G'));
+  expect_open_unavailable(dir / "garbage.db");  // not a database
+  std::string truncated_header = "SQLite format 3";
+  truncated_header.push_back('\0');
+  truncated_header += std::string(84, '\xff');
+  hookvault::testing::write_file(dir / "corrupt.db", truncated_header + std::string(4000, 'x'));
+  expect_open_unavailable(dir / "corrupt.db");  // corrupt header
+}
+
+TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
+  TempDir dir;
+  const auto path = dir / "hookvault.db";
+  {
+    StoreOptions options;
+    options.path = path;
+    auto store = Store::open(options, test_kek());
+    ASSERT_TRUE(store);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+  expect_open_unavailable(path);
+}
+
+TEST(StoreOpen, MissingKekIsRefused) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir / "hookvault.db";
+  auto store = Store::open(options, nullptr);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(errc_of(store.error()), Errc::kek_unavailable);
+}
+
+}  // namespace

@@ -1,0 +1,981 @@
+// Store: idempotency, envelope encryption, ordering of delegations and
+// revocations, group commit, reopen. Real SQLite files in a TempDir and a
+// memory KEK. Fault injection (commit failures, open failures) is in
+// store_fault_test.cpp.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <latch>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "hookvault/kek.hpp"
+#include "hookvault/store.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using hookvault::DelegationMaterials;
+using hookvault::Errc;
+using hookvault::EventMeta;
+using hookvault::EventQuery;
+using hookvault::MaterialsState;
+using hookvault::NewEvent;
+using hookvault::Origin;
+using hookvault::Result;
+using hookvault::SecretBytes;
+using hookvault::Store;
+using hookvault::StoreOptions;
+using hookvault::WriteRequest;
+using hookvault::WriteResult;
+using hookvault::testing::TempDir;
+
+constexpr char kSource[] = "dynamic";
+constexpr char kCreated[] = "wallet.delegation.created";
+constexpr char kRevoked[] = "wallet.delegation.revoked";
+
+Errc errc_of(const boost::system::error_code& ec) { return hookvault::to_errc(ec); }
+
+std::string iso(std::int64_t ms) { return "t+" + std::to_string(ms); }
+
+WriteRequest plain_event(const std::string& key, const std::string& payload = "",
+                         const std::string& source = kSource) {
+  WriteRequest r;
+  r.event.source = source;
+  r.event.idempotency_key = key;
+  r.event.event_name = "user.created";
+  r.event.message_id = "msg-" + key;
+  r.event.event_time = iso(1000);
+  r.event.event_time_ms = 1000;
+  r.event.payload = payload.empty() ? R"({"eventId":")" + key + R"("})" : payload;
+  return r;
+}
+
+DelegationMaterials materials_for(const std::string& wallet, const std::string& share,
+                                  const std::string& api_key) {
+  DelegationMaterials m;
+  m.wallet_id = wallet;
+  m.user_id = "user-" + wallet;
+  m.chain = "EVM";
+  m.share_set_id = "set-" + wallet;
+  m.share = SecretBytes::copy_of(share);
+  m.api_key = SecretBytes::copy_of(api_key);
+  return m;
+}
+
+WriteRequest created(const std::string& key, const std::string& wallet, std::int64_t t,
+                     const std::string& share = "share", const std::string& api_key = "api") {
+  WriteRequest r;
+  r.event.source = kSource;
+  r.event.idempotency_key = key;
+  r.event.event_name = kCreated;
+  r.event.event_time = iso(t);
+  r.event.event_time_ms = t;
+  r.event.wallet_id = wallet;
+  r.event.payload = R"({"eventName":"wallet.delegation.created","eventId":")" + key + R"("})";
+  r.materials = materials_for(wallet, share, api_key);
+  return r;
+}
+
+WriteRequest created_failed(const std::string& key, const std::string& wallet, std::int64_t t,
+                            const std::string& reason = "no_matching_key") {
+  WriteRequest r = created(key, wallet, t);
+  r.materials.reset();
+  r.decrypt_failure = reason;
+  return r;
+}
+
+WriteRequest revoked(const std::string& key, const std::string& wallet, std::int64_t t) {
+  WriteRequest r;
+  r.event.source = kSource;
+  r.event.idempotency_key = key;
+  r.event.event_name = kRevoked;
+  r.event.event_time = iso(t);
+  r.event.event_time_ms = t;
+  r.event.wallet_id = wallet;
+  r.event.payload = R"({"eventName":"wallet.delegation.revoked"})";
+  r.revoke = true;
+  return r;
+}
+
+// Direct access to the database file, as an attacker with the disk would have.
+class RawDb {
+ public:
+  explicit RawDb(const std::filesystem::path& path) {
+    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_busy_timeout(db_, 5000), SQLITE_OK);
+  }
+  ~RawDb() { EXPECT_EQ(sqlite3_close(db_), SQLITE_OK); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  void exec(const std::string& sql) {
+    char* msg = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg);
+    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (msg ? msg : "");
+    sqlite3_free(msg);
+  }
+  std::int64_t integer(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
+    const std::int64_t v = sqlite3_column_int64(stmt, 0);
+    EXPECT_EQ(sqlite3_finalize(stmt), SQLITE_OK);
+    return v;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
+    StoreOptions options;
+    options.path = path();
+    options.max_batch = max_batch;
+    auto store = Store::open(options, kek_);
+    EXPECT_TRUE(store) << (store ? "" : store.error().message());
+    return store ? std::move(*store) : nullptr;
+  }
+  std::filesystem::path path() const { return dir_ / "hookvault.db"; }
+
+  static WriteResult ok(Result<WriteResult> r) {
+    EXPECT_TRUE(r) << (r ? "" : r.error().message());
+    return r ? *r : WriteResult{};
+  }
+
+  std::string payload_of(Store& store, std::int64_t id) {
+    auto p = store.event_payload(id);
+    EXPECT_TRUE(p);
+    if (!p || !*p) return "<none>";
+    return std::string((*p)->reveal_string());
+  }
+
+  std::int64_t count_events() { return RawDb(path()).integer("SELECT count(*) FROM events"); }
+
+  TempDir dir_;
+  std::shared_ptr<const hookvault::Kek> kek_ =
+      hookvault::make_memory_kek(SecretBytes::random(32), "test:1");
+};
+
+TEST(StoreNames, OriginAndMaterialsState) {
+  EXPECT_EQ(hookvault::origin_name(Origin::signature), "signature");
+  EXPECT_EQ(hookvault::origin_name(Origin::history), "history");
+  EXPECT_EQ(hookvault::materials_state_name(MaterialsState::none), "none");
+  EXPECT_EQ(hookvault::materials_state_name(MaterialsState::stored), "stored");
+  EXPECT_EQ(hookvault::materials_state_name(MaterialsState::superseded), "superseded");
+  EXPECT_EQ(hookvault::materials_state_name(MaterialsState::revoked), "revoked");
+  EXPECT_EQ(hookvault::materials_state_name(MaterialsState::decrypt_failed), "decrypt_failed");
+}
+
+TEST_F(StoreTest, FirstWriteThenDuplicateChangesNothing) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(store->writable());
+  const WriteResult first = ok(store->write(plain_event("evt-1", R"({"first":true})")));
+  EXPECT_GT(first.id, 0);
+  EXPECT_FALSE(first.duplicate);
+  EXPECT_EQ(first.materials, MaterialsState::none);
+
+  const WriteResult again = ok(store->write(plain_event("evt-1", R"({"second":true})")));
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.id, first.id);
+  EXPECT_EQ(again.materials, MaterialsState::none);
+  EXPECT_EQ(count_events(), 1);
+  EXPECT_EQ(payload_of(*store, first.id), R"({"first":true})");
+
+  // The same key under another source is another event.
+  const WriteResult other = ok(store->write(plain_event("evt-1", "{}", "nodit")));
+  EXPECT_FALSE(other.duplicate);
+  EXPECT_GT(other.id, first.id);
+
+  auto found = store->find_event(kSource, "evt-1");
+  ASSERT_TRUE(found);
+  EXPECT_EQ(*found, first.id);
+  auto missing = store->find_event(kSource, "evt-2");
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(*missing);
+}
+
+TEST_F(StoreTest, DuplicateOfADelegationReportsItsMaterialsState) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  EXPECT_EQ(ok(store->write(created("c1", "w1", 100))).materials, MaterialsState::stored);
+  const WriteResult dup = ok(store->write(created("c1", "w1", 100, "other", "other")));
+  EXPECT_TRUE(dup.duplicate);
+  EXPECT_EQ(dup.materials, MaterialsState::stored);
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->share.reveal_string(), "share");
+}
+
+TEST_F(StoreTest, PayloadRoundTripsByteForByte) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::string binary;
+  for (int i = 0; i < 256; ++i) binary.push_back(static_cast<char>(i));
+  const std::vector<std::string> bodies = {
+      R"({"amount":18446744073709551616,"big":123456789012345678901234567890,"x":-0.0})",
+      R"({ "spaced" :	"tab\u0000", "e":1E400 })",
+      binary,
+      std::string(1 << 20, 'x') + "\xff",
+  };
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    ids.push_back(ok(store->write(plain_event("body-" + std::to_string(i), bodies[i]))).id);
+  }
+  for (std::size_t i = 0; i < bodies.size(); ++i) {
+    EXPECT_EQ(payload_of(*store, ids[i]), bodies[i]) << i;
+  }
+  auto unknown = store->event_payload(ids.back() + 100);
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(*unknown);
+}
+
+TEST_F(StoreTest, EventMetaRoundTrips) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  WriteRequest r = plain_event("meta-1");
+  r.event.origin = Origin::history;
+  r.event.event_name = "wallet.delegation.signature";
+  r.event.wallet_id = "w-meta";
+  r.event.event_time = "2025-10-01T15:13:26.348Z";
+  r.event.event_time_ms = 1759331606348;
+  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const WriteResult w = ok(store->write(std::move(r)));
+  auto meta = store->event_meta(w.id);
+  ASSERT_TRUE(meta && *meta);
+  const EventMeta& m = **meta;
+  EXPECT_EQ(m.id, w.id);
+  EXPECT_EQ(m.source, kSource);
+  EXPECT_EQ(m.idempotency_key, "meta-1");
+  EXPECT_EQ(m.event_name, "wallet.delegation.signature");
+  EXPECT_EQ(m.message_id, "msg-meta-1");
+  EXPECT_EQ(m.event_time, "2025-10-01T15:13:26.348Z");
+  EXPECT_EQ(m.wallet_id, "w-meta");
+  EXPECT_EQ(m.origin, Origin::history);
+  EXPECT_EQ(m.materials, MaterialsState::none);
+  EXPECT_TRUE(m.failure_reason.empty());
+  EXPECT_FALSE(m.payload_redacted);
+  EXPECT_GE(m.received_at_ms, before);
+  EXPECT_LE(m.received_at_ms, before + 60000);
+  auto none = store->event_meta(w.id + 1);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(*none);
+}
+
+TEST_F(StoreTest, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::vector<std::int64_t> all, nodit;
+  for (int i = 0; i < 53; ++i) {
+    const bool is_nodit = i % 3 == 0;
+    const auto w =
+        ok(store->write(plain_event("k" + std::to_string(i), "", is_nodit ? "nodit" : kSource)));
+    if (!all.empty()) {
+      EXPECT_GT(w.id, all.back());
+    }
+    all.push_back(w.id);
+    if (is_nodit) nodit.push_back(w.id);
+  }
+  const auto page_through = [&](std::optional<std::string> source, std::size_t limit) {
+    std::vector<std::int64_t> seen;
+    EventQuery q;
+    q.source = std::move(source);
+    q.limit = limit;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = store->list_events(q);
+      EXPECT_TRUE(page);
+      if (!page || page->empty()) break;
+      EXPECT_LE(page->size(), limit);
+      for (const auto& m : *page) {
+        if (q.source) {
+          EXPECT_EQ(m.source, *q.source);
+        }
+        seen.push_back(m.id);
+      }
+      q.after = page->back().id;
+    }
+    return seen;
+  };
+  EXPECT_EQ(page_through(std::nullopt, 7), all);
+  EXPECT_EQ(page_through(std::nullopt, 1000), all);
+  EXPECT_EQ(page_through("nodit", 4), nodit);
+  EXPECT_TRUE(page_through("unknown", 10).empty());
+
+  EventQuery zero;
+  zero.limit = 0;
+  auto none = store->list_events(zero);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 250;
+  constexpr std::size_t kMaxBatch = 64;
+  auto store = open_store(kMaxBatch);
+  ASSERT_TRUE(store);
+
+  // Hold the writer in the first completion until every request is queued,
+  // so the next commits must take full batches.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::latch all_done(kThreads * kPerThread + 1);
+  std::vector<std::int64_t> completion_order;  // written on the writer thread only
+  std::atomic<int> failures{0};
+  const auto record = [&](Result<WriteResult> r) {
+    if (!r || r->duplicate) {
+      failures.fetch_add(1);
+    } else {
+      completion_order.push_back(r->id);
+    }
+    all_done.count_down();
+  };
+  store->submit(plain_event("gate"), [&](Result<WriteResult> r) {
+    released.wait();
+    record(r);
+  });
+
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        store->submit(plain_event("t" + std::to_string(t) + "-" + std::to_string(i)), record);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  release.set_value();
+  all_done.wait();
+
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_EQ(completion_order.size(), std::size_t{kThreads * kPerThread + 1});
+  EXPECT_TRUE(std::is_sorted(completion_order.begin(), completion_order.end()));
+  EXPECT_EQ(std::set<std::int64_t>(completion_order.begin(), completion_order.end()).size(),
+            completion_order.size());
+  EXPECT_EQ(count_events(), kThreads * kPerThread + 1);
+
+  const auto stats = store->stats();
+  EXPECT_EQ(stats.committed_requests, std::uint64_t{kThreads * kPerThread + 1});
+  EXPECT_EQ(stats.largest_batch, kMaxBatch);
+  EXPECT_LT(stats.commits, std::uint64_t{kThreads * kPerThread / 8});
+  EXPECT_EQ(stats.failed_batches, 0U);
+
+  EventQuery q;
+  q.limit = 100000;
+  auto listed = store->list_events(q);
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), completion_order.size());
+  for (std::size_t i = 0; i < listed->size(); ++i) EXPECT_EQ((*listed)[i].id, completion_order[i]);
+}
+
+TEST_F(StoreTest, ConcurrentDuplicatesStoreEachKeyOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 40;
+  std::vector<std::vector<WriteResult>> results(kThreads);
+  std::vector<std::thread> threads;
+  threads.reserve(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int k = 0; k < kKeys; ++k) {
+        results[t].push_back(ok(store->write(plain_event("same-" + std::to_string(k)))));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int k = 0; k < kKeys; ++k) {
+    int firsts = 0;
+    for (int t = 0; t < kThreads; ++t) {
+      if (!results[t][k].duplicate) ++firsts;
+      EXPECT_EQ(results[t][k].id, results[0][k].id);
+    }
+    EXPECT_EQ(firsts, 1) << k;
+  }
+  EXPECT_EQ(count_events(), kKeys);
+}
+
+TEST_F(StoreTest, MaterialsFollowTheOrderingRules) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto current = [&]() -> std::string {
+    auto m = store->materials(kSource, "w1");
+    EXPECT_TRUE(m);
+    if (!m || !*m) return "<none>";
+    return (*m)->event_id + ":" + std::string((*m)->share.reveal_string());
+  };
+
+  EXPECT_EQ(current(), "<none>");
+  EXPECT_EQ(ok(store->write(created("e100", "w1", 100, "s100", "a100"))).materials,
+            MaterialsState::stored);
+  {
+    auto m = store->materials(kSource, "w1");
+    ASSERT_TRUE(m && *m);
+    const auto& sm = **m;
+    EXPECT_EQ(sm.source, kSource);
+    EXPECT_EQ(sm.wallet_id, "w1");
+    EXPECT_EQ(sm.user_id, "user-w1");
+    EXPECT_EQ(sm.chain, "EVM");
+    EXPECT_EQ(sm.share_set_id, "set-w1");
+    EXPECT_EQ(sm.event_id, "e100");
+    EXPECT_EQ(sm.created_at, iso(100));
+    EXPECT_EQ(sm.share.reveal_string(), "s100");
+    EXPECT_EQ(sm.api_key.reveal_string(), "a100");
+  }
+
+  // Newer replaces; older is superseded.
+  EXPECT_EQ(ok(store->write(created("e200", "w1", 200, "s200"))).materials, MaterialsState::stored);
+  EXPECT_EQ(current(), "e200:s200");
+  EXPECT_EQ(ok(store->write(created("e150", "w1", 150, "s150"))).materials,
+            MaterialsState::superseded);
+  EXPECT_EQ(current(), "e200:s200");
+
+  // Same instant: the larger event id wins, whatever the arrival order.
+  EXPECT_EQ(ok(store->write(created("e2zz", "w1", 200, "s2zz"))).materials, MaterialsState::stored);
+  EXPECT_EQ(ok(store->write(created("e2aa", "w1", 200, "s2aa"))).materials,
+            MaterialsState::superseded);
+  EXPECT_EQ(current(), "e2zz:s2zz");
+
+  // A share_set_id may be absent.
+  WriteRequest no_set = created("e210", "w1", 210, "s210");
+  no_set.materials->share_set_id.reset();
+  no_set.materials->wallet_id.clear();  // defaults to the event's wallet
+  EXPECT_EQ(ok(store->write(std::move(no_set))).materials, MaterialsState::stored);
+  {
+    auto m = store->materials(kSource, "w1");
+    ASSERT_TRUE(m && *m);
+    EXPECT_FALSE((*m)->share_set_id);
+  }
+
+  // Revocation at 300 destroys them; a late delegation older than it stays revoked.
+  EXPECT_EQ(ok(store->write(revoked("r300", "w1", 300))).materials, MaterialsState::none);
+  EXPECT_EQ(current(), "<none>");
+  EXPECT_EQ(ok(store->write(created("e250", "w1", 250))).materials, MaterialsState::revoked);
+  EXPECT_EQ(ok(store->write(created("e300", "w1", 300))).materials, MaterialsState::revoked);
+  EXPECT_EQ(current(), "<none>");
+
+  // A re-delegation newer than the tombstone is stored again.
+  EXPECT_EQ(ok(store->write(created("e400", "w1", 400, "s400"))).materials, MaterialsState::stored);
+  EXPECT_EQ(current(), "e400:s400");
+
+  // A revocation older than the current materials leaves them, but still
+  // raises the tombstone (to 350: the largest revocation time).
+  EXPECT_EQ(ok(store->write(revoked("r350", "w1", 350))).materials, MaterialsState::none);
+  EXPECT_EQ(current(), "e400:s400");
+  EXPECT_EQ(ok(store->write(revoked("r100", "w1", 100))).materials, MaterialsState::none);
+  EXPECT_EQ(ok(store->write(created("e340", "w1", 340))).materials, MaterialsState::revoked);
+  EXPECT_EQ(ok(store->write(created("e360", "w1", 360))).materials, MaterialsState::superseded);
+  EXPECT_EQ(current(), "e400:s400");
+  EXPECT_EQ(RawDb(path()).integer("SELECT revoked_at_ms FROM tombstones WHERE wallet_id = 'w1'"),
+            350);
+
+  // Other wallets are independent.
+  EXPECT_EQ(ok(store->write(created("x100", "w2", 100))).materials, MaterialsState::stored);
+  auto w2 = store->materials(kSource, "w2");
+  ASSERT_TRUE(w2 && *w2);
+  auto w1_other_source = store->materials("nodit", "w1");
+  ASSERT_TRUE(w1_other_source);
+  EXPECT_FALSE(*w1_other_source);
+}
+
+TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
+  const auto c200 = ok(store->write(created("c200", "w1", 200))).id;
+  const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).id;
+  const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).id;
+  WriteRequest sig = plain_event("sig100");
+  sig.event.event_name = "wallet.delegation.signature";
+  sig.event.wallet_id = "w1";
+  sig.event.event_time_ms = 100;
+  const auto s100 = ok(store->write(std::move(sig))).id;
+  const auto other = ok(store->write(created("o100", "w2", 100))).id;
+  const auto rev = ok(store->write(revoked("r150", "w1", 150))).id;
+
+  const auto redacted = [&](std::int64_t id) {
+    auto meta = store->event_meta(id);
+    auto payload = store->event_payload(id);
+    EXPECT_TRUE(meta && *meta && payload);
+    if (!meta || !*meta || !payload) return false;
+    EXPECT_EQ((*meta)->payload_redacted, !payload->has_value()) << id;
+    return (*meta)->payload_redacted;
+  };
+  EXPECT_TRUE(redacted(c100));
+  EXPECT_TRUE(redacted(f120));
+  EXPECT_FALSE(redacted(c200));
+  EXPECT_FALSE(redacted(f180));
+  EXPECT_FALSE(redacted(s100));
+  EXPECT_FALSE(redacted(other));
+  EXPECT_FALSE(redacted(rev));
+  {
+    RawDb raw(path());
+    EXPECT_EQ(raw.integer("SELECT count(*) FROM events WHERE payload IS NULL AND wrapped_dek IS "
+                          "NULL AND kek_id IS NULL AND kek_version IS NULL"),
+              2);
+  }
+
+  // The failed delegation at 120 no longer needs reprocessing; the one at 180 does.
+  auto f120_meta = store->event_meta(f120);
+  ASSERT_TRUE(f120_meta && *f120_meta);
+  EXPECT_EQ((*f120_meta)->materials, MaterialsState::revoked);
+  EXPECT_TRUE((*f120_meta)->failure_reason.empty());
+  auto failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  ASSERT_EQ(failures->size(), 1U);
+  EXPECT_EQ(failures->front().id, f180);
+
+  // Materials from 200 survive a revocation at 150.
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->event_id, "c200");
+
+  // A late delegation covered by the tombstone is stored redacted.
+  const auto late = ok(store->write(created("c140", "w1", 140)));
+  EXPECT_EQ(late.materials, MaterialsState::revoked);
+  EXPECT_TRUE(redacted(late.id));
+  const auto late_failed = ok(store->write(created_failed("f130", "w1", 130)));
+  EXPECT_EQ(late_failed.materials, MaterialsState::revoked);
+  EXPECT_TRUE(redacted(late_failed.id));
+}
+
+TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const WriteResult w = ok(store->write(created_failed("f1", "w1", 100, "no_matching_key")));
+  EXPECT_EQ(w.materials, MaterialsState::decrypt_failed);
+  auto meta = store->event_meta(w.id);
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_EQ((*meta)->materials, MaterialsState::decrypt_failed);
+  EXPECT_EQ((*meta)->failure_reason, "no_matching_key");
+  EXPECT_FALSE((*meta)->payload_redacted);
+  auto failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  ASSERT_EQ(failures->size(), 1U);
+  EXPECT_EQ(failures->front().id, w.id);
+  EXPECT_EQ(failures->front().failure_reason, "no_matching_key");
+
+  // Still failing: a new reason.
+  auto again = store->resolve_decrypt_failure(w.id, std::string("auth_failed"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, MaterialsState::decrypt_failed);
+  meta = store->event_meta(w.id);
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_EQ((*meta)->failure_reason, "auth_failed");
+
+  // Fixed: materials stored under the event's identity.
+  auto fixed = store->resolve_decrypt_failure(w.id, materials_for("w1", "late-share", "late-api"));
+  ASSERT_TRUE(fixed) << fixed.error().message();
+  EXPECT_EQ(*fixed, MaterialsState::stored);
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->event_id, "f1");
+  EXPECT_EQ((*m)->created_at, iso(100));
+  EXPECT_EQ((*m)->share.reveal_string(), "late-share");
+  EXPECT_EQ((*m)->api_key.reveal_string(), "late-api");
+  meta = store->event_meta(w.id);
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_EQ((*meta)->materials, MaterialsState::stored);
+  EXPECT_TRUE((*meta)->failure_reason.empty());
+  failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  EXPECT_TRUE(failures->empty());
+  const WriteResult dup = ok(store->write(created_failed("f1", "w1", 100)));
+  EXPECT_TRUE(dup.duplicate);
+  EXPECT_EQ(dup.materials, MaterialsState::stored);
+
+  // Not pending any more, or unknown.
+  auto twice = store->resolve_decrypt_failure(w.id, materials_for("w1", "x", "y"));
+  ASSERT_FALSE(twice);
+  EXPECT_EQ(errc_of(twice.error()), Errc::not_found);
+  auto unknown = store->resolve_decrypt_failure(w.id + 1000, std::string("x"));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(errc_of(unknown.error()), Errc::not_found);
+  const auto plain = ok(store->write(plain_event("plain"))).id;
+  auto not_failed = store->resolve_decrypt_failure(plain, std::string("x"));
+  ASSERT_FALSE(not_failed);
+  EXPECT_EQ(errc_of(not_failed.error()), Errc::not_found);
+
+  // A resolution follows the ordering rules: older than the current materials.
+  const WriteResult old = ok(store->write(created_failed("f0", "w1", 50)));
+  auto superseded = store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"));
+  ASSERT_TRUE(superseded);
+  EXPECT_EQ(*superseded, MaterialsState::superseded);
+  m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->event_id, "f1");
+
+  // Materials for another wallet than the event's are refused.
+  const WriteResult f2 = ok(store->write(created_failed("f2", "w2", 100)));
+  auto wrong = store->resolve_decrypt_failure(f2.id, materials_for("w3", "s", "a"));
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(errc_of(wrong.error()), Errc::invalid_field);
+}
+
+TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto failed = ok(store->write(created_failed("f1", "w1", 100))).id;
+
+  // Block the writer so that both resolutions pass their read-side check and
+  // reach the writer in the same batch as an unrelated write.
+  std::promise<void> release;
+  std::latch gate_entered(1);
+  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
+    gate_entered.count_down();
+    release.get_future().wait();
+  });
+  gate_entered.wait();
+  std::vector<Result<MaterialsState>> results(2, Result<MaterialsState>(MaterialsState::none));
+  std::thread a([&] {
+    results[0] = store->resolve_decrypt_failure(failed, materials_for("w1", "share-a", "api"));
+  });
+  std::thread b([&] {
+    results[1] = store->resolve_decrypt_failure(failed, materials_for("w1", "share-b", "api"));
+  });
+  std::promise<Result<WriteResult>> unrelated;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  store->submit(plain_event("unrelated"), [&](Result<WriteResult> r) { unrelated.set_value(r); });
+  release.set_value();
+  a.join();
+  b.join();
+  EXPECT_FALSE(ok(unrelated.get_future().get()).duplicate);
+
+  int stored = 0;
+  std::string winner;
+  for (int i = 0; i < 2; ++i) {
+    if (results[i]) {
+      EXPECT_EQ(*results[i], MaterialsState::stored);
+      ++stored;
+      winner = i == 0 ? "share-a" : "share-b";
+    } else {
+      EXPECT_EQ(errc_of(results[i].error()), Errc::not_found);
+    }
+  }
+  EXPECT_EQ(stored, 1);
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->share.reveal_string(), winner);
+}
+
+TEST_F(StoreTest, OneFailingRequestDoesNotFailItsBatch) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("warm-up")));
+  // A trigger makes the materials insert of wallet "poison" fail after its
+  // event row was inserted: the request's SAVEPOINT must undo that row.
+  RawDb(path()).exec(
+      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
+      "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+
+  std::promise<void> release;
+  std::latch gate_entered(1);
+  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
+    gate_entered.count_down();
+    release.get_future().wait();
+  });
+  gate_entered.wait();
+  std::vector<std::promise<Result<WriteResult>>> promises(3);
+  std::vector<WriteRequest> requests;
+  requests.push_back(created("before", "w1", 100));
+  requests.push_back(created("bad", "poison", 100));
+  requests.push_back(created("after", "w2", 100));
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    store->submit(std::move(requests[i]),
+                  [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
+  }
+  const auto commits_before = store->stats().commits;
+  release.set_value();
+  auto before = promises[0].get_future().get();
+  auto bad = promises[1].get_future().get();
+  auto after = promises[2].get_future().get();
+  ASSERT_TRUE(before);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(errc_of(bad.error()), Errc::internal);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(store->stats().commits, commits_before + 1);  // one batch
+  EXPECT_TRUE(store->writable());
+
+  auto bad_event = store->find_event(kSource, "bad");
+  ASSERT_TRUE(bad_event);
+  EXPECT_FALSE(*bad_event);
+  auto w1 = store->materials(kSource, "w1");
+  auto w2 = store->materials(kSource, "w2");
+  ASSERT_TRUE(w1 && *w1 && w2 && *w2);
+  EXPECT_GT(after->id, before->id);
+}
+
+TEST_F(StoreTest, RowsCannotBeSwapped) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto a = ok(store->write(plain_event("a", R"({"who":"a"})"))).id;
+  const auto b = ok(store->write(plain_event("b", R"({"who":"b"})"))).id;
+  const auto c = ok(store->write(plain_event("c", R"({"who":"c"})"))).id;
+  ASSERT_TRUE(store->write(created("d1", "w1", 100, "share-1", "api-1")));
+  ASSERT_TRUE(store->write(created("d2", "w2", 100, "share-2", "api-2")));
+  const auto a_s = std::to_string(a);
+  const auto b_s = std::to_string(b);
+  const auto c_s = std::to_string(c);
+  {
+    RawDb raw(path());
+    // b gets a's payload and a's wrapped key.
+    raw.exec("UPDATE events SET payload = (SELECT payload FROM events WHERE id = " + a_s +
+             "), wrapped_dek = (SELECT wrapped_dek FROM events WHERE id = " + a_s +
+             ") WHERE id = " + b_s);
+    // c gets only a's payload.
+    raw.exec("UPDATE events SET payload = (SELECT payload FROM events WHERE id = " + a_s +
+             ") WHERE id = " + c_s);
+    // w2 gets w1's ciphertexts and key.
+    raw.exec(
+        "UPDATE materials SET (wrapped_dek, share, api_key) = (SELECT wrapped_dek, share, "
+        "api_key FROM materials WHERE wallet_id = 'w1') WHERE wallet_id = 'w2'");
+  }
+  EXPECT_EQ(payload_of(*store, a), R"({"who":"a"})");
+  for (auto id : {b, c}) {
+    auto p = store->event_payload(id);
+    ASSERT_FALSE(p) << id;
+    EXPECT_EQ(errc_of(p.error()), Errc::store_corrupt);
+  }
+  auto w1 = store->materials(kSource, "w1");
+  ASSERT_TRUE(w1 && *w1);
+  EXPECT_EQ((*w1)->share.reveal_string(), "share-1");
+  auto w2 = store->materials(kSource, "w2");
+  ASSERT_FALSE(w2);
+  EXPECT_EQ(errc_of(w2.error()), Errc::store_corrupt);
+
+  {
+    RawDb raw(path());
+    // Within one row: share and api_key exchanged.
+    raw.exec("UPDATE materials SET share = api_key, api_key = share WHERE wallet_id = 'w1'");
+  }
+  w1 = store->materials(kSource, "w1");
+  ASSERT_FALSE(w1);
+  EXPECT_EQ(errc_of(w1.error()), Errc::store_corrupt);
+
+  {
+    RawDb raw(path());
+    raw.exec("UPDATE events SET kek_id = 'file:other' WHERE id = " + a_s);
+    raw.exec("UPDATE events SET kek_version = 7 WHERE id = " + c_s);
+  }
+  auto other_kek = store->event_payload(a);
+  ASSERT_FALSE(other_kek);
+  EXPECT_EQ(errc_of(other_kek.error()), Errc::kek_unavailable);
+  auto other_version = store->event_payload(c);
+  ASSERT_FALSE(other_version);
+  const Errc version_errc = errc_of(other_version.error());
+  EXPECT_TRUE(version_errc == Errc::kek_unavailable || version_errc == Errc::store_corrupt);
+}
+
+// Reads a file whole (empty when absent).
+std::string slurp(const std::filesystem::path& p) {
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) return {};
+  return hookvault::testing::read_file(p);
+}
+
+TEST_F(StoreTest, PlaintextSecretsNeverReachTheFiles) {
+  const std::string share = "SHARE-3b9f0c2e-plaintext-marker";
+  const std::string api_key = "APIKEY-5d1e77aa-plaintext-marker";
+  const std::string body = R"({"marker":"PAYLOAD-91c4e0d2-plaintext-marker"})";
+  const std::vector<std::string> secrets = {share, api_key, "PAYLOAD-91c4e0d2"};
+  const auto scan = [&](const char* when) {
+    // The scan works: plaintext metadata (the user id) is found.
+    EXPECT_NE((slurp(path()) + slurp(path().string() + "-wal")).find("user-w2"), std::string::npos)
+        << when;
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      const std::string data = slurp(path().string() + suffix);
+      for (const auto& s : secrets) {
+        EXPECT_EQ(data.find(s), std::string::npos) << when << ": " << s << " in file" << suffix;
+      }
+    }
+  };
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    WriteRequest r = created("d1", "w1", 100, share, api_key);
+    r.event.payload = body;
+    ASSERT_TRUE(store->write(std::move(r)));
+    ASSERT_TRUE(store->write(created("d2", "w1", 200, share, api_key)));  // replaces d1's
+    WriteRequest failed = created_failed("f1", "w2", 100);
+    failed.event.payload = body;
+    const auto f1 = ok(store->write(std::move(failed))).id;
+    ASSERT_TRUE(store->resolve_decrypt_failure(f1, materials_for("w2", share, api_key)));
+    EXPECT_GT(slurp(path().string() + "-wal").size(), 0U);
+    scan("open");
+    ASSERT_TRUE(store->write(revoked("r1", "w1", 300)));
+    scan("after revocation");
+    auto m = store->materials(kSource, "w2");  // still readable
+    ASSERT_TRUE(m && *m);
+    EXPECT_EQ((*m)->share.reveal_string(), share);
+  }
+  scan("closed");
+  EXPECT_FALSE(std::filesystem::exists(path().string() + "-wal"));
+}
+
+TEST_F(StoreTest, ReopeningKeepsEverything) {
+  std::int64_t last_id = 0;
+  std::int64_t failed_id = 0;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->write(plain_event("p1", R"({"n":18446744073709551617})")));
+    ASSERT_TRUE(store->write(created("c1", "w1", 100, "share-1", "api-1")));
+    ASSERT_TRUE(store->write(created("c2", "w2", 100)));
+    ASSERT_TRUE(store->write(revoked("r1", "w2", 150)));
+    failed_id = ok(store->write(created_failed("f1", "w3", 100))).id;
+    last_id = ok(store->write(plain_event("last"))).id;
+    store->close();
+    EXPECT_FALSE(store->writable());
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  auto p1 = store->find_event(kSource, "p1");
+  ASSERT_TRUE(p1 && *p1);
+  EXPECT_EQ(payload_of(*store, **p1), R"({"n":18446744073709551617})");
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->share.reveal_string(), "share-1");
+  EXPECT_EQ((*m)->api_key.reveal_string(), "api-1");
+  auto gone = store->materials(kSource, "w2");
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(*gone);
+  EXPECT_EQ(ok(store->write(created("c0", "w2", 120))).materials, MaterialsState::revoked);
+  auto failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  ASSERT_EQ(failures->size(), 1U);
+  EXPECT_EQ(failures->front().id, failed_id);
+  EXPECT_TRUE(ok(store->write(plain_event("p1"))).duplicate);
+  EXPECT_GT(ok(store->write(plain_event("next"))).id, last_id + 1);  // c0 took last_id + 1
+  store->close();
+
+  // Another KEK cannot read the records: another id, or the same id with another key.
+  StoreOptions options;
+  options.path = path();
+  auto foreign =
+      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:2"));
+  ASSERT_TRUE(foreign);
+  auto by_other_id = (*foreign)->event_payload(**p1);
+  ASSERT_FALSE(by_other_id);
+  EXPECT_EQ(errc_of(by_other_id.error()), Errc::kek_unavailable);
+  (*foreign)->close();
+  auto impostor =
+      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
+  ASSERT_TRUE(impostor);
+  auto by_other_key = (*impostor)->event_payload(**p1);
+  ASSERT_FALSE(by_other_key);
+  EXPECT_EQ(errc_of(by_other_key.error()), Errc::store_corrupt);
+  auto materials_other_key = (*impostor)->materials(kSource, "w1");
+  ASSERT_FALSE(materials_other_key);
+  EXPECT_EQ(errc_of(materials_other_key.error()), Errc::store_corrupt);
+}
+
+TEST_F(StoreTest, CloseDrainsTheQueueThenRefuses) {
+  auto store = open_store(16);
+  ASSERT_TRUE(store);
+  constexpr int kCount = 300;
+  std::atomic<int> succeeded{0};
+  std::atomic<int> completed{0};
+  for (int i = 0; i < kCount; ++i) {
+    store->submit(plain_event("q" + std::to_string(i)), [&](Result<WriteResult> r) {
+      if (r) succeeded.fetch_add(1);
+      completed.fetch_add(1);
+    });
+  }
+  store->close();
+  EXPECT_EQ(completed.load(), kCount);
+  EXPECT_EQ(succeeded.load(), kCount);
+  EXPECT_FALSE(store->writable());
+
+  // After close: completes at once, on the caller's thread.
+  bool called = false;
+  store->submit(plain_event("late"), [&](Result<WriteResult> r) {
+    called = true;
+    ASSERT_FALSE(r);
+    EXPECT_EQ(errc_of(r.error()), Errc::store_unavailable);
+  });
+  EXPECT_TRUE(called);
+  auto w = store->write(plain_event("late2"));
+  ASSERT_FALSE(w);
+  EXPECT_EQ(errc_of(w.error()), Errc::store_unavailable);
+  auto resolve = store->resolve_decrypt_failure(1, std::string("x"));
+  ASSERT_FALSE(resolve);
+  EXPECT_EQ(errc_of(resolve.error()), Errc::store_unavailable);
+  auto read = store->event_meta(1);
+  ASSERT_FALSE(read);
+  EXPECT_EQ(errc_of(read.error()), Errc::store_unavailable);
+  store->close();  // idempotent
+  store.reset();
+
+  EXPECT_EQ(count_events(), kCount);
+}
+
+TEST_F(StoreTest, BlockingCallsFromACompletionAreRefusedInsteadOfDeadlocking) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::promise<std::pair<bool, Errc>> write_outcome;
+  std::promise<std::pair<bool, Errc>> resolve_outcome;
+  store->submit(plain_event("outer"), [&](Result<WriteResult>) {
+    auto w = store->write(plain_event("inner"));
+    write_outcome.set_value({!w, w ? Errc::internal : errc_of(w.error())});
+    auto r = store->resolve_decrypt_failure(1, std::string("x"));
+    resolve_outcome.set_value({!r, r ? Errc::internal : errc_of(r.error())});
+  });
+  EXPECT_EQ(write_outcome.get_future().get(), std::make_pair(true, Errc::internal));
+  EXPECT_EQ(resolve_outcome.get_future().get(), std::make_pair(true, Errc::internal));
+  // submit() from a completion is fine.
+  std::promise<bool> nested;
+  store->submit(plain_event("outer2"), [&](Result<WriteResult>) {
+    store->submit(plain_event("inner2"), [&](Result<WriteResult> r) { nested.set_value(bool(r)); });
+  });
+  EXPECT_TRUE(nested.get_future().get());
+}
+
+TEST_F(StoreTest, InvalidRequestsAreRefusedBeforeQueueing) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto expect = [&](WriteRequest r, Errc e) {
+    auto w = store->write(std::move(r));
+    ASSERT_FALSE(w);
+    EXPECT_EQ(errc_of(w.error()), e);
+  };
+  WriteRequest no_source = plain_event("x");
+  no_source.event.source.clear();
+  expect(std::move(no_source), Errc::missing_field);
+  WriteRequest no_key = plain_event("");
+  expect(std::move(no_key), Errc::missing_field);
+  WriteRequest revoke_without_wallet = revoked("r", "", 100);
+  expect(std::move(revoke_without_wallet), Errc::missing_field);
+  WriteRequest mismatch = created("c", "w1", 100);
+  mismatch.materials->wallet_id = "w2";
+  expect(std::move(mismatch), Errc::invalid_field);
+  WriteRequest both = created("c", "w1", 100);
+  both.revoke = true;
+  expect(std::move(both), Errc::internal);
+  EXPECT_EQ(count_events(), 0);
+}
+
+TEST_F(StoreTest, DatabaseFileIsPrivateAndConfigured) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("x")));
+  const auto perms = std::filesystem::status(path()).permissions();
+  EXPECT_EQ(perms & (std::filesystem::perms::group_all | std::filesystem::perms::others_all),
+            std::filesystem::perms::none);
+  RawDb raw(path());
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+  EXPECT_EQ(raw.integer("SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+}
+
+}  // namespace
