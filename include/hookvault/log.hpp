@@ -1,0 +1,45 @@
+// Structured logging on spdlog: one line per record, JSON or text.
+//
+// JSON:  {"ts":"2026-11-22T15:13:26.348Z","level":"info","msg":"request","source":"dynamic",...}
+// text:  2026-11-22T15:13:26.348Z info request source=dynamic status=200 ...
+//
+// Fields are key/value pairs of strings or integers, escaped for the format.
+// There is deliberately no overload for SecretBytes: a secret cannot be logged.
+// Callers must not pass payloads either; log ids, names, sizes, statuses.
+//
+// Thread-safety: safe from any thread after init_logging().
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace hookvault {
+
+enum class LogLevel { trace, debug, info, warn, error, critical, off };
+
+struct LogField {
+  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+  LogField(std::string_view k, const std::string& v) : key(k), value(std::string_view(v)) {}
+  LogField(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
+  template <class I, class = std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>>>
+  LogField(std::string_view k, I v) : key(k), value(static_cast<std::int64_t>(v)) {}
+  LogField(std::string_view k, bool v) : key(k), value(std::string_view(v ? "true" : "false")) {}
+  std::string_view key;
+  std::variant<std::string_view, std::int64_t> value;
+};
+
+// format: "json" or "text"; level: trace|debug|info|warn|error|critical|off.
+// Throws std::invalid_argument on an unknown value. Logs go to stderr.
+void init_logging(std::string_view format, std::string_view level);
+void set_log_level(std::string_view level);
+bool log_enabled(LogLevel level) noexcept;
+
+void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
+
+// Appends `s` to `out` as the body of a JSON string (no quotes).
+void json_escape(std::string_view s, std::string& out);
+
+}  // namespace hookvault

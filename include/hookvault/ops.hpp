@@ -1,0 +1,41 @@
+// Operator subcommands that read or repair the store: `materials get`,
+// `events list`, `events show`, `reprocess`, plus the helpers `serve` shares
+// with them (opening the KEK and the store named by a config).
+//
+// Each command writes its result to `out` and one clear error line to `err`,
+// and returns the process exit code: 0 success, 1 error, 3 not found (materials
+// absent or revoked; event unknown). Only `materials get` and `events show`
+// print secret-bearing data, because that is their job.
+//
+// Thread-safety: called once per process from main().
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "hookvault/config.hpp"
+#include "hookvault/kek.hpp"
+#include "hookvault/store.hpp"
+
+namespace hookvault {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitNotFound = 3;
+
+// Throws std::runtime_error naming the file or provider on failure.
+std::shared_ptr<const Kek> open_kek(const Config& config);
+std::unique_ptr<Store> open_store(const Config& config);
+
+int materials_get(const Config& config, const std::string& wallet_id,
+                  const std::optional<std::string>& source, std::ostream& out, std::ostream& err);
+int events_list(const Config& config, const std::optional<std::string>& source,
+                std::int64_t after, std::size_t limit, std::ostream& out, std::ostream& err);
+int events_show(const Config& config, const std::string& id, std::ostream& out,
+                std::ostream& err);
+int reprocess(const Config& config, std::ostream& out, std::ostream& err);
+
+}  // namespace hookvault

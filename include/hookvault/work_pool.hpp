@@ -1,0 +1,43 @@
+// WorkPool: a bounded pool of threads for blocking work kept off the I/O
+// threads (RSA private-key operations, store reads).
+//
+// try_post() never blocks: it returns false when `max_queue` jobs are already
+// waiting, so the caller can answer 503 + Retry-After instead of letting memory
+// grow without bound. stop() runs what is queued, then joins.
+//
+// Thread-safety: try_post() and stop() are safe from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace hookvault {
+
+class WorkPool {
+ public:
+  WorkPool(unsigned threads, std::size_t max_queue);
+  ~WorkPool();
+  WorkPool(const WorkPool&) = delete;
+  WorkPool& operator=(const WorkPool&) = delete;
+
+  bool try_post(std::function<void()> job);
+  void stop();
+  std::size_t queued() const;
+
+ private:
+  void run();
+
+  const std::size_t max_queue_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace hookvault

@@ -1,0 +1,124 @@
+// hookvault: the composition root. Parses the command line and wires the
+// stages together; no logic of its own.
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "hookvault/config.hpp"
+#include "hookvault/init.hpp"
+#include "hookvault/log.hpp"
+#include "hookvault/ops.hpp"
+#include "hookvault/pipeline.hpp"
+#include "hookvault/server.hpp"
+#include "hookvault/work_pool.hpp"
+
+namespace {
+
+using namespace hookvault;
+
+int serve(const Config& config) {
+  // Key material lives in this process: no core dumps, no ptrace by peers.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  init_logging(config.log.format, config.log.level);
+  auto store = open_store(config);
+  auto sources = load_sources(config);
+  unsigned cores = std::thread::hardware_concurrency();
+  WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
+  Pipeline pipeline(std::move(sources), *store, pool);
+  Server server(config.server, pipeline);
+  server.run();
+  pool.stop();    // queued decryptions still reach the store
+  store->close();  // commits what is queued
+  log(LogLevel::info, "stopped");
+  return kExitOk;
+}
+
+int check(const Config& config) {
+  auto problems = check_config(config);
+  for (const auto& p : problems) std::cerr << p << "\n";
+  if (problems.empty()) std::cout << "ok: " << config.file.string() << "\n";
+  return problems.empty() ? kExitOk : kExitError;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hookvault: a webhook receiver for secret-bearing webhooks"};
+  app.require_subcommand(1);
+  std::string config_file;
+  auto add_config = [&config_file](CLI::App* cmd) {
+    cmd->add_option("--config", config_file,
+                    "config file (default: $HOOKVAULT_CONFIG, else /etc/hookvault/hookvault.toml)");
+  };
+
+  auto* serve_cmd = app.add_subcommand("serve", "run the daemon");
+  add_config(serve_cmd);
+
+  std::string init_dir = "./var/dev";
+  auto* init_cmd = app.add_subcommand("init", "create a working local setup");
+  init_cmd->add_option("--dir", init_dir, "folder to create (default ./var/dev)");
+
+  auto* check_cmd = app.add_subcommand("check-config", "validate the config and its files");
+  add_config(check_cmd);
+
+  auto* materials_cmd = app.add_subcommand("materials", "delegated materials");
+  materials_cmd->require_subcommand(1);
+  auto* materials_get_cmd = materials_cmd->add_subcommand("get", "print a wallet's materials");
+  std::string wallet_id;
+  std::optional<std::string> source;
+  materials_get_cmd->add_option("WALLET_ID", wallet_id, "wallet id")->required();
+  materials_get_cmd->add_option("--source", source, "source name");
+  add_config(materials_get_cmd);
+
+  auto* events_cmd = app.add_subcommand("events", "stored events");
+  events_cmd->require_subcommand(1);
+  auto* events_list_cmd = events_cmd->add_subcommand("list", "event metadata as JSON lines");
+  std::int64_t after = 0;
+  std::size_t limit = 100;
+  events_list_cmd->add_option("--source", source, "source name");
+  events_list_cmd->add_option("--after", after, "only ids greater than this");
+  events_list_cmd->add_option("--limit", limit, "at most this many")->check(CLI::Range(1, 100000));
+  add_config(events_list_cmd);
+  auto* events_show_cmd = events_cmd->add_subcommand("show", "one event with its payload");
+  std::string event_id;
+  events_show_cmd->add_option("ID", event_id, "event id (or provider event id)")->required();
+  add_config(events_show_cmd);
+
+  auto* reprocess_cmd = app.add_subcommand("reprocess", "retry failed delegation decryptions");
+  add_config(reprocess_cmd);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (init_cmd->parsed()) {
+      ::umask(077);
+      return run_init(init_dir, std::cout).ok ? kExitOk : kExitError;
+    }
+    const auto path = config_file.empty() ? default_config_path() : std::filesystem::path(config_file);
+    const Config config = load_config(path);
+    if (check_cmd->parsed()) return check(config);
+    if (serve_cmd->parsed()) return serve(config);
+    // Operator commands log to stderr in text form, warnings and above.
+    init_logging("text", "warn");
+    if (materials_get_cmd->parsed()) {
+      return materials_get(config, wallet_id, source, std::cout, std::cerr);
+    }
+    if (events_list_cmd->parsed()) {
+      return events_list(config, source, after, limit, std::cout, std::cerr);
+    }
+    if (events_show_cmd->parsed()) return events_show(config, event_id, std::cout, std::cerr);
+    if (reprocess_cmd->parsed()) return reprocess(config, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitError;
+  }
+  return kExitError;
+}

@@ -1,0 +1,352 @@
+#include "hookvault/server.hpp"
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "hookvault/bytes.hpp"
+#include "hookvault/log.hpp"
+#include "net/tls.hpp"
+
+namespace hookvault {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kFirstReadBytes = 4096;
+constexpr auto kWriteTimeout = std::chrono::seconds(30);
+constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+
+// Bridges Pipeline::handle's callback to an awaitable that resumes on the
+// connection's executor.
+template <class Token>
+auto async_pipeline(Pipeline& pipeline, Delivery delivery, Token&& token) {
+  return asio::async_initiate<Token, void(Reply)>(
+      [&pipeline](auto handler, Delivery d) {
+        using Handler = decltype(handler);
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        auto shared = std::make_shared<Handler>(std::move(handler));
+        pipeline.handle(std::move(d), [shared, work](Reply reply) mutable {
+          auto ex = work.get_executor();
+          asio::post(ex, [shared, reply = std::move(reply)]() mutable {
+            (*shared)(std::move(reply));
+          });
+          work.reset();
+        });
+      },
+      token, std::move(delivery));
+}
+
+std::string make_request_id(std::uint64_t boot, std::uint64_t n) {
+  std::uint8_t raw[16];
+  for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::uint8_t>(boot >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
+  return to_hex(ByteView(raw, sizeof raw));
+}
+
+}  // namespace
+
+struct Server::Impl {
+  struct Conn {
+    explicit Conn(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls) {}
+    Stream stream;
+    bool busy = false;  // touched only on the connection's strand
+  };
+
+  Impl(const ServerConfig& c, Pipeline& p)
+      : cfg(c), pipeline(p), acceptor(ioc), signals(ioc), grace(ioc) {
+    std::uint8_t r[8];
+    if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
+    for (auto b : r) boot_id = (boot_id << 8) | b;
+  }
+
+  const ServerConfig cfg;
+  Pipeline& pipeline;
+  asio::io_context ioc;
+  ssl::context tls{ssl::context::tls_server};
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
+  asio::steady_timer grace;
+  std::atomic<bool> draining{false};
+  std::uint64_t boot_id = 0;
+  std::atomic<std::uint64_t> next_request{0};
+
+  std::mutex conns_mu;
+  std::unordered_map<Conn*, std::weak_ptr<Conn>> conns;
+
+  void listen() {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(cfg.listen.host, ec);
+    if (ec) throw std::runtime_error("bad listen address '" + cfg.listen.host + "'");
+    tcp::endpoint ep(address, cfg.listen.port);
+    acceptor.open(ep.protocol());
+    acceptor.set_option(asio::socket_base::reuse_address(true));
+    if (ep.address().is_v6()) acceptor.set_option(asio::ip::v6_only(false), ec);
+    acceptor.bind(ep, ec);
+    if (ec) {
+      throw std::runtime_error("cannot listen on " + cfg.listen.host + ":" +
+                               std::to_string(cfg.listen.port) + ": " + ec.message());
+    }
+    acceptor.listen(asio::socket_base::max_listen_connections);
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
+      if (ec) {
+        if (draining || ec == asio::error::operation_aborted) co_return;
+        log(LogLevel::warn, "accept failed", {{"error", ec.message()}});
+        continue;
+      }
+      socket.set_option(tcp::no_delay(true), ec);
+      auto conn = std::make_shared<Conn>(std::move(socket), tls);
+      {
+        std::lock_guard lock(conns_mu);
+        conns.emplace(conn.get(), conn);
+      }
+      auto ex = conn->stream.get_executor();
+      asio::co_spawn(ex, session(conn), asio::detached);
+    }
+  }
+
+  void forget(Conn* c) {
+    bool last = false;
+    {
+      std::lock_guard lock(conns_mu);
+      conns.erase(c);
+      last = conns.empty();
+    }
+    if (last && draining) asio::post(ioc, [this] { grace.cancel(); });
+  }
+
+  template <class Body>
+  asio::awaitable<bool> write(Conn& c, http::response<Body>& res) {
+    beast::get_lowest_layer(c.stream).expires_after(kWriteTimeout);
+    auto [ec, n] = co_await http::async_write(c.stream, res, kNoThrow);
+    co_return !ec;
+  }
+
+  asio::awaitable<void> reply_and_close(Conn& c, unsigned status, std::string_view error,
+                                        const std::string& request_id) {
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::content_type, "application/json");
+    res.set("X-Request-Id", request_id);
+    res.keep_alive(false);
+    res.body() = "{\"error\":\"" + std::string(error) + "\"}";
+    res.prepare_payload();
+    co_await write(c, res);
+  }
+
+  asio::awaitable<void> session(std::shared_ptr<Conn> conn) {
+    Conn& c = *conn;
+    std::string peer;
+    {
+      boost::system::error_code ec;
+      auto ep = beast::get_lowest_layer(c.stream).socket().remote_endpoint(ec);
+      if (!ec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
+    auto [hs_ec] = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    if (!hs_ec) co_await serve_requests(c, peer);
+    if (!hs_ec) {
+      beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
+      auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
+      (void)sd_ec;
+    }
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(c.stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(c.stream).close();
+    forget(&c);
+  }
+
+  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      c.busy = false;
+      if (draining) co_return;
+      // Wait for the first byte of the next request under the idle timeout.
+      if (buffer.size() == 0) {
+        beast::get_lowest_layer(c.stream).expires_after(cfg.idle_timeout);
+        auto [ec, n] = co_await c.stream.async_read_some(buffer.prepare(kFirstReadBytes), kNoThrow);
+        if (ec) co_return;
+        buffer.commit(n);
+      }
+      c.busy = true;
+      const auto started = std::chrono::steady_clock::now();
+      const std::string request_id = make_request_id(boot_id, ++next_request);
+
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+      parser.body_limit(cfg.max_body_bytes);
+      beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
+      auto [hec, hn] = co_await http::async_read_header(c.stream, buffer, parser, kNoThrow);
+      if (hec == http::error::body_limit) {
+        co_await reply_and_close(c, 413, "body_too_large", request_id);
+        log_request(request_id, peer, "", "", 413, started, nullptr);
+        co_return;
+      }
+      if (hec == http::error::header_limit) {
+        co_await reply_and_close(c, 431, "header_too_large", request_id);
+        log_request(request_id, peer, "", "", 431, started, nullptr);
+        co_return;
+      }
+      if (hec) {
+        if (hec != beast::error::timeout && hec != http::error::end_of_stream &&
+            hec != asio::ssl::error::stream_truncated && hec != asio::error::operation_aborted) {
+          co_await reply_and_close(c, 400, "bad_request", request_id);
+        }
+        co_return;
+      }
+      auto& head = parser.get();
+      if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) >
+          cfg.max_header_count) {
+        co_await reply_and_close(c, 431, "too_many_headers", request_id);
+        log_request(request_id, peer, head.method_string(), head.target(), 431, started, nullptr);
+        co_return;
+      }
+      if (beast::iequals(head[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, 11};
+        if (!co_await write(c, cont)) co_return;
+      }
+      beast::get_lowest_layer(c.stream).expires_after(cfg.body_timeout);
+      auto [bec, bn] = co_await http::async_read(c.stream, buffer, parser, kNoThrow);
+      if (bec == http::error::body_limit) {
+        co_await reply_and_close(c, 413, "body_too_large", request_id);
+        log_request(request_id, peer, head.method_string(), head.target(), 413, started, nullptr);
+        co_return;
+      }
+      if (bec) co_return;  // timeout, reset, malformed chunking: nothing to answer
+
+      auto req = parser.release();
+      Delivery d;
+      d.method = req.method_string();
+      d.target = req.target();
+      d.content_type = req[http::field::content_type];
+      d.header = [&req](std::string_view name) { return req[name]; };
+      d.body = std::move(req.body());
+      d.request_id = request_id;
+      d.peer = peer;
+      Reply reply = co_await async_pipeline(pipeline, std::move(d), asio::use_awaitable);
+
+      const bool keep = req.keep_alive() && !draining;
+      http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+      res.set(http::field::content_type, "application/json");
+      res.set("X-Request-Id", request_id);
+      if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+      res.keep_alive(keep);
+      res.body() = std::move(reply.body);
+      res.prepare_payload();
+      const bool written = co_await write(c, res);
+      log_request(request_id, peer, req.method_string(), req.target(), reply.status, started,
+                  &reply);
+      if (!written || !keep) co_return;
+    }
+  }
+
+  void log_request(const std::string& request_id, const std::string& peer, std::string_view method,
+                   std::string_view target, unsigned status,
+                   std::chrono::steady_clock::time_point started, const Reply* reply) {
+    if (!log_enabled(LogLevel::info)) return;
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    const std::string_view path = target.substr(0, target.find('?'));
+    log(LogLevel::info, "request",
+        {{"request_id", request_id},
+         {"peer", peer},
+         {"method", method},
+         {"path", path},
+         {"status", status},
+         {"source", reply ? std::string_view(reply->source) : ""},
+         {"event", reply ? std::string_view(reply->event_name) : ""},
+         {"event_id", reply ? std::string_view(reply->event_id) : ""},
+         {"latency_us", us}});
+  }
+
+  void begin_shutdown() {
+    if (draining.exchange(true)) return;
+    log(LogLevel::info, "shutting down", {{"grace_ms", cfg.shutdown_grace.count()}});
+    pipeline.set_draining();
+    boost::system::error_code ec;
+    acceptor.close(ec);
+    signals.cancel(ec);
+    std::vector<std::shared_ptr<Conn>> live;
+    {
+      std::lock_guard lock(conns_mu);
+      for (auto& [ptr, weak] : conns) {
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& conn : live) {
+      // Idle connections close now; busy ones finish their request first.
+      asio::post(conn->stream.get_executor(), [conn] {
+        if (!conn->busy) beast::get_lowest_layer(conn->stream).cancel();
+      });
+    }
+    if (live.empty()) return;
+    grace.expires_after(cfg.shutdown_grace);
+    grace.async_wait([this](boost::system::error_code wec) {
+      if (!wec) {
+        log(LogLevel::warn, "shutdown grace expired; closing remaining connections");
+        ioc.stop();
+      }
+    });
+  }
+};
+
+Server::Server(const ServerConfig& config, Pipeline& pipeline)
+    : impl_(std::make_unique<Impl>(config, pipeline)) {
+  net::configure_server_tls(impl_->tls, config.tls_cert, config.tls_key, config.tls_min_version);
+  impl_->listen();
+}
+
+Server::~Server() = default;
+
+Endpoint Server::local_endpoint() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return Endpoint{ep.address().to_string(), ep.port()};
+}
+
+void Server::run(bool handle_signals) {
+  Impl& impl = *impl_;
+  if (handle_signals) {
+    impl.signals.add(SIGTERM);
+    impl.signals.add(SIGINT);
+    impl.signals.async_wait([&impl](boost::system::error_code ec, int /*sig*/) {
+      if (!ec) impl.begin_shutdown();
+    });
+  }
+  asio::co_spawn(impl.acceptor.get_executor(), impl.accept_loop(), asio::detached);
+  const auto ep = local_endpoint();
+  log(LogLevel::info, "listening", {{"address", ep.host}, {"port", ep.port}});
+  unsigned n = impl.cfg.threads != 0 ? impl.cfg.threads : std::thread::hardware_concurrency();
+  if (n == 0) n = 1;
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  impl.ioc.run();
+  for (auto& t : threads) t.join();
+}
+
+void Server::stop() {
+  asio::post(impl_->ioc, [impl = impl_.get()] { impl->begin_shutdown(); });
+}
+
+}  // namespace hookvault

@@ -1,0 +1,228 @@
+#include "hookvault/pipeline.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include "hookvault/log.hpp"
+#include "pipeline/plan.hpp"
+
+namespace hookvault {
+namespace {
+
+constexpr unsigned kRetryAfterOverloadedS = 1;
+constexpr unsigned kRetryAfterStoreS = 5;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+// "application/json", "application/json; charset=utf-8", "application/cloudevents+json".
+bool is_json_media_type(std::string_view ct) {
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
+  while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+  if (iequals(ct, "application/json")) return true;
+  return ct.size() > 5 && iequals(ct.substr(0, 12), "application/") &&
+         iequals(ct.substr(ct.size() - 5), "+json");
+}
+
+Reply error_reply(Errc e, std::string_view field = {}) {
+  Reply r;
+  r.status = http_status(e);
+  r.body = "{\"error\":\"";
+  r.body += error_name(e);
+  r.body += '"';
+  if (!field.empty()) {
+    r.body += ",\"field\":\"";
+    json_escape(field, r.body);
+    r.body += '"';
+  }
+  r.body += '}';
+  if (e == Errc::overloaded) r.retry_after_s = kRetryAfterOverloadedS;
+  if (e == Errc::store_unavailable) r.retry_after_s = kRetryAfterStoreS;
+  return r;
+}
+
+Reply status_reply(unsigned status, std::string_view body) {
+  Reply r;
+  r.status = status;
+  r.body = body;
+  return r;
+}
+
+Reply stored_reply(const WriteResult& w, const NewEvent& ev, bool delegation) {
+  Reply r;
+  r.status = 200;
+  r.body = w.duplicate ? R"({"status":"duplicate","id":")" : R"({"status":"accepted","id":")";
+  r.body += std::to_string(w.id);
+  r.body += R"(","eventId":")";
+  json_escape(ev.idempotency_key, r.body);
+  r.body += '"';
+  if (delegation) {
+    r.body += R"(,"materials":")";
+    r.body += materials_state_name(w.materials);
+    r.body += '"';
+  }
+  r.body += '}';
+  return r;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store,
+                   WorkPool& pool)
+    : sources_(std::move(sources)), store_(store), pool_(pool) {}
+
+bool Pipeline::ready() const noexcept {
+  if (draining_.load() || !store_.writable()) return false;
+  return std::all_of(sources_.begin(), sources_.end(), [](const auto& s) {
+    return s->verifier.secret_count() > 0 &&
+           (s->config.provider != Provider::dynamic ||
+            (s->decryptor && s->decryptor->key_count() > 0));
+  });
+}
+
+const Source* Pipeline::route(std::string_view path) const {
+  for (const auto& s : sources_) {
+    if (s->config.path == path) return s.get();
+  }
+  return nullptr;
+}
+
+void Pipeline::handle(Delivery delivery, std::function<void(Reply)> done) {
+  const std::string_view target = delivery.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  const bool get = delivery.method == "GET" || delivery.method == "HEAD";
+  if (path == "/healthz") {
+    done(get ? status_reply(200, R"({"status":"ok"})") : error_reply(Errc::method_not_allowed));
+    return;
+  }
+  if (path == "/readyz") {
+    if (!get) {
+      done(error_reply(Errc::method_not_allowed));
+    } else {
+      done(ready() ? status_reply(200, R"({"status":"ready"})")
+                   : status_reply(503, R"({"status":"not_ready"})"));
+    }
+    return;
+  }
+  const Source* source = route(path);
+  if (source == nullptr) {
+    done(error_reply(Errc::not_found));
+    return;
+  }
+  if (delivery.method != "POST") {
+    done(error_reply(Errc::method_not_allowed));
+    return;
+  }
+  handle_webhook(*source, std::move(delivery), std::move(done));
+}
+
+void Pipeline::handle_webhook(const Source& source, Delivery delivery,
+                              std::function<void(Reply)> done) {
+  auto finish = [&source, &done](Reply r) {
+    r.source = source.config.name;
+    done(std::move(r));
+  };
+  if (!is_json_media_type(delivery.content_type)) {
+    finish(error_reply(Errc::unsupported_media_type));
+    return;
+  }
+  const std::string_view header_name = source.config.provider == Provider::dynamic
+                                           ? std::string_view("x-dynamic-signature-256")
+                                           : std::string_view("x-signature");
+  const std::string_view prefix =
+      source.config.provider == Provider::dynamic ? std::string_view("sha256=") : "";
+  auto mac = parse_signature_header(delivery.header(header_name), prefix);
+  if (!mac) {
+    finish(error_reply(Errc::invalid_signature));
+    return;
+  }
+  auto verified = source.verifier.verify_delivery(delivery.body, *mac);
+  if (!verified) {
+    finish(error_reply(to_errc(verified.error())));
+    return;
+  }
+  if (source.config.provider != Provider::dynamic) {
+    // Nodit sources arrive with issue 3; refuse rather than store half-understood events.
+    finish(error_reply(Errc::not_found));
+    return;
+  }
+
+  auto planned = detail::plan_dynamic(source, verified->body, std::move(delivery.body), now_ms());
+  if (auto* rej = std::get_if<detail::Rejection>(&planned)) {
+    Reply r = error_reply(rej->code, rej->field);
+    if (verified->body.is_object()) {
+      auto it = verified->body.find("eventName");
+      if (it != verified->body.end() && it->is_string()) r.event_name = it->get<std::string>();
+    }
+    finish(std::move(r));
+    return;
+  }
+  auto plan = std::get<detail::Plan>(std::move(planned));
+
+  // The completion outlives this call: capture by value.
+  auto store_done = [done, source_name = source.config.name, delegation = plan.decrypt,
+                     event_name = plan.request.event.event_name,
+                     event_id = plan.request.event.idempotency_key](Result<WriteResult> r) {
+    Reply reply;
+    if (r) {
+      NewEvent ev;
+      ev.idempotency_key = event_id;
+      reply = stored_reply(*r, ev, delegation);
+    } else {
+      log(LogLevel::error, "store write failed",
+          {{"source", source_name}, {"error", r.error().message()}});
+      reply = error_reply(Errc::store_unavailable);
+    }
+    reply.source = source_name;
+    reply.event_name = event_name;
+    reply.event_id = event_id;
+    done(std::move(reply));
+  };
+
+  if (!plan.decrypt) {
+    store_.submit(std::move(plan.request), std::move(store_done));
+    return;
+  }
+
+  // wallet.delegation.created: RSA work belongs on the pool, never here.
+  auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
+  auto body = std::make_shared<Json>(std::move(verified->body));
+  const bool posted = pool_.try_post([this, &source, shared_plan, body, store_done]() mutable {
+    WriteRequest& req = shared_plan->request;
+    auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
+    if (!existing || !existing->has_value()) {
+      // New (or the check failed: the write decides). Decrypt first.
+      DecryptOutcome outcome = decrypt_delegation(source, *body);
+      if (outcome.materials) {
+        req.materials = std::move(outcome.materials);
+      } else {
+        log(LogLevel::warn, "delegation decrypt failed",
+            {{"source", source.config.name},
+             {"event_id", req.event.idempotency_key},
+             {"reason", outcome.failure}});
+        req.decrypt_failure = std::move(outcome.failure);
+      }
+    }
+    store_.submit(std::move(req), std::move(store_done));
+  });
+  if (!posted) {
+    Reply r = error_reply(Errc::overloaded);
+    r.event_name = shared_plan->request.event.event_name;
+    r.event_id = shared_plan->request.event.idempotency_key;
+    finish(std::move(r));
+  }
+}
+
+}  // namespace hookvault

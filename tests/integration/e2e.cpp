@@ -1,0 +1,159 @@
+#include "e2e.hpp"
+
+#include <openssl/rand.h>
+
+#include <sstream>
+
+#include "hookvault/bytes.hpp"
+
+namespace hookvault::testing {
+namespace {
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+const Setup& setup() {
+  static Setup* s = [] {
+    auto* out = new Setup;
+    out->root = out->dir.path() / "setup";
+    auto r = run_hookvault({"init", "--dir", out->root.string()});
+    if (r.exit_code != 0) {
+      throw std::runtime_error("hookvault init failed: " + r.err);
+    }
+    out->dynamic_secret = trim(read_file(out->root / "secrets/dynamic_webhook_secret"));
+    out->rsa_public_pem = read_file(out->root / "keys/dynamic_rsa.pub.pem");
+    return out;
+  }();
+  return *s;
+}
+
+void E2E::SetUp() { (void)setup(); }
+
+std::filesystem::path E2E::write_config(const ConfigOptions& o) {
+  const auto& s = setup();
+  std::ostringstream t;
+  t << "[server]\n"
+    << "listen = \"127.0.0.1:0\"\n"
+    << "tls_cert = \"" << (s.root / "tls/cert.pem").string() << "\"\n"
+    << "tls_key = \"" << (s.root / "tls/key.pem").string() << "\"\n"
+    << "threads = 2\n"
+    << "max_body_bytes = " << o.max_body_bytes << "\n"
+    << "header_timeout = \"1s\"\n"
+    << "body_timeout = \"1s\"\n"
+    << "idle_timeout = \"5s\"\n"
+    << o.server_extra << "\n"
+    << "[storage]\npath = \"" << (dir_.path() / "data/hookvault.db").string() << "\"\n"
+    << "[kek]\nprovider = \"file\"\nfile = \"" << (s.root / "keys/kek.key").string() << "\"\n"
+    << "[log]\nformat = \"json\"\nlevel = \"info\"\n"
+    << "[[sources]]\nname = \"dynamic\"\nprovider = \"dynamic\"\npath = \"/webhooks/dynamic\"\n"
+    << "secret_files = [\"" << (s.root / "secrets/dynamic_webhook_secret").string() << "\"]\n"
+    << "rsa_private_keys = [";
+  std::vector<std::string> keys = o.rsa_keys_toml;
+  if (keys.empty()) {
+    keys.push_back("{ file = \"" + (s.root / "keys/dynamic_rsa.pem").string() +
+                   "\", kid = \"dynamic_rsa_lSuvWlCy\" }");
+  }
+  for (std::size_t i = 0; i < keys.size(); ++i) t << (i ? ", " : "") << keys[i];
+  t << "]\n";
+  config_ = dir_.path() / "hookvault.toml";
+  write_file(config_, t.str(), 0600);
+  return config_;
+}
+
+void E2E::start(const std::filesystem::path& config) {
+  client_.reset();
+  daemon_.reset();
+  daemon_ = std::make_unique<Daemon>(config);
+}
+
+HttpsClient& E2E::client() {
+  if (!client_) {
+    client_ = std::make_unique<HttpsClient>(daemon_->port(), setup().root / "tls/cert.pem");
+  }
+  return *client_;
+}
+
+HttpResponse E2E::post(const std::string& body,
+                       const std::map<std::string, std::string>& headers) {
+  return client().request("POST", "/webhooks/dynamic", headers, body);
+}
+
+std::string E2E::sign(const std::string& body) const {
+  return "sha256=" + hmac_hex(setup().dynamic_secret, body);
+}
+
+HttpResponse E2E::post_signed(const std::string& body) {
+  return post(body, {{"Content-Type", "application/json"}, {"x-dynamic-signature-256", sign(body)}});
+}
+
+ProcessResult E2E::cli(std::vector<std::string> args) {
+  args.push_back("--config");
+  args.push_back(config_.string());
+  return run_hookvault(args);
+}
+
+std::vector<Json> E2E::events() {
+  auto r = cli({"events", "list", "--limit", "100000"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<Json> out;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(Json::parse(line));
+  }
+  return out;
+}
+
+std::string uuid() {
+  unsigned char b[16];
+  RAND_bytes(b, sizeof b);
+  b[6] = (b[6] & 0x0F) | 0x40;
+  b[8] = (b[8] & 0x3F) | 0x80;
+  std::string h = to_hex(ByteView(b, sizeof b));
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+Json created_event(const Delegation& d, const std::string& pub,
+                   std::optional<std::string> share_kid, std::optional<std::string> api_key_kid) {
+  Json data = Json::object();
+  data["chain"] = "EVM";
+  data["encryptedDelegatedShare"] = hybrid_encrypt(pub, d.share, share_kid);
+  data["encryptedWalletApiKey"] = hybrid_encrypt(pub, d.api_key, api_key_kid);
+  data["publicKey"] = "0x4f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c";
+  if (d.share_set_id) data["shareSetId"] = *d.share_set_id;
+  data["userId"] = d.user_id;
+  data["walletId"] = d.wallet_id;
+  Json e = Json::object();
+  e["messageId"] = uuid();
+  e["eventId"] = d.event_id;
+  e["eventName"] = "wallet.delegation.created";
+  e["timestamp"] = d.timestamp;
+  e["webhookId"] = "9a31fefc-64e4-4551-81da-1502eacc852d";
+  e["userId"] = d.user_id;
+  e["environmentId"] = "53728749-1f19-4cab-becf-b88f952c3a3c";
+  e["environmentName"] = "sandbox";
+  e["data"] = data;
+  return e;
+}
+
+Json revoked_event(const std::string& event_id, const std::string& wallet_id,
+                   const std::string& timestamp) {
+  Json e = Json::object();
+  e["messageId"] = uuid();
+  e["eventId"] = event_id;
+  e["eventName"] = "wallet.delegation.revoked";
+  e["timestamp"] = timestamp;
+  e["webhookId"] = "9a31fefc-64e4-4551-81da-1502eacc852d";
+  e["userId"] = "7eb7843b-2a4d-4f69-b95e-d219f0662fda";
+  e["environmentId"] = "53728749-1f19-4cab-becf-b88f952c3a3c";
+  e["data"] = Json{{"chain", "EVM"}, {"walletId", wallet_id}};
+  return e;
+}
+
+std::string compact(const Json& j) { return j.dump(); }
+
+}  // namespace hookvault::testing

@@ -1,0 +1,85 @@
+// Shared fixture for the end-to-end tests: one `hookvault init` setup per test
+// process (RSA-4096 generation is slow), a config and a fresh store per test,
+// the real daemon as a child process, real TLS on loopback.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "https_client.hpp"
+#include "hookvault/json.hpp"
+#include "test_support.hpp"
+
+namespace hookvault::testing {
+
+struct Setup {
+  TempDir dir;
+  std::filesystem::path root;  // the `hookvault init` folder
+  std::string dynamic_secret;
+  std::string rsa_public_pem;
+};
+
+// The process-wide init setup (created on first use).
+const Setup& setup();
+
+struct ConfigOptions {
+  std::vector<std::string> rsa_keys_toml;  // entries of rsa_private_keys, as TOML
+  std::string server_extra;                // extra [server] lines
+  std::size_t max_body_bytes = 65536;
+};
+inline ConfigOptions with_rsa_keys(std::vector<std::string> keys) {
+  ConfigOptions o;
+  o.rsa_keys_toml = std::move(keys);
+  return o;
+}
+
+class E2E : public ::testing::Test {
+ public:
+  void SetUp() override;
+
+  // Writes <test dir>/hookvault.toml and returns its path.
+  std::filesystem::path write_config(const ConfigOptions& options);
+  std::filesystem::path write_config() { return write_config(ConfigOptions{}); }
+  void start(const std::filesystem::path& config);
+  void start() { start(write_config()); }
+
+  HttpsClient& client();
+  HttpResponse post(const std::string& body, const std::map<std::string, std::string>& headers);
+  HttpResponse post_signed(const std::string& body);
+  std::string sign(const std::string& body) const;
+
+  ProcessResult cli(std::vector<std::string> args);
+  std::vector<Json> events();  // `hookvault events list`, parsed
+
+  TempDir dir_;
+  std::filesystem::path config_;
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<HttpsClient> client_;
+};
+
+// Building delegation events like Dynamic does.
+struct Delegation {
+  std::string event_id;
+  std::string wallet_id;
+  std::string user_id = "7eb7843b-2a4d-4f69-b95e-d219f0662fda";
+  std::string timestamp = "2025-10-01T15:13:26.348Z";
+  std::string share;
+  std::string api_key;
+  std::optional<std::string> share_set_id;
+};
+
+std::string uuid();
+Json created_event(const Delegation& d, const std::string& rsa_public_pem,
+                   std::optional<std::string> share_kid = std::nullopt,
+                   std::optional<std::string> api_key_kid = "dynamic_rsa_lSuvWlCy");
+Json revoked_event(const std::string& event_id, const std::string& wallet_id,
+                   const std::string& timestamp);
+std::string compact(const Json& j);
+
+}  // namespace hookvault::testing

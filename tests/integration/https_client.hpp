@@ -1,0 +1,79 @@
+// A small synchronous HTTPS client for tests (Beast over real TLS), and a
+// child-process runner for the hookvault binary.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace hookvault::testing {
+
+struct HttpResponse {
+  unsigned status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // lowercase names
+};
+
+// One keep-alive TLS connection to 127.0.0.1:port.
+class HttpsClient {
+ public:
+  // `ca_file`: verify the server certificate against it (for "localhost"/127.0.0.1);
+  // empty: no verification.
+  HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file = {});
+  ~HttpsClient();
+  HttpsClient(const HttpsClient&) = delete;
+  HttpsClient& operator=(const HttpsClient&) = delete;
+
+  HttpResponse request(const std::string& method, const std::string& target,
+                       const std::map<std::string, std::string>& headers = {},
+                       const std::string& body = {});
+  // Writes raw bytes on the TLS stream (for slow or malformed clients).
+  void write_raw(const std::string& bytes);
+  // Reads until the server closes or `timeout`; returns what arrived and
+  // whether the connection was closed by the peer.
+  std::pair<std::string, bool> read_until_close(std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+struct ProcessResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the hookvault binary with `args` and waits for it.
+ProcessResult run_hookvault(const std::vector<std::string>& args,
+                            const std::map<std::string, std::string>& env = {});
+
+// `hookvault serve --config FILE` as a child process. Waits for its "listening"
+// log line and exposes the bound port. Stops it with SIGTERM on destruction.
+class Daemon {
+ public:
+  explicit Daemon(const std::filesystem::path& config,
+                  const std::map<std::string, std::string>& env = {});
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  std::uint16_t port() const { return port_; }
+  // SIGTERM and wait; returns the exit status (or -signal).
+  int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  void kill9();
+  std::string log() const;  // everything the daemon wrote to stderr so far
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+  std::uint16_t port_ = 0;
+  std::filesystem::path log_file_;
+  bool running_ = false;
+};
+
+}  // namespace hookvault::testing
