@@ -8,9 +8,11 @@
 #include <iostream>
 #include <thread>
 
+#include "hookvault/backfill.hpp"
 #include "hookvault/config.hpp"
 #include "hookvault/init.hpp"
 #include "hookvault/log.hpp"
+#include "hookvault/nodit_history.hpp"
 #include "hookvault/ops.hpp"
 #include "hookvault/pipeline.hpp"
 #include "hookvault/server.hpp"
@@ -28,9 +30,26 @@ int serve(const Config& config) {
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
   WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
-  Pipeline pipeline(std::move(sources), *store, pool);
+  Pipeline pipeline(sources, *store, pool);
   Server server(config.server, pipeline);
+
+  // Nodit gap detection and backfill through the history API.
+  std::vector<std::unique_ptr<NoditHistoryClient>> clients;
+  std::vector<std::unique_ptr<Backfiller>> backfillers;
+  for (const auto& source : sources) {
+    if (!source->config.history) continue;
+    const HistoryConfig& h = *source->config.history;
+    auto client = std::make_unique<NoditHistoryClient>(HistoryClientOptions{
+        h.api_base_url, h.chain, h.network, load_secret(h.api_key), h.ca_file, h.request_timeout});
+    auto* raw = client.get();
+    clients.push_back(std::move(client));
+    backfillers.push_back(std::make_unique<Backfiller>(
+        source, *store, [raw](const HistoryQuery& q) { return raw->fetch(q); }));
+  }
+  for (auto& b : backfillers) b->start();
+
   server.run();
+  for (auto& b : backfillers) b->stop();
   pool.stop();    // queued decryptions still reach the store
   store->close();  // commits what is queued
   log(LogLevel::info, "stopped");
@@ -91,6 +110,12 @@ int main(int argc, char** argv) {
   auto* reprocess_cmd = app.add_subcommand("reprocess", "retry failed delegation decryptions");
   add_config(reprocess_cmd);
 
+  auto* nodit_cmd = app.add_subcommand("nodit", "Nodit subscriptions");
+  nodit_cmd->require_subcommand(1);
+  auto* nodit_gaps_cmd = nodit_cmd->add_subcommand("gaps", "sequence gaps per subscription as JSON");
+  nodit_gaps_cmd->add_option("--source", source, "source name");
+  add_config(nodit_gaps_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -116,6 +141,7 @@ int main(int argc, char** argv) {
     }
     if (events_show_cmd->parsed()) return events_show(config, event_id, std::cout, std::cerr);
     if (reprocess_cmd->parsed()) return reprocess(config, std::cout, std::cerr);
+    if (nodit_gaps_cmd->parsed()) return nodit_gaps(config, source, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitError;

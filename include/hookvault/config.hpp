@@ -99,6 +99,14 @@ struct HistoryConfig {
   SecretSource api_key;
   std::string chain;
   std::string network;
+  std::filesystem::path ca_file;  // trust anchors for the API; empty: the system store
+  std::vector<std::string> subscriptions;  // also checked for FAIL deliveries at start-up
+  std::chrono::milliseconds gap_delay{5000};        // a gap this old is chased
+  std::chrono::milliseconds poll_interval{1000};    // how often gaps are looked at
+  std::chrono::milliseconds backoff_initial{1000};  // after a failed or fruitless fetch
+  std::chrono::milliseconds backoff_max{300000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::uint32_t page_size = 100;  // rpp, 1..100
 };
 
 struct SourceConfig {

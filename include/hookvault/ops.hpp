@@ -37,5 +37,11 @@ int events_list(const Config& config, const std::optional<std::string>& source,
 int events_show(const Config& config, const std::string& id, std::ostream& out,
                 std::ostream& err);
 int reprocess(const Config& config, std::ostream& out, std::ostream& err);
+// One JSON line per Nodit subscription: highest contiguous sequence number,
+// missing numbers (listed up to kMaxListedMissing, always as ranges and a count)
+// and the source's messages keyed by content for lack of a sequence number.
+int nodit_gaps(const Config& config, const std::optional<std::string>& source, std::ostream& out,
+               std::ostream& err);
+inline constexpr std::uint64_t kMaxListedMissing = 1000;
 
 }  // namespace hookvault

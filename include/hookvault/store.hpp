@@ -66,6 +66,13 @@ enum class MaterialsState {
 };
 std::string_view materials_state_name(MaterialsState s) noexcept;
 
+// Nodit: a message's place in its subscription's sequence (numbers from 1,
+// increasing by one per message).
+struct SequencePosition {
+  std::string subscription_id;
+  std::uint64_t number = 0;  // 1 .. 2^63-1
+};
+
 struct NewEvent {
   std::string source;
   std::string idempotency_key;  // Dynamic: eventId
@@ -76,6 +83,7 @@ struct NewEvent {
   std::string wallet_id;         // delegation events; empty otherwise
   Origin origin = Origin::signature;
   std::string payload;           // the body bytes exactly as received
+  std::optional<SequencePosition> sequence;  // Nodit; tracked in the same transaction
 };
 
 struct DelegationMaterials {
@@ -137,6 +145,24 @@ struct StoreStats {
   std::size_t largest_batch = 0;         // most requests in one committed batch
 };
 
+// Sequence tracking of one Nodit subscription (see src/store/sequences.hpp for
+// the rules). `contiguous`: every number from the subscription's baseline up to
+// it is stored; `gaps`: the missing ranges between `contiguous` and `highest`.
+struct SequenceGap {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;
+  std::int64_t detected_at_ms = 0;  // when the store first saw the range missing
+  std::uint64_t size() const noexcept { return last - first + 1; }
+};
+
+struct SubscriptionSequence {
+  std::string source;
+  std::string subscription_id;
+  std::uint64_t contiguous = 0;
+  std::uint64_t highest = 0;
+  std::vector<SequenceGap> gaps;
+};
+
 struct EventQuery {
   std::optional<std::string> source;
   std::int64_t after = 0;
@@ -180,6 +206,17 @@ class Store {
   // nullopt when the wallet has no materials (never delegated, or revoked).
   Result<std::optional<StoredMaterials>> materials(std::string_view source,
                                                    std::string_view wallet_id) const;
+
+  // Sequence state of every subscription (of one source when given), with
+  // their gaps, ordered by source and subscription id.
+  Result<std::vector<SubscriptionSequence>> sequences(
+      std::optional<std::string_view> source = std::nullopt) const;
+  // Events of `source` whose idempotency key starts with `prefix` (e.g. Nodit
+  // messages keyed by content because they had no sequence number).
+  Result<std::uint64_t> count_events_with_key_prefix(std::string_view source,
+                                                     std::string_view prefix) const;
+  // The newest event time (ms) stored for `source`; nullopt when none.
+  Result<std::optional<std::int64_t>> latest_event_time_ms(std::string_view source) const;
 
   // True while the last commit (or open) succeeded; for /readyz. While false,
   // the idle writer retries a small probe write every second, so it turns true

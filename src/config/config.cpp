@@ -574,7 +574,9 @@ std::vector<RsaKeySpec> parse_rsa_keys(const Context& ctx, const TableReader& r)
 HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
   TableReader r(
       ctx, source.table("history"), source.key("history"),
-      {"api_base_url", "api_key_file", "api_key_env", "api_key_credential", "chain", "network"},
+      {"api_base_url", "api_key_file", "api_key_env", "api_key_credential", "chain", "network",
+       "ca_file", "subscriptions", "gap_delay", "poll_interval", "backoff_initial", "backoff_max",
+       "request_timeout", "page_size"},
       kHistorySecretHint);
   HistoryConfig h;
   h.api_base_url = r.required_string("api_base_url");
@@ -619,6 +621,17 @@ HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
   h.api_key = std::move(api_keys.front());
   h.chain = r.required_string("chain");
   h.network = r.required_string("network");
+  if (auto ca = r.path("ca_file")) h.ca_file = *ca;
+  if (auto subs = r.strings("subscriptions")) h.subscriptions = *subs;
+  if (auto v = r.duration("gap_delay")) h.gap_delay = *v;
+  if (auto v = r.positive_duration("poll_interval")) h.poll_interval = *v;
+  if (auto v = r.positive_duration("backoff_initial")) h.backoff_initial = *v;
+  if (auto v = r.positive_duration("backoff_max")) h.backoff_max = *v;
+  if (auto v = r.positive_duration("request_timeout")) h.request_timeout = *v;
+  if (auto v = r.integer("page_size", 1, 100)) h.page_size = static_cast<std::uint32_t>(*v);
+  if (h.backoff_max < h.backoff_initial) {
+    r.fail("backoff_max", "must not be shorter than backoff_initial");
+  }
   return h;
 }
 

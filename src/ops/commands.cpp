@@ -281,4 +281,51 @@ int reprocess(const Config& config, std::ostream& out, std::ostream& err) {
   return failures == 0 ? kExitOk : kExitError;
 }
 
+int nodit_gaps(const Config& config, const std::optional<std::string>& source, std::ostream& out,
+               std::ostream& err) {
+  std::vector<const SourceConfig*> sources;
+  for (const auto& s : config.sources) {
+    if (s.provider == Provider::nodit && (!source || s.name == *source)) sources.push_back(&s);
+  }
+  if (sources.empty()) {
+    err << "error: " << (source ? "no nodit source named '" + *source + "'" : "no nodit source")
+        << " in " << config.file.string() << "\n";
+    return kExitError;
+  }
+  auto store = open_store(config);
+  for (const auto* s : sources) {
+    auto seqs = store->sequences(s->name);
+    auto unsequenced = store->count_events_with_key_prefix(s->name, "content:");
+    if (!seqs || !unsequenced) {
+      err << "error: cannot read sequence state of " << s->name << "\n";
+      return kExitError;
+    }
+    for (const auto& q : *seqs) {
+      std::uint64_t count = 0;
+      for (const auto& g : q.gaps) count += g.size();
+      std::string line = "{\"source\":" + json_quoted(q.source);
+      line += ",\"subscriptionId\":" + json_quoted(q.subscription_id);
+      line += ",\"highestContiguous\":" + std::to_string(q.contiguous);
+      line += ",\"highest\":" + std::to_string(q.highest);
+      line += ",\"missingCount\":" + std::to_string(count);
+      line += ",\"missing\":[";
+      std::uint64_t listed = 0;
+      for (const auto& g : q.gaps) {
+        for (std::uint64_t n = g.first; n <= g.last && listed < kMaxListedMissing; ++n, ++listed) {
+          if (listed > 0) line += ',';
+          line += std::to_string(n);
+        }
+      }
+      line += "],\"missingRanges\":[";
+      for (std::size_t i = 0; i < q.gaps.size(); ++i) {
+        if (i > 0) line += ',';
+        line += "[" + std::to_string(q.gaps[i].first) + "," + std::to_string(q.gaps[i].last) + "]";
+      }
+      line += "],\"unsequencedMessages\":" + std::to_string(*unsequenced) + "}";
+      out << line << "\n";
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace hookvault

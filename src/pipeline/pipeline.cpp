@@ -153,23 +153,27 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
     finish(error_reply(to_errc(verified.error())));
     return;
   }
-  if (source.config.provider != Provider::dynamic) {
-    // Nodit sources arrive with issue 3; refuse rather than store half-understood events.
-    finish(error_reply(Errc::not_found));
-    return;
-  }
-
-  auto planned = detail::plan_dynamic(source, verified->body, std::move(delivery.body), now_ms());
+  auto planned =
+      source.config.provider == Provider::dynamic
+          ? detail::plan_dynamic(source, verified->body, std::move(delivery.body), now_ms())
+          : detail::plan_nodit(source, verified->body, std::move(delivery.body), Origin::signature,
+                               now_ms());
   if (auto* rej = std::get_if<detail::Rejection>(&planned)) {
     Reply r = error_reply(rej->code, rej->field);
     if (verified->body.is_object()) {
-      auto it = verified->body.find("eventName");
-      if (it != verified->body.end() && it->is_string()) r.event_name = it->get<std::string>();
+      for (const char* name_key : {"eventName", "eventType"}) {
+        auto it = verified->body.find(name_key);
+        if (it != verified->body.end() && it->is_string()) r.event_name = it->get<std::string>();
+      }
     }
     finish(std::move(r));
     return;
   }
   auto plan = std::get<detail::Plan>(std::move(planned));
+  if (!plan.request.event.sequence && source.config.provider == Provider::nodit) {
+    log(LogLevel::warn, "nodit message without sequence number; keyed by content",
+        {{"source", source.config.name}, {"event_id", plan.request.event.idempotency_key}});
+  }
 
   // The completion outlives this call: capture by value.
   auto store_done = [done, source_name = source.config.name, delegation = plan.decrypt,

@@ -29,4 +29,12 @@ using PlanResult = std::variant<Plan, Rejection>;
 PlanResult plan_dynamic(const Source& source, const Json& body, std::string payload,
                         std::int64_t now_ms);
 
+// Nodit: (subscriptionId, sequenceNumber) is the idempotency key
+// "<subscriptionId>:<sequenceNumber>"; a message lacking either is keyed by its
+// content, "content:<sha256 of its JS-compact form>", and not sequence-tracked.
+PlanResult plan_nodit(const Source& source, const Json& body, std::string payload, Origin origin,
+                      std::int64_t now_ms);
+
+inline constexpr std::string_view kContentKeyPrefix = "content:";
+
 }  // namespace hookvault::detail

@@ -91,6 +91,10 @@
 //   event_id         TEXT    idem_key of that revocation event
 //                            REFERENCES events (source, idem_key)
 //
+// TABLES sequences, sequence_gaps    Nodit sequence tracking: see sequences.hpp,
+//                                    created on the same open, updated in the
+//                                    same SAVEPOINT as the event they count.
+//
 // INDEXES
 //   events_by_source        events (source, id)       list_events with a source
 //   events_by_wallet        events (source, wallet_id, event_time_ms)

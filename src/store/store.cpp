@@ -34,6 +34,7 @@
 #include "hookvault/store.hpp"
 #include "store/envelope.hpp"
 #include "store/schema.hpp"
+#include "store/sequences.hpp"
 #include "store/sqlite.hpp"
 
 namespace hookvault {
@@ -180,6 +181,12 @@ constexpr char kReadDecryptFailures[] =
 
 #undef HOOKVAULT_EVENT_META_COLUMNS
 
+constexpr char kReadCountPrefix[] =
+    "SELECT count(*) FROM events WHERE source = ?1 AND substr(idem_key, 1, ?3) = ?2";
+
+constexpr char kReadLatestEventTime[] =
+    "SELECT max(event_time_ms) FROM events WHERE source = ?1 AND event_time_ms > 0";
+
 constexpr char kReadPayload[] =
     "SELECT source, idem_key, kek_id, kek_version, wrapped_dek, payload FROM events WHERE id = ?1";
 
@@ -233,6 +240,7 @@ struct EventRow {
   Origin origin = Origin::signature;
   std::int64_t received_at_ms = 0;
   store::SealedPayload sealed;
+  std::optional<SequencePosition> sequence;
 };
 
 struct WriteWork {
@@ -434,6 +442,12 @@ Result<WriteWork> Store::Impl::prepare_write(WriteRequest& request) const {
     return err(Errc::invalid_field);
   }
 
+  if (ev.sequence &&
+      (ev.sequence->subscription_id.empty() || ev.sequence->number == 0 ||
+       ev.sequence->number > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
+    return err(Errc::invalid_field);
+  }
+
   WriteWork work;
   auto sealed = store::seal_payload(*kek_, ev.source, ev.idempotency_key, as_bytes(ev.payload));
   secure_wipe(ev.payload.data(), ev.payload.size());
@@ -454,7 +468,8 @@ Result<WriteWork> Store::Impl::prepare_write(WriteRequest& request) const {
                         std::move(ev.wallet_id),
                         ev.origin,
                         now_ms(),
-                        std::move(*sealed)};
+                        std::move(*sealed),
+                        std::move(ev.sequence)};
   work.decrypt_failure = std::move(request.decrypt_failure);
   work.revoke = request.revoke;
   return work;
@@ -749,6 +764,11 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     if (auto r = stmt->run(); !r) return r.error();
     id = sqlite3_last_insert_rowid(writer_db_.handle());
   }
+  if (e.sequence) {
+    auto r = store::advance_sequence(writer_db_, e.source, e.sequence->subscription_id,
+                                     e.sequence->number, e.received_at_ms);
+    if (!r) return r.error();
+  }
 
   if (state == MaterialsState::stored) {
     auto r = store_materials(e.source, e.wallet_id, e.idem_key, e.event_time, e.event_time_ms,
@@ -865,6 +885,7 @@ Result<void> setup_writer(Connection& db) {
 
   if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
   auto created = db.exec(store::schema::kCreateV1);
+  if (created) created = db.exec(store::kCreateSequences);
   auto version =
       created ? db.query_text(store::schema::kSelectVersion) : Result<std::string>(created.error());
   // A file of another (newer) schema version is left untouched.
@@ -1090,6 +1111,38 @@ Result<std::optional<StoredMaterials>> Store::materials(std::string_view source,
   r.meta.share = std::move(opened->share);
   r.meta.api_key = std::move(opened->api_key);
   return std::optional<StoredMaterials>(std::move(r.meta));
+}
+
+Result<std::vector<SubscriptionSequence>> Store::sequences(
+    std::optional<std::string_view> source) const {
+  return impl_->with_reader(
+      [&](Connection& db) { return store::read_sequences(db, source); });
+}
+
+Result<std::uint64_t> Store::count_events_with_key_prefix(std::string_view source,
+                                                          std::string_view prefix) const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::uint64_t> {
+    auto stmt = db.prepare(kReadCountPrefix);
+    if (!stmt) return stmt.error();
+    // substr() rather than LIKE: keys may hold '%' and '_'.
+    auto step = stmt->bind_text(1, source)
+                    .bind_text(2, prefix)
+                    .bind_int64(3, static_cast<std::int64_t>(prefix.size()))
+                    .step();
+    if (!step) return step.error();
+    return static_cast<std::uint64_t>(stmt->column_int64(0));
+  });
+}
+
+Result<std::optional<std::int64_t>> Store::latest_event_time_ms(std::string_view source) const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::optional<std::int64_t>> {
+    auto stmt = db.prepare(kReadLatestEventTime);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_text(1, source).step();
+    if (!step) return step.error();
+    if (*step == Step::done || stmt->column_is_null(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(stmt->column_int64(0));
+  });
 }
 
 bool Store::writable() const noexcept { return impl_->writable_.load(); }

@@ -25,6 +25,7 @@ const Setup& setup() {
       throw std::runtime_error("hookvault init failed: " + r.err);
     }
     out->dynamic_secret = trim(read_file(out->root / "secrets/dynamic_webhook_secret"));
+    out->nodit_key = trim(read_file(out->root / "secrets/nodit_signing_key"));
     out->rsa_public_pem = read_file(out->root / "keys/dynamic_rsa.pub.pem");
     return out;
   }();
@@ -58,7 +59,7 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
                    "\", kid = \"dynamic_rsa_lSuvWlCy\" }");
   }
   for (std::size_t i = 0; i < keys.size(); ++i) t << (i ? ", " : "") << keys[i];
-  t << "]\n";
+  t << "]\n" << o.extra_toml << "\n";
   config_ = dir_.path() / "hookvault.toml";
   write_file(config_, t.str(), 0600);
   return config_;

@@ -22,6 +22,7 @@ struct Setup {
   TempDir dir;
   std::filesystem::path root;  // the `hookvault init` folder
   std::string dynamic_secret;
+  std::string nodit_key;
   std::string rsa_public_pem;
 };
 
@@ -32,6 +33,7 @@ struct ConfigOptions {
   std::vector<std::string> rsa_keys_toml;  // entries of rsa_private_keys, as TOML
   std::string server_extra;                // extra [server] lines
   std::size_t max_body_bytes = 65536;
+  std::string extra_toml;  // appended (further [[sources]])
 };
 inline ConfigOptions with_rsa_keys(std::vector<std::string> keys) {
   ConfigOptions o;

@@ -1,0 +1,249 @@
+// Nodit webhooks end to end: the real daemon over real TLS, sequence tracking,
+// and backfill from a local HTTPS fake of the Get Webhook History API.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "e2e.hpp"
+#include "fake_nodit.hpp"
+
+namespace hookvault::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The published test vector of protocols.md (compact, exactly these bytes).
+constexpr char kVectorKey[] = "7b8664b96de828e3b3bacf538c51e0ddcfa4fa6c686e738d8c0aeff5c8545ae7";
+constexpr char kVectorSignature[] =
+    "da5eedb3f1fa386e095dc4f66a8f21155d22964633e0e6f844c331296ef1abaa";
+constexpr char kVectorBody[] =
+    R"({"subscriptionId":"1","sequenceNumber":"1","description":"Signature Test","protocol":"APTOS","network":"TESTNET","subscriptionType":"WEBHOOK","notification":{"webhookUrl":"YOUR_WEBHOOK_ENDPOINT"},"eventType":"EVENT","event":{"eventType":"0x13a9f1a109368730f2e355d831ba8fbf5942fb82321863d55de54cb4ebe5d18f::just::RandomIndexEvent","eventAccountAddress":"0x0","messages":[{"guid":{"creation_number":"0","account_address":"0x0"},"sequence_number":"0","type":"0x13a9f1a109368730f2e355d831ba8fbf5942fb82321863d55de54cb4ebe5d18f::just::RandomIndexEvent","data":{"price":"44289819"},"event_index":2,"version":"6627015772"}]},"createdAt":"2025-02-18T05:52:53.559342615Z"})";
+
+std::string nodit_message(const std::string& sub, std::uint64_t seq,
+                          const std::string& created_at = "2025-10-01T15:13:26.348123456Z") {
+  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
+         R"(","description":"hookvault test","protocol":"ETHEREUM","network":"MAINNET",)"
+         R"("subscriptionType":"WEBHOOK","notification":{"webhookUrl":"https://127.0.0.1/webhooks/nodit"},)"
+         R"("eventType":"ADDRESS_ACTIVITY","event":{"targetAddress":"0x4f1a","messages":[)"
+         R"({"hash":"0xabc)" + std::to_string(seq) +
+         R"(","value":123456789012345678901234567890,"block_number":20000000}]},"createdAt":")" +
+         created_at + R"("})";
+}
+
+class NoditTest : public E2E {
+ protected:
+  // A Nodit source keyed with the published vector's key, optionally with history.
+  std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "") {
+    write_file(dir_.path() / "nodit_key", kVectorKey, 0600);
+    std::string toml = "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\n"
+                       "path = \"/webhooks/nodit\"\n"
+                       "secret_files = [\"" + (dir_.path() / "nodit_key").string() + "\"]\n";
+    if (fake != nullptr) {
+      write_file(dir_.path() / "nodit_api_key", "nodit-api-key-for-tests", 0600);
+      toml += "[sources.history]\napi_base_url = \"" + fake->base_url() + "\"\n" +
+              "api_key_file = \"" + (dir_.path() / "nodit_api_key").string() + "\"\n" +
+              "ca_file = \"" + fake->ca_file().string() + "\"\n" +
+              "chain = \"ethereum\"\nnetwork = \"mainnet\"\n" +
+              "gap_delay = \"200ms\"\npoll_interval = \"100ms\"\n" +
+              "backoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\n" +
+              "request_timeout = \"500ms\"\npage_size = 2\n" + extra;
+    }
+    ConfigOptions o;
+    o.extra_toml = toml;
+    return write_config(o);
+  }
+
+  HttpResponse deliver(const std::string& body) {
+    return client().request("POST", "/webhooks/nodit",
+                            {{"Content-Type", "application/json"},
+                             {"x-signature", hmac_hex(kVectorKey, body)}},
+                            body);
+  }
+
+  std::vector<Json> gaps() {
+    auto r = cli({"nodit", "gaps"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::vector<Json> out;
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) out.push_back(Json::parse(line));
+    }
+    return out;
+  }
+
+  std::vector<Json> nodit_events() {
+    std::vector<Json> out;
+    for (auto& e : events()) {
+      if (e["source"] == "nodit") out.push_back(e);
+    }
+    return out;
+  }
+
+  // Polls `pred` for up to `limit`.
+  static bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(100ms);
+    }
+    return pred();
+  }
+};
+
+TEST_F(NoditTest, PublishedVectorVerifiesTamperedCopyFailsAndDuplicatesAreStoredOnce) {
+  start(nodit_config(nullptr));
+  auto post = [&](const std::string& body, const std::string& sig) {
+    return client().request("POST", "/webhooks/nodit",
+                            {{"Content-Type", "application/json"}, {"x-signature", sig}}, body);
+  };
+  auto r = post(kVectorBody, kVectorSignature);
+  ASSERT_EQ(r.status, 200U) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["status"], "accepted");
+  EXPECT_EQ(Json::parse(r.body)["eventId"], "1:1");
+  auto again = post(kVectorBody, kVectorSignature);
+  EXPECT_EQ(Json::parse(again.body)["status"], "duplicate");
+  EXPECT_EQ(Json::parse(again.body)["id"], Json::parse(r.body)["id"]);
+
+  std::string tampered = kVectorBody;
+  tampered.replace(tampered.find("44289819"), 8, "44289818");
+  auto bad = post(tampered, kVectorSignature);
+  EXPECT_EQ(bad.status, 401U);
+  EXPECT_EQ(Json::parse(bad.body)["error"], "invalid_signature");
+
+  // Pretty-printed, signed in compact form (JSON.stringify): accepted as the same message.
+  auto pretty = post(Json::parse(kVectorBody).dump(2), kVectorSignature);
+  EXPECT_EQ(Json::parse(pretty.body)["status"], "duplicate");
+
+  const auto stored = nodit_events();
+  ASSERT_EQ(stored.size(), 1U);
+  EXPECT_EQ(stored[0]["eventId"], "1:1");
+  EXPECT_EQ(stored[0]["origin"], "signature");
+  auto shown = cli({"events", "show", stored[0]["id"].get<std::string>()});
+  EXPECT_NE(shown.out.find(kVectorBody), std::string::npos) << "payload stored byte for byte";
+}
+
+TEST_F(NoditTest, IntegersBeyondTwoToThe53SurviveByteForByte) {
+  start(nodit_config(nullptr));
+  const std::string body = nodit_message("77", 1);
+  ASSERT_EQ(deliver(body).status, 200U);
+  auto shown = cli({"events", "show", "77:1"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("\"value\":123456789012345678901234567890"), std::string::npos);
+}
+
+TEST_F(NoditTest, MessageWithoutSequenceNumberIsKeyedByContentAndCounted) {
+  start(nodit_config(nullptr));
+  ASSERT_EQ(deliver(nodit_message("5", 1)).status, 200U);
+  std::string unsequenced = nodit_message("5", 2);
+  unsequenced.replace(unsequenced.find(R"("sequenceNumber":"2",)"), 21, "");
+  auto r = deliver(unsequenced);
+  ASSERT_EQ(r.status, 200U) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["eventId"].get<std::string>().rfind("content:", 0), 0U);
+  EXPECT_EQ(Json::parse(deliver(unsequenced).body)["status"], "duplicate");
+  auto g = gaps();
+  ASSERT_EQ(g.size(), 1U);
+  EXPECT_EQ(g[0]["unsequencedMessages"], 1);
+  EXPECT_EQ(g[0]["highestContiguous"], 1);
+}
+
+TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  const auto config = nodit_config(&fake);
+  start(config);
+  ASSERT_EQ(deliver(nodit_message("42", 1)).status, 200U);
+  ASSERT_EQ(deliver(nodit_message("42", 2)).status, 200U);
+  // Restart between deliveries: nothing lost, nothing duplicated.
+  EXPECT_EQ(daemon_->stop(), 0);
+  start(config);
+  ASSERT_EQ(deliver(nodit_message("42", 5)).status, 200U);
+  // 3 and 4 never arrive as webhooks; the history API has them.
+  fake.add("42", 3, "FAIL", "2025-10-01T15:13:27.000Z", nodit_message("42", 3));
+  fake.add("42", 4, "SUCCESS", "2025-10-01T15:13:28.000Z", nodit_message("42", 4));
+  fake.add("42", 5, "SUCCESS", "2025-10-01T15:13:29.000Z", nodit_message("42", 5));
+
+  ASSERT_TRUE(eventually([&] {
+    auto g = gaps();
+    return g.size() == 1 && g[0]["missingCount"] == 0;
+  })) << gaps().front().dump();
+  auto g = gaps().front();
+  EXPECT_EQ(g["highestContiguous"], 5);
+  EXPECT_EQ(g["missing"], Json::array());
+
+  const auto stored = nodit_events();
+  ASSERT_EQ(stored.size(), 5U);
+  std::set<std::string> keys;
+  for (const auto& e : stored) {
+    keys.insert(e["eventId"].get<std::string>());
+    const bool backfilled = e["eventId"] == "42:3" || e["eventId"] == "42:4";
+    EXPECT_EQ(e["origin"], backfilled ? "history" : "signature") << e.dump();
+  }
+  EXPECT_EQ(keys, (std::set<std::string>{"42:1", "42:2", "42:3", "42:4", "42:5"}));
+  // The fake saw the key and a query starting at the gap.
+  bool asked_from_3 = false;
+  for (const auto& req : fake.requests()) {
+    EXPECT_TRUE(req.api_key_ok);
+    if (req.query.count("startSequenceNumber") && req.query.at("startSequenceNumber") == "3") {
+      asked_from_3 = true;
+      EXPECT_EQ(req.query.at("subscriptionId"), "42");
+      EXPECT_EQ(req.query.at("withEventMessage"), "true");
+    }
+  }
+  EXPECT_TRUE(asked_from_3);
+  // The API key never reaches the log.
+  EXPECT_EQ(daemon_->log().find("nodit-api-key-for-tests"), std::string::npos);
+}
+
+TEST_F(NoditTest, HistoryFailuresLeaveTheGapListedAndWebhooksServed) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  start(nodit_config(&fake));
+  ASSERT_EQ(deliver(nodit_message("8", 1)).status, 200U);
+  ASSERT_EQ(deliver(nodit_message("8", 3)).status, 200U);
+  fake.add("8", 2, "SUCCESS", "2025-10-01T15:13:27.000Z", nodit_message("8", 2));
+
+  std::uint64_t next_seq = 4;
+  for (auto mode : {FakeNodit::Mode::error500, FakeNodit::Mode::hang, FakeNodit::Mode::garbage}) {
+    fake.set_mode(mode);
+    const auto seen = fake.request_count();
+    ASSERT_TRUE(eventually([&] { return fake.request_count() >= seen + 2; }));
+    // The gap stays listed, the store is intact, and webhooks are still served.
+    auto g = gaps();
+    ASSERT_EQ(g.size(), 1U);
+    EXPECT_EQ(g[0]["missing"], Json::array({2}));
+    EXPECT_EQ(g[0]["highestContiguous"], 1);
+    auto r = deliver(nodit_message("8", next_seq));
+    EXPECT_EQ(r.status, 200U);
+    EXPECT_EQ(Json::parse(r.body)["status"], "accepted");
+    ++next_seq;
+    EXPECT_EQ(nodit_events().size(), next_seq - 2);
+  }
+  // Once the API recovers, the gap is filled.
+  fake.set_mode(FakeNodit::Mode::normal);
+  ASSERT_TRUE(eventually([&] { return gaps()[0]["missingCount"] == 0; }));
+  EXPECT_EQ(gaps()[0]["highestContiguous"], next_seq - 1);
+}
+
+TEST_F(NoditTest, FailedDeliveriesAreFetchedAtStartUp) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  const auto config = nodit_config(&fake, "subscriptions = [\"31\"]\n");
+  start(config);
+  ASSERT_EQ(deliver(nodit_message("31", 1, "2025-10-01T15:00:00.000Z")).status, 200U);
+  EXPECT_EQ(daemon_->stop(), 0);
+  // While hookvault was down, message 2 failed to reach it.
+  fake.add("31", 2, "FAIL", "2025-10-01T15:05:00.000Z",
+           nodit_message("31", 2, "2025-10-01T15:05:00.000Z"));
+  start(config);
+  ASSERT_TRUE(eventually([&] { return nodit_events().size() == 2; }));
+  bool asked_for_failures = false;
+  for (const auto& req : fake.requests()) {
+    if (req.query.count("status") && req.query.at("status") == "FAIL") asked_for_failures = true;
+  }
+  EXPECT_TRUE(asked_for_failures);
+  EXPECT_EQ(nodit_events().back()["origin"], "history");
+}
+
+}  // namespace
+}  // namespace hookvault::testing

@@ -1,0 +1,165 @@
+// Nodit sequence tracking in the store (src/store/sequences.hpp).
+#include <gtest/gtest.h>
+
+#include "hookvault/store.hpp"
+#include "test_support.hpp"
+
+namespace hookvault {
+namespace {
+
+using testing::TempDir;
+
+class SequenceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StoreOptions o;
+    o.path = dir_ / "hookvault.db";
+    auto s = Store::open(o, make_memory_kek(SecretBytes::random(32), "test:1"));
+    ASSERT_TRUE(s) << s.error().message();
+    store_ = std::move(*s);
+  }
+
+  Result<WriteResult> put(const std::string& sub, std::uint64_t n, const std::string& source = "nodit") {
+    WriteRequest r;
+    r.event.source = source;
+    r.event.idempotency_key = sub + ":" + std::to_string(n);
+    r.event.event_name = "ADDRESS_ACTIVITY";
+    r.event.payload = "{\"n\":" + std::to_string(n) + "}";
+    r.event.sequence = SequencePosition{sub, n};
+    return store_->write(std::move(r));
+  }
+
+  SubscriptionSequence state(const std::string& sub) {
+    auto all = store_->sequences("nodit");
+    EXPECT_TRUE(all);
+    for (auto& s : *all) {
+      if (s.subscription_id == sub) return s;
+    }
+    ADD_FAILURE() << "no sequence state for " << sub;
+    return {};
+  }
+
+  static std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges(const SubscriptionSequence& s) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    for (const auto& g : s.gaps) out.emplace_back(g.first, g.last);
+    return out;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+using Ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+
+TEST_F(SequenceTest, InOrderDeliveryHasNoGaps) {
+  for (std::uint64_t n = 1; n <= 5; ++n) ASSERT_TRUE(put("s", n));
+  auto s = state("s");
+  EXPECT_EQ(s.contiguous, 5U);
+  EXPECT_EQ(s.highest, 5U);
+  EXPECT_TRUE(s.gaps.empty());
+}
+
+TEST_F(SequenceTest, OneTwoFiveLeavesThreeAndFourMissingUntilTheyArrive) {
+  ASSERT_TRUE(put("s", 1));
+  ASSERT_TRUE(put("s", 2));
+  ASSERT_TRUE(put("s", 5));
+  EXPECT_EQ(ranges(state("s")), (Ranges{{3, 4}}));
+  EXPECT_EQ(state("s").contiguous, 2U);
+  ASSERT_TRUE(put("s", 4));
+  EXPECT_EQ(ranges(state("s")), (Ranges{{3, 3}}));
+  EXPECT_EQ(state("s").contiguous, 2U);
+  ASSERT_TRUE(put("s", 3));
+  EXPECT_TRUE(state("s").gaps.empty());
+  EXPECT_EQ(state("s").contiguous, 5U);
+}
+
+TEST_F(SequenceTest, FillingTheMiddleOfARangeSplitsItAndKeepsItsDetectionTime) {
+  ASSERT_TRUE(put("s", 1));
+  ASSERT_TRUE(put("s", 10));
+  const auto detected = state("s").gaps.at(0).detected_at_ms;
+  ASSERT_TRUE(put("s", 5));
+  auto s = state("s");
+  EXPECT_EQ(ranges(s), (Ranges{{2, 4}, {6, 9}}));
+  for (const auto& g : s.gaps) EXPECT_EQ(g.detected_at_ms, detected);
+  EXPECT_EQ(s.contiguous, 1U);
+}
+
+TEST_F(SequenceTest, FirstMessageLateInASubscriptionWithinReachRecordsTheStart) {
+  ASSERT_TRUE(put("s", 4));
+  EXPECT_EQ(ranges(state("s")), (Ranges{{1, 3}}));
+  EXPECT_EQ(state("s").contiguous, 0U);
+}
+
+TEST_F(SequenceTest, JoiningAnOldSubscriptionStartsCountingAtTheFirstMessage) {
+  ASSERT_TRUE(put("s", 1'000'000));
+  auto s = state("s");
+  EXPECT_TRUE(s.gaps.empty());
+  EXPECT_EQ(s.contiguous, 1'000'000U);
+  // Below the baseline: stored, nothing tracked.
+  ASSERT_TRUE(put("s", 999'999));
+  EXPECT_TRUE(state("s").gaps.empty());
+  // A huge jump is one range, not a million rows.
+  ASSERT_TRUE(put("s", 5'000'000));
+  EXPECT_EQ(ranges(state("s")), (Ranges{{1'000'001, 4'999'999}}));
+}
+
+TEST_F(SequenceTest, DuplicatesChangeNothingAndSubscriptionsAreIndependent) {
+  ASSERT_TRUE(put("a", 1));
+  ASSERT_TRUE(put("a", 3));
+  auto dup = put("a", 3);
+  ASSERT_TRUE(dup);
+  EXPECT_TRUE(dup->duplicate);
+  EXPECT_EQ(ranges(state("a")), (Ranges{{2, 2}}));
+  ASSERT_TRUE(put("b", 1));
+  EXPECT_TRUE(state("b").gaps.empty());
+  EXPECT_EQ(ranges(state("a")), (Ranges{{2, 2}}));
+  auto other_source = put("a", 7, "nodit-2");
+  ASSERT_TRUE(other_source);
+  EXPECT_EQ(ranges(state("a")), (Ranges{{2, 2}}));
+}
+
+TEST_F(SequenceTest, StateSurvivesReopen) {
+  ASSERT_TRUE(put("s", 1));
+  ASSERT_TRUE(put("s", 4));
+  store_->close();
+  SetUp();
+  EXPECT_EQ(ranges(state("s")), (Ranges{{2, 3}}));
+  ASSERT_TRUE(put("s", 2));
+  ASSERT_TRUE(put("s", 3));
+  EXPECT_EQ(state("s").contiguous, 4U);
+}
+
+TEST_F(SequenceTest, InvalidPositionsAreRejectedWithoutStoringTheEvent) {
+  auto zero = put("s", 0);
+  ASSERT_FALSE(zero);
+  EXPECT_EQ(to_errc(zero.error()), Errc::invalid_field);
+  auto huge = put("s", std::uint64_t{1} << 63);
+  ASSERT_FALSE(huge);
+  auto listed = store_->list_events(EventQuery{});
+  ASSERT_TRUE(listed);
+  EXPECT_TRUE(listed->empty());
+}
+
+TEST_F(SequenceTest, CountsContentKeyedEventsAndLatestEventTime) {
+  WriteRequest r;
+  r.event.source = "nodit";
+  r.event.idempotency_key = "content:abc";
+  r.event.event_name = "LOG";
+  r.event.event_time_ms = 1700000000000;
+  r.event.payload = "{}";
+  ASSERT_TRUE(store_->write(std::move(r)));
+  ASSERT_TRUE(put("s", 1));
+  auto count = store_->count_events_with_key_prefix("nodit", "content:");
+  ASSERT_TRUE(count);
+  EXPECT_EQ(*count, 1U);
+  auto latest = store_->latest_event_time_ms("nodit");
+  ASSERT_TRUE(latest);
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ(**latest, 1700000000000);
+  auto none = store_->latest_event_time_ms("other");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+}  // namespace
+}  // namespace hookvault
