@@ -1,0 +1,557 @@
+// NoditHistoryClient: one blocking HTTPS GET per fetch(), run as a coroutine on
+// a private io_context, under one deadline for the whole request.
+//
+// - The base URL is parsed here by hand (https://host[:port][/path]; nothing
+//   else): Boost 1.81 has no URL parser in the headers we use, and the accepted
+//   shape is small enough to check exactly.
+// - Query values and the chain/network path segments are percent-encoded
+//   (everything outside RFC 3986 "unreserved").
+// - The API key goes only into the X-API-KEY header of a request whose fields
+//   live in wiped memory; it never reaches a log line or an error.
+// - The deadline is enforced twice: every stream operation expires at it, and
+//   the io_context runs no longer than it (a backstop for name resolution,
+//   which Asio cannot cancel; a hung getaddrinfo still delays the return).
+#include "hookvault/nodit_history.hpp"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <array>
+#include <charconv>
+#include <exception>
+#include <limits>
+
+#include "hookvault/json.hpp"
+#include "hookvault/log.hpp"
+
+namespace hookvault {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::uint64_t kMaxBodyBytes = 8 * 1024 * 1024;
+constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
+constexpr std::size_t kMaxIdLength = 64;
+constexpr auto kBackstopGrace = std::chrono::milliseconds(100);
+
+// Header storage is wiped on release: the API key sits in it.
+using SecretFields = http::basic_fields<WipingAllocator<char>>;
+using Request = http::request<http::empty_body, SecretFields>;
+
+boost::system::error_code io_error() { return make_error_code(Errc::io_error); }
+
+// ---------------------------------------------------------------------------
+// URL handling.
+
+struct BaseUrl {
+  std::string host;  // without brackets for IPv6
+  std::string port;  // digits
+  std::string path;  // "" or "/..." without a trailing '/'
+  bool host_is_address = false;
+};
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is_digit(c)) return false;
+  }
+  return true;
+}
+
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// https://host[:port][/path], host a DNS name, an IPv4 literal or a bracketed
+// IPv6 literal. No user info, query, fragment, spaces or non-ASCII.
+std::optional<BaseUrl> parse_base_url(std::string_view url) {
+  constexpr std::string_view kScheme = "https://";
+  if (url.size() < kScheme.size() || !iequals_ascii(url.substr(0, kScheme.size()), kScheme)) {
+    return std::nullopt;
+  }
+  for (char c : url) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '?' || c == '#' || c == '@' || c == '\\') {
+      return std::nullopt;
+    }
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  const std::size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash);
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+
+  BaseUrl out;
+  std::string_view port;
+  if (!authority.empty() && authority.front() == '[') {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port = after.substr(1);
+      if (port.empty()) return std::nullopt;
+    }
+    boost::system::error_code ec;
+    (void)asio::ip::make_address_v6(out.host, ec);
+    if (ec) return std::nullopt;
+    out.host_is_address = true;
+  } else {
+    const std::size_t colon = authority.find(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return std::nullopt;
+    }
+    if (out.host.empty()) return std::nullopt;
+    for (char c : out.host) {
+      const bool ok =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '.';
+      if (!ok) return std::nullopt;
+    }
+    boost::system::error_code ec;
+    (void)asio::ip::make_address_v4(out.host, ec);
+    out.host_is_address = !ec;
+  }
+  if (out.host.empty()) return std::nullopt;
+  if (port.empty()) {
+    out.port = "443";
+  } else {
+    if (!all_digits(port) || port.size() > 5) return std::nullopt;
+    unsigned value = 0;
+    std::from_chars(port.data(), port.data() + port.size(), value);
+    if (value == 0 || value > 65535) return std::nullopt;
+    out.port = std::to_string(value);
+  }
+  out.path = std::string(path);
+  return out;
+}
+
+// Percent-encodes everything outside RFC 3986 "unreserved".
+void append_encoded(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) ||
+                            c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+}
+
+void append_param(std::string& out, std::string_view name, std::string_view value) {
+  out += out.back() == '?' ? "" : "&";
+  out += name;
+  out += '=';
+  append_encoded(out, value);
+}
+
+// {path}/{chain}/{network}/webhooks/history?...; also returns the path alone
+// (for log lines).
+std::string make_target(const BaseUrl& url, std::string_view chain, std::string_view network,
+                        const HistoryQuery& q, std::string& path_only) {
+  std::string t = url.path;
+  t += '/';
+  append_encoded(t, chain);
+  t += '/';
+  append_encoded(t, network);
+  t += "/webhooks/history";
+  path_only = t;
+  t += '?';
+  append_param(t, "subscriptionId", q.subscription_id);
+  append_param(t, "page", std::to_string(q.page));
+  append_param(t, "rpp", std::to_string(q.rpp));
+  append_param(t, "withEventMessage", "true");
+  if (q.status) append_param(t, "status", *q.status);
+  if (q.start_at) append_param(t, "startAt", *q.start_at);
+  if (q.end_at) append_param(t, "endAt", *q.end_at);
+  if (q.start_sequence_number) {
+    append_param(t, "startSequenceNumber", std::to_string(*q.start_sequence_number));
+  }
+  return t;
+}
+
+std::string host_header(const BaseUrl& url) {
+  std::string h = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  if (url.port != "443") h += ":" + url.port;
+  return h;
+}
+
+bool header_safe(std::string_view v) {
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// The exchange.
+
+struct Outcome {
+  bool finished = false;
+  std::string_view failed_stage;  // empty on success
+  boost::system::error_code ec;
+  unsigned status = 0;
+  std::string body;
+};
+
+asio::awaitable<void> exchange(ssl::context& tls, const BaseUrl& url, const Request& req,
+                               Clock::time_point deadline, Outcome& out) {
+  auto ex = co_await asio::this_coro::executor;
+  tcp::resolver resolver(ex);
+  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kNoThrow);
+  if (rec) {
+    out.failed_stage = "resolve";
+    out.ec = rec;
+    co_return;
+  }
+  beast::ssl_stream<beast::tcp_stream> stream(ex, tls);
+  if (!url.host_is_address &&
+      SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
+    out.failed_stage = "sni";
+    co_return;
+  }
+  stream.set_verify_callback(ssl::host_name_verification(url.host));
+
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kNoThrow);
+  if (cec) {
+    out.failed_stage = "connect";
+    out.ec = cec;
+    co_return;
+  }
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kNoThrow);
+  if (hec) {
+    out.failed_stage = "tls_handshake";
+    out.ec = hec;
+    co_return;
+  }
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [wec, wn] = co_await http::async_write(stream, req, kNoThrow);
+  if (wec) {
+    out.failed_stage = "write";
+    out.ec = wec;
+    co_return;
+  }
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.header_limit(kMaxHeaderBytes);
+  parser.body_limit(kMaxBodyBytes);
+  beast::get_lowest_layer(stream).expires_at(deadline);
+  auto [rdec, rn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
+  if (rdec) {
+    out.failed_stage = "read";
+    out.ec = rdec;
+    co_return;
+  }
+  out.status = parser.get().result_int();
+  out.body = std::move(parser.get().body());
+  // The request said "Connection: close" and the body is complete: close
+  // without waiting for the peer's close_notify.
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(stream).close();
+}
+
+// ---------------------------------------------------------------------------
+// Lenient parsing.
+
+std::optional<std::uint64_t> to_u64(const Json& v) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer()) {
+    const auto i = v.get<std::int64_t>();
+    if (i < 0) return std::nullopt;
+    return static_cast<std::uint64_t>(i);
+  }
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (!all_digits(s)) return std::nullopt;
+    std::uint64_t out = 0;
+    auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+    return out;
+  }
+  return std::nullopt;
+}
+
+// A subscription id: digits in a string, or a non-negative integer.
+std::optional<std::string> to_id(const Json& v) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (!all_digits(s) || s.size() > kMaxIdLength) return std::nullopt;
+    return s;
+  }
+  if (v.is_number_integer()) {
+    if (auto n = to_u64(v)) return std::to_string(*n);
+  }
+  return std::nullopt;
+}
+
+const Json* member(const Json& obj, std::string_view key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+std::string string_member(const Json& obj, std::string_view key) {
+  const Json* v = member(obj, key);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : std::string();
+}
+
+// The item list and the object that holds it (for total/page/rpp): `items`,
+// `data` or `result` at the top level, or one of them nested under `data` or
+// `result`; a top-level array is the list itself.
+const Json* find_items(const Json& root, const Json*& holder) {
+  static constexpr std::array<std::string_view, 3> kListKeys = {"items", "data", "result"};
+  holder = &root;
+  if (root.is_array()) return &root;
+  for (auto key : kListKeys) {
+    const Json* v = member(root, key);
+    if (v != nullptr && v->is_array()) return v;
+  }
+  for (auto outer : {std::string_view("data"), std::string_view("result")}) {
+    const Json* nested = member(root, outer);
+    if (nested == nullptr || !nested->is_object()) continue;
+    for (auto key : kListKeys) {
+      const Json* v = member(*nested, key);
+      if (v != nullptr && v->is_array()) {
+        holder = nested;
+        return v;
+      }
+    }
+  }
+  return nullptr;
+}
+
+// A count from the list's holder, else from the root; 0 when absent or unusable.
+std::uint64_t count_member(const Json& holder, const Json& root, std::string_view key,
+                           std::uint64_t max) {
+  for (const Json* obj : {&holder, &root}) {
+    const Json* v = member(*obj, key);
+    if (v == nullptr) continue;
+    auto n = to_u64(*v);
+    return n && *n <= max ? *n : 0;
+  }
+  return 0;
+}
+
+// True when `message` carries `key` with a value that names something other
+// than `expected` (a body filed under the wrong idempotency key).
+bool contradicts(const Json& message, std::string_view key, const std::string& expected) {
+  const Json* v = member(message, key);
+  if (v == nullptr) return false;
+  auto id = to_id(*v);
+  return !id || *id != expected;
+}
+
+std::optional<HistoryItem> parse_item(const Json& raw) {
+  if (!raw.is_object()) return std::nullopt;
+  HistoryItem item;
+  const Json* sub = member(raw, "subscriptionId");
+  const Json* seq = member(raw, "sequenceNumber");
+  const Json* msg = member(raw, "eventMessage");
+  if (sub == nullptr || seq == nullptr || msg == nullptr) return std::nullopt;
+  auto sub_id = to_id(*sub);
+  auto seq_no = to_u64(*seq);
+  if (!sub_id || !seq_no || *seq_no == 0) return std::nullopt;
+  item.subscription_id = std::move(*sub_id);
+  item.sequence_number = *seq_no;
+
+  if (msg->is_object()) {
+    item.event_message = js_stringify(*msg);
+  } else if (msg->is_string()) {
+    auto parsed = parse_strict(msg->get_ref<const std::string&>());
+    if (!parsed || !parsed->is_object()) return std::nullopt;
+    item.event_message = js_stringify(*parsed);
+    if (contradicts(*parsed, "subscriptionId", item.subscription_id) ||
+        contradicts(*parsed, "sequenceNumber", std::to_string(item.sequence_number))) {
+      return std::nullopt;
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (msg->is_object() &&
+      (contradicts(*msg, "subscriptionId", item.subscription_id) ||
+       contradicts(*msg, "sequenceNumber", std::to_string(item.sequence_number)))) {
+    return std::nullopt;
+  }
+  item.status = string_member(raw, "status");
+  item.created_at = string_member(raw, "createdAt");
+  return item;
+}
+
+}  // namespace
+
+Result<HistoryPage> parse_history_page(std::string_view body) {
+  try {
+    auto root = parse_strict(body);
+    if (!root) return io_error();  // not JSON, or a repeated key
+    const Json* holder = nullptr;
+    const Json* list = find_items(*root, holder);
+    if (list == nullptr) return io_error();  // no item list: unusable, never "empty"
+    HistoryPage page;
+    page.total = count_member(*holder, *root, "total", std::numeric_limits<std::uint64_t>::max());
+    page.page = static_cast<std::uint32_t>(
+        count_member(*holder, *root, "page", std::numeric_limits<std::uint32_t>::max()));
+    page.rpp = static_cast<std::uint32_t>(
+        count_member(*holder, *root, "rpp", std::numeric_limits<std::uint32_t>::max()));
+    page.items.reserve(list->size());
+    for (const Json& raw : *list) {
+      auto item = parse_item(raw);
+      if (item) {
+        page.items.push_back(std::move(*item));
+      } else {
+        ++page.skipped;
+      }
+    }
+    return page;
+  } catch (const std::exception&) {
+    return io_error();
+  }
+}
+
+struct NoditHistoryClient::Impl {
+  explicit Impl(HistoryClientOptions o) : options(std::move(o)) {}
+
+  HistoryClientOptions options;
+  std::optional<ssl::context> tls;  // built on first use
+
+  // The client TLS context: TLS 1.2+, peer verification against `ca_file` or
+  // the system store.
+  bool ensure_tls() {
+    if (tls) return true;
+    try {
+      ssl::context ctx(ssl::context::tls_client);
+      if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) return false;
+      SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+      boost::system::error_code ec;
+      ctx.set_verify_mode(ssl::verify_peer, ec);
+      if (ec) return false;
+      if (options.ca_file.empty()) {
+        ctx.set_default_verify_paths(ec);
+      } else {
+        ctx.load_verify_file(options.ca_file.string(), ec);
+      }
+      if (ec) {
+        log(LogLevel::warn, "nodit history: cannot load the trust store",
+            {{"ca_file", options.ca_file.string()}, {"error", ec.message()}});
+        return false;
+      }
+      tls.emplace(std::move(ctx));
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+};
+
+NoditHistoryClient::NoditHistoryClient(HistoryClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+NoditHistoryClient::~NoditHistoryClient() = default;
+
+Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
+  const HistoryClientOptions& o = impl_->options;
+  if (query.subscription_id.empty() || query.subscription_id.size() > kMaxIdLength ||
+      query.page == 0 || query.rpp == 0 || query.rpp > 100) {
+    return make_error_code(Errc::invalid_field);
+  }
+  auto url = parse_base_url(o.api_base_url);
+  const char* unusable = nullptr;
+  if (!url) {
+    unusable = "api_base_url is not https://host[:port][/path]";
+  } else if (o.chain.empty() || o.network.empty()) {
+    unusable = "chain or network is empty";
+  } else if (o.api_key.empty() || !header_safe(o.api_key.reveal_string())) {
+    unusable = "the API key is empty or holds control characters";
+  }
+  if (unusable != nullptr) {
+    log(LogLevel::warn, "nodit history: unusable client options", {{"reason", unusable}});
+    return io_error();
+  }
+  try {
+    if (!impl_->ensure_tls()) return io_error();
+
+    std::string path;
+    Request req{http::verb::get, make_target(*url, o.chain, o.network, query, path), 11};
+    req.set(http::field::host, host_header(*url));
+    req.set(http::field::accept, "application/json");
+    req.set(http::field::user_agent, "hookvault");
+    req.set("X-API-KEY", o.api_key.reveal_string());
+    req.keep_alive(false);
+
+    const auto deadline = Clock::now() + o.timeout;
+    Outcome out;
+    {
+      asio::io_context ioc;
+      asio::co_spawn(ioc, exchange(*impl_->tls, *url, req, deadline, out),
+                     [&out](std::exception_ptr e) {
+                       out.finished = e == nullptr;
+                       if (e) out.failed_stage = "internal";
+                     });
+      // The exchange times itself out at the deadline; the grace lets it
+      // finish on its own, and the bound stops a resolve that never ends.
+      ioc.run_until(deadline + kBackstopGrace);
+      if (!out.finished && out.failed_stage.empty()) out.failed_stage = "timeout";
+      // Leaving the scope destroys an unfinished exchange with its socket.
+    }
+    if (!out.failed_stage.empty()) {
+      log(LogLevel::warn, "nodit history request failed",
+          {{"host", url->host},
+           {"path", path},
+           {"stage", out.failed_stage},
+           {"error", out.ec ? out.ec.message() : std::string()}});
+      return io_error();
+    }
+    if (out.status != 200) {
+      log(LogLevel::warn, "nodit history request refused",
+          {{"host", url->host}, {"path", path}, {"status", out.status}});
+      return io_error();
+    }
+    auto page = parse_history_page(out.body);
+    if (!page) {
+      log(LogLevel::warn, "nodit history response unusable",
+          {{"host", url->host}, {"path", path}, {"bytes", out.body.size()}});
+      return page;
+    }
+    // Items of another subscription answer a different question: drop them.
+    auto& items = page->items;
+    const auto before = items.size();
+    std::erase_if(items, [&query](const HistoryItem& i) {
+      return i.subscription_id != query.subscription_id;
+    });
+    page->skipped += before - items.size();
+    return page;
+  } catch (const std::exception&) {
+    return io_error();
+  }
+}
+
+}  // namespace hookvault

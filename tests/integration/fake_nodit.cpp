@@ -1,0 +1,437 @@
+#include "fake_nodit.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "hookvault/json.hpp"
+#include "test_support.hpp"
+
+namespace hookvault::testing {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using Stream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kShutdownTimeout = std::chrono::seconds(2);
+constexpr std::uint64_t kDefaultRpp = 10;
+
+// ---------------------------------------------------------------------------
+// The certificate.
+
+template <class T, void (*F)(T*)>
+struct Free {
+  void operator()(T* p) const { F(p); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
+using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
+using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION, X509_EXTENSION_free>>;
+using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("fake nodit certificate: ") + what + " failed");
+}
+
+void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+  ExtPtr ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value));
+  check(ext != nullptr, "X509V3_EXT_nconf_nid");
+  check(X509_add_ext(cert, ext.get(), -1) == 1, "X509_add_ext");
+}
+
+template <class Write>
+std::string to_pem(Write write) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  check(bio != nullptr, "BIO_new");
+  check(write(bio.get()), "PEM_write");
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+// ---------------------------------------------------------------------------
+// Requests.
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// application/x-www-form-urlencoded decoding ('+' is a space); a malformed
+// escape stays as it is.
+std::string decode(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out += ' ';
+    } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
+               hex_value(s[i + 2]) >= 0) {
+      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view q) {
+  std::map<std::string, std::string> out;
+  while (!q.empty()) {
+    const std::size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view{} : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    const std::size_t eq = pair.find('=');
+    std::string name = decode(pair.substr(0, eq));
+    std::string value = eq == std::string_view::npos ? std::string() : decode(pair.substr(eq + 1));
+    out[std::move(name)] = std::move(value);
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> to_number(const std::string& s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  std::uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string quoted(const std::string& s) { return Json(s).dump(); }
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+struct Message {
+  std::string status;
+  std::string created_at;
+  std::string json;
+};
+
+struct Answer {
+  unsigned status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  bool hang = false;
+};
+
+Answer error_answer(unsigned status, const std::string& code, const std::string& message) {
+  return {status, "application/json",
+          "{\"code\":" + quoted(code) + ",\"message\":" + quoted(message) + "}", false};
+}
+
+}  // namespace
+
+TlsFiles write_self_signed_cert(const std::filesystem::path& dir) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  check(key != nullptr, "EVP_EC_gen");
+  X509Ptr cert(X509_new());
+  check(cert != nullptr, "X509_new");
+  check(X509_set_version(cert.get(), X509_VERSION_3) == 1, "X509_set_version");
+  std::uint64_t serial = 0;
+  check(RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) == 1, "RAND_bytes");
+  check(ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), (serial >> 1) | 1) == 1,
+        "ASN1_INTEGER_set_uint64");
+  check(X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr, "X509_gmtime_adj");
+  check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600) != nullptr,
+        "X509_gmtime_adj");
+  check(X509_set_pubkey(cert.get(), key.get()) == 1, "X509_set_pubkey");
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>("hookvault fake nodit"),
+                                   -1, -1, 0) == 1,
+        "X509_NAME_add_entry_by_txt");
+  check(X509_set_issuer_name(cert.get(), name) == 1, "X509_set_issuer_name");
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+  add_extension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
+  add_extension(cert.get(), &ctx, NID_ext_key_usage, "serverAuth");
+  add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
+  add_extension(cert.get(), &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+  check(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0, "X509_sign");
+
+  TlsFiles files{dir / "cert.pem", dir / "key.pem"};
+  write_file(files.cert, to_pem([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()) == 1; }),
+             0644);
+  write_file(files.key, to_pem([&](BIO* b) {
+               return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr,
+                                               nullptr) == 1;
+             }),
+             0600);
+  return files;
+}
+
+struct FakeNodit::Impl {
+  explicit Impl(std::string key) : api_key(std::move(key)) {}
+
+  TempDir dir;
+  TlsFiles files;
+  const std::string api_key;
+  ssl::context tls{ssl::context::tls_server};
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::uint16_t port = 0;
+  std::thread thread;
+
+  mutable std::mutex mu;
+  Mode mode = Mode::normal;
+  std::map<std::string, std::map<std::uint64_t, Message>> messages;
+  std::vector<Request> requests;
+
+  void start() {
+    files = write_self_signed_cert(dir.path());
+    tls.use_certificate_chain_file(files.cert.string());
+    tls.use_private_key_file(files.key.string(), ssl::context::pem);
+    const tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    acceptor.open(ep.protocol());
+    acceptor.bind(ep);
+    acceptor.listen(asio::socket_base::max_listen_connections);
+    port = acceptor.local_endpoint().port();
+    asio::co_spawn(ioc, accept_loop(), asio::detached);
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(kNoThrow);
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      if (ec) continue;
+      asio::co_spawn(ioc, session(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    Stream stream(std::move(socket), tls);
+    beast::get_lowest_layer(stream).expires_after(kHandshakeTimeout);
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    if (hec) co_return;
+    beast::flat_buffer buffer;
+    for (;;) {
+      beast::get_lowest_layer(stream).expires_never();
+      http::request<http::string_body> req;
+      auto [rec, rn] = co_await http::async_read(stream, buffer, req, kNoThrow);
+      if (rec) co_return;
+      Answer answer = handle(req);
+      if (answer.hang) {
+        // Never answer; return once the client gives up and closes.
+        char byte = 0;
+        for (;;) {
+          auto [hang_ec, hang_n] =
+              co_await stream.async_read_some(asio::buffer(&byte, 1), kNoThrow);
+          if (hang_ec) co_return;
+        }
+      }
+      http::response<http::string_body> res{static_cast<http::status>(answer.status),
+                                            req.version()};
+      res.set(http::field::content_type, answer.content_type);
+      res.set(http::field::server, "fake-nodit");
+      res.keep_alive(req.keep_alive());
+      res.body() = std::move(answer.body);
+      res.prepare_payload();
+      auto [wec, wn] = co_await http::async_write(stream, res, kNoThrow);
+      if (wec) co_return;
+      if (!res.keep_alive()) break;
+    }
+    beast::get_lowest_layer(stream).expires_after(kShutdownTimeout);
+    auto [sec] = co_await stream.async_shutdown(kNoThrow);
+    (void)sec;
+  }
+
+  Answer handle(const http::request<http::string_body>& req) {
+    Request r;
+    r.method = std::string(req.method_string());
+    r.target = std::string(req.target());
+    const std::size_t qm = r.target.find('?');
+    r.path = r.target.substr(0, qm);
+    if (qm != std::string::npos) r.query = parse_query(std::string_view(r.target).substr(qm + 1));
+    for (const auto& field : req) {
+      std::string name = lowercase(field.name_string());
+      if (name == "x-api-key") {
+        r.api_key_present = true;
+        r.api_key_ok = field.value() == api_key;
+        continue;
+      }
+      r.headers[name] = std::string(field.value());
+    }
+
+    std::lock_guard lock(mu);
+    requests.push_back(r);
+    switch (mode) {
+      case Mode::error500:
+        return error_answer(500, "INTERNAL_SERVER_ERROR", "fake failure");
+      case Mode::hang:
+        return Answer{200, "", "", true};
+      case Mode::garbage:
+        return {200, "text/html", "<html><body>502 Bad Gateway</body></html>\n", false};
+      case Mode::normal:
+      case Mode::alternate_schema:
+        break;
+    }
+    // /v1/{chain}/{network}/webhooks/history
+    const bool history_path = r.path.starts_with("/v1/") && r.path.ends_with("/webhooks/history") &&
+                              std::count(r.path.begin(), r.path.end(), '/') == 5;
+    if (r.method != "GET" || !history_path) return error_answer(404, "NOT_FOUND", "no such route");
+    if (!r.api_key_ok) return error_answer(401, "UNAUTHORIZED", "invalid API key");
+    return page(r.query, mode == Mode::alternate_schema);
+  }
+
+  // Called with `mu` held.
+  Answer page(const std::map<std::string, std::string>& q, bool alternate) {
+    auto get = [&q](const char* name) -> const std::string* {
+      auto it = q.find(name);
+      return it == q.end() ? nullptr : &it->second;
+    };
+    const std::string* sub = get("subscriptionId");
+    if (sub == nullptr || sub->empty()) {
+      return error_answer(400, "INVALID_PARAMETER", "subscriptionId is required");
+    }
+    std::uint64_t page_no = 1;
+    std::uint64_t rpp = kDefaultRpp;
+    std::uint64_t start_seq = 0;
+    if (const auto* v = get("page")) {
+      auto n = to_number(*v);
+      if (!n || *n == 0) return error_answer(400, "INVALID_PARAMETER", "page");
+      page_no = *n;
+    }
+    if (const auto* v = get("rpp")) {
+      auto n = to_number(*v);
+      if (!n || *n == 0 || *n > 100) return error_answer(400, "INVALID_PARAMETER", "rpp");
+      rpp = *n;
+    }
+    if (const auto* v = get("startSequenceNumber")) {
+      auto n = to_number(*v);
+      if (!n) return error_answer(400, "INVALID_PARAMETER", "startSequenceNumber");
+      start_seq = *n;
+    }
+    const std::string* status = get("status");
+    if (status != nullptr && *status != "SUCCESS" && *status != "FAIL") {
+      return error_answer(400, "INVALID_PARAMETER", "status");
+    }
+    const std::string* start_at = get("startAt");
+    const std::string* end_at = get("endAt");
+    const std::string* with_message = get("withEventMessage");
+    const bool include_message = with_message != nullptr && *with_message == "true";
+
+    std::vector<std::pair<std::uint64_t, const Message*>> matching;
+    if (auto it = messages.find(*sub); it != messages.end()) {
+      for (const auto& [seq, m] : it->second) {  // std::map: sorted by sequence number
+        if (seq < start_seq) continue;
+        if (status != nullptr && m.status != *status) continue;
+        if (start_at != nullptr && m.created_at < *start_at) continue;
+        if (end_at != nullptr && m.created_at > *end_at) continue;
+        matching.emplace_back(seq, &m);
+      }
+    }
+    const std::uint64_t first = std::min<std::uint64_t>((page_no - 1) * rpp, matching.size());
+    const std::uint64_t last = std::min<std::uint64_t>(first + rpp, matching.size());
+
+    auto count = [alternate](std::uint64_t n) {
+      return alternate ? quoted(std::to_string(n)) : std::to_string(n);
+    };
+    std::string body = "{\"total\":" + count(matching.size()) + ",\"page\":" + count(page_no) +
+                       ",\"rpp\":" + count(rpp) + (alternate ? ",\"data\":[" : ",\"items\":[");
+    for (std::uint64_t i = first; i < last; ++i) {
+      const auto& [seq, m] = matching[i];
+      const std::string id_text = alternate ? *sub : quoted(*sub);
+      const std::string seq_text = alternate ? std::to_string(seq) : quoted(std::to_string(seq));
+      if (i != first) body += ',';
+      body += "{\"id\":" + quoted("hist-" + *sub + "-" + std::to_string(seq)) +
+              ",\"subscriptionId\":" + id_text + ",\"sequenceNumber\":" + seq_text +
+              ",\"status\":" + quoted(m->status) + ",\"createdAt\":" + quoted(m->created_at) +
+              ",\"updatedAt\":" + quoted(m->created_at);
+      if (include_message) {
+        body += ",\"eventMessage\":" + (alternate ? quoted(m->json) : m->json);
+      }
+      body += '}';
+    }
+    body += "]}";
+    return {200, "application/json", std::move(body), false};
+  }
+};
+
+FakeNodit::FakeNodit(std::string api_key) : impl_(std::make_unique<Impl>(std::move(api_key))) {
+  try {
+    impl_->start();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("fake nodit: cannot start: ") + e.what());
+  }
+}
+
+FakeNodit::~FakeNodit() {
+  impl_->ioc.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+std::uint16_t FakeNodit::port() const { return impl_->port; }
+
+std::filesystem::path FakeNodit::ca_file() const { return impl_->files.cert; }
+
+std::string FakeNodit::base_url() const {
+  return "https://127.0.0.1:" + std::to_string(impl_->port) + "/v1";
+}
+
+void FakeNodit::add(const std::string& subscription_id, std::uint64_t seq,
+                    const std::string& status, const std::string& created_at,
+                    const std::string& event_message_json) {
+  auto parsed = parse_strict(event_message_json);
+  if (!parsed || !parsed->is_object()) {
+    throw std::invalid_argument("fake nodit: the event message is not a JSON object");
+  }
+  std::lock_guard lock(impl_->mu);
+  impl_->messages[subscription_id][seq] = Message{status, created_at, event_message_json};
+}
+
+void FakeNodit::clear() {
+  std::lock_guard lock(impl_->mu);
+  impl_->messages.clear();
+}
+
+void FakeNodit::set_mode(Mode mode) {
+  std::lock_guard lock(impl_->mu);
+  impl_->mode = mode;
+}
+
+std::vector<FakeNodit::Request> FakeNodit::requests() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->requests;
+}
+
+std::size_t FakeNodit::request_count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->requests.size();
+}
+
+void FakeNodit::clear_requests() {
+  std::lock_guard lock(impl_->mu);
+  impl_->requests.clear();
+}
+
+}  // namespace hookvault::testing
