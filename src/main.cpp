@@ -50,7 +50,7 @@ int serve(const Config& config) {
 
   server.run();
   for (auto& b : backfillers) b->stop();
-  pool.stop();    // queued decryptions still reach the store
+  pool.stop();     // queued decryptions still reach the store
   store->close();  // commits what is queued
   log(LogLevel::info, "stopped");
   return kExitOk;
@@ -112,7 +112,8 @@ int main(int argc, char** argv) {
 
   auto* nodit_cmd = app.add_subcommand("nodit", "Nodit subscriptions");
   nodit_cmd->require_subcommand(1);
-  auto* nodit_gaps_cmd = nodit_cmd->add_subcommand("gaps", "sequence gaps per subscription as JSON");
+  auto* nodit_gaps_cmd =
+      nodit_cmd->add_subcommand("gaps", "sequence gaps per subscription as JSON");
   nodit_gaps_cmd->add_option("--source", source, "source name");
   add_config(nodit_gaps_cmd);
 
@@ -127,7 +128,8 @@ int main(int argc, char** argv) {
       ::umask(077);
       return run_init(init_dir, std::cout).ok ? kExitOk : kExitError;
     }
-    const auto path = config_file.empty() ? default_config_path() : std::filesystem::path(config_file);
+    const auto path =
+        config_file.empty() ? default_config_path() : std::filesystem::path(config_file);
     const Config config = load_config(path);
     if (check_cmd->parsed()) return check(config);
     if (serve_cmd->parsed()) return serve(config);

@@ -89,9 +89,9 @@ enum class Provider { dynamic, nodit };
 struct SecretSource {
   enum class Kind { file, env, credential };
   Kind kind = Kind::file;
-  std::string name;             // env var or credential name; for files the path as written
-  std::filesystem::path path;   // resolved file path (file and credential)
-  std::string key;              // config key that named it, for messages
+  std::string name;            // env var or credential name; for files the path as written
+  std::filesystem::path path;  // resolved file path (file and credential)
+  std::string key;             // config key that named it, for messages
 };
 
 struct HistoryConfig {
@@ -99,9 +99,9 @@ struct HistoryConfig {
   SecretSource api_key;
   std::string chain;
   std::string network;
-  std::filesystem::path ca_file;  // trust anchors for the API; empty: the system store
-  std::vector<std::string> subscriptions;  // also checked for FAIL deliveries at start-up
-  std::chrono::milliseconds gap_delay{5000};        // a gap this old is chased
+  std::filesystem::path ca_file;              // trust anchors for the API; empty: the system store
+  std::vector<std::string> subscriptions;     // also checked for FAIL deliveries at start-up
+  std::chrono::milliseconds gap_delay{5000};  // a gap this old is chased
   std::chrono::milliseconds poll_interval{1000};    // how often gaps are looked at
   std::chrono::milliseconds backoff_initial{1000};  // after a failed or fruitless fetch
   std::chrono::milliseconds backoff_max{300000};

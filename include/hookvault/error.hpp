@@ -35,12 +35,12 @@ enum class Errc {
   overloaded,              // a bounded queue is full; retry later
 
   // Hybrid (Dynamic) envelope decryption.
-  unknown_alg,          // envelope alg not in the allow-list
-  bad_envelope,         // envelope is not an object or lacks a field
-  bad_encoding,         // a field is not base64/base64url
-  bad_length,           // iv/tag/ek/key length wrong
-  no_matching_key,      // no configured RSA key decrypts ek
-  auth_failed,          // AES-GCM tag verification failed
+  unknown_alg,      // envelope alg not in the allow-list
+  bad_envelope,     // envelope is not an object or lacks a field
+  bad_encoding,     // a field is not base64/base64url
+  bad_length,       // iv/tag/ek/key length wrong
+  no_matching_key,  // no configured RSA key decrypts ek
+  auth_failed,      // AES-GCM tag verification failed
 
   // Store and key management.
   store_unavailable,  // the store cannot commit (disk full, read-only, locked)

@@ -39,7 +39,7 @@ inline constexpr std::string_view kHybridAlg = "HYBRID-RSA-AES-256";
 
 struct HybridEnvelope {
   std::string alg;
-  std::string iv;   // encoded, as received
+  std::string iv;  // encoded, as received
   std::string ct;
   std::string tag;
   std::string ek;
@@ -63,7 +63,8 @@ class HybridDecryptor {
                               std::vector<std::string> accepted_algs = {std::string(kHybridAlg)});
   // From PEM text already in memory (tests, reload).
   static HybridDecryptor from_pem(const std::vector<std::pair<std::string, SecretBytes>>& kid_pem,
-                                  std::vector<std::string> accepted_algs = {std::string(kHybridAlg)});
+                                  std::vector<std::string> accepted_algs = {
+                                      std::string(kHybridAlg)});
 
   HybridDecryptor(HybridDecryptor&&) noexcept;
   HybridDecryptor& operator=(HybridDecryptor&&) noexcept;

@@ -44,18 +44,19 @@
 namespace hookvault {
 
 struct HistoryClientOptions {
-  std::string api_base_url;  // "https://host[:port][/path]", e.g. "https://web3.nodit.io/v1"; https only
-  std::string chain;         // e.g. "ethereum"
-  std::string network;       // e.g. "mainnet"
+  std::string
+      api_base_url;     // "https://host[:port][/path]", e.g. "https://web3.nodit.io/v1"; https only
+  std::string chain;    // e.g. "ethereum"
+  std::string network;  // e.g. "mainnet"
   SecretBytes api_key;
-  std::filesystem::path ca_file;  // empty: the system trust store
+  std::filesystem::path ca_file;             // empty: the system trust store
   std::chrono::milliseconds timeout{10000};  // whole request
 };
 
 struct HistoryQuery {
   std::string subscription_id;
   std::optional<std::uint64_t> start_sequence_number;
-  std::optional<std::string> status;  // "SUCCESS" or "FAIL"
+  std::optional<std::string> status;    // "SUCCESS" or "FAIL"
   std::optional<std::string> start_at;  // ISO-8601
   std::optional<std::string> end_at;
   std::uint32_t page = 1;
@@ -65,8 +66,8 @@ struct HistoryQuery {
 struct HistoryItem {
   std::string subscription_id;
   std::uint64_t sequence_number = 0;
-  std::string status;      // as sent ("SUCCESS", "FAIL", ...), may be empty
-  std::string created_at;  // as sent, may be empty
+  std::string status;         // as sent ("SUCCESS", "FAIL", ...), may be empty
+  std::string created_at;     // as sent, may be empty
   std::string event_message;  // the delivered body, as compact JSON text
 };
 

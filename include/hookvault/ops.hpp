@@ -32,10 +32,9 @@ std::unique_ptr<Store> open_store(const Config& config);
 
 int materials_get(const Config& config, const std::string& wallet_id,
                   const std::optional<std::string>& source, std::ostream& out, std::ostream& err);
-int events_list(const Config& config, const std::optional<std::string>& source,
-                std::int64_t after, std::size_t limit, std::ostream& out, std::ostream& err);
-int events_show(const Config& config, const std::string& id, std::ostream& out,
-                std::ostream& err);
+int events_list(const Config& config, const std::optional<std::string>& source, std::int64_t after,
+                std::size_t limit, std::ostream& out, std::ostream& err);
+int events_show(const Config& config, const std::string& id, std::ostream& out, std::ostream& err);
 int reprocess(const Config& config, std::ostream& out, std::ostream& err);
 // One JSON line per Nodit subscription: highest contiguous sequence number,
 // missing numbers (listed up to kMaxListedMissing, always as ranges and a count)

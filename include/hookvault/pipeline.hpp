@@ -60,7 +60,7 @@ struct Delivery {
 
 struct Reply {
   unsigned status = 500;
-  std::string body;  // JSON
+  std::string body;            // JSON
   unsigned retry_after_s = 0;  // > 0 adds Retry-After
   // For the request log line.
   std::string source;

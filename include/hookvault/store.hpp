@@ -77,12 +77,12 @@ struct NewEvent {
   std::string source;
   std::string idempotency_key;  // Dynamic: eventId
   std::string event_name;
-  std::string message_id;        // empty when absent
-  std::string event_time;        // as sent (ISO-8601); empty when absent
+  std::string message_id;  // empty when absent
+  std::string event_time;  // as sent (ISO-8601); empty when absent
   std::int64_t event_time_ms = 0;
-  std::string wallet_id;         // delegation events; empty otherwise
+  std::string wallet_id;  // delegation events; empty otherwise
   Origin origin = Origin::signature;
-  std::string payload;           // the body bytes exactly as received
+  std::string payload;                       // the body bytes exactly as received
   std::optional<SequencePosition> sequence;  // Nodit; tracked in the same transaction
 };
 
@@ -91,7 +91,7 @@ struct DelegationMaterials {
   std::string user_id;
   std::string chain;
   std::optional<std::string> share_set_id;
-  SecretBytes share;    // verbatim decrypted bytes
+  SecretBytes share;  // verbatim decrypted bytes
   SecretBytes api_key;
 };
 
@@ -100,7 +100,7 @@ struct WriteRequest {
   // At most one of these is set.
   std::optional<DelegationMaterials> materials;  // wallet.delegation.created, decrypted
   std::optional<std::string> decrypt_failure;    // wallet.delegation.created, failed: reason
-  bool revoke = false;                            // wallet.delegation.revoked of event.wallet_id
+  bool revoke = false;                           // wallet.delegation.revoked of event.wallet_id
 };
 
 struct WriteResult {

@@ -572,12 +572,11 @@ std::vector<RsaKeySpec> parse_rsa_keys(const Context& ctx, const TableReader& r)
 }
 
 HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
-  TableReader r(
-      ctx, source.table("history"), source.key("history"),
-      {"api_base_url", "api_key_file", "api_key_env", "api_key_credential", "chain", "network",
-       "ca_file", "subscriptions", "gap_delay", "poll_interval", "backoff_initial", "backoff_max",
-       "request_timeout", "page_size"},
-      kHistorySecretHint);
+  TableReader r(ctx, source.table("history"), source.key("history"),
+                {"api_base_url", "api_key_file", "api_key_env", "api_key_credential", "chain",
+                 "network", "ca_file", "subscriptions", "gap_delay", "poll_interval",
+                 "backoff_initial", "backoff_max", "request_timeout", "page_size"},
+                kHistorySecretHint);
   HistoryConfig h;
   h.api_base_url = r.required_string("api_base_url");
   const bool https = h.api_base_url.rfind("https://", 0) == 0;

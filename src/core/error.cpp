@@ -10,29 +10,52 @@ class Category final : public boost::system::error_category {
   const char* name() const noexcept override { return "hookvault"; }
   std::string message(int ev) const override {
     switch (static_cast<Errc>(ev)) {
-      case Errc::invalid_signature: return "signature verification failed";
-      case Errc::malformed_json: return "body is not valid JSON";
-      case Errc::duplicate_key: return "JSON object has a duplicate key";
-      case Errc::missing_field: return "required field is missing";
-      case Errc::invalid_field: return "field has the wrong type or format";
-      case Errc::body_too_large: return "body exceeds the size limit";
-      case Errc::unsupported_media_type: return "content type is not application/json";
-      case Errc::not_found: return "not found";
-      case Errc::method_not_allowed: return "method not allowed";
-      case Errc::stale_event: return "event is older than max_event_age";
-      case Errc::overloaded: return "server is overloaded";
-      case Errc::unknown_alg: return "envelope alg is not an accepted algorithm";
-      case Errc::bad_envelope: return "envelope is malformed";
-      case Errc::bad_encoding: return "envelope field is not valid base64";
-      case Errc::bad_length: return "envelope field has the wrong length";
-      case Errc::no_matching_key: return "no configured RSA key decrypts the envelope";
-      case Errc::auth_failed: return "AES-GCM authentication failed";
-      case Errc::store_unavailable: return "store cannot commit";
-      case Errc::store_corrupt: return "stored record does not open";
-      case Errc::kek_unavailable: return "key-encryption key is not available";
-      case Errc::config_invalid: return "configuration is invalid";
-      case Errc::io_error: return "I/O error";
-      case Errc::internal: return "internal error";
+      case Errc::invalid_signature:
+        return "signature verification failed";
+      case Errc::malformed_json:
+        return "body is not valid JSON";
+      case Errc::duplicate_key:
+        return "JSON object has a duplicate key";
+      case Errc::missing_field:
+        return "required field is missing";
+      case Errc::invalid_field:
+        return "field has the wrong type or format";
+      case Errc::body_too_large:
+        return "body exceeds the size limit";
+      case Errc::unsupported_media_type:
+        return "content type is not application/json";
+      case Errc::not_found:
+        return "not found";
+      case Errc::method_not_allowed:
+        return "method not allowed";
+      case Errc::stale_event:
+        return "event is older than max_event_age";
+      case Errc::overloaded:
+        return "server is overloaded";
+      case Errc::unknown_alg:
+        return "envelope alg is not an accepted algorithm";
+      case Errc::bad_envelope:
+        return "envelope is malformed";
+      case Errc::bad_encoding:
+        return "envelope field is not valid base64";
+      case Errc::bad_length:
+        return "envelope field has the wrong length";
+      case Errc::no_matching_key:
+        return "no configured RSA key decrypts the envelope";
+      case Errc::auth_failed:
+        return "AES-GCM authentication failed";
+      case Errc::store_unavailable:
+        return "store cannot commit";
+      case Errc::store_corrupt:
+        return "stored record does not open";
+      case Errc::kek_unavailable:
+        return "key-encryption key is not available";
+      case Errc::config_invalid:
+        return "configuration is invalid";
+      case Errc::io_error:
+        return "I/O error";
+      case Errc::internal:
+        return "internal error";
     }
     return "unknown hookvault error";
   }
@@ -47,49 +70,80 @@ const boost::system::error_category& hookvault_category() noexcept {
 
 std::string_view error_name(Errc e) noexcept {
   switch (e) {
-    case Errc::invalid_signature: return "invalid_signature";
-    case Errc::malformed_json: return "malformed_json";
-    case Errc::duplicate_key: return "duplicate_key";
-    case Errc::missing_field: return "missing_field";
-    case Errc::invalid_field: return "invalid_field";
-    case Errc::body_too_large: return "body_too_large";
-    case Errc::unsupported_media_type: return "unsupported_media_type";
-    case Errc::not_found: return "not_found";
-    case Errc::method_not_allowed: return "method_not_allowed";
-    case Errc::stale_event: return "stale_event";
-    case Errc::overloaded: return "overloaded";
-    case Errc::unknown_alg: return "unknown_alg";
-    case Errc::bad_envelope: return "bad_envelope";
-    case Errc::bad_encoding: return "bad_encoding";
-    case Errc::bad_length: return "bad_length";
-    case Errc::no_matching_key: return "no_matching_key";
-    case Errc::auth_failed: return "auth_failed";
-    case Errc::store_unavailable: return "store_unavailable";
-    case Errc::store_corrupt: return "store_corrupt";
-    case Errc::kek_unavailable: return "kek_unavailable";
-    case Errc::config_invalid: return "config_invalid";
-    case Errc::io_error: return "io_error";
-    case Errc::internal: return "internal";
+    case Errc::invalid_signature:
+      return "invalid_signature";
+    case Errc::malformed_json:
+      return "malformed_json";
+    case Errc::duplicate_key:
+      return "duplicate_key";
+    case Errc::missing_field:
+      return "missing_field";
+    case Errc::invalid_field:
+      return "invalid_field";
+    case Errc::body_too_large:
+      return "body_too_large";
+    case Errc::unsupported_media_type:
+      return "unsupported_media_type";
+    case Errc::not_found:
+      return "not_found";
+    case Errc::method_not_allowed:
+      return "method_not_allowed";
+    case Errc::stale_event:
+      return "stale_event";
+    case Errc::overloaded:
+      return "overloaded";
+    case Errc::unknown_alg:
+      return "unknown_alg";
+    case Errc::bad_envelope:
+      return "bad_envelope";
+    case Errc::bad_encoding:
+      return "bad_encoding";
+    case Errc::bad_length:
+      return "bad_length";
+    case Errc::no_matching_key:
+      return "no_matching_key";
+    case Errc::auth_failed:
+      return "auth_failed";
+    case Errc::store_unavailable:
+      return "store_unavailable";
+    case Errc::store_corrupt:
+      return "store_corrupt";
+    case Errc::kek_unavailable:
+      return "kek_unavailable";
+    case Errc::config_invalid:
+      return "config_invalid";
+    case Errc::io_error:
+      return "io_error";
+    case Errc::internal:
+      return "internal";
   }
   return "internal";
 }
 
 unsigned http_status(Errc e) noexcept {
   switch (e) {
-    case Errc::invalid_signature: return 401;
+    case Errc::invalid_signature:
+      return 401;
     case Errc::malformed_json:
     case Errc::duplicate_key:
     case Errc::missing_field:
     case Errc::invalid_field:
-    case Errc::stale_event: return 400;
-    case Errc::body_too_large: return 413;
-    case Errc::unsupported_media_type: return 415;
-    case Errc::not_found: return 404;
-    case Errc::method_not_allowed: return 405;
+    case Errc::stale_event:
+      return 400;
+    case Errc::body_too_large:
+      return 413;
+    case Errc::unsupported_media_type:
+      return 415;
+    case Errc::not_found:
+      return 404;
+    case Errc::method_not_allowed:
+      return 405;
     case Errc::overloaded:
     case Errc::store_unavailable:
-    case Errc::kek_unavailable: return 503;
-    default: return 500;
+    case Errc::kek_unavailable:
+      return 503;
+    default:
+      return 500;
   }
 }
 

@@ -20,9 +20,7 @@ SecretBytes SecretBytes::copy_of(std::span<const std::uint8_t> data) {
   return s;
 }
 
-SecretBytes SecretBytes::copy_of(std::string_view data) {
-  return copy_of(as_bytes(data));
-}
+SecretBytes SecretBytes::copy_of(std::string_view data) { return copy_of(as_bytes(data)); }
 
 SecretBytes SecretBytes::random(std::size_t n) {
   SecretBytes s(n);

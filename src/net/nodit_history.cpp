@@ -384,24 +384,21 @@ std::optional<HistoryItem> parse_item(const Json& raw) {
   item.subscription_id = std::move(*sub_id);
   item.sequence_number = *seq_no;
 
-  if (msg->is_object()) {
-    item.event_message = js_stringify(*msg);
-  } else if (msg->is_string()) {
+  // The delivered body: an object, or a string holding one.
+  Json decoded;
+  const Json* message = msg;
+  if (msg->is_string()) {
     auto parsed = parse_strict(msg->get_ref<const std::string&>());
-    if (!parsed || !parsed->is_object()) return std::nullopt;
-    item.event_message = js_stringify(*parsed);
-    if (contradicts(*parsed, "subscriptionId", item.subscription_id) ||
-        contradicts(*parsed, "sequenceNumber", std::to_string(item.sequence_number))) {
-      return std::nullopt;
-    }
-  } else {
+    if (!parsed) return std::nullopt;
+    decoded = std::move(*parsed);
+    message = &decoded;
+  }
+  if (!message->is_object()) return std::nullopt;
+  if (contradicts(*message, "subscriptionId", item.subscription_id) ||
+      contradicts(*message, "sequenceNumber", std::to_string(item.sequence_number))) {
     return std::nullopt;
   }
-  if (msg->is_object() &&
-      (contradicts(*msg, "subscriptionId", item.subscription_id) ||
-       contradicts(*msg, "sequenceNumber", std::to_string(item.sequence_number)))) {
-    return std::nullopt;
-  }
+  item.event_message = js_stringify(*message);
   item.status = string_member(raw, "status");
   item.created_at = string_member(raw, "createdAt");
   return item;

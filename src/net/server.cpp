@@ -1,11 +1,11 @@
 #include "hookvault/server.hpp"
 
+#include <openssl/rand.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <openssl/rand.h>
 
 #include <atomic>
 #include <chrono>
@@ -45,9 +45,8 @@ auto async_pipeline(Pipeline& pipeline, Delivery delivery, Token&& token) {
         auto shared = std::make_shared<Handler>(std::move(handler));
         pipeline.handle(std::move(d), [shared, work](Reply reply) mutable {
           auto ex = work.get_executor();
-          asio::post(ex, [shared, reply = std::move(reply)]() mutable {
-            (*shared)(std::move(reply));
-          });
+          asio::post(ex,
+                     [shared, reply = std::move(reply)]() mutable { (*shared)(std::move(reply)); });
           work.reset();
         });
       },
@@ -249,7 +248,8 @@ struct Server::Impl {
       http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
       res.set(http::field::content_type, "application/json");
       res.set("X-Request-Id", request_id);
-      if (reply.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+      if (reply.retry_after_s > 0)
+        res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
       res.keep_alive(keep);
       res.body() = std::move(reply.body);
       res.prepare_payload();

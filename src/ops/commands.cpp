@@ -22,13 +22,27 @@ void append_escaped(SecretText& out, std::string_view s) {
   for (char c : s) {
     const auto u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': append(out, "\\\""); break;
-      case '\\': append(out, "\\\\"); break;
-      case '\n': append(out, "\\n"); break;
-      case '\r': append(out, "\\r"); break;
-      case '\t': append(out, "\\t"); break;
-      case '\b': append(out, "\\b"); break;
-      case '\f': append(out, "\\f"); break;
+      case '"':
+        append(out, "\\\"");
+        break;
+      case '\\':
+        append(out, "\\\\");
+        break;
+      case '\n':
+        append(out, "\\n");
+        break;
+      case '\r':
+        append(out, "\\r");
+        break;
+      case '\t':
+        append(out, "\\t");
+        break;
+      case '\b':
+        append(out, "\\b");
+        break;
+      case '\f':
+        append(out, "\\f");
+        break;
       default:
         if (u < 0x20) {
           const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
@@ -162,13 +176,13 @@ int materials_get(const Config& config, const std::string& wallet_id,
   append(text, "}\n");
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   out.flush();
-  log(LogLevel::info, "materials read", {{"actor", "cli"}, {"source", found->source},
-                                         {"wallet_id", found->wallet_id}});
+  log(LogLevel::info, "materials read",
+      {{"actor", "cli"}, {"source", found->source}, {"wallet_id", found->wallet_id}});
   return kExitOk;
 }
 
-int events_list(const Config& config, const std::optional<std::string>& source,
-                std::int64_t after, std::size_t limit, std::ostream& out, std::ostream& err) {
+int events_list(const Config& config, const std::optional<std::string>& source, std::int64_t after,
+                std::size_t limit, std::ostream& out, std::ostream& err) {
   auto store = open_store(config);
   EventQuery q;
   q.source = source;
@@ -183,8 +197,7 @@ int events_list(const Config& config, const std::optional<std::string>& source,
   return kExitOk;
 }
 
-int events_show(const Config& config, const std::string& id, std::ostream& out,
-                std::ostream& err) {
+int events_show(const Config& config, const std::string& id, std::ostream& out, std::ostream& err) {
   std::int64_t n = 0;
   auto [ptr, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
   auto store = open_store(config);

@@ -24,16 +24,18 @@ std::string iso8601(std::int64_t ms) {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
+  (void)std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ms % 1000));
   return buf;
 }
 
 }  // namespace
 
 Backfiller::Backfiller(std::shared_ptr<const Source> source, Store& store, HistoryFetch fetch)
-    : source_(std::move(source)), history_(*source_->config.history), store_(store),
+    : source_(std::move(source)),
+      history_(*source_->config.history),
+      store_(store),
       fetch_(std::move(fetch)) {}
 
 Backfiller::~Backfiller() { stop(); }
@@ -72,7 +74,8 @@ std::uint64_t Backfiller::store_items(const HistoryPage& page) {
   for (const auto& item : page.items) {
     auto body = parse_strict(item.event_message);
     if (!body) continue;
-    auto planned = detail::plan_nodit(*source_, *body, item.event_message, Origin::history, wall_ms());
+    auto planned =
+        detail::plan_nodit(*source_, *body, item.event_message, Origin::history, wall_ms());
     auto* plan = std::get_if<detail::Plan>(&planned);
     if (plan == nullptr) continue;
     auto written = store_.write(std::move(plan->request));
@@ -89,15 +92,13 @@ std::uint64_t Backfiller::store_items(const HistoryPage& page) {
 }
 
 void Backfiller::fetch_failed_since_last() {
-  std::set<std::string> subscriptions(history_.subscriptions.begin(),
-                                      history_.subscriptions.end());
+  std::set<std::string> subscriptions(history_.subscriptions.begin(), history_.subscriptions.end());
   if (auto seqs = store_.sequences(source_->config.name)) {
     for (const auto& s : *seqs) subscriptions.insert(s.subscription_id);
   }
   auto latest = store_.latest_event_time_ms(source_->config.name);
-  const std::int64_t since = latest && latest->has_value()
-                                 ? **latest
-                                 : wall_ms() - kHistoryRetentionMs;
+  const std::int64_t since =
+      latest && latest->has_value() ? **latest : wall_ms() - kHistoryRetentionMs;
   for (const auto& sub : subscriptions) {
     for (std::uint32_t page = 1; page <= kMaxPagesPerFetch; ++page) {
       {
@@ -116,14 +117,17 @@ void Backfiller::fetch_failed_since_last() {
         std::lock_guard lock(mu_);
         ++stats_.failed_fetches;
         log(LogLevel::warn, "history fetch of failed deliveries failed",
-            {{"source", source_->config.name}, {"subscription", sub},
+            {{"source", source_->config.name},
+             {"subscription", sub},
              {"error", result.error().message()}});
         break;
       }
       const auto stored = store_items(*result);
       log(LogLevel::info, "history: failed deliveries fetched",
-          {{"source", source_->config.name}, {"subscription", sub},
-           {"items", result->items.size()}, {"stored", stored}});
+          {{"source", source_->config.name},
+           {"subscription", sub},
+           {"items", result->items.size()},
+           {"stored", stored}});
       if (result->items.size() < history_.page_size ||
           (result->total > 0 && std::uint64_t{page} * history_.page_size >= result->total)) {
         break;
@@ -150,7 +154,8 @@ bool Backfiller::fetch_range(const std::string& subscription, std::uint64_t firs
       std::lock_guard lock(mu_);
       ++stats_.failed_fetches;
       log(LogLevel::warn, "history fetch failed",
-          {{"source", source_->config.name}, {"subscription", subscription},
+          {{"source", source_->config.name},
+           {"subscription", subscription},
            {"error", result.error().message()}});
       return false;
     }

@@ -71,9 +71,8 @@ PlanResult plan_dynamic(const Source& source, const Json& body, std::string payl
   } else if (created || revoked) {
     return Rejection{Errc::missing_field, "timestamp"};
   }
-  const auto max_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              source.config.max_event_age)
-                              .count();
+  const auto max_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(source.config.max_event_age).count();
   if (max_age_ms > 0 && event_ms > 0 && now_ms - event_ms > max_age_ms) {
     return Rejection{Errc::stale_event, "timestamp"};
   }

@@ -65,15 +65,16 @@ std::optional<std::int64_t> parse_iso8601_ms(std::string_view s) {
         !digits(s, pos + 4, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
-    offset_s = sign * (oh * 3600 + om * 60);
+    offset_s = std::int64_t{sign} * (std::int64_t{oh} * 3600 + std::int64_t{om} * 60);
     pos += 6;
   } else {
     return std::nullopt;  // a timestamp without a zone is ambiguous
   }
   if (pos != s.size()) return std::nullopt;
-  const std::int64_t days = days_from_civil(year, static_cast<unsigned>(month),
-                                            static_cast<unsigned>(day));
-  const std::int64_t secs = days * 86400 + hour * 3600 + minute * 60 + second - offset_s;
+  const std::int64_t days =
+      days_from_civil(year, static_cast<unsigned>(month), static_cast<unsigned>(day));
+  const std::int64_t secs =
+      days * 86400 + std::int64_t{hour} * 3600 + std::int64_t{minute} * 60 + second - offset_s;
   return secs * 1000 + millis;
 }
 

@@ -61,8 +61,8 @@ PlanResult plan_nodit(const Source& source, const Json& body, std::string payloa
   auto subscription = id_field(body, "subscriptionId", bad);
   if (bad) return Rejection{Errc::invalid_field, "subscriptionId"};
   auto sequence = number_field(body, "sequenceNumber", bad);
-  if (bad || (sequence && *sequence > static_cast<std::uint64_t>(
-                                          std::numeric_limits<std::int64_t>::max()))) {
+  if (bad || (sequence &&
+              *sequence > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
     return Rejection{Errc::invalid_field, "sequenceNumber"};
   }
 

@@ -79,16 +79,14 @@ Reply stored_reply(const WriteResult& w, const NewEvent& ev, bool delegation) {
 
 }  // namespace
 
-Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store,
-                   WorkPool& pool)
+Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool)
     : sources_(std::move(sources)), store_(store), pool_(pool) {}
 
 bool Pipeline::ready() const noexcept {
   if (draining_.load() || !store_.writable()) return false;
   return std::all_of(sources_.begin(), sources_.end(), [](const auto& s) {
-    return s->verifier.secret_count() > 0 &&
-           (s->config.provider != Provider::dynamic ||
-            (s->decryptor && s->decryptor->key_count() > 0));
+    return s->verifier.secret_count() > 0 && (s->config.provider != Provider::dynamic ||
+                                              (s->decryptor && s->decryptor->key_count() > 0));
   });
 }
 

@@ -65,17 +65,15 @@ Result<void> advance_sequence(Connection& db, std::string_view source,
     }
   }
 
-  std::uint64_t contiguous = 0;
+  // `contiguous` is derived from the gaps below; only `highest` carries over.
   std::uint64_t highest = 0;
   if (!current) {
     highest = number;
     if (number > 1 && number - 1 <= kMaxInitialGap) {
       if (auto r = insert_gap(db, source, subscription_id, 1, number - 1, now_ms); !r) return r;
-    } else {
-      contiguous = number;
     }
   } else {
-    contiguous = current->first;
+    const std::uint64_t contiguous = current->first;
     highest = current->second;
     if (number > highest) {
       if (number > highest + 1) {
@@ -89,9 +87,10 @@ Result<void> advance_sequence(Connection& db, std::string_view source,
       {
         auto stmt = db.prepare(kGapAt);
         if (!stmt) return stmt.error();
-        auto step =
-            stmt->bind_text(1, source).bind_text(2, subscription_id).bind_int64(3, as_int(number))
-                .step();
+        auto step = stmt->bind_text(1, source)
+                        .bind_text(2, subscription_id)
+                        .bind_int64(3, as_int(number))
+                        .step();
         if (!step) return step.error();
         if (*step == Step::row && as_uint(stmt->column_int64(1)) >= number) {
           gap = SequenceGap{as_uint(stmt->column_int64(0)), as_uint(stmt->column_int64(1)),
@@ -109,19 +108,20 @@ Result<void> advance_sequence(Connection& db, std::string_view source,
           return r;
         }
         if (gap->first < number) {
-          auto r = insert_gap(db, source, subscription_id, gap->first, number - 1,
-                              gap->detected_at_ms);
+          auto r =
+              insert_gap(db, source, subscription_id, gap->first, number - 1, gap->detected_at_ms);
           if (!r) return r;
         }
         if (number < gap->last) {
-          auto r = insert_gap(db, source, subscription_id, number + 1, gap->last,
-                              gap->detected_at_ms);
+          auto r =
+              insert_gap(db, source, subscription_id, number + 1, gap->last, gap->detected_at_ms);
           if (!r) return r;
         }
       }
     }
   }
 
+  std::uint64_t contiguous = 0;
   {
     auto stmt = db.prepare(kFirstGap);
     if (!stmt) return stmt.error();

@@ -442,9 +442,9 @@ Result<WriteWork> Store::Impl::prepare_write(WriteRequest& request) const {
     return err(Errc::invalid_field);
   }
 
-  if (ev.sequence &&
-      (ev.sequence->subscription_id.empty() || ev.sequence->number == 0 ||
-       ev.sequence->number > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
+  if (ev.sequence && (ev.sequence->subscription_id.empty() || ev.sequence->number == 0 ||
+                      ev.sequence->number >
+                          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
     return err(Errc::invalid_field);
   }
 
@@ -1115,8 +1115,7 @@ Result<std::optional<StoredMaterials>> Store::materials(std::string_view source,
 
 Result<std::vector<SubscriptionSequence>> Store::sequences(
     std::optional<std::string_view> source) const {
-  return impl_->with_reader(
-      [&](Connection& db) { return store::read_sequences(db, source); });
+  return impl_->with_reader([&](Connection& db) { return store::read_sequences(db, source); });
 }
 
 Result<std::uint64_t> Store::count_events_with_key_prefix(std::string_view source,

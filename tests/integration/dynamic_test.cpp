@@ -127,10 +127,12 @@ TEST_F(DynamicTest, NewerDelegationReplacesOlderButNeverTheReverse) {
   newer.wallet_id = older.wallet_id;
   newer.timestamp = "2025-10-01T11:00:00.000Z";
   // Deliver out of order: newer first.
-  EXPECT_EQ(reply_json(post_signed(compact(created_event(newer, setup().rsa_public_pem))))["materials"],
-            "stored");
-  EXPECT_EQ(reply_json(post_signed(compact(created_event(older, setup().rsa_public_pem))))["materials"],
-            "superseded");
+  EXPECT_EQ(
+      reply_json(post_signed(compact(created_event(newer, setup().rsa_public_pem))))["materials"],
+      "stored");
+  EXPECT_EQ(
+      reply_json(post_signed(compact(created_event(older, setup().rsa_public_pem))))["materials"],
+      "superseded");
   EXPECT_EQ(materials(*this, older.wallet_id)["delegatedShare"], newer.share);
 }
 
@@ -192,24 +194,26 @@ TEST_F(DynamicTest, BadInputsGetTheirStatusAndLeaveStoredDataIntact) {
   expect_error(post(body, {{"Content-Type", json_ct}, {"x-dynamic-signature-256", "sha256=zz"}}),
                401, "invalid_signature", "malformed signature header");
 
-  const std::string dup = R"({"eventId":")" + uuid() +
-                          R"(","eventName":"ping","eventName":"ping","data":{}})";
+  const std::string dup =
+      R"({"eventId":")" + uuid() + R"(","eventName":"ping","eventName":"ping","data":{}})";
   expect_error(post_signed(dup), 400, "duplicate_key", "duplicate keys");
   expect_error(post_signed("{\"eventId\":"), 400, "malformed_json", "truncated JSON");
   expect_error(post_signed(R"({"eventName":"ping","data":{}})"), 400, "missing_field",
                "missing eventId");
-  expect_error(post(body, {{"Content-Type", "text/plain"}, {"x-dynamic-signature-256", sign(body)}}),
-               415, "unsupported_media_type", "wrong content type");
+  expect_error(
+      post(body, {{"Content-Type", "text/plain"}, {"x-dynamic-signature-256", sign(body)}}), 415,
+      "unsupported_media_type", "wrong content type");
   const std::string big = R"({"eventId":"x","pad":")" + std::string(20000, 'a') + "\"}";
   {
     HttpsClient fresh(daemon_->port());
-    auto r = fresh.request("POST", "/webhooks/dynamic",
-                           {{"Content-Type", json_ct}, {"x-dynamic-signature-256", sign(big)}}, big);
+    auto r =
+        fresh.request("POST", "/webhooks/dynamic",
+                      {{"Content-Type", json_ct}, {"x-dynamic-signature-256", sign(big)}}, big);
     expect_error(r, 413, "", "oversized body");
   }
   expect_error(client().request("GET", "/webhooks/dynamic"), 405, "method_not_allowed", "GET");
-  expect_error(client().request("POST", "/webhooks/unknown", {{"Content-Type", json_ct}}, body), 404,
-               "not_found", "unknown path");
+  expect_error(client().request("POST", "/webhooks/unknown", {{"Content-Type", json_ct}}, body),
+               404, "not_found", "unknown path");
 
   // Envelope problems never lose the event: 200 with materials decrypt_failed.
   auto decrypt_failed = [&](Json event, const std::string& what) {
@@ -253,7 +257,8 @@ TEST_F(DynamicTest, BadInputsGetTheirStatusAndLeaveStoredDataIntact) {
   }
   {
     Json e = fresh_event();
-    auto tag = base64_decode_lenient(e["data"]["encryptedDelegatedShare"]["tag"].get<std::string>());
+    auto tag =
+        base64_decode_lenient(e["data"]["encryptedDelegatedShare"]["tag"].get<std::string>());
     ASSERT_TRUE(tag);
     (*tag)[0] ^= 0x01;
     e["data"]["encryptedDelegatedShare"]["tag"] = base64url_encode(*tag);
@@ -333,15 +338,16 @@ TEST_F(DynamicTest, ReprocessDecryptsOnceTheKeyIsConfigured) {
 
 TEST_F(DynamicTest, PingAndOtherEventsAreStoredAndAcknowledged) {
   start();
-  Json ping = {{"messageId", uuid()},
-               {"eventId", uuid()},
-               {"eventName", "ping"},
-               {"timestamp", "2025-10-01T15:13:26.348Z"},
-               {"webhookId", uuid()},
-               {"userId", nullptr},
-               {"environmentId", uuid()},
-               {"data", {{"message", "hello"}, {"events", Json::array({"*"})}, {"isEnabled", true}}},
-               {"futureField", {{"kept", 1}}}};
+  Json ping = {
+      {"messageId", uuid()},
+      {"eventId", uuid()},
+      {"eventName", "ping"},
+      {"timestamp", "2025-10-01T15:13:26.348Z"},
+      {"webhookId", uuid()},
+      {"userId", nullptr},
+      {"environmentId", uuid()},
+      {"data", {{"message", "hello"}, {"events", Json::array({"*"})}, {"isEnabled", true}}},
+      {"futureField", {{"kept", 1}}}};
   auto r = post_signed(compact(ping));
   ASSERT_EQ(r.status, 200U) << r.body;
   EXPECT_EQ(reply_json(r)["status"], "accepted");

@@ -78,8 +78,7 @@ HttpsClient& E2E::client() {
   return *client_;
 }
 
-HttpResponse E2E::post(const std::string& body,
-                       const std::map<std::string, std::string>& headers) {
+HttpResponse E2E::post(const std::string& body, const std::map<std::string, std::string>& headers) {
   return client().request("POST", "/webhooks/dynamic", headers, body);
 }
 
@@ -88,7 +87,8 @@ std::string E2E::sign(const std::string& body) const {
 }
 
 HttpResponse E2E::post_signed(const std::string& body) {
-  return post(body, {{"Content-Type", "application/json"}, {"x-dynamic-signature-256", sign(body)}});
+  return post(body,
+              {{"Content-Type", "application/json"}, {"x-dynamic-signature-256", sign(body)}});
 }
 
 ProcessResult E2E::cli(std::vector<std::string> args) {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "https_client.hpp"
 #include "hookvault/json.hpp"
+#include "https_client.hpp"
 #include "test_support.hpp"
 
 namespace hookvault::testing {

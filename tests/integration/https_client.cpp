@@ -168,8 +168,8 @@ ProcessResult run_hookvault(const std::vector<std::string>& args,
 }
 
 Daemon::Daemon(const std::filesystem::path& config, const std::map<std::string, std::string>& env) {
-  log_file_ = config.parent_path() / ("daemon-" + std::to_string(::getpid()) + "-" +
-                                      std::to_string(std::rand()) + ".log");
+  log_file_ = config.parent_path() /
+              ("daemon-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()) + ".log");
   pid_ = spawn({"serve", "--config", config.string()}, env, "/dev/null", log_file_);
   running_ = true;
   // Wait for {"msg":"listening",...,"port":N} (JSON) or "listening ... port=N" (text).

@@ -433,13 +433,16 @@ TEST(ParseHistoryPage, SkipsUnusableItems) {
     {"subscriptionId":"7","sequenceNumber":"10","eventMessage":"not json"},
     {"subscriptionId":"7","sequenceNumber":"11","eventMessage":null},
     {"subscriptionId":"7","sequenceNumber":"12","eventMessage":{"sequenceNumber":"13"}},
+    {"subscriptionId":"7","sequenceNumber":"14","eventMessage":"[1]"},
+    {"subscriptionId":"7","sequenceNumber":"15","eventMessage":"{\"subscriptionId\":\"8\"}"},
+    {"subscriptionId":"7","sequenceNumber":"16","eventMessage":"{\"a\":1,\"a\":2}"},
     "item",
     {"subscriptionId":"7","sequenceNumber":"18446744073709551615","eventMessage":{"z":0}}
   ]})";
   auto page = parse_history_page(body);
   ASSERT_TRUE(page.has_value());
   EXPECT_EQ(page->total, 14u);
-  EXPECT_EQ(page->skipped, 14u);
+  EXPECT_EQ(page->skipped, 17u);
   ASSERT_EQ(page->items.size(), 2u);
   EXPECT_EQ(page->items[0].sequence_number, 1u);
   EXPECT_EQ(page->items[0].event_message, R"({"ok":true})");

@@ -29,7 +29,8 @@ std::string nodit_message(const std::string& sub, std::uint64_t seq,
          R"(","description":"hookvault test","protocol":"ETHEREUM","network":"MAINNET",)"
          R"("subscriptionType":"WEBHOOK","notification":{"webhookUrl":"https://127.0.0.1/webhooks/nodit"},)"
          R"("eventType":"ADDRESS_ACTIVITY","event":{"targetAddress":"0x4f1a","messages":[)"
-         R"({"hash":"0xabc)" + std::to_string(seq) +
+         R"({"hash":"0xabc)" +
+         std::to_string(seq) +
          R"(","value":123456789012345678901234567890,"block_number":20000000}]},"createdAt":")" +
          created_at + R"("})";
 }
@@ -39,9 +40,11 @@ class NoditTest : public E2E {
   // A Nodit source keyed with the published vector's key, optionally with history.
   std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "") {
     write_file(dir_.path() / "nodit_key", kVectorKey, 0600);
-    std::string toml = "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\n"
-                       "path = \"/webhooks/nodit\"\n"
-                       "secret_files = [\"" + (dir_.path() / "nodit_key").string() + "\"]\n";
+    std::string toml =
+        "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\n"
+        "path = \"/webhooks/nodit\"\n"
+        "secret_files = [\"" +
+        (dir_.path() / "nodit_key").string() + "\"]\n";
     if (fake != nullptr) {
       write_file(dir_.path() / "nodit_api_key", "nodit-api-key-for-tests", 0600);
       toml += "[sources.history]\napi_base_url = \"" + fake->base_url() + "\"\n" +
@@ -58,10 +61,9 @@ class NoditTest : public E2E {
   }
 
   HttpResponse deliver(const std::string& body) {
-    return client().request("POST", "/webhooks/nodit",
-                            {{"Content-Type", "application/json"},
-                             {"x-signature", hmac_hex(kVectorKey, body)}},
-                            body);
+    return client().request(
+        "POST", "/webhooks/nodit",
+        {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(kVectorKey, body)}}, body);
   }
 
   std::vector<Json> gaps() {

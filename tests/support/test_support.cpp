@@ -96,8 +96,9 @@ Json hybrid_encrypt(const std::string& public_pem, std::string_view plaintext,
                           static_cast<int>(plaintext.size())) == 1,
         "update");
   int fin = 0;
-  check(EVP_EncryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(ct.data()) + len, &fin) == 1,
-        "final");
+  check(
+      EVP_EncryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(ct.data()) + len, &fin) == 1,
+      "final");
   check(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, 16, tag) == 1, "tag");
 
   PkeyCtxPtr pctx(EVP_PKEY_CTX_new(pub.get(), nullptr));

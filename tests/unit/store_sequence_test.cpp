@@ -19,7 +19,8 @@ class SequenceTest : public ::testing::Test {
     store_ = std::move(*s);
   }
 
-  Result<WriteResult> put(const std::string& sub, std::uint64_t n, const std::string& source = "nodit") {
+  Result<WriteResult> put(const std::string& sub, std::uint64_t n,
+                          const std::string& source = "nodit") {
     WriteRequest r;
     r.event.source = source;
     r.event.idempotency_key = sub + ":" + std::to_string(n);
@@ -39,7 +40,8 @@ class SequenceTest : public ::testing::Test {
     return {};
   }
 
-  static std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges(const SubscriptionSequence& s) {
+  static std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges(
+      const SubscriptionSequence& s) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     for (const auto& g : s.gaps) out.emplace_back(g.first, g.last);
     return out;
