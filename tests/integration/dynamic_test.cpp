@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "e2e.hpp"
@@ -425,6 +426,52 @@ TEST_F(DynamicTest, CheckConfigNamesTheBrokenKeyAndFile) {
   EXPECT_NE(r.err.find(cfg.string()), std::string::npos) << r.err;
   auto s = run_hookvault({"serve", "--config", cfg.string()});
   EXPECT_NE(s.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace hookvault::testing
+
+namespace hookvault::testing {
+namespace {
+
+// `openssl s_client` as the peer: exit status 0 when the handshake succeeds.
+int handshake(std::uint16_t port, const std::string& version_flag) {
+  // OPENSSL_CONF=/dev/null: without Debian's MinProtocol, so the server decides.
+  const std::string cmd =
+      "OPENSSL_CONF=/dev/null openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " +
+      version_flag + " </dev/null >/dev/null 2>&1";
+  return std::system(cmd.c_str());
+}
+
+class TlsTest : public E2E {};
+
+TEST_F(TlsTest, OldProtocolsAreRefusedAndTls13OnlyIsAnOption) {
+  start();
+  EXPECT_EQ(handshake(daemon_->port(), "-tls1_2"), 0);
+  EXPECT_EQ(handshake(daemon_->port(), "-tls1_3"), 0);
+  // SECLEVEL=0 so that the client itself would allow the old protocol.
+  EXPECT_NE(handshake(daemon_->port(), "-tls1_1 -cipher DEFAULT@SECLEVEL=0"), 0);
+  EXPECT_NE(handshake(daemon_->port(), "-tls1 -cipher DEFAULT@SECLEVEL=0"), 0);
+  EXPECT_EQ(daemon_->stop(), 0);
+
+  ConfigOptions o;
+  o.server_extra = "tls_min_version = \"1.3\"";
+  start(write_config(o));
+  EXPECT_EQ(handshake(daemon_->port(), "-tls1_3"), 0);
+  EXPECT_NE(handshake(daemon_->port(), "-tls1_2"), 0);
+}
+
+TEST_F(TlsTest, OversizedHeadGets431AndTheConnectionCloses) {
+  start();
+  HttpsClient c(daemon_->port());
+  auto r = c.request("GET", "/healthz", {{"X-Big", std::string(20000, 'a')}});
+  EXPECT_EQ(r.status, 431U);
+  std::map<std::string, std::string> many;
+  for (int i = 0; i < 100; ++i) many["X-H" + std::to_string(i)] = "v";
+  HttpsClient c2(daemon_->port());
+  EXPECT_EQ(c2.request("GET", "/healthz", many).status, 431U);
+  HttpsClient c3(daemon_->port());
+  EXPECT_EQ(c3.request("GET", "/healthz").status, 200U);
 }
 
 }  // namespace
