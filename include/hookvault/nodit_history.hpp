@@ -68,7 +68,7 @@ struct HistoryItem {
   std::uint64_t sequence_number = 0;
   std::string status;         // as sent ("SUCCESS", "FAIL", ...), may be empty
   std::string created_at;     // as sent, may be empty
-  std::string event_message;  // the delivered body, as compact JSON text
+  std::string event_message;  // the delivered body, its text exactly as the API sent it
 };
 
 struct HistoryPage {

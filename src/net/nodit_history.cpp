@@ -371,7 +371,76 @@ bool contradicts(const Json& message, std::string_view key, const std::string& e
   return !id || *id != expected;
 }
 
-std::optional<HistoryItem> parse_item(const Json& raw) {
+// The raw text of every value of a member named `key`, in document order, not
+// looking inside those values. Used to keep each eventMessage byte for byte:
+// a parsed-and-reserialized message would round integers beyond 2^53 (nlohmann
+// offers no access to a value's source text, hence this small scanner). Only
+// called on text parse_strict() accepted, so it need not validate.
+std::vector<std::string_view> raw_member_values(std::string_view json, std::string_view key) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  const std::size_t n = json.size();
+  auto skip_ws = [&] {
+    while (i < n && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) ++i;
+  };
+  auto skip_string = [&] {  // at the opening quote; returns the contents' span
+    const std::size_t begin = ++i;
+    while (i < n && json[i] != '"') i += json[i] == '\\' ? 2 : 1;
+    const std::string_view contents = json.substr(begin, i - begin);
+    ++i;
+    return contents;
+  };
+  auto skip_value = [&] {  // scalar, string, or a whole object/array
+    if (i >= n) return;
+    if (json[i] == '"') {
+      skip_string();
+      return;
+    }
+    if (json[i] != '{' && json[i] != '[') {
+      while (i < n && json[i] != ',' && json[i] != '}' && json[i] != ']' && json[i] != ' ' &&
+             json[i] != '\n' && json[i] != '\r' && json[i] != '\t') {
+        ++i;
+      }
+      return;
+    }
+    int depth = 0;
+    while (i < n) {
+      const char c = json[i];
+      if (c == '"') {
+        skip_string();
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++i;
+      if (depth == 0) return;
+    }
+  };
+  while (i < n) {
+    const char c = json[i];
+    if (c != '"') {
+      ++i;
+      continue;
+    }
+    const std::string_view name = skip_string();
+    skip_ws();
+    if (i < n && json[i] == ':') {
+      ++i;
+      skip_ws();
+      if (name == key) {
+        const std::size_t begin = i;
+        skip_value();
+        out.push_back(json.substr(begin, i - begin));
+      }
+    }
+  }
+  return out;
+}
+
+// `raw_message`: the source text of this element's eventMessage when it is an
+// object (taken by position, see parse_history_page).
+std::optional<HistoryItem> parse_item(const Json& raw,
+                                      std::optional<std::string_view> raw_message) {
   if (!raw.is_object()) return std::nullopt;
   HistoryItem item;
   const Json* sub = member(raw, "subscriptionId");
@@ -387,18 +456,27 @@ std::optional<HistoryItem> parse_item(const Json& raw) {
   // The delivered body: an object, or a string holding one.
   Json decoded;
   const Json* message = msg;
+  std::string text;
   if (msg->is_string()) {
-    auto parsed = parse_strict(msg->get_ref<const std::string&>());
+    text = msg->get<std::string>();
+    auto parsed = parse_strict(text);
     if (!parsed) return std::nullopt;
     decoded = std::move(*parsed);
     message = &decoded;
+  } else {
+    // The text must be this very message; if the positions do not line up
+    // (an eventMessage member outside the items), skip rather than guess.
+    if (!raw_message) return std::nullopt;
+    auto candidate = parse_strict(*raw_message);
+    if (!candidate || *candidate != *msg) return std::nullopt;
+    text = std::string(*raw_message);
   }
   if (!message->is_object()) return std::nullopt;
   if (contradicts(*message, "subscriptionId", item.subscription_id) ||
       contradicts(*message, "sequenceNumber", std::to_string(item.sequence_number))) {
     return std::nullopt;
   }
-  item.event_message = js_stringify(*message);
+  item.event_message = std::move(text);
   item.status = string_member(raw, "status");
   item.created_at = string_member(raw, "createdAt");
   return item;
@@ -420,8 +498,18 @@ Result<HistoryPage> parse_history_page(std::string_view body) {
     page.rpp = static_cast<std::uint32_t>(
         count_member(*holder, *root, "rpp", std::numeric_limits<std::uint32_t>::max()));
     page.items.reserve(list->size());
+    const auto raw_messages = raw_member_values(body, "eventMessage");
+    std::size_t cursor = 0;
     for (const Json& raw : *list) {
-      auto item = parse_item(raw);
+      // Every element with an eventMessage member (of any type: the scanner
+      // records them all) consumes the next text, used or not, so that a
+      // skipped element never shifts the others.
+      std::optional<std::string_view> raw_message;
+      if (raw.is_object() && raw.find("eventMessage") != raw.end()) {
+        if (cursor < raw_messages.size()) raw_message = raw_messages[cursor];
+        ++cursor;
+      }
+      auto item = parse_item(raw, raw_message);
       if (item) {
         page.items.push_back(std::move(*item));
       } else {

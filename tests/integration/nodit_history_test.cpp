@@ -32,12 +32,6 @@ std::string event_message(const std::string& sub, std::uint64_t seq) {
          "  \"createdAt\": \"2025-02-18T05:52:53.559342615Z\"\n}";
 }
 
-std::string compact(const std::string& json) {
-  auto parsed = parse_strict(json);
-  EXPECT_TRUE(parsed.has_value());
-  return parsed ? js_stringify(*parsed) : std::string();
-}
-
 std::string created_at(std::uint64_t seq) {
   return "2025-02-18T05:52:" + std::string(seq < 10 ? "0" : "") + std::to_string(seq) + ".000Z";
 }
@@ -94,14 +88,13 @@ TEST_F(NoditHistoryTest, FetchesOnePageWithCompactMessages) {
     EXPECT_EQ(item.sequence_number, i + 1);
     EXPECT_EQ(item.status, "SUCCESS");
     EXPECT_EQ(item.created_at, created_at(i + 1));
-    EXPECT_EQ(item.event_message, compact(event_message("7", i + 1)));
+    // Byte for byte as the API sent it: whitespace, non-ASCII, '/' and the
+    // integer beyond 2^53 (which a parse and re-serialization would round).
+    EXPECT_EQ(item.event_message, event_message("7", i + 1));
   }
-  // The compact text is what JSON.stringify gives: no whitespace, the big
-  // integer as JavaScript prints it, non-ASCII and '/' verbatim.
-  EXPECT_NE(page->items[0].event_message.find("\"value\":123456789012345680000"), std::string::npos)
+  EXPECT_NE(page->items[0].event_message.find("\"value\": 123456789012345678901"),
+            std::string::npos)
       << page->items[0].event_message;
-  EXPECT_NE(page->items[0].event_message.find("h\u00e9llo / backfill"), std::string::npos);
-  EXPECT_EQ(page->items[0].event_message.find('\n'), std::string::npos);
 }
 
 TEST_F(NoditHistoryTest, SendsTheDocumentedRequest) {
@@ -273,7 +266,7 @@ TEST_F(NoditHistoryTest, AlternateSchemaParsesTheSame) {
     EXPECT_EQ(alternate->items[i].status, normal->items[i].status);
     EXPECT_EQ(alternate->items[i].created_at, normal->items[i].created_at);
     EXPECT_EQ(alternate->items[i].event_message, normal->items[i].event_message);
-    EXPECT_EQ(alternate->items[i].event_message, compact(event_message("7", i + 1)));
+    EXPECT_EQ(alternate->items[i].event_message, event_message("7", i + 1));
   }
 }
 
@@ -396,12 +389,23 @@ TEST(ParseHistoryPage, AcceptsStringAndIntegerNumbers) {
   EXPECT_EQ(page->items[0].sequence_number, 3u);
   EXPECT_EQ(page->items[0].status, "FAIL");
   EXPECT_EQ(page->items[0].created_at, "t1");
-  EXPECT_EQ(page->items[0].event_message, compact(kMessage));
-  EXPECT_EQ(page->items[0].event_message,
-            R"({"subscriptionId":"7","sequenceNumber":"3","x":[1,2]})");
+  EXPECT_EQ(page->items[0].event_message, kMessage);
   EXPECT_EQ(page->items[1].sequence_number, 4u);
   EXPECT_EQ(page->items[1].created_at, "");
   EXPECT_EQ(page->items[1].event_message, R"({"a":1})");
+}
+
+// Regression: a skipped item must not shift the raw texts of the items after
+// it (numbers beyond 2^64 compare equal as doubles, so only position is safe).
+TEST(ParseHistoryPage, SkippedItemsDoNotShiftRawMessages) {
+  const std::string body =
+      R"({"items":[{"sequenceNumber":"1","eventMessage":{"v":100000000000000000000001}},)"
+      R"({"subscriptionId":"7","sequenceNumber":"2","eventMessage":{"v":100000000000000000000002}}]})";
+  auto page = parse_history_page(body);
+  ASSERT_TRUE(page.has_value());
+  EXPECT_EQ(page->skipped, 1u);
+  ASSERT_EQ(page->items.size(), 1u);
+  EXPECT_EQ(page->items[0].event_message, R"({"v":100000000000000000000002})");
 }
 
 TEST(ParseHistoryPage, AcceptsEventMessageAsAString) {
@@ -411,7 +415,7 @@ TEST(ParseHistoryPage, AcceptsEventMessageAsAString) {
   auto page = parse_history_page(body);
   ASSERT_TRUE(page.has_value());
   ASSERT_EQ(page->items.size(), 1u);
-  EXPECT_EQ(page->items[0].event_message, compact(kMessage));
+  EXPECT_EQ(page->items[0].event_message, kMessage);
   EXPECT_EQ(page->total, 0u);  // absent
   EXPECT_EQ(page->page, 0u);
   EXPECT_EQ(page->rpp, 0u);

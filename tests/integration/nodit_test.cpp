@@ -184,6 +184,10 @@ TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {
     EXPECT_EQ(e["origin"], backfilled ? "history" : "signature") << e.dump();
   }
   EXPECT_EQ(keys, (std::set<std::string>{"42:1", "42:2", "42:3", "42:4", "42:5"}));
+  // A backfilled message is stored as the API sent it: big integers intact.
+  auto shown = cli({"events", "show", "42:3"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find(nodit_message("42", 3)), std::string::npos) << shown.out;
   // The fake saw the key and a query starting at the gap.
   bool asked_from_3 = false;
   for (const auto& req : fake.requests()) {
