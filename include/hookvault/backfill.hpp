@@ -62,6 +62,9 @@ class Backfiller {
   void fetch_failed_since_last();
   // Stores every usable item of `page`; returns how many were new.
   std::uint64_t store_items(const HistoryPage& page);
+  // Fetches `query` page by page, storing every usable item, until the last
+  // page or until `enough` says so. False when a request failed or stop() ran.
+  bool fetch_pages(HistoryQuery query, const std::function<bool(const HistoryPage&)>& enough);
   bool fetch_range(const std::string& subscription, std::uint64_t first, std::uint64_t last);
 
   std::shared_ptr<const Source> source_;

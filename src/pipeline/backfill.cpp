@@ -100,76 +100,61 @@ void Backfiller::fetch_failed_since_last() {
   const std::int64_t since =
       latest && latest->has_value() ? **latest : wall_ms() - kHistoryRetentionMs;
   for (const auto& sub : subscriptions) {
-    for (std::uint32_t page = 1; page <= kMaxPagesPerFetch; ++page) {
-      {
-        std::lock_guard lock(mu_);
-        if (stopping_) return;
-        ++stats_.fetches;
-      }
-      HistoryQuery q;
-      q.subscription_id = sub;
-      q.status = "FAIL";
-      q.start_at = iso8601(since);
-      q.page = page;
-      q.rpp = history_.page_size;
-      auto result = fetch_(q);
-      if (!result) {
-        std::lock_guard lock(mu_);
-        ++stats_.failed_fetches;
-        log(LogLevel::warn, "history fetch of failed deliveries failed",
-            {{"source", source_->config.name},
-             {"subscription", sub},
-             {"error", result.error().message()}});
-        break;
-      }
-      const auto stored = store_items(*result);
-      log(LogLevel::info, "history: failed deliveries fetched",
-          {{"source", source_->config.name},
-           {"subscription", sub},
-           {"items", result->items.size()},
-           {"stored", stored}});
-      if (result->items.size() < history_.page_size ||
-          (result->total > 0 && std::uint64_t{page} * history_.page_size >= result->total)) {
-        break;
-      }
-    }
+    HistoryQuery q;
+    q.subscription_id = sub;
+    q.status = "FAIL";
+    q.start_at = iso8601(since);
+    if (!fetch_pages(std::move(q), [](const HistoryPage&) { return false; })) return;
   }
 }
 
-bool Backfiller::fetch_range(const std::string& subscription, std::uint64_t first,
-                             std::uint64_t last) {
-  for (std::uint32_t page = 1; page <= kMaxPagesPerFetch; ++page) {
+bool Backfiller::fetch_pages(HistoryQuery query,
+                             const std::function<bool(const HistoryPage&)>& enough) {
+  query.rpp = history_.page_size;
+  for (query.page = 1; query.page <= kMaxPagesPerFetch; ++query.page) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return false;
       ++stats_.fetches;
     }
-    HistoryQuery q;
-    q.subscription_id = subscription;
-    q.start_sequence_number = first;
-    q.page = page;
-    q.rpp = history_.page_size;
-    auto result = fetch_(q);
+    auto result = fetch_(query);
     if (!result) {
       std::lock_guard lock(mu_);
       ++stats_.failed_fetches;
       log(LogLevel::warn, "history fetch failed",
           {{"source", source_->config.name},
-           {"subscription", subscription},
+           {"subscription", query.subscription_id},
+           {"status", query.status.value_or("")},
            {"error", result.error().message()}});
       return false;
     }
-    store_items(*result);
-    std::uint64_t top = 0;
-    for (const auto& item : result->items) {
-      if (item.subscription_id == subscription) top = std::max(top, item.sequence_number);
-    }
-    if (top >= last || result->items.size() < history_.page_size ||
-        (result->total > 0 && std::uint64_t{page} * history_.page_size >= result->total)) {
-      return true;
-    }
+    const auto stored = store_items(*result);
+    log(LogLevel::info, "history page fetched",
+        {{"source", source_->config.name},
+         {"subscription", query.subscription_id},
+         {"status", query.status.value_or("")},
+         {"items", result->items.size()},
+         {"stored", stored}});
+    const bool last_page =
+        result->items.size() < history_.page_size ||
+        (result->total > 0 && std::uint64_t{query.page} * history_.page_size >= result->total);
+    if (last_page || enough(*result)) return true;
   }
   return true;
+}
+
+bool Backfiller::fetch_range(const std::string& subscription, std::uint64_t first,
+                             std::uint64_t last) {
+  HistoryQuery q;
+  q.subscription_id = subscription;
+  q.start_sequence_number = first;
+  return fetch_pages(std::move(q), [&](const HistoryPage& page) {
+    std::uint64_t top = 0;
+    for (const auto& item : page.items) {
+      if (item.subscription_id == subscription) top = std::max(top, item.sequence_number);
+    }
+    return top >= last;
+  });
 }
 
 std::uint64_t Backfiller::run_once() {
