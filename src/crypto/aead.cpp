@@ -20,16 +20,17 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <span>
 
-#include "crypto/ssl_ptr.hpp"
+#include "crypto/gcm.hpp"
 
 namespace hookvault {
 namespace {
 
 constexpr std::uint8_t kVersion = 0x01;
-constexpr std::size_t kNonceBytes = 12;
+constexpr std::size_t kNonceBytes = kGcmNonceBytes;
 constexpr std::size_t kCommitBytes = 32;
-constexpr std::size_t kTagBytes = 16;
+constexpr std::size_t kTagBytes = kGcmTagBytes;
 constexpr std::size_t kNonceOffset = 1;
 constexpr std::size_t kCommitOffset = kNonceOffset + kNonceBytes;
 constexpr std::size_t kCiphertextOffset = kCommitOffset + kCommitBytes;
@@ -57,27 +58,6 @@ bool commitment(const SecretBytes& dek, ByteView nonce, Commitment& out) {
   return ok;
 }
 
-// Sets up AES-256-GCM (12-byte nonce) and feeds the AAD
-// "hookvault-aead-v1" || associated_data.
-CipherCtxPtr gcm_init(bool encrypt, const SecretBytes& dek, ByteView nonce,
-                      ByteView associated_data) {
-  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  int len = 0;
-  if (!ctx ||
-      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, dek.reveal().data(), nonce.data(),
-                        encrypt ? 1 : 0) != 1 ||
-      EVP_CipherUpdate(ctx.get(), nullptr, &len,
-                       reinterpret_cast<const std::uint8_t*>(kAadLabel.data()),
-                       static_cast<int>(kAadLabel.size())) != 1 ||
-      (!associated_data.empty() &&
-       EVP_CipherUpdate(ctx.get(), nullptr, &len, associated_data.data(),
-                        static_cast<int>(associated_data.size())) != 1)) {
-    ERR_clear_error();
-    return nullptr;
-  }
-  return ctx;
-}
-
 bool fits_int(std::size_t n) {
   return n <= static_cast<std::size_t>(std::numeric_limits<int>::max());
 }
@@ -96,20 +76,15 @@ Bytes aead_seal(const SecretBytes& dek, ByteView plaintext, ByteView associated_
   if (!commitment(dek, ByteView(nonce, kNonceBytes), commit)) die("HMAC failed");
   std::memcpy(sealed.data() + kCommitOffset, commit.data(), kCommitBytes);
 
-  CipherCtxPtr ctx = gcm_init(true, dek, ByteView(nonce, kNonceBytes), associated_data);
-  if (!ctx) die("cipher setup failed");
-  std::uint8_t* ct = sealed.data() + kCiphertextOffset;
-  int len = 0;
-  if (!plaintext.empty() && EVP_EncryptUpdate(ctx.get(), ct, &len, plaintext.data(),
-                                              static_cast<int>(plaintext.size())) != 1) {
-    die("encryption failed");
-  }
-  int final_len = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), ct + len, &final_len) != 1 ||
-      static_cast<std::size_t>(len) + static_cast<std::size_t>(final_len) != plaintext.size() ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes),
-                          ct + plaintext.size()) != 1) {
-    die("encryption failed");
+  switch (gcm_seal(dek, ByteView(nonce, kNonceBytes), {as_bytes(kAadLabel), associated_data},
+                   plaintext, std::span(sealed).subspan(kCiphertextOffset, plaintext.size()),
+                   std::span(sealed).subspan(kCiphertextOffset + plaintext.size(), kTagBytes))) {
+    case GcmSealStatus::ok:
+      break;
+    case GcmSealStatus::setup_failed:
+      die("cipher setup failed");
+    case GcmSealStatus::cipher_failed:
+      die("encryption failed");
   }
   return sealed;
 }
@@ -131,25 +106,10 @@ Result<SecretBytes> aead_open(const SecretBytes& dek, ByteView sealed, ByteView 
     return Errc::store_corrupt;
   }
 
-  CipherCtxPtr ctx = gcm_init(false, dek, nonce, associated_data);
-  if (!ctx) return Errc::store_corrupt;
   SecretBytes plain(ct_len);
-  int len = 0;
-  if (ct_len > 0 && EVP_DecryptUpdate(ctx.get(), plain.reveal_mutable().data(), &len, ct.data(),
-                                      static_cast<int>(ct_len)) != 1) {
-    ERR_clear_error();
-    return Errc::store_corrupt;
-  }
-  std::array<std::uint8_t, kTagBytes> tag_copy{};  // OpenSSL wants a non-const pointer
-  std::memcpy(tag_copy.data(), tag.data(), kTagBytes);
-  std::uint8_t final_block[16];  // GCM writes nothing here
-  int final_len = 0;
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes),
-                          tag_copy.data()) != 1 ||
-      EVP_DecryptFinal_ex(ctx.get(), final_block, &final_len) != 1 ||
-      static_cast<std::size_t>(len) != ct_len || final_len != 0) {
-    ERR_clear_error();
-    return Errc::store_corrupt;  // `plain` is wiped on return
+  if (!gcm_open(dek, nonce, {as_bytes(kAadLabel), associated_data}, ct, tag,
+                plain.reveal_mutable())) {
+    return Errc::store_corrupt;  // `plain` is wiped
   }
   return plain;
 }

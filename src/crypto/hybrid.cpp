@@ -19,20 +19,17 @@
 // are never modified after load, which OpenSSL 3 documents as safe to share.
 #include "hookvault/hybrid.hpp"
 
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
 #include <cstring>
 #include <stdexcept>
-#include <system_error>
 #include <utility>
 
+#include "crypto/secret_file.hpp"
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/base64.hpp"
 
@@ -59,32 +56,16 @@ int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) 
   throw std::runtime_error(what + ": " + std::string(reason));
 }
 
-// Reads a small regular file straight into wiped memory (no stdio buffer keeps
-// a copy). Throws naming the file, never its content.
-SecretBytes read_key_file(const std::filesystem::path& file, const std::string& what) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(what, std::generic_category().message(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(what, std::generic_category().message(errno));
-  if (!S_ISREG(st.st_mode)) fail(what, "not a regular file");
-  if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > kMaxPemBytes) {
-    fail(what, "file too large for a PEM private key");
+// Throws naming the file, never its content; like fail(), leaves this
+// thread's OpenSSL error queue empty.
+SecretBytes read_pem_file(const std::filesystem::path& file) {
+  try {
+    return read_secret_file(file, kMaxPemBytes, "RSA private key file",
+                            "file too large for a PEM private key");
+  } catch (const std::runtime_error&) {
+    ERR_clear_error();
+    throw;
   }
-  SecretBytes buf(static_cast<std::size_t>(st.st_size));
-  std::size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::read(fd, buf.reveal_mutable().data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(what, std::generic_category().message(errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  buf.resize(got);
-  return buf;
 }
 
 LoadedKey parse_key(std::string kid, const SecretBytes& pem, const std::string& what) {
@@ -198,7 +179,7 @@ HybridDecryptor HybridDecryptor::load(const std::vector<RsaKeySpec>& keys,
   impl->accepted_algs = std::move(accepted_algs);
   for (const auto& spec : keys) {
     const std::string what = "RSA private key file \"" + spec.file.string() + "\"";
-    const SecretBytes pem = read_key_file(spec.file, what);
+    const SecretBytes pem = read_pem_file(spec.file);
     impl->keys.push_back(parse_key(spec.kid, pem, what));
   }
   return HybridDecryptor(std::move(impl));

@@ -6,20 +6,17 @@
 // The file provider's id is "file:" + the first 8 hex digits of
 // SHA-256("hookvault-kek-id" || key): stable for a key, and it reveals nothing
 // useful about it.
-#include <fcntl.h>
-#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
-#include <cstring>
+#include <span>
 #include <stdexcept>
 #include <string_view>
-#include <system_error>
 
+#include "crypto/gcm.hpp"
+#include "crypto/secret_file.hpp"
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/base64.hpp"
 #include "hookvault/kek.hpp"
@@ -29,38 +26,19 @@ namespace {
 
 constexpr std::size_t kKekBytes = 32;
 constexpr std::size_t kWrappedDekBytes = 32;
-constexpr std::size_t kNonceBytes = 12;
-constexpr std::size_t kTagBytes = 16;
+constexpr std::size_t kNonceBytes = kGcmNonceBytes;
+constexpr std::size_t kTagBytes = kGcmTagBytes;
 constexpr std::size_t kWrappedBytes = kNonceBytes + kWrappedDekBytes + kTagBytes;  // 60
 constexpr std::uint32_t kVersion = 1;
 constexpr std::string_view kWrapLabel = "hookvault-kek-wrap-v1";
 constexpr std::string_view kIdLabel = "hookvault-kek-id";
 constexpr std::size_t kMaxKekFileBytes = 4096;
 
-// Sets up AES-256-GCM (12-byte nonce) and feeds the AAD
+// u32be(version), the middle part of the wrap AAD
 // "hookvault-kek-wrap-v1" || u32be(version) || associated_data.
-CipherCtxPtr gcm_init(bool encrypt, const SecretBytes& kek, ByteView nonce, std::uint32_t version,
-                      ByteView associated_data) {
-  if (associated_data.size() > 0x7FFFFFFF) return nullptr;
-  const std::uint8_t version_be[4] = {
-      static_cast<std::uint8_t>(version >> 24), static_cast<std::uint8_t>(version >> 16),
-      static_cast<std::uint8_t>(version >> 8), static_cast<std::uint8_t>(version)};
-  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  int len = 0;
-  if (!ctx ||
-      EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, kek.reveal().data(), nonce.data(),
-                        encrypt ? 1 : 0) != 1 ||
-      EVP_CipherUpdate(ctx.get(), nullptr, &len,
-                       reinterpret_cast<const std::uint8_t*>(kWrapLabel.data()),
-                       static_cast<int>(kWrapLabel.size())) != 1 ||
-      EVP_CipherUpdate(ctx.get(), nullptr, &len, version_be, sizeof version_be) != 1 ||
-      (!associated_data.empty() &&
-       EVP_CipherUpdate(ctx.get(), nullptr, &len, associated_data.data(),
-                        static_cast<int>(associated_data.size())) != 1)) {
-    ERR_clear_error();
-    return nullptr;
-  }
-  return ctx;
+std::array<std::uint8_t, 4> version_be(std::uint32_t version) {
+  return {static_cast<std::uint8_t>(version >> 24), static_cast<std::uint8_t>(version >> 16),
+          static_cast<std::uint8_t>(version >> 8), static_cast<std::uint8_t>(version)};
 }
 
 class AesGcmKek final : public Kek {
@@ -80,18 +58,10 @@ class AesGcmKek final : public Kek {
       ERR_clear_error();
       return Errc::internal;
     }
-    CipherCtxPtr ctx =
-        gcm_init(true, key_, ByteView(nonce, kNonceBytes), kVersion, associated_data);
-    int len = 0;
-    int final_len = 0;
-    if (!ctx ||
-        EVP_EncryptUpdate(ctx.get(), ct, &len, dek.reveal().data(),
-                          static_cast<int>(kWrappedDekBytes)) != 1 ||
-        EVP_EncryptFinal_ex(ctx.get(), ct + len, &final_len) != 1 ||
-        static_cast<std::size_t>(len) + static_cast<std::size_t>(final_len) != kWrappedDekBytes ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes), tag) !=
-            1) {
-      ERR_clear_error();
+    const auto version = version_be(kVersion);
+    if (gcm_seal(key_, ByteView(nonce, kNonceBytes),
+                 {as_bytes(kWrapLabel), ByteView(version), associated_data}, dek.reveal(),
+                 std::span(ct, kWrappedDekBytes), std::span(tag, kTagBytes)) != GcmSealStatus::ok) {
       return Errc::internal;
     }
     return out;
@@ -103,23 +73,13 @@ class AesGcmKek final : public Kek {
     if (wrapped.size() != kWrappedBytes) return Errc::store_corrupt;
     const ByteView nonce = wrapped.subspan(0, kNonceBytes);
     const ByteView ct = wrapped.subspan(kNonceBytes, kWrappedDekBytes);
-    std::array<std::uint8_t, kTagBytes> tag{};  // OpenSSL wants a non-const pointer
-    std::memcpy(tag.data(), wrapped.data() + kNonceBytes + kWrappedDekBytes, kTagBytes);
+    const ByteView tag = wrapped.subspan(kNonceBytes + kWrappedDekBytes, kTagBytes);
 
-    CipherCtxPtr ctx = gcm_init(false, key_, nonce, version, associated_data);
+    const auto version_bytes = version_be(version);
     SecretBytes dek(kWrappedDekBytes);
-    int len = 0;
-    int final_len = 0;
-    std::uint8_t final_block[16];  // GCM writes nothing here
-    if (!ctx ||
-        EVP_DecryptUpdate(ctx.get(), dek.reveal_mutable().data(), &len, ct.data(),
-                          static_cast<int>(ct.size())) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes),
-                            tag.data()) != 1 ||
-        EVP_DecryptFinal_ex(ctx.get(), final_block, &final_len) != 1 ||
-        static_cast<std::size_t>(len) != kWrappedDekBytes || final_len != 0) {
-      ERR_clear_error();
-      return Errc::store_corrupt;  // `dek` is wiped on return
+    if (!gcm_open(key_, nonce, {as_bytes(kWrapLabel), ByteView(version_bytes), associated_data}, ct,
+                  tag, dek.reveal_mutable())) {
+      return Errc::store_corrupt;  // `dek` is wiped
     }
     return dek;
   }
@@ -131,34 +91,6 @@ class AesGcmKek final : public Kek {
 
 [[noreturn]] void fail(const std::filesystem::path& file, std::string_view reason) {
   throw std::runtime_error("KEK file \"" + file.string() + "\": " + std::string(reason));
-}
-
-// Reads a small regular file straight into wiped memory (no stdio buffer keeps
-// a copy).
-SecretBytes read_kek_file(const std::filesystem::path& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(file, std::generic_category().message(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(file, std::generic_category().message(errno));
-  if (!S_ISREG(st.st_mode)) fail(file, "not a regular file");
-  if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > kMaxKekFileBytes) {
-    fail(file, "not a 32-byte key (file too large)");
-  }
-  SecretBytes buf(static_cast<std::size_t>(st.st_size));
-  std::size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::read(fd, buf.reveal_mutable().data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(file, std::generic_category().message(errno));
-    if (n == 0) break;
-    got += static_cast<std::size_t>(n);
-  }
-  buf.resize(got);
-  return buf;
 }
 
 // 32 raw bytes, or base64/base64url text of 32 bytes with trailing CR/LF.
@@ -191,7 +123,8 @@ std::string file_kek_id(const SecretBytes& key) {
 }  // namespace
 
 std::unique_ptr<Kek> open_file_kek(const std::filesystem::path& file) {
-  const SecretBytes content = read_kek_file(file);
+  const SecretBytes content =
+      read_secret_file(file, kMaxKekFileBytes, "KEK file", "not a 32-byte key (file too large)");
   SecretBytes key = parse_kek_file(file, content);
   std::string id = file_kek_id(key);
   return std::make_unique<AesGcmKek>(std::move(key), std::move(id));
