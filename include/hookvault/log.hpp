@@ -39,7 +39,44 @@ bool log_enabled(LogLevel level) noexcept;
 
 void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> fields = {});
 
-// Appends `s` to `out` as the body of a JSON string (no quotes).
-void json_escape(std::string_view s, std::string& out);
+// Appends `s` to `out` as the body of a JSON string (no quotes): \" \\ \n \r \t
+// and other control characters as \u00xx. `Out` is any container of char with
+// insert(end, first, last) and push_back (std::string, a wiping vector, ...).
+template <class Out>
+void json_escape_to(std::string_view s, Out& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    const char* esc = nullptr;
+    switch (c) {
+      case '"':
+        esc = "\\\"";
+        break;
+      case '\\':
+        esc = "\\\\";
+        break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      default:
+        break;
+    }
+    if (esc != nullptr) {
+      out.insert(out.end(), esc, esc + 2);
+    } else if (u < 0x20) {
+      const char hex[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
+      out.insert(out.end(), hex, hex + sizeof hex);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+inline void json_escape(std::string_view s, std::string& out) { json_escape_to(s, out); }
 
 }  // namespace hookvault

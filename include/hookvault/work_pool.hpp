@@ -5,7 +5,8 @@
 // waiting, so the caller can answer 503 + Retry-After instead of letting memory
 // grow without bound. stop() runs what is queued, then joins.
 //
-// Thread-safety: try_post() and stop() are safe from any thread.
+// Thread-safety: try_post() and queued() are safe from any thread; stop() is
+// called by the owner (once, or again after it returned).
 #pragma once
 
 #include <condition_variable>

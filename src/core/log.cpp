@@ -52,38 +52,6 @@ bool needs_quotes(std::string_view s) {
 
 }  // namespace
 
-void json_escape(std::string_view s, std::string& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (u < 0x20) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xF];
-        } else {
-          out += c;
-        }
-    }
-  }
-}
-
 void init_logging(std::string_view format, std::string_view level) {
   if (format != "json" && format != "text") {
     throw std::invalid_argument("unknown log format '" + std::string(format) + "'");

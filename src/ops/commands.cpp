@@ -16,50 +16,12 @@ using SecretText = std::vector<char, WipingAllocator<char>>;
 
 void append(SecretText& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
 
-// JSON string body escaping (no quotes) into a wiped buffer.
-void append_escaped(SecretText& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        append(out, "\\\"");
-        break;
-      case '\\':
-        append(out, "\\\\");
-        break;
-      case '\n':
-        append(out, "\\n");
-        break;
-      case '\r':
-        append(out, "\\r");
-        break;
-      case '\t':
-        append(out, "\\t");
-        break;
-      case '\b':
-        append(out, "\\b");
-        break;
-      case '\f':
-        append(out, "\\f");
-        break;
-      default:
-        if (u < 0x20) {
-          const char esc[] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 0xF]};
-          out.insert(out.end(), esc, esc + sizeof esc);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-}
-
 void field(SecretText& out, std::string_view key, std::string_view value, bool first = false) {
   if (!first) out.push_back(',');
   out.push_back('"');
   append(out, key);
   append(out, "\":\"");
-  append_escaped(out, value);
+  json_escape_to(value, out);
   out.push_back('"');
 }
 

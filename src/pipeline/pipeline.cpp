@@ -60,13 +60,13 @@ Reply status_reply(unsigned status, std::string_view body) {
   return r;
 }
 
-Reply stored_reply(const WriteResult& w, const NewEvent& ev, bool delegation) {
+Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegation) {
   Reply r;
   r.status = 200;
   r.body = w.duplicate ? R"({"status":"duplicate","id":")" : R"({"status":"accepted","id":")";
   r.body += std::to_string(w.id);
   r.body += R"(","eventId":")";
-  json_escape(ev.idempotency_key, r.body);
+  json_escape(event_id, r.body);
   r.body += '"';
   if (delegation) {
     r.body += R"(,"materials":")";
@@ -179,9 +179,7 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
                      event_id = plan.request.event.idempotency_key](Result<WriteResult> r) {
     Reply reply;
     if (r) {
-      NewEvent ev;
-      ev.idempotency_key = event_id;
-      reply = stored_reply(*r, ev, delegation);
+      reply = stored_reply(*r, event_id, delegation);
     } else {
       log(LogLevel::error, "store write failed",
           {{"source", source_name}, {"error", r.error().message()}});
