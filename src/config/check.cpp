@@ -10,6 +10,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -59,16 +60,22 @@ BioPtr memory_bio(const SecretBytes& bytes) {
   return BioPtr(BIO_new_mem_buf(bytes.reveal().data(), static_cast<int>(bytes.size())));
 }
 
-// Loads the first certificate of a PEM file; reports and returns null on failure.
-X509Ptr load_certificate(Problems& problems, std::string_view key, const fs::path& file) {
-  SecretBytes pem;
+// Reads a PEM file (wiped when released); reports and returns nullopt on failure.
+std::optional<SecretBytes> read_pem(Problems& problems, std::string_view key,
+                                    const fs::path& file) {
   try {
-    pem = read_private_file(file, kMaxPemBytes);
+    return read_private_file(file, kMaxPemBytes);
   } catch (const std::exception& e) {
     problems.add(key, e.what());
-    return nullptr;
+    return std::nullopt;
   }
-  BioPtr bio = memory_bio(pem);
+}
+
+// Loads the first certificate of a PEM file; reports and returns null on failure.
+X509Ptr load_certificate(Problems& problems, std::string_view key, const fs::path& file) {
+  const auto pem = read_pem(problems, key, file);
+  if (!pem) return nullptr;
+  BioPtr bio = memory_bio(*pem);  // borrows *pem, which outlives it
   X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
   ERR_clear_error();
   if (!cert) problems.add(key, file.string() + " holds no PEM certificate");
@@ -77,14 +84,9 @@ X509Ptr load_certificate(Problems& problems, std::string_view key, const fs::pat
 
 PkeyPtr load_private_key(Problems& problems, std::string_view key, const fs::path& file) {
   check_private_mode(problems, key, file);
-  SecretBytes pem;
-  try {
-    pem = read_private_file(file, kMaxPemBytes);
-  } catch (const std::exception& e) {
-    problems.add(key, e.what());
-    return nullptr;
-  }
-  BioPtr bio = memory_bio(pem);
+  const auto pem = read_pem(problems, key, file);
+  if (!pem) return nullptr;
+  BioPtr bio = memory_bio(*pem);  // borrows *pem, which outlives it
   PkeyPtr pkey(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
   ERR_clear_error();
   if (!pkey) {
