@@ -1,11 +1,18 @@
 // Operator subcommands that read or repair the store: `materials get`,
-// `events list`, `events show`, `reprocess`, plus the helpers `serve` shares
-// with them (opening the KEK and the store named by a config).
+// `events list`, `events show`, `reprocess`, `audit verify`, `audit list`,
+// plus the helpers `serve` shares with them (opening the KEK and the store
+// named by a config).
 //
 // Each command writes its result to `out` and one clear error line to `err`,
 // and returns the process exit code: 0 success, 1 error, 3 not found (materials
 // absent or revoked; event unknown). Only `materials get` and `events show`
 // print secret-bearing data, because that is their job.
+//
+// Audited (audit.hpp, actor "cli:<user name>"): `materials get` and
+// `events show` append a record ("materials.read" of "<source>/<wallet>",
+// "event.read" of the event id; outcome "ok" or "not_found") before they print
+// anything, and print no secret, exiting 1, when it cannot be written;
+// `reprocess` appends one "reprocess" record per event with its result.
 //
 // Thread-safety: called once per process from main().
 #pragma once
@@ -36,6 +43,14 @@ int events_list(const Config& config, const std::optional<std::string>& source, 
                 std::size_t limit, std::ostream& out, std::ostream& err);
 int events_show(const Config& config, const std::string& id, std::ostream& out, std::ostream& err);
 int reprocess(const Config& config, std::ostream& out, std::ostream& err);
+// `{"ok":true,"records":N}`, or `{"ok":false,"records":N[,"firstBadSeq":K],
+// "problem":"..."}` and exit 1 when the chain is broken (also 1, with an error
+// line, when it cannot be checked, e.g. under another KEK).
+int audit_verify(const Config& config, std::ostream& out, std::ostream& err);
+// One JSON line per record with seq > after (at most `limit`):
+// {"seq","timeMs","actor","action","subject","outcome","hash"}.
+int audit_list(const Config& config, std::int64_t after, std::size_t limit, std::ostream& out,
+               std::ostream& err);
 // One JSON line per Nodit subscription: highest contiguous sequence number,
 // missing numbers (listed up to kMaxListedMissing, always as ranges and a count)
 // and the source's messages keyed by content for lack of a sequence number.

@@ -23,12 +23,20 @@
 //   Errc::store_unavailable and nothing of it is stored.
 // - Ids are assigned in commit order and never reused (AUTOINCREMENT), so
 //   `list_events(after = last seen id)` reads every event once, in arrival order.
+// - The audit log (audit.hpp) lives in the same file: audit() appends a record
+//   through the same group-commit writer, and every applied revocation appends
+//   its own 'revoke' record (actor "source:<source>", subject the wallet id)
+//   in the revocation's SAVEPOINT, so the two commit or fail together. The
+//   audit key is created on the first open, wrapped by the KEK; a store opened
+//   with another KEK opens, but its audit appends (hence its revocations) and
+//   verify_audit() fail with Errc::kek_unavailable or Errc::store_corrupt.
 //
 // The schema is documented in src/store/schema.hpp.
 //
 // Thread-safety: all methods are safe from any thread. Completions run on the
 // writer thread and must not block. Reads use their own connection(s) and never
-// wait for the writer (WAL).
+// wait for the writer (WAL). Several processes may open the same file: SQLite's
+// write lock serialises their writers (and so their audit appends).
 #pragma once
 
 #include <chrono>
@@ -41,6 +49,7 @@
 #include <variant>
 #include <vector>
 
+#include "hookvault/audit.hpp"
 #include "hookvault/error.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
@@ -172,6 +181,7 @@ struct EventQuery {
 class Store {
  public:
   using Completion = std::function<void(Result<WriteResult>)>;
+  using AuditCompletion = std::function<void(Result<std::int64_t>)>;
 
   // Opens (creating when absent) the database, applies the schema, sets WAL,
   // synchronous=FULL, secure_delete=ON, and starts the writer thread.
@@ -222,6 +232,26 @@ class Store {
   // the idle writer retries a small probe write every second, so it turns true
   // again once the fault clears, even without traffic.
   bool writable() const noexcept;
+
+  // --- audit log (audit.hpp) ---
+  // Appends `entry` through the group-commit writer; `done` runs on the writer
+  // thread after the COMMIT with the record's seq. Errc::missing_field /
+  // Errc::invalid_field for an entry check_audit_entry refuses (empty actor,
+  // action or outcome; a field over kMaxAuditFieldBytes), at once;
+  // Errc::store_unavailable after close() or when the commit fails;
+  // Errc::kek_unavailable / Errc::store_corrupt when the audit key does not
+  // open or the chain head was altered (nothing is appended then).
+  void audit(AuditEntry entry, AuditCompletion done);
+  // Blocking convenience over audit(); Errc::internal from a completion.
+  Result<std::int64_t> audit_sync(AuditEntry entry);
+  // Records with seq > after, in seq order, at most `limit`.
+  Result<std::vector<AuditRecord>> audit_records(std::int64_t after, std::size_t limit) const;
+  // Walks the whole chain in seq order against one snapshot (see
+  // AuditVerifyResult). A break is a result with ok = false; an error means it
+  // could not be checked (Errc::kek_unavailable / Errc::store_corrupt: the
+  // audit key does not open under this KEK). Holds the read connection for the
+  // walk, so other reads of this Store wait meanwhile.
+  Result<AuditVerifyResult> verify_audit() const;
 
   // Writer counters (StoreStats); committed_requests / commits is the mean
   // batch size.

@@ -1,5 +1,5 @@
 // The hookvault database: one SQLite file (plus its -wal and -shm files while
-// open), schema version 1.
+// open), schema version 2.
 //
 // FILE AND CONNECTIONS
 //
@@ -38,10 +38,23 @@
 //   states. No payload byte, share byte or API key byte is stored unsealed.
 //
 // TABLE meta                         one row per setting
-//   key    TEXT PRIMARY KEY          'schema_version' -> '1'
+//   key    TEXT PRIMARY KEY          'schema_version' -> '2'
 //                                    'writer_probe_ms' -> Unix ms of the last
 //                                      probe write (open, and retries while the
 //                                      store is not writable)
+//                                    the audit log's key and chain head (TABLE
+//                                      audit below):
+//                                    'audit_key' -> lowercase hex of
+//                                      Kek::wrap(audit_key, "hookvault-audit-key")
+//                                    'audit_key_kek_id', 'audit_key_kek_version'
+//                                      -> the KEK that wrapped it
+//                                    'audit_head_seq' -> the newest record's seq
+//                                      ('0' while the log is empty)
+//                                    'audit_head_mac' -> its mac, hex (32 zero
+//                                      bytes while empty)
+//                                    'audit_head_tag' -> hex of HMAC-SHA256(
+//                                      audit_key, "hookvault-audit-head-v1" ||
+//                                      u64be(head seq) || head mac)
 //   value  TEXT
 //
 // TABLE events                       every verified event, once; never deleted
@@ -95,6 +108,29 @@
 //                                    created on the same open, updated in the
 //                                    same SAVEPOINT as the event they count.
 //
+// TABLE audit                        the hash-chained audit log (contract in
+//                                    include/hookvault/audit.hpp, code in
+//                                    audit_chain.hpp); never updated or deleted
+//   seq       INTEGER PRIMARY KEY    1, 2, 3, ...: the writer inserts the head's
+//                                    seq + 1 (no AUTOINCREMENT: a gap is a break)
+//   time_ms   INTEGER  Unix ms when the writer appended it
+//   actor     TEXT     "admin:<CN>", "cli:<user>", "source:<source name>"
+//   action    TEXT     "materials.read", "event.read", "reprocess", "revoke"
+//   subject   TEXT     "<source>/<wallet id>", an event id, a wallet id
+//   outcome   TEXT     "ok", "not_found", "denied", "error", a reprocess result
+//   mac       BLOB     32 bytes: HMAC-SHA256(audit_key, prev mac || u64be(seq)
+//                      || u64be(time_ms) || u32be(len) actor || u32be(len) action
+//                      || u32be(len) subject || u32be(len) outcome), where prev
+//                      mac is record seq - 1's (32 zero bytes for seq 1)
+//   audit_key: 32 bytes from the CSPRNG, drawn on the first open of schema 2
+//   (new file, or upgrade from 1) in the open's transaction, stored only
+//   wrapped (meta above). Each append reads the head, checks its tag, inserts
+//   the record and moves the head inside the writer's transaction (and the
+//   request's SAVEPOINT), so appends of several processes serialise on the
+//   write lock and a rolled-back request leaves no record. A revocation's
+//   'revoke' record is appended in the SAVEPOINT of the revocation itself.
+//   `keys rewrap` must rewrap 'audit_key' like every other wrapped key.
+//
 // INDEXES
 //   events_by_source        events (source, id)       list_events with a source
 //   events_by_wallet        events (source, wallet_id, event_time_ms)
@@ -127,11 +163,15 @@
 //
 // VERSION HISTORY
 //   1  first version.
+//   2  TABLE audit and the audit_* meta keys. A file of version 1 is upgraded
+//      on open (the table is created, the key drawn, the version set to 2 in one
+//      transaction); a file of a newer version is refused, untouched.
 #pragma once
 
 namespace hookvault::store::schema {
 
-inline constexpr char kVersionText[] = "1";
+inline constexpr char kVersionText[] = "2";
+inline constexpr char kPreviousVersionText[] = "1";  // upgraded on open
 
 // Connection setup of the write connection (see FILE AND CONNECTIONS). WAL is
 // set separately, because its answer must be checked.
@@ -143,8 +183,9 @@ inline constexpr char kWriterPragmas[] =
     "PRAGMA trusted_schema = OFF;";
 inline constexpr char kReaderPragmas[] = "PRAGMA trusted_schema = OFF;";
 
-// Applied inside BEGIN IMMEDIATE on every open; idempotent.
-inline constexpr char kCreateV1[] = R"sql(
+// Applied inside BEGIN IMMEDIATE on every open; idempotent. The version is
+// read and set afterwards (kSelectVersion, kSetVersion).
+inline constexpr char kCreateTables[] = R"sql(
 CREATE TABLE IF NOT EXISTS meta (
   key   TEXT PRIMARY KEY NOT NULL,
   value TEXT NOT NULL
@@ -208,9 +249,21 @@ CREATE TABLE IF NOT EXISTS tombstones (
   FOREIGN KEY (source, event_id) REFERENCES events (source, idem_key)
 ) STRICT;
 
-INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1');
+CREATE TABLE IF NOT EXISTS audit (
+  seq     INTEGER PRIMARY KEY NOT NULL CHECK (seq >= 1),
+  time_ms INTEGER NOT NULL,
+  actor   TEXT    NOT NULL,
+  action  TEXT    NOT NULL,
+  subject TEXT    NOT NULL,
+  outcome TEXT    NOT NULL,
+  mac     BLOB    NOT NULL CHECK (length(mac) = 32)
+) STRICT;
 )sql";
 
+// '' for a new file.
 inline constexpr char kSelectVersion[] = "SELECT value FROM meta WHERE key = 'schema_version'";
+inline constexpr char kSetVersion[] =
+    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 }  // namespace hookvault::store::schema

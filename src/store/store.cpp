@@ -16,6 +16,9 @@
 //   under the mutex and opened (unwrap + aead_open) after it is released.
 // - While not writable, the idle writer retries a probe write every second,
 //   so /readyz recovers without traffic once the fault clears.
+// - Audit records (audit(), and the 'revoke' record of a revocation) are
+//   appended by the writer inside the request's SAVEPOINT (audit_chain.hpp);
+//   the audit key is unwrapped for each append and wiped right after.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -31,7 +34,9 @@
 #include <thread>
 #include <utility>
 
+#include "hookvault/log.hpp"
 #include "hookvault/store.hpp"
+#include "store/audit_chain.hpp"
 #include "store/envelope.hpp"
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
@@ -263,7 +268,13 @@ struct ResolveWork {
   std::optional<Result<MaterialsState>> result;
 };
 
-using Work = std::variant<WriteWork, ResolveWork>;
+struct AuditWork {
+  AuditEntry entry;
+  Store::AuditCompletion done;
+  std::optional<Result<std::int64_t>> result;
+};
+
+using Work = std::variant<WriteWork, ResolveWork, AuditWork>;
 
 // Runs a completion; a throwing completion must not take the writer down.
 template <class F, class R>
@@ -332,11 +343,12 @@ std::string_view materials_state_name(MaterialsState s) noexcept {
 }
 
 struct Store::Impl {
-  Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
-       Connection reader_db)
+  Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek,
+       std::optional<store::WrappedAuditKey> audit_key, Connection writer_db, Connection reader_db)
       : options_(options),
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
+        audit_key_(std::move(audit_key)),
         writer_db_(std::move(writer_db)),
         reader_db_(std::move(reader_db)) {}
 
@@ -359,6 +371,8 @@ struct Store::Impl {
   Result<void> apply_in_savepoint(Work& work);
   Result<WriteResult> apply(WriteWork& w);
   Result<MaterialsState> apply(ResolveWork& w);
+  Result<std::int64_t> apply(AuditWork& w);
+  Result<std::int64_t> append_audit(const AuditEntry& entry);
   Result<void> probe();
 
   Result<void> run(const char* sql);
@@ -401,6 +415,8 @@ struct Store::Impl {
   const StoreOptions options_;
   const std::size_t max_batch_;
   const std::shared_ptr<const Kek> kek_;
+  // Read once at open; nullopt when the file's audit key is missing (tampered).
+  const std::optional<store::WrappedAuditKey> audit_key_;
 
   // Writer thread only (and open/close, when the thread is not running).
   Connection writer_db_;
@@ -541,15 +557,20 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
   while (batch.size() > largest &&
          !largest_batch_.compare_exchange_weak(largest, batch.size(), std::memory_order_relaxed)) {
   }
-  for (auto& work : batch) complete(work);
   if (overwrote_) {
-    // Best effort: move the zero-overwritten pages into the database file and
-    // truncate the WAL, so older frames holding the destroyed ciphertext and
-    // wrapped keys do not linger. Fails harmlessly (SQLITE_BUSY) while a
-    // reader holds an old snapshot; the next one or the close does it.
-    static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
-                                                SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+    // Crypto-shredding: before the revocation is acknowledged, move the
+    // zero-overwritten pages into the database file and truncate the WAL, so
+    // no older frame holding the destroyed ciphertext and wrapped keys is
+    // left in either file. The busy timeout lets readers of an old snapshot
+    // finish first; if one outlives it, the next overwrite or close retries.
+    const int rc = sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
+                                             SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      log(LogLevel::warn, "WAL checkpoint after a revocation did not complete",
+          {{"error", sqlite3_errstr(rc)}});
+    }
   }
+  for (auto& work : batch) complete(work);
 }
 
 Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
@@ -778,6 +799,9 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
   if (w.revoke) {
     auto r = revoke(e.source, e.wallet_id, e.event_time_ms, e.event_time, e.idem_key);
     if (!r) return r.error();
+    // In the revocation's own SAVEPOINT: both commit, or neither.
+    auto seq = append_audit(AuditEntry{"source:" + e.source, "revoke", e.wallet_id, "ok"});
+    if (!seq) return seq.error();
   }
   return WriteResult{id, false, state};
 }
@@ -829,6 +853,14 @@ Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
   return *state;
 }
 
+Result<std::int64_t> Store::Impl::append_audit(const AuditEntry& entry) {
+  auto key = store::unwrap_audit_key(*kek_, audit_key_);
+  if (!key) return key.error();
+  return store::append_audit(writer_db_, *key, entry, now_ms());
+}  // the key is wiped here
+
+Result<std::int64_t> Store::Impl::apply(AuditWork& w) { return append_audit(w.entry); }
+
 // ---------------------------------------------------------------------------
 // Lifetime.
 
@@ -865,7 +897,8 @@ void Store::Impl::close() {
 namespace {
 
 // Connection setup of schema.hpp; any failure means the store is unavailable.
-Result<void> setup_writer(Connection& db) {
+// Returns the wrapped audit key (audit_chain.hpp: prepare_audit_key).
+Result<std::optional<store::WrappedAuditKey>> setup_writer(Connection& db, const Kek& kek) {
   sqlite3* h = db.handle();
   int defensive = 0;
   if (sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, &defensive) != SQLITE_OK ||
@@ -884,16 +917,25 @@ Result<void> setup_writer(Connection& db) {
   }
 
   if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
-  auto created = db.exec(store::schema::kCreateV1);
-  if (created) created = db.exec(store::kCreateSequences);
-  auto version =
-      created ? db.query_text(store::schema::kSelectVersion) : Result<std::string>(created.error());
-  // A file of another (newer) schema version is left untouched.
-  if (!version || *version != store::schema::kVersionText || !db.exec("COMMIT")) {
+  auto audit_key = [&]() -> Result<std::optional<store::WrappedAuditKey>> {
+    if (auto r = db.exec(store::schema::kCreateTables); !r) return r.error();
+    if (auto r = db.exec(store::kCreateSequences); !r) return r.error();
+    auto version = db.query_text(store::schema::kSelectVersion);
+    if (!version) return version.error();
+    // New file ('') or version 1: set the version; the audit key is drawn now.
+    const bool upgrade = version->empty() || *version == store::schema::kPreviousVersionText;
+    // A file of another (newer) schema version is left untouched.
+    if (!upgrade && *version != store::schema::kVersionText) return err(Errc::store_unavailable);
+    if (upgrade) {
+      if (auto r = db.exec(store::schema::kSetVersion); !r) return r.error();
+    }
+    return store::prepare_audit_key(db, kek, upgrade);
+  }();
+  if (!audit_key || !db.exec("COMMIT")) {
     if (db.in_transaction()) static_cast<void>(db.exec("ROLLBACK"));
     return err(Errc::store_unavailable);
   }
-  return {};
+  return audit_key;
 }
 
 }  // namespace
@@ -917,15 +959,16 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  options.busy_timeout);
   if (!writer) return err(Errc::store_unavailable);
-  if (auto r = setup_writer(*writer); !r) return r.error();
+  auto audit_key = setup_writer(*writer, *kek);
+  if (!audit_key) return audit_key.error();
   auto reader = Connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                                  options.busy_timeout);
   if (!reader || !reader->exec(store::schema::kReaderPragmas)) {
     return err(Errc::store_unavailable);
   }
 
-  auto impl =
-      std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader));
+  auto impl = std::make_unique<Impl>(options, std::move(kek), std::move(*audit_key),
+                                     std::move(*writer), std::move(*reader));
   // Prove that a commit reaches the disk before reporting the store writable.
   if (!impl->probe()) return err(Errc::store_unavailable);
   impl->start();
@@ -1141,6 +1184,39 @@ Result<std::optional<std::int64_t>> Store::latest_event_time_ms(std::string_view
     if (!step) return step.error();
     if (*step == Step::done || stmt->column_is_null(0)) return std::optional<std::int64_t>();
     return std::optional<std::int64_t>(stmt->column_int64(0));
+  });
+}
+
+void Store::audit(AuditEntry entry, AuditCompletion done) {
+  if (!impl_->accepting_now()) {
+    call_completion(done, err(Errc::store_unavailable));
+    return;
+  }
+  if (auto r = store::check_audit_entry(entry); !r) {
+    call_completion(done, r.error());
+    return;
+  }
+  AuditWork work;
+  work.entry = std::move(entry);
+  work.done = std::move(done);
+  impl_->enqueue(Work(std::move(work)));
+}
+
+Result<std::int64_t> Store::audit_sync(AuditEntry entry) {
+  if (impl_->on_writer_thread()) return err(Errc::internal);
+  std::promise<Result<std::int64_t>> promise;
+  auto future = promise.get_future();
+  audit(std::move(entry), [&promise](Result<std::int64_t> r) { promise.set_value(r); });
+  return future.get();
+}
+
+Result<std::vector<AuditRecord>> Store::audit_records(std::int64_t after, std::size_t limit) const {
+  return impl_->with_reader([&](Connection& db) { return store::read_audit(db, after, limit); });
+}
+
+Result<AuditVerifyResult> Store::verify_audit() const {
+  return impl_->with_reader([&](Connection& db) {
+    return store::verify_audit_chain(db, *impl_->kek_, impl_->audit_key_);
   });
 }
 

@@ -378,7 +378,7 @@ TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '2' WHERE key = 'schema_version'", nullptr,
+  EXPECT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '3' WHERE key = 'schema_version'", nullptr,
                          nullptr, nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_close(db), SQLITE_OK);

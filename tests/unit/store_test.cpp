@@ -121,6 +121,16 @@ class RawDb {
     EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (msg ? msg : "");
     sqlite3_free(msg);
   }
+  // The bytes of the first column of the first row (a BLOB or TEXT).
+  std::string bytes(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
+    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
+    const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, 0));
+    std::string out(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
+    EXPECT_EQ(sqlite3_finalize(stmt), SQLITE_OK);
+    return out;
+  }
   std::int64_t integer(const std::string& sql) {
     sqlite3_stmt* stmt = nullptr;
     EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
@@ -975,7 +985,67 @@ TEST_F(StoreTest, DatabaseFileIsPrivateAndConfigured) {
             std::filesystem::perms::none);
   RawDb raw(path());
   EXPECT_EQ(raw.integer("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
-  EXPECT_EQ(raw.integer("SELECT value FROM meta WHERE key = 'schema_version'"), 1);
+  EXPECT_EQ(raw.integer("SELECT value FROM meta WHERE key = 'schema_version'"), 2);
+}
+
+// Crypto-shredding: after a revocation, the wallet's sealed share and API
+// key, the data key that sealed them (wrapped), and the sealed payload of the
+// delegation that carried them are gone from every byte of the database file
+// and its WAL, freed pages included; the plaintext never was there.
+TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
+  const std::string share = "SHARE-" + std::string(48, 'q') + "-end";
+  const std::string api_key = "APIKEY-" + std::string(40, 'z') + "-end";
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto id = ok(store->write(created("c1", "w1", 100, share, api_key))).id;
+  ok(store->write(plain_event("unrelated")));  // something that stays
+  std::vector<std::pair<std::string, std::string>> sealed;
+  {
+    RawDb raw(path());
+    for (const char* column : {"share", "api_key", "wrapped_dek"}) {
+      sealed.emplace_back(
+          std::string("materials.") + column,
+          raw.bytes(std::string("SELECT ") + column + " FROM materials WHERE wallet_id = 'w1'"));
+    }
+    for (const char* column : {"payload", "wrapped_dek"}) {
+      sealed.emplace_back(std::string("events.") + column,
+                          raw.bytes(std::string("SELECT ") + column +
+                                    " FROM events WHERE id = " + std::to_string(id)));
+    }
+  }
+  const auto files = [this] {
+    std::string all;
+    for (const auto* suffix : {"", "-wal"}) {
+      const auto p = path().string() + suffix;
+      if (std::filesystem::exists(p)) all += hookvault::testing::read_file(p);
+    }
+    return all;
+  };
+  {
+    const std::string before = files();
+    for (const auto& [name, bytes] : sealed) {
+      ASSERT_GE(bytes.size(), 16U) << name;
+      EXPECT_NE(before.find(bytes), std::string::npos) << name << " should be on disk before";
+    }
+  }
+
+  ok(store->write(revoked("r1", "w1", 200)));
+  auto gone = store->materials(kSource, "w1");
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+
+  const std::string after = files();
+  for (const auto& [name, bytes] : sealed) {
+    // Any 16-byte window would do; the whole value is the strictest form.
+    EXPECT_EQ(after.find(bytes.substr(0, 16)), std::string::npos) << name << " survives";
+  }
+  EXPECT_EQ(after.find(share), std::string::npos);
+  EXPECT_EQ(after.find(api_key), std::string::npos);
+  // What was not revoked still opens.
+  auto kept = store->find_event(kSource, "unrelated");
+  ASSERT_TRUE(kept && kept->has_value());
+  auto payload = store->event_payload(**kept);
+  ASSERT_TRUE(payload && payload->has_value());
 }
 
 }  // namespace
