@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,8 @@
 #include "hookvault/secret.hpp"
 
 namespace hookvault {
+
+class Kek;
 
 class ConfigError : public std::runtime_error {
  public:
@@ -60,11 +63,6 @@ struct StorageConfig {
   std::filesystem::path path;
 };
 
-struct KekConfig {
-  std::string provider = "file";
-  std::filesystem::path file;
-};
-
 struct AdminClient {
   std::string subject_cn;
   std::vector<std::string> roles;
@@ -77,6 +75,8 @@ struct AdminConfig {
   std::filesystem::path tls_key;
   std::filesystem::path client_ca;
   std::vector<AdminClient> clients;
+  unsigned rate_limit = 50;   // requests per second per client (CN); 0 = unlimited
+  unsigned rate_burst = 100;  // requests a client may make at once
 };
 
 struct LogConfig {
@@ -92,6 +92,18 @@ struct SecretSource {
   std::string name;            // env var or credential name; for files the path as written
   std::filesystem::path path;  // resolved file path (file and credential)
   std::string key;             // config key that named it, for messages
+};
+
+// [kek]: provider "file" reads `file`; provider "pkcs11" keeps the KEK in an
+// HSM token (kek.hpp) and names the module, token, key label and where the PIN
+// comes from (exactly one of pin_file, pin_env, pin_credential).
+struct KekConfig {
+  std::string provider = "file";  // "file" or "pkcs11"
+  std::filesystem::path file;
+  std::filesystem::path module;  // pkcs11: the vendor's PKCS#11 library
+  std::string token_label;       // pkcs11: at most 32 bytes
+  std::string key_label;         // pkcs11: version 1's CKA_LABEL
+  SecretSource pin;              // pkcs11: pin_file, pin_env or pin_credential
 };
 
 struct HistoryConfig {
@@ -130,6 +142,10 @@ struct Config {
   std::vector<SourceConfig> sources;
 };
 
+// The listener settings of [admin]: its address and certificate, the public
+// listener's TLS version and timeouts, one I/O thread, small bodies.
+ServerConfig admin_listener_config(const Config& config);
+
 // Default config path: $HOOKVAULT_CONFIG, else /etc/hookvault/hookvault.toml.
 std::filesystem::path default_config_path();
 
@@ -142,6 +158,11 @@ SecretBytes load_secret(const SecretSource& source);
 
 // Problems that would stop `serve`, one line each.
 std::vector<std::string> check_config(const Config& config);
+
+// The KEK named by [kek]: open_file_kek() or, for "pkcs11", the PIN loaded with
+// load_secret() and open_pkcs11_kek() (kek.hpp). Throws ConfigError (the PIN)
+// or std::runtime_error naming the file, module, token or key label.
+std::shared_ptr<const Kek> open_configured_kek(const KekConfig& kek);
 
 // "10s", "500ms", "2m", "1h", "7d", "0s". Throws std::invalid_argument.
 std::chrono::milliseconds parse_duration(std::string_view text);

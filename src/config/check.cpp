@@ -172,6 +172,41 @@ void check_source(Problems& problems, const SourceConfig& source, std::size_t in
   if (source.history) check_secret(problems, source.history->api_key);
 }
 
+// Opens the module, finds the token, logs in and finds the key, as `serve`
+// will; the first step that fails is reported under the key that names it.
+void check_pkcs11_kek(Problems& problems, const KekConfig& kek) {
+  if (kek.pin.kind == SecretSource::Kind::file) {
+    check_private_mode(problems, kek.pin.key, kek.pin.path);
+  }
+  SecretBytes pin;
+  try {
+    pin = load_secret(kek.pin);
+  } catch (const ConfigError& e) {
+    problems.add_keyed(e.what());
+    return;
+  }
+  try {
+    auto opened = open_pkcs11_kek({kek.module, kek.token_label, std::move(pin), kek.key_label});
+  } catch (const Pkcs11Error& e) {
+    switch (e.stage()) {
+      case Pkcs11Error::Stage::module:
+        problems.add("kek.module", e.what());
+        break;
+      case Pkcs11Error::Stage::token:
+        problems.add("kek.token_label", e.what());
+        break;
+      case Pkcs11Error::Stage::login:
+        problems.add(kek.pin.key, e.what());
+        break;
+      case Pkcs11Error::Stage::key:
+        problems.add("kek.key_label", e.what());
+        break;
+    }
+  } catch (const std::exception& e) {
+    problems.add("kek.provider", e.what());
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> check_config(const Config& config) {
@@ -187,7 +222,7 @@ std::vector<std::string> check_config(const Config& config) {
   }
 
   if (config.kek.provider == "pkcs11") {
-    problems.add("kek.provider", "pkcs11 provider not available in this build");
+    check_pkcs11_kek(problems, config.kek);
   } else {
     check_private_mode(problems, "kek.file", config.kek.file);
     try {

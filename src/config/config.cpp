@@ -37,6 +37,8 @@ using std::chrono::milliseconds;
 constexpr std::string_view kSourceSecretHint =
     "secrets are never written inline; they come from secret_files, secret_envs or "
     "secret_credentials";
+constexpr std::string_view kKekSecretHint =
+    "secrets are never written inline; the PIN comes from pin_file, pin_env or pin_credential";
 constexpr std::string_view kHistorySecretHint =
     "secrets are never written inline; the API key comes from api_key_file, api_key_env or "
     "api_key_credential";
@@ -404,8 +406,58 @@ StorageConfig parse_storage(const Context& ctx, const toml::table* table) {
   return StorageConfig{r.required_path("path")};
 }
 
+// Exactly one secret named by `<base>_file`, `<base>_env` or `<base>_credential`
+// (e.g. kek.pin_file); nullopt when none is given, a failure when several are.
+std::optional<SecretSource> one_secret(const Context& ctx, const TableReader& r,
+                                       std::string_view base) {
+  const std::string file_key = std::string(base) + "_file";
+  const std::string env_key = std::string(base) + "_env";
+  const std::string credential_key = std::string(base) + "_credential";
+  std::vector<SecretSource> found;
+  if (auto file = r.string(file_key)) {
+    found.push_back({SecretSource::Kind::file, *file, ctx.resolve(*file), r.key(file_key)});
+  }
+  if (r.has(env_key)) {
+    SecretSource s{SecretSource::Kind::env, r.required_string(env_key), {}, r.key(env_key)};
+    if (!valid_env_name(s.name)) {
+      r.fail(env_key, "is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+    }
+    found.push_back(std::move(s));
+  }
+  if (r.has(credential_key)) {
+    SecretSource s{SecretSource::Kind::credential,
+                   r.required_string(credential_key),
+                   {},
+                   r.key(credential_key)};
+    if (!valid_credential_name(s.name)) {
+      r.fail(credential_key,
+             "is not a valid credential name (a file name under $CREDENTIALS_DIRECTORY)");
+    }
+    if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0') {
+      s.path = fs::path(dir) / s.name;  // informational; load_secret() resolves it again
+    }
+    found.push_back(std::move(s));
+  }
+  if (found.size() > 1) {
+    r.fail(file_key, "give only one of " + file_key + ", " + env_key + ", " + credential_key);
+  }
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
 KekConfig parse_kek(const Context& ctx, const toml::table* table) {
-  TableReader r(ctx, table, "kek", {"provider", "file"});
+  constexpr std::string_view kPkcs11Keys[] = {"module",   "token_label", "key_label",
+                                              "pin_file", "pin_env",     "pin_credential"};
+  // An inline PIN is named as such, not only as an unknown key.
+  for (std::string_view inline_pin : {"pin", "user_pin"}) {
+    if (table != nullptr && table->contains(inline_pin)) {
+      ctx.fail("kek." + std::string(inline_pin), "unknown key: " + std::string(kKekSecretHint));
+    }
+  }
+  TableReader r(ctx, table, "kek",
+                {"provider", "file", "module", "token_label", "key_label", "pin_file", "pin_env",
+                 "pin_credential"},
+                kKekSecretHint);
   KekConfig k;
   if (auto v = r.string("provider")) {
     if (*v != "file" && *v != "pkcs11") r.fail("provider", "must be \"file\" or \"pkcs11\"");
@@ -413,9 +465,24 @@ KekConfig parse_kek(const Context& ctx, const toml::table* table) {
   }
   if (k.provider == "file") {
     k.file = r.required_path("file");
-  } else if (auto p = r.path("file")) {
-    k.file = *p;
+    for (std::string_view name : kPkcs11Keys) {
+      if (r.has(name)) r.fail(name, "is only used with provider = \"pkcs11\"");
+    }
+    return k;
   }
+  if (r.has("file")) r.fail("file", "is only used with provider = \"file\"");
+  k.module = r.required_path("module");
+  k.token_label = r.required_string("token_label");
+  if (k.token_label.size() > 32) {
+    r.fail("token_label", "must be at most 32 bytes (the PKCS#11 token label field)");
+  }
+  k.key_label = r.required_string("key_label");
+  auto pin = one_secret(ctx, r, "pin");
+  if (!pin) {
+    r.fail("pin_file",
+           "the token's PIN is required: exactly one of pin_file, pin_env, pin_credential");
+  }
+  k.pin = std::move(*pin);
   return k;
 }
 
@@ -423,9 +490,12 @@ AdminConfig parse_admin(const Context& ctx, const toml::table* table) {
   AdminConfig a;
   if (table == nullptr) return a;  // no [admin]: no admin listener
   TableReader r(ctx, table, "admin",
-                {"enabled", "listen", "tls_cert", "tls_key", "client_ca", "clients"});
+                {"enabled", "listen", "tls_cert", "tls_key", "client_ca", "clients", "rate_limit",
+                 "rate_burst"});
   a.enabled = r.boolean("enabled").value_or(true);
   if (auto v = r.string("listen")) a.listen = parse_endpoint(r, "listen", *v);
+  if (auto v = r.integer("rate_limit", 0, 1000000)) a.rate_limit = static_cast<unsigned>(*v);
+  if (auto v = r.integer("rate_burst", 1, 1000000)) a.rate_burst = static_cast<unsigned>(*v);
   if (a.enabled) {
     a.tls_cert = r.required_path("tls_cert");
     a.tls_key = r.required_path("tls_key");
@@ -722,6 +792,17 @@ std::vector<SourceConfig> parse_sources(const Context& ctx, const TableReader& r
 }
 
 }  // namespace
+
+ServerConfig admin_listener_config(const Config& config) {
+  constexpr std::size_t kAdminMaxBody = 65536;
+  ServerConfig s = config.server;
+  s.listen = config.admin.listen;
+  s.tls_cert = config.admin.tls_cert;
+  s.tls_key = config.admin.tls_key;
+  s.threads = 1;
+  s.max_body_bytes = kAdminMaxBody;
+  return s;
+}
 
 std::filesystem::path default_config_path() {
   const char* env = std::getenv("HOOKVAULT_CONFIG");

@@ -2,9 +2,12 @@
 
 #include <openssl/rand.h>
 
+#include <cstdlib>
 #include <sstream>
+#include <string_view>
 
 #include "hookvault/bytes.hpp"
+#include "softhsm.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -12,6 +15,25 @@ namespace {
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
+}
+
+// HOOKVAULT_TEST_KEK=pkcs11: the KEK lives in a SoftHSM2 token instead of
+// keys/kek.key (one token per test process, created by setup()).
+bool pkcs11_kek() {
+  const char* v = std::getenv("HOOKVAULT_TEST_KEK");
+  return v != nullptr && std::string_view(v) == "pkcs11";
+}
+const SoftHsmToken* hsm_token = nullptr;
+
+// The [kek] table of write_config().
+std::string kek_toml(const Setup& s) {
+  if (hsm_token == nullptr) {
+    return "[kek]\nprovider = \"file\"\nfile = \"" + (s.root / "keys/kek.key").string() + "\"\n";
+  }
+  return "[kek]\nprovider = \"pkcs11\"\nmodule = \"" + hsm_token->module().string() +
+         "\"\ntoken_label = \"" + hsm_token->label() + "\"\nkey_label = \"" +
+         hsm_token->key_label() + "\"\npin_file = \"" + (s.root / "secrets/hsm_pin").string() +
+         "\"\n";
 }
 
 }  // namespace
@@ -27,6 +49,10 @@ const Setup& setup() {
     out->dynamic_secret = trim(read_file(out->root / "secrets/dynamic_webhook_secret"));
     out->nodit_key = trim(read_file(out->root / "secrets/nodit_signing_key"));
     out->rsa_public_pem = read_file(out->root / "keys/dynamic_rsa.pub.pem");
+    if (pkcs11_kek()) {
+      hsm_token = new SoftHsmToken;  // lives as long as the process, like the setup
+      write_file(out->root / "secrets/hsm_pin", hsm_token->pin() + "\n", 0600);
+    }
     return out;
   }();
   return *s;
@@ -48,8 +74,7 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
     << "idle_timeout = \"5s\"\n"
     << o.server_extra << "\n"
     << "[storage]\npath = \"" << (dir_.path() / "data/hookvault.db").string() << "\"\n"
-    << "[kek]\nprovider = \"file\"\nfile = \"" << (s.root / "keys/kek.key").string() << "\"\n"
-    << "[log]\nformat = \"json\"\nlevel = \"info\"\n"
+    << kek_toml(s) << "[log]\nformat = \"json\"\nlevel = \"info\"\n"
     << "[[sources]]\nname = \"dynamic\"\nprovider = \"dynamic\"\npath = \"/webhooks/dynamic\"\n"
     << "secret_files = [\"" << (s.root / "secrets/dynamic_webhook_secret").string() << "\"]\n"
     << "rsa_private_keys = [";

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hookvault/config.hpp"
+#include "softhsm.hpp"
 #include "test_support.hpp"
 
 namespace hookvault {
@@ -55,6 +56,8 @@ listen = "127.0.0.1:9443"
 tls_cert = "tls/admin-cert.pem"
 tls_key = "tls/admin-key.pem"
 client_ca = "tls/admin-ca.pem"
+rate_limit = 5
+rate_burst = 20
 [[admin.clients]]
 subject_cn = "signer"
 roles = ["materials:read"]
@@ -294,6 +297,20 @@ TEST(ConfigParse, FullConfigParsesEveryValue) {
   EXPECT_EQ(nodit.history->network, "mainnet");
 }
 
+TEST(ConfigParse, AdminRateLimitAndListenerSettings) {
+  const Config c = parse_config(kFull, kFile);
+  EXPECT_EQ(c.admin.rate_limit, 5U);
+  EXPECT_EQ(c.admin.rate_burst, 20U);
+  const ServerConfig l = admin_listener_config(c);
+  EXPECT_EQ(l.listen.host, "127.0.0.1");
+  EXPECT_EQ(l.listen.port, 9443);
+  EXPECT_EQ(l.tls_cert, fs::path("/etc/hookvault/tls/admin-cert.pem"));
+  EXPECT_EQ(l.tls_min_version, c.server.tls_min_version);
+  EXPECT_EQ(l.threads, 1U);
+  expect_error(replaced(kFull, "rate_burst = 20", "rate_burst = 0"), {"admin.rate_burst"});
+  expect_error(replaced(kFull, "rate_limit = 5", "rate_limit = -1"), {"admin.rate_limit"});
+}
+
 TEST(ConfigParse, MinimalConfigGetsDefaults) {
   const Config c = parse_config(kMinimal, kFile);
   EXPECT_EQ(c.server.listen.host, "0.0.0.0");
@@ -341,10 +358,72 @@ TEST(ConfigParse, AdminCanBeDisabled) {
   EXPECT_FALSE(d.admin.enabled);
 }
 
-TEST(ConfigParse, PkcsProviderIsAcceptedWithoutFile) {
-  const Config c =
-      parse_config(replaced(kMinimal, "file = \"keys/kek.key\"", "provider = \"pkcs11\""), kFile);
+// [kek] of kMinimal for the pkcs11 provider, with `pin` as its PIN line.
+std::string with_pkcs11_kek(const std::string& pin = "pin_file = \"secrets/hsm_pin\"") {
+  return replaced(kMinimal, "file = \"keys/kek.key\"",
+                  "provider = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+                  "token_label = \"hookvault\"\nkey_label = \"hookvault-kek\"\n" +
+                      pin);
+}
+
+TEST(ConfigParse, Pkcs11ProviderNamesModuleTokenKeyAndPin) {
+  const Config c = parse_config(with_pkcs11_kek(), kFile);
   EXPECT_EQ(c.kek.provider, "pkcs11");
+  EXPECT_EQ(c.kek.module, fs::path("/usr/lib/softhsm/libsofthsm2.so"));
+  EXPECT_EQ(c.kek.token_label, "hookvault");
+  EXPECT_EQ(c.kek.key_label, "hookvault-kek");
+  EXPECT_EQ(c.kek.pin.kind, SecretSource::Kind::file);
+  EXPECT_EQ(c.kek.pin.path, fs::path("/etc/hookvault/secrets/hsm_pin"));  // beside the config
+  EXPECT_EQ(c.kek.pin.key, "kek.pin_file");
+  EXPECT_TRUE(c.kek.file.empty());
+
+  const Config e = parse_config(with_pkcs11_kek("pin_env = \"HSM_PIN\""), kFile);
+  EXPECT_EQ(e.kek.pin.kind, SecretSource::Kind::env);
+  EXPECT_EQ(e.kek.pin.name, "HSM_PIN");
+  EXPECT_EQ(e.kek.pin.key, "kek.pin_env");
+
+  const Config r = parse_config(with_pkcs11_kek("pin_credential = \"hsm_pin\""), kFile);
+  EXPECT_EQ(r.kek.pin.kind, SecretSource::Kind::credential);
+  EXPECT_EQ(r.kek.pin.name, "hsm_pin");
+
+  const Config rel = parse_config(
+      replaced(with_pkcs11_kek(), "/usr/lib/softhsm/libsofthsm2.so", "lib/vendor-pkcs11.so"),
+      kFile);
+  EXPECT_EQ(rel.kek.module, fs::path("/etc/hookvault/lib/vendor-pkcs11.so"));
+}
+
+TEST(ConfigParse, Pkcs11ProviderMistakesNameTheKey) {
+  const std::string full = with_pkcs11_kek();
+  expect_error(without_line(full, "module ="), {"kek.module", "is required"});
+  expect_error(without_line(full, "token_label ="), {"kek.token_label", "is required"});
+  expect_error(without_line(full, "key_label ="), {"kek.key_label", "is required"});
+  expect_error(without_line(full, "pin_file ="),
+               {"kek.pin_file", "exactly one of pin_file, pin_env, pin_credential"});
+  expect_error(with_pkcs11_kek("pin_file = \"a\"\npin_env = \"HSM_PIN\""),
+               {"kek.pin_file", "only one of pin_file, pin_env, pin_credential"});
+  expect_error(with_pkcs11_kek("pin_env = \"not a name\""),
+               {"kek.pin_env", "not a valid environment variable name"});
+  expect_error(with_pkcs11_kek("pin_credential = \"../x\""),
+               {"kek.pin_credential", "not a valid credential name"});
+  expect_error(replaced(full, "token_label = \"hookvault\"",
+                        "token_label = \"" + std::string(33, 't') + "\""),
+               {"kek.token_label", "at most 32 bytes"});
+  expect_error(with_pkcs11_kek("pin_file = \"secrets/hsm_pin\"\nfile = \"keys/kek.key\""),
+               {"kek.file", "only used with provider = \"file\""});
+  // Never inline: the value is not echoed.
+  const std::string inline_pin = config_error(with_pkcs11_kek("pin = \"123456\""));
+  EXPECT_NE(inline_pin.find("kek.pin: unknown key: secrets are never written inline"),
+            std::string::npos)
+      << inline_pin;
+  EXPECT_EQ(inline_pin.find("123456"), std::string::npos);
+  const std::string password = config_error(with_pkcs11_kek("user_password = \"654321\""));
+  EXPECT_NE(password.find("kek.user_password"), std::string::npos) << password;
+  EXPECT_NE(password.find("pin_file, pin_env or pin_credential"), std::string::npos) << password;
+  EXPECT_EQ(password.find("654321"), std::string::npos);
+  // pkcs11 keys with the file provider.
+  expect_error(replaced(kMinimal, "file = \"keys/kek.key\"",
+                        "file = \"keys/kek.key\"\ntoken_label = \"hookvault\""),
+               {"kek.token_label", "only used with provider = \"pkcs11\""});
 }
 
 // ---------------------------------------------------------------------------
@@ -956,15 +1035,70 @@ TEST_F(ConfigCheck, BadContentIsReported) {
   EXPECT_EQ(problems.size(), 4U) << join(problems);
 }
 
-TEST_F(ConfigCheck, Pkcs11IsNotAvailable) {
+// check-config with a pkcs11 [kek] on a real SoftHSM2 token: it opens the
+// module, finds the token, logs in and finds the key; each failure is one line
+// under the key at fault, and no line holds the PIN.
+TEST_F(ConfigCheck, Pkcs11KekIsOpenedAndEachProblemNamesItsKey) {
   TempDir dir;
   const std::string text = provision(dir);
-  write_file(dir / "hookvault.toml", replaced(text, "provider = \"file\"", "provider = \"pkcs11\""),
-             0644);
-  const auto problems = check_config(load_config(dir / "hookvault.toml"));
+  const testing::SoftHsmToken token;
+  write_file(dir / "secrets/hsm_pin", token.pin() + "\n");
+  const auto with_kek = [&](const std::string& kek) {
+    write_file(dir / "hookvault.toml",
+               replaced(text, "provider = \"file\"\nfile = \"keys/kek.key\"", kek), 0644);
+    return check_config(load_config(dir / "hookvault.toml"));
+  };
+  const std::string module = "module = \"" + token.module().string() + "\"\n";
+  const std::string good = "provider = \"pkcs11\"\n" + module + "token_label = \"" + token.label() +
+                           "\"\nkey_label = \"hookvault-kek\"\n";
+  const std::string pin_file = "pin_file = \"secrets/hsm_pin\"";
+
+  auto problems = with_kek(good + pin_file);
+  EXPECT_TRUE(problems.empty()) << join(problems);
+
+  ::setenv("HSM_PIN_TEST", token.pin().c_str(), 1);
+  problems = with_kek(good + "pin_env = \"HSM_PIN_TEST\"");
+  EXPECT_TRUE(problems.empty()) << join(problems);
+  ::unsetenv("HSM_PIN_TEST");
+  problems = with_kek(good + "pin_env = \"HSM_PIN_TEST\"");
   ASSERT_EQ(problems.size(), 1U) << join(problems);
-  EXPECT_NE(problems[0].find("kek.provider: pkcs11 provider not available in this build"),
+  EXPECT_NE(problems[0].find("kek.pin_env: environment variable HSM_PIN_TEST is not set"),
             std::string::npos);
+
+  write_file(creds_ / "hsm_pin", token.pin(), 0400);
+  problems = with_kek(good + "pin_credential = \"hsm_pin\"");
+  EXPECT_TRUE(problems.empty()) << join(problems);
+
+  const std::string wrong_pin = "wrong-pin-31c8";
+  write_file(dir / "secrets/hsm_pin", wrong_pin);
+  problems = with_kek(good + pin_file);
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_NE(problems[0].find("kek.pin_file: "), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("CKR_PIN_INCORRECT"), std::string::npos) << problems[0];
+  EXPECT_FALSE(contains(problems, wrong_pin));
+  EXPECT_FALSE(contains(problems, token.pin()));
+  write_file(dir / "secrets/hsm_pin", token.pin());
+
+  problems = with_kek(replaced(good, token.label(), "no-such-token") + pin_file);
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_NE(problems[0].find("kek.token_label: "), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("\"no-such-token\""), std::string::npos) << problems[0];
+
+  problems = with_kek(replaced(good, "hookvault-kek", "other-kek") + pin_file);
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_NE(problems[0].find("kek.key_label: "), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("\"other-kek\""), std::string::npos) << problems[0];
+
+  problems = with_kek(replaced(good, token.module().string(), "/nonexistent/pkcs11.so") + pin_file);
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_NE(problems[0].find("kek.module: "), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("/nonexistent/pkcs11.so"), std::string::npos) << problems[0];
+
+  fs::permissions(dir / "secrets/hsm_pin", fs::perms(0640));
+  problems = with_kek(good + pin_file);
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_NE(problems[0].find("kek.pin_file: "), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("readable by group or others"), std::string::npos) << problems[0];
 }
 
 TEST_F(ConfigCheck, StorageFolderMustBeUsable) {
