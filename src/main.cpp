@@ -8,7 +8,9 @@
 #include <iostream>
 #include <thread>
 
+#include "hookvault/admin.hpp"
 #include "hookvault/backfill.hpp"
+#include "hookvault/collectors.hpp"
 #include "hookvault/config.hpp"
 #include "hookvault/init.hpp"
 #include "hookvault/log.hpp"
@@ -30,12 +32,42 @@ int serve(const Config& config) {
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
   WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
-  Pipeline pipeline(sources, *store, pool);
-  Server server(config.server, pipeline);
+  Metrics metrics;
+  Pipeline pipeline(sources, *store, pool, metrics);
+  // SIGHUP: re-read the config file; rotated webhook secrets and RSA keys and
+  // the log level take effect without dropping a connection. A reload that
+  // fails keeps everything as it was and says why.
+  auto reload = [&config, &pipeline] {
+    try {
+      const Config fresh = load_config(config.file);
+      auto fresh_sources = load_sources(fresh);
+      const auto count = fresh_sources.size();
+      pipeline.reload(std::move(fresh_sources));
+      set_log_level(fresh.log.level);
+      log(LogLevel::info, "reloaded", {{"config", config.file.string()}, {"sources", count}});
+    } catch (const std::exception& e) {
+      log(LogLevel::error, "reload failed; keeping the running configuration",
+          {{"config", config.file.string()}, {"error", e.what()}});
+    }
+  };
+  Server server(config.server, pipeline, {"public", {}, &metrics, reload});
+  collect_store_metrics(metrics, *store);
+  collect_nodit_metrics(metrics, *store, sources);
+
+  // The mutual-TLS admin listener for signers and operators.
+  std::unique_ptr<AdminApi> admin;
+  std::unique_ptr<Server> admin_server;
+  if (config.admin.enabled) {
+    admin = std::make_unique<AdminApi>(config.admin, pipeline, *store, pool, metrics);
+    admin_server =
+        std::make_unique<Server>(admin_listener_config(config), *admin,
+                                 ListenerOptions{"admin", config.admin.client_ca, &metrics, {}});
+  }
 
   // Nodit gap detection and backfill through the history API.
   std::vector<std::unique_ptr<NoditHistoryClient>> clients;
   std::vector<std::unique_ptr<Backfiller>> backfillers;
+  std::vector<std::pair<std::string, const Backfiller*>> backfill_views;
   for (const auto& source : sources) {
     if (!source->config.history) continue;
     const HistoryConfig& h = *source->config.history;
@@ -45,10 +77,18 @@ int serve(const Config& config) {
     clients.push_back(std::move(client));
     backfillers.push_back(std::make_unique<Backfiller>(
         source, *store, [raw](const HistoryQuery& q) { return raw->fetch(q); }));
+    backfill_views.emplace_back(source->config.name, backfillers.back().get());
   }
+  collect_backfill_metrics(metrics, std::move(backfill_views));
   for (auto& b : backfillers) b->start();
 
+  std::thread admin_thread;
+  if (admin_server) admin_thread = std::thread([&admin_server] { admin_server->run(false); });
   server.run();
+  if (admin_server) {
+    admin_server->stop();
+    admin_thread.join();
+  }
   for (auto& b : backfillers) b->stop();
   pool.stop();     // queued decryptions still reach the store
   store->close();  // commits what is queued
@@ -117,6 +157,16 @@ int main(int argc, char** argv) {
   nodit_gaps_cmd->add_option("--source", source, "source name");
   add_config(nodit_gaps_cmd);
 
+  auto* audit_cmd = app.add_subcommand("audit", "the hash-chained audit log");
+  audit_cmd->require_subcommand(1);
+  auto* audit_verify_cmd =
+      audit_cmd->add_subcommand("verify", "check the chain; exit 1 on a break");
+  add_config(audit_verify_cmd);
+  auto* audit_list_cmd = audit_cmd->add_subcommand("list", "audit records as JSON lines");
+  audit_list_cmd->add_option("--after", after, "only records with a seq greater than this");
+  audit_list_cmd->add_option("--limit", limit, "at most this many")->check(CLI::Range(1, 100000));
+  add_config(audit_list_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -144,6 +194,8 @@ int main(int argc, char** argv) {
     if (events_show_cmd->parsed()) return events_show(config, event_id, std::cout, std::cerr);
     if (reprocess_cmd->parsed()) return reprocess(config, std::cout, std::cerr);
     if (nodit_gaps_cmd->parsed()) return nodit_gaps(config, source, std::cout, std::cerr);
+    if (audit_verify_cmd->parsed()) return audit_verify(config, std::cout, std::cerr);
+    if (audit_list_cmd->parsed()) return audit_list(config, after, limit, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitError;

@@ -22,17 +22,20 @@ namespace hookvault {
 
 enum class Errc {
   // Request handling.
-  invalid_signature = 1,   // no configured secret produced the presented MAC
-  malformed_json,          // body is not valid JSON
-  duplicate_key,           // an object repeats a key
-  missing_field,           // a required field is absent or null
-  invalid_field,           // a field has the wrong type or format
-  body_too_large,          // body exceeds max_body_bytes
-  unsupported_media_type,  // content type is not JSON
-  not_found,               // no route / no record
-  method_not_allowed,      // route exists, method does not
-  stale_event,             // event timestamp older than the source's max_event_age
-  overloaded,              // a bounded queue is full; retry later
+  invalid_signature = 1,        // no configured secret produced the presented MAC
+  malformed_json,               // body is not valid JSON
+  duplicate_key,                // an object repeats a key
+  missing_field,                // a required field is absent or null
+  invalid_field,                // a field has the wrong type or format
+  body_too_large,               // body exceeds max_body_bytes
+  unsupported_media_type,       // content type is not JSON
+  not_found,                    // no route / no record
+  method_not_allowed,           // route exists, method does not
+  stale_event,                  // event timestamp older than the source's max_event_age
+  overloaded,                   // a bounded queue is full; retry later
+  client_certificate_required,  // mutual TLS listener: the client sent no certificate
+  forbidden,                    // the client certificate's CN lacks the role
+  rate_limited,                 // the client made too many requests; retry later
 
   // Hybrid (Dynamic) envelope decryption.
   unknown_alg,      // envelope alg not in the allow-list

@@ -28,7 +28,9 @@
 #include <vector>
 
 #include "hookvault/config.hpp"
+#include "hookvault/handler.hpp"
 #include "hookvault/hybrid.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/signature.hpp"
 #include "hookvault/store.hpp"
 #include "hookvault/work_pool.hpp"
@@ -46,28 +48,6 @@ struct Source {
 // or std::runtime_error naming the file, never a secret).
 std::vector<std::shared_ptr<const Source>> load_sources(const Config& config);
 
-struct Delivery {
-  std::string_view method;
-  std::string_view target;        // path and optional query
-  std::string_view content_type;  // empty when absent
-  // Looks up a request header by (case-insensitive) name; "" when absent.
-  // Only called before handle() returns.
-  std::function<std::string_view(std::string_view)> header;
-  std::string body;
-  std::string request_id;
-  std::string peer;
-};
-
-struct Reply {
-  unsigned status = 500;
-  std::string body;            // JSON
-  unsigned retry_after_s = 0;  // > 0 adds Retry-After
-  // For the request log line.
-  std::string source;
-  std::string event_name;
-  std::string event_id;
-};
-
 // Decrypts one wallet.delegation.created payload into materials, or says why
 // not (a reason naming the field and the error, never a secret).
 struct DecryptOutcome {
@@ -76,24 +56,40 @@ struct DecryptOutcome {
 };
 DecryptOutcome decrypt_delegation(const Source& source, const Json& body);
 
-class Pipeline {
+class Pipeline : public RequestHandler {
  public:
-  Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool);
+  // Metric families: hookvault_signature_failures_total,
+  // hookvault_decrypt_failures_total, hookvault_duplicates_total,
+  // hookvault_events_stored_total (by source), hookvault_overloaded_total.
+  Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool,
+           Metrics& metrics);
 
-  void handle(Delivery delivery, std::function<void(Reply)> done);
+  void handle(Delivery delivery, std::function<void(Reply)> done) override;
 
   // /readyz: the store is writable and keys are loaded.
   bool ready() const noexcept;
+
+  // The sources in use now. reload() swaps in a new set (SIGHUP: rotated
+  // secrets and RSA keys): requests that already started finish with the set
+  // they started with; the next ones use the new set.
+  using Sources = std::vector<std::shared_ptr<const Source>>;
+  std::shared_ptr<const Sources> sources() const noexcept { return sources_.load(); }
+  void reload(Sources sources);
   // Set when shutdown starts, so /readyz turns 503 before the listener closes.
-  void set_draining() noexcept { draining_.store(true); }
+  void set_draining() noexcept override { draining_.store(true); }
 
  private:
-  const Source* route(std::string_view path) const;
-  void handle_webhook(const Source& source, Delivery delivery, std::function<void(Reply)> done);
+  void handle_webhook(const std::shared_ptr<const Source>& source, Delivery delivery,
+                      std::function<void(Reply)> done);
 
-  std::vector<std::shared_ptr<const Source>> sources_;
+  std::atomic<std::shared_ptr<const Sources>> sources_;
   Store& store_;
   WorkPool& pool_;
+  MetricFamily& signature_failures_;
+  MetricFamily& decrypt_failures_;
+  MetricFamily& duplicates_;
+  MetricFamily& stored_;
+  MetricFamily& overloaded_;
   std::atomic<bool> draining_{false};
 };
 

@@ -42,6 +42,10 @@ void WipingAllocator<T>::deallocate(T* p, std::size_t n) noexcept {
   std::allocator<T>{}.deallocate(p, n);
 }
 
+// Text that carries secrets (a reply body, a CLI's output): wiped when
+// released. Build it with push_back/insert; it has no formatter either.
+using SecretText = std::vector<char, WipingAllocator<char>>;
+
 class SecretBytes {
  public:
   SecretBytes() = default;

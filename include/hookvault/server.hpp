@@ -1,13 +1,27 @@
-// The public HTTPS listener (Boost.Beast over Asio, C++20 coroutines).
+// An HTTPS listener (Boost.Beast over Asio, C++20 coroutines): the public
+// webhook listener (handler: the Pipeline) and the mutual-TLS admin listener
+// (handler: the AdminApi) are two Servers.
 //
 // One coroutine per connection: TLS handshake, then a keep-alive loop of
 // read request (fresh parser each time, header and body limits), hand it to the
-// Pipeline, write the Reply. Timeouts: `idle_timeout` while waiting for the
+// RequestHandler, write the Reply. Timeouts: `idle_timeout` while waiting for the
 // first byte of a request, `header_timeout` for the rest of the head (a client
 // trickling bytes is cut off), `body_timeout` for the body.
 // Oversized bodies get 413, oversized heads 431, then the connection closes.
 //
-// Shutdown (stop(), SIGTERM, SIGINT): the pipeline turns not-ready, the
+// Mutual TLS (`ListenerOptions::client_ca` set): a client certificate is asked
+// for and, when sent, must chain to that CA or the handshake fails; its
+// subject CN reaches the handler as Delivery::client_cn. A client that sends
+// none gets through the handshake with an empty client_cn, so the handler can
+// answer 401 clearly.
+//
+// Metrics (families hookvault_http_*, hookvault_tls_*, hookvault_open_*):
+// requests by listener/source/event/status, request latency, open
+// connections, failed TLS handshakes.
+//
+// SIGHUP calls ListenerOptions::on_hangup (reload) when run() handles signals.
+//
+// Shutdown (stop(), SIGTERM, SIGINT): the handler turns not-ready, the
 // acceptor closes, idle connections close, in-flight requests finish and are
 // answered with "Connection: close"; after `shutdown_grace` whatever is left is
 // cut. run() returns when everything has stopped.
@@ -18,18 +32,31 @@
 // built-in signal handling); everything else is called from one thread.
 #pragma once
 
+#include <filesystem>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "hookvault/config.hpp"
-#include "hookvault/pipeline.hpp"
+#include "hookvault/handler.hpp"
+#include "hookvault/metrics.hpp"
 
 namespace hookvault {
 
+struct ListenerOptions {
+  std::string name = "public";      // in log lines and metric labels
+  std::filesystem::path client_ca;  // not empty: mutual TLS against this CA
+  Metrics* metrics = nullptr;       // null: the server keeps its own registry
+  // Called on an I/O thread for each SIGHUP when run() handles signals; must
+  // not throw.
+  std::function<void()> on_hangup;
+};
+
 class Server {
  public:
-  // Binds the listener and loads the TLS certificate. Throws std::runtime_error
-  // (control plane) naming the address or file on failure.
-  Server(const ServerConfig& config, Pipeline& pipeline);
+  // Binds the listener and loads the TLS certificate (and client CA). Throws
+  // std::runtime_error (control plane) naming the address or file on failure.
+  Server(const ServerConfig& config, RequestHandler& handler, ListenerOptions options = {});
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

@@ -32,6 +32,12 @@ class Category final : public boost::system::error_category {
         return "event is older than max_event_age";
       case Errc::overloaded:
         return "server is overloaded";
+      case Errc::client_certificate_required:
+        return "a client certificate is required";
+      case Errc::forbidden:
+        return "the client is not allowed to do this";
+      case Errc::rate_limited:
+        return "too many requests from this client";
       case Errc::unknown_alg:
         return "envelope alg is not an accepted algorithm";
       case Errc::bad_envelope:
@@ -92,6 +98,12 @@ std::string_view error_name(Errc e) noexcept {
       return "stale_event";
     case Errc::overloaded:
       return "overloaded";
+    case Errc::client_certificate_required:
+      return "client_certificate_required";
+    case Errc::forbidden:
+      return "forbidden";
+    case Errc::rate_limited:
+      return "rate_limited";
     case Errc::unknown_alg:
       return "unknown_alg";
     case Errc::bad_envelope:
@@ -123,7 +135,12 @@ std::string_view error_name(Errc e) noexcept {
 unsigned http_status(Errc e) noexcept {
   switch (e) {
     case Errc::invalid_signature:
+    case Errc::client_certificate_required:
       return 401;
+    case Errc::forbidden:
+      return 403;
+    case Errc::rate_limited:
+      return 429;
     case Errc::malformed_json:
     case Errc::duplicate_key:
     case Errc::missing_field:

@@ -8,6 +8,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -26,6 +27,7 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Stream = beast::ssl_stream<beast::tcp_stream>;
+using SecretBody = http::vector_body<char, WipingAllocator<char>>;
 
 namespace {
 
@@ -34,16 +36,16 @@ constexpr std::size_t kFirstReadBytes = 4096;
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 
-// Bridges Pipeline::handle's callback to an awaitable that resumes on the
-// connection's executor.
+// Bridges RequestHandler::handle's callback to an awaitable that resumes on
+// the connection's executor.
 template <class Token>
-auto async_pipeline(Pipeline& pipeline, Delivery delivery, Token&& token) {
+auto async_handle(RequestHandler& target, Delivery delivery, Token&& token) {
   return asio::async_initiate<Token, void(Reply)>(
-      [&pipeline](auto handler, Delivery d) {
+      [&target](auto handler, Delivery d) {
         using Handler = decltype(handler);
         auto work = asio::make_work_guard(asio::get_associated_executor(handler));
         auto shared = std::make_shared<Handler>(std::move(handler));
-        pipeline.handle(std::move(d), [shared, work](Reply reply) mutable {
+        target.handle(std::move(d), [shared, work](Reply reply) mutable {
           auto ex = work.get_executor();
           asio::post(ex,
                      [shared, reply = std::move(reply)]() mutable { (*shared)(std::move(reply)); });
@@ -69,15 +71,43 @@ struct Server::Impl {
     bool busy = false;  // touched only on the connection's strand
   };
 
-  Impl(const ServerConfig& c, Pipeline& p)
-      : cfg(c), pipeline(p), acceptor(ioc), signals(ioc), grace(ioc) {
+  Impl(const ServerConfig& c, RequestHandler& h, ListenerOptions o)
+      : cfg(c),
+        handler(h),
+        options(std::move(o)),
+        own_metrics(options.metrics ? nullptr : std::make_unique<Metrics>()),
+        metrics(options.metrics ? *options.metrics : *own_metrics),
+        requests(metrics.counter("hookvault_http_requests_total",
+                                 "HTTP requests answered, by listener, source, event and status",
+                                 {"listener", "source", "event", "status"})),
+        latency(metrics
+                    .histogram("hookvault_http_request_duration_seconds",
+                               "Time from the first byte of a request to its answer", {"listener"})
+                    .with({options.name})),
+        open_connections(
+            metrics.gauge("hookvault_open_connections", "Open client connections", {"listener"})
+                .with({options.name})),
+        handshake_failures(metrics
+                               .counter("hookvault_tls_handshake_failures_total",
+                                        "TLS handshakes that failed", {"listener"})
+                               .with({options.name})),
+        acceptor(ioc),
+        signals(ioc),
+        grace(ioc) {
     std::uint8_t r[8];
     if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
     for (auto b : r) boot_id = (boot_id << 8) | b;
   }
 
   const ServerConfig cfg;
-  Pipeline& pipeline;
+  RequestHandler& handler;
+  const ListenerOptions options;
+  std::unique_ptr<Metrics> own_metrics;
+  Metrics& metrics;
+  MetricFamily& requests;
+  MetricSeries& latency;
+  MetricSeries& open_connections;
+  MetricSeries& handshake_failures;
   asio::io_context ioc;
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
@@ -116,6 +146,7 @@ struct Server::Impl {
       }
       socket.set_option(tcp::no_delay(true), ec);
       auto conn = std::make_shared<Conn>(std::move(socket), tls);
+      open_connections.inc();
       {
         std::lock_guard lock(conns_mu);
         conns.emplace(conn.get(), conn);
@@ -132,6 +163,7 @@ struct Server::Impl {
       conns.erase(c);
       last = conns.empty();
     }
+    open_connections.dec();
     if (last && draining) asio::post(ioc, [this] { grace.cancel(); });
   }
 
@@ -163,7 +195,16 @@ struct Server::Impl {
     }
     beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
     auto [hs_ec] = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
-    if (!hs_ec) co_await serve_requests(c, peer);
+    if (hs_ec) {
+      handshake_failures.inc();
+      log(LogLevel::debug, "TLS handshake failed",
+          {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
+    } else {
+      const std::string client_cn = options.client_ca.empty()
+                                        ? std::string()
+                                        : net::verified_client_cn(c.stream.native_handle());
+      co_await serve_requests(c, peer, client_cn);
+    }
     if (!hs_ec) {
       beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
       auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
@@ -175,7 +216,8 @@ struct Server::Impl {
     forget(&c);
   }
 
-  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer) {
+  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer,
+                                       const std::string& client_cn) {
     beast::flat_buffer buffer;
     for (;;) {
       c.busy = false;
@@ -242,34 +284,58 @@ struct Server::Impl {
       d.body = std::move(req.body());
       d.request_id = request_id;
       d.peer = peer;
-      Reply reply = co_await async_pipeline(pipeline, std::move(d), asio::use_awaitable);
+      d.client_cn = client_cn;
+      Reply reply = co_await async_handle(handler, std::move(d), asio::use_awaitable);
 
       const bool keep = req.keep_alive() && !draining;
-      http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
-      res.set(http::field::content_type, "application/json");
-      res.set("X-Request-Id", request_id);
-      if (reply.retry_after_s > 0)
-        res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
-      res.keep_alive(keep);
-      res.body() = std::move(reply.body);
-      res.prepare_payload();
-      const bool written = co_await write(c, res);
+      bool written = false;
+      if (reply.secret_body.empty()) {
+        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+        res.body() = std::move(reply.body);
+        prepare(res, reply, request_id, keep);
+        written = co_await write(c, res);
+      } else {
+        http::response<SecretBody> res{static_cast<http::status>(reply.status), 11};
+        res.body() = std::move(reply.secret_body);
+        prepare(res, reply, request_id, keep);
+        written = co_await write(c, res);
+      }
       log_request(request_id, peer, req.method_string(), req.target(), reply.status, started,
                   &reply);
       if (!written || !keep) co_return;
     }
   }
 
+  template <class Body>
+  static void prepare(http::response<Body>& res, const Reply& reply, const std::string& request_id,
+                      bool keep) {
+    res.set(http::field::content_type, reply.content_type);
+    res.set("X-Request-Id", request_id);
+    if (reply.retry_after_s > 0) {
+      res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
+    }
+    res.keep_alive(keep);
+    res.prepare_payload();
+  }
+
   void log_request(const std::string& request_id, const std::string& peer, std::string_view method,
                    std::string_view target, unsigned status,
                    std::chrono::steady_clock::time_point started, const Reply* reply) {
+    const auto elapsed = std::chrono::steady_clock::now() - started;
+    latency.observe(std::chrono::duration<double>(elapsed).count());
+    char status_text[8];
+    auto [end, ec] = std::to_chars(status_text, status_text + sizeof status_text, status);
+    requests
+        .with({options.name, reply ? std::string_view(reply->source) : "",
+               reply ? std::string_view(reply->event_name) : "",
+               std::string_view(status_text, static_cast<std::size_t>(end - status_text))})
+        .inc();
     if (!log_enabled(LogLevel::info)) return;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
     const std::string_view path = target.substr(0, target.find('?'));
     log(LogLevel::info, "request",
         {{"request_id", request_id},
+         {"listener", options.name},
          {"peer", peer},
          {"method", method},
          {"path", path},
@@ -280,10 +346,25 @@ struct Server::Impl {
          {"latency_us", us}});
   }
 
+  // SIGTERM/SIGINT: graceful shutdown. SIGHUP: the owner's reload (file reads
+  // and key parsing: milliseconds, on this one I/O thread; the others serve).
+  void wait_for_signal() {
+    signals.async_wait([this](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        options.on_hangup();
+        wait_for_signal();
+        return;
+      }
+      begin_shutdown();
+    });
+  }
+
   void begin_shutdown() {
     if (draining.exchange(true)) return;
-    log(LogLevel::info, "shutting down", {{"grace_ms", cfg.shutdown_grace.count()}});
-    pipeline.set_draining();
+    log(LogLevel::info, "shutting down",
+        {{"listener", options.name}, {"grace_ms", cfg.shutdown_grace.count()}});
+    handler.set_draining();
     boost::system::error_code ec;
     acceptor.close(ec);
     signals.cancel(ec);
@@ -311,9 +392,12 @@ struct Server::Impl {
   }
 };
 
-Server::Server(const ServerConfig& config, Pipeline& pipeline)
-    : impl_(std::make_unique<Impl>(config, pipeline)) {
+Server::Server(const ServerConfig& config, RequestHandler& handler, ListenerOptions options)
+    : impl_(std::make_unique<Impl>(config, handler, std::move(options))) {
   net::configure_server_tls(impl_->tls, config.tls_cert, config.tls_key, config.tls_min_version);
+  if (!impl_->options.client_ca.empty()) {
+    net::require_client_certificates(impl_->tls, impl_->options.client_ca);
+  }
   impl_->listen();
 }
 
@@ -330,13 +414,13 @@ void Server::run(bool handle_signals) {
   if (handle_signals) {
     impl.signals.add(SIGTERM);
     impl.signals.add(SIGINT);
-    impl.signals.async_wait([&impl](boost::system::error_code ec, int /*sig*/) {
-      if (!ec) impl.begin_shutdown();
-    });
+    if (impl.options.on_hangup) impl.signals.add(SIGHUP);
+    impl.wait_for_signal();
   }
   asio::co_spawn(impl.acceptor.get_executor(), impl.accept_loop(), asio::detached);
   const auto ep = local_endpoint();
-  log(LogLevel::info, "listening", {{"address", ep.host}, {"port", ep.port}});
+  log(LogLevel::info, "listening",
+      {{"listener", impl.options.name}, {"address", ep.host}, {"port", ep.port}});
   unsigned n = impl.cfg.threads != 0 ? impl.cfg.threads : std::thread::hardware_concurrency();
   if (n == 0) n = 1;
   std::vector<std::thread> threads;

@@ -1,6 +1,7 @@
 #include "net/tls.hpp"
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <stdexcept>
 
@@ -40,6 +41,39 @@ void configure_server_tls(boost::asio::ssl::context& ctx, const std::filesystem:
   static const unsigned char kSessionContext[] = "hookvault";
   SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_SERVER);
+}
+
+void require_client_certificates(boost::asio::ssl::context& ctx,
+                                 const std::filesystem::path& ca_file) {
+  SSL_CTX* native = ctx.native_handle();
+  if (SSL_CTX_load_verify_locations(native, ca_file.c_str(), nullptr) != 1) {
+    throw std::runtime_error("cannot load client CA " + ca_file.string());
+  }
+  // Tell clients which CA to pick a certificate for.
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
+  if (names == nullptr) throw std::runtime_error("cannot read client CA " + ca_file.string());
+  SSL_CTX_set_client_CA_list(native, names);
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_verify_depth(native, 4);
+  static const unsigned char kSessionContext[] = "hookvault-admin";
+  SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+}
+
+std::string verified_client_cn(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return {};
+  X509_NAME* subject = X509_get_subject_name(cert);
+  const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return {};
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) return {};
+  std::string cn(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+  OPENSSL_free(utf8);
+  // A CN with a NUL byte could impersonate a shorter name: refuse it.
+  if (cn.find('\0') != std::string::npos) return {};
+  return cn;
 }
 
 }  // namespace hookvault::net

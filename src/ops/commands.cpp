@@ -7,46 +7,17 @@
 #include "hookvault/log.hpp"
 #include "hookvault/ops.hpp"
 #include "hookvault/pipeline.hpp"
+#include "hookvault/render.hpp"
+#include "hookvault/reprocess.hpp"
+#include "ops/cli_audit.hpp"
 
 namespace hookvault {
 namespace {
 
-// Output buffer for secret-bearing text: wiped when released.
-using SecretText = std::vector<char, WipingAllocator<char>>;
-
-void append(SecretText& out, std::string_view s) { out.insert(out.end(), s.begin(), s.end()); }
-
-void field(SecretText& out, std::string_view key, std::string_view value, bool first = false) {
-  if (!first) out.push_back(',');
-  out.push_back('"');
-  append(out, key);
-  append(out, "\":\"");
-  json_escape_to(value, out);
-  out.push_back('"');
-}
-
-std::string json_quoted(std::string_view s) {
-  std::string out = "\"";
-  json_escape(s, out);
-  out += '"';
-  return out;
-}
-
-std::string meta_json(const EventMeta& m) {
-  std::string o = "{\"id\":\"" + std::to_string(m.id) + "\"";
-  o += ",\"source\":" + json_quoted(m.source);
-  o += ",\"eventId\":" + json_quoted(m.idempotency_key);
-  o += ",\"eventName\":" + json_quoted(m.event_name);
-  if (!m.message_id.empty()) o += ",\"messageId\":" + json_quoted(m.message_id);
-  if (!m.event_time.empty()) o += ",\"eventTime\":" + json_quoted(m.event_time);
-  if (!m.wallet_id.empty()) o += ",\"walletId\":" + json_quoted(m.wallet_id);
-  o += ",\"receivedAtMs\":" + std::to_string(m.received_at_ms);
-  o += ",\"origin\":" + json_quoted(origin_name(m.origin));
-  o += ",\"materials\":" + json_quoted(materials_state_name(m.materials));
-  if (!m.failure_reason.empty()) o += ",\"failureReason\":" + json_quoted(m.failure_reason);
-  o += std::string(",\"payloadRedacted\":") + (m.payload_redacted ? "true" : "false");
-  o += "}";
-  return o;
+void write_line(std::ostream& out, SecretText text) {
+  text.push_back('\n');
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  out.flush();
 }
 
 std::vector<const SourceConfig*> dynamic_sources(const Config& config,
@@ -61,11 +32,7 @@ std::vector<const SourceConfig*> dynamic_sources(const Config& config,
 }  // namespace
 
 std::shared_ptr<const Kek> open_kek(const Config& config) {
-  if (config.kek.provider != "file") {
-    throw std::runtime_error("kek.provider '" + config.kek.provider +
-                             "' is not available in this build");
-  }
-  return open_file_kek(config.kek.file);
+  return open_configured_kek(config.kek);
 }
 
 std::unique_ptr<Store> open_store(const Config& config) {
@@ -115,31 +82,24 @@ int materials_get(const Config& config, const std::string& wallet_id,
       found = std::move(**m);
     }
   }
+  const std::string subject = (found                 ? found->source
+                               : sources.size() == 1 ? sources.front()->name
+                                                     : std::string("*")) +
+                              "/" + wallet_id;
+  const auto seq =
+      audit_cli_access(*store, "materials.read", subject, found ? "ok" : "not_found", err);
+  if (!seq) return kExitError;
   if (!found) {
     err << "not found: no materials for wallet " << wallet_id << " (never delegated or revoked)\n";
     return kExitNotFound;
   }
-  SecretText text;
-  text.reserve(256 + 2 * (found->share.size() + found->api_key.size()));
   out.flush();
-  text.push_back('{');
-  field(text, "walletId", found->wallet_id, true);
-  field(text, "userId", found->user_id);
-  field(text, "chain", found->chain);
-  if (found->share_set_id) {
-    field(text, "shareSetId", *found->share_set_id);
-  } else {
-    append(text, ",\"shareSetId\":null");
-  }
-  field(text, "eventId", found->event_id);
-  field(text, "createdAt", found->created_at);
-  field(text, "delegatedShare", found->share.reveal_string());
-  field(text, "walletApiKey", found->api_key.reveal_string());
-  append(text, "}\n");
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.flush();
+  write_line(out, render_materials(*found));
   log(LogLevel::info, "materials read",
-      {{"actor", "cli"}, {"source", found->source}, {"wallet_id", found->wallet_id}});
+      {{"actor", "cli"},
+       {"source", found->source},
+       {"wallet_id", found->wallet_id},
+       {"audit_seq", *seq}});
   return kExitOk;
 }
 
@@ -155,7 +115,7 @@ int events_list(const Config& config, const std::optional<std::string>& source, 
     err << "error: cannot list events: " << events.error().message() << "\n";
     return kExitError;
   }
-  for (const auto& m : *events) out << meta_json(m) << "\n";
+  for (const auto& m : *events) out << render_event_meta(m) << "\n";
   return kExitOk;
 }
 
@@ -171,6 +131,7 @@ int events_show(const Config& config, const std::string& id, std::ostream& out, 
       if (f && f->has_value()) hit = **f;
     }
     if (!hit) {
+      if (!audit_cli_access(*store, "event.read", id, "not_found", err)) return kExitError;
       err << "not found: no event " << id << "\n";
       return kExitNotFound;
     }
@@ -178,6 +139,7 @@ int events_show(const Config& config, const std::string& id, std::ostream& out, 
   }
   auto meta = store->event_meta(n);
   if (!meta || !meta->has_value()) {
+    if (!audit_cli_access(*store, "event.read", id, "not_found", err)) return kExitError;
     err << "not found: no event " << id << "\n";
     return kExitNotFound;
   }
@@ -186,71 +148,31 @@ int events_show(const Config& config, const std::string& id, std::ostream& out, 
     err << "error: cannot open event " << id << ": " << payload.error().message() << "\n";
     return kExitError;
   }
-  std::string m = meta_json(**meta);
-  m.pop_back();  // reopen the object to add the payload
-  SecretText text;
-  append(text, m);
-  append(text, ",\"payload\":");
-  if (payload->has_value()) {
-    append(text, (*payload)->reveal_string());  // verified strict JSON, verbatim
-  } else {
-    append(text, "null");
-  }
-  append(text, "}\n");
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.flush();
-  log(LogLevel::info, "event read", {{"actor", "cli"}, {"id", n}});
+  const auto seq = audit_cli_access(*store, "event.read", std::to_string(n), "ok", err);
+  if (!seq) return kExitError;
+  write_line(out, render_event(**meta, *payload));
+  log(LogLevel::info, "event read", {{"actor", "cli"}, {"id", n}, {"audit_seq", *seq}});
   return kExitOk;
 }
 
 int reprocess(const Config& config, std::ostream& out, std::ostream& err) {
   auto store = open_store(config);
   auto sources = load_sources(config);
-  auto pending = store->decrypt_failures();
-  if (!pending) {
-    err << "error: cannot list failed events: " << pending.error().message() << "\n";
+  auto results = reprocess_failures(*store, sources);
+  if (!results) {
+    err << "error: cannot list failed events: " << results.error().message() << "\n";
     return kExitError;
   }
   int failures = 0;
-  for (const auto& meta : *pending) {
-    const Source* source = nullptr;
-    for (const auto& s : sources) {
-      if (s->config.name == meta.source) source = s.get();
-    }
-    auto payload = store->event_payload(meta.id);
-    std::string outcome_text;
-    if (source == nullptr || !payload || !payload->has_value()) {
-      outcome_text = source == nullptr ? "source no longer configured" : "payload unavailable";
+  for (const auto& r : *results) {
+    if (r.failed) ++failures;
+    if (!audit_cli_access(*store, "reprocess", std::to_string(r.id),
+                          r.outcome.substr(0, kMaxAuditFieldBytes), err)) {
       ++failures;
-    } else {
-      auto body = parse_strict((*payload)->reveal_string());
-      DecryptOutcome outcome;
-      if (body) {
-        outcome = decrypt_delegation(*source, *body);
-      } else {
-        outcome.failure = "stored payload does not parse";
-      }
-      std::variant<DelegationMaterials, std::string> result;
-      if (outcome.materials) {
-        result = std::move(*outcome.materials);
-      } else {
-        result = outcome.failure;
-      }
-      auto state = store->resolve_decrypt_failure(meta.id, std::move(result));
-      if (!state) {
-        outcome_text = state.error().message();
-        ++failures;
-      } else {
-        outcome_text = std::string(materials_state_name(*state));
-        if (*state == MaterialsState::decrypt_failed) {
-          outcome_text += ": " + outcome.failure;
-          ++failures;
-        }
-      }
     }
-    out << "{\"id\":\"" << meta.id << "\",\"eventId\":" << json_quoted(meta.idempotency_key)
-        << ",\"result\":" << json_quoted(outcome_text) << "}\n";
-    log(LogLevel::info, "reprocess", {{"actor", "cli"}, {"id", meta.id}, {"result", outcome_text}});
+    out << "{\"id\":\"" << r.id << "\",\"eventId\":" << json_quoted(r.event_id)
+        << ",\"result\":" << json_quoted(r.outcome) << "}\n";
+    log(LogLevel::info, "reprocess", {{"actor", "cli"}, {"id", r.id}, {"result", r.outcome}});
   }
   store->close();
   return failures == 0 ? kExitOk : kExitError;

@@ -10,9 +10,6 @@
 namespace hookvault {
 namespace {
 
-constexpr unsigned kRetryAfterOverloadedS = 1;
-constexpr unsigned kRetryAfterStoreS = 5;
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -36,30 +33,6 @@ bool is_json_media_type(std::string_view ct) {
          iequals(ct.substr(ct.size() - 5), "+json");
 }
 
-Reply error_reply(Errc e, std::string_view field = {}) {
-  Reply r;
-  r.status = http_status(e);
-  r.body = "{\"error\":\"";
-  r.body += error_name(e);
-  r.body += '"';
-  if (!field.empty()) {
-    r.body += ",\"field\":\"";
-    json_escape(field, r.body);
-    r.body += '"';
-  }
-  r.body += '}';
-  if (e == Errc::overloaded) r.retry_after_s = kRetryAfterOverloadedS;
-  if (e == Errc::store_unavailable) r.retry_after_s = kRetryAfterStoreS;
-  return r;
-}
-
-Reply status_reply(unsigned status, std::string_view body) {
-  Reply r;
-  r.status = status;
-  r.body = body;
-  return r;
-}
-
 Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegation) {
   Reply r;
   r.status = 200;
@@ -79,22 +52,38 @@ Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegat
 
 }  // namespace
 
-Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool)
-    : sources_(std::move(sources)), store_(store), pool_(pool) {}
+Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool,
+                   Metrics& metrics)
+    : sources_(std::make_shared<const Sources>(std::move(sources))),
+      store_(store),
+      pool_(pool),
+      signature_failures_(metrics.counter("hookvault_signature_failures_total",
+                                          "Deliveries refused for a missing or wrong signature",
+                                          {"source"})),
+      decrypt_failures_(metrics.counter("hookvault_decrypt_failures_total",
+                                        "Delegations stored whose materials did not decrypt",
+                                        {"source"})),
+      duplicates_(metrics.counter("hookvault_duplicates_total",
+                                  "Deliveries whose idempotency key was already stored",
+                                  {"source"})),
+      stored_(metrics.counter("hookvault_events_stored_total",
+                              "Events newly stored, by source and event name",
+                              {"source", "event"})),
+      overloaded_(metrics.counter(
+          "hookvault_overloaded_total",
+          "Deliveries refused with 503 because the decryption queue was full", {"source"})) {}
 
 bool Pipeline::ready() const noexcept {
   if (draining_.load() || !store_.writable()) return false;
-  return std::all_of(sources_.begin(), sources_.end(), [](const auto& s) {
+  const auto sources = sources_.load();
+  return std::all_of(sources->begin(), sources->end(), [](const auto& s) {
     return s->verifier.secret_count() > 0 && (s->config.provider != Provider::dynamic ||
                                               (s->decryptor && s->decryptor->key_count() > 0));
   });
 }
 
-const Source* Pipeline::route(std::string_view path) const {
-  for (const auto& s : sources_) {
-    if (s->config.path == path) return s.get();
-  }
-  return nullptr;
+void Pipeline::reload(Sources sources) {
+  sources_.store(std::make_shared<const Sources>(std::move(sources)));
 }
 
 void Pipeline::handle(Delivery delivery, std::function<void(Reply)> done) {
@@ -102,20 +91,22 @@ void Pipeline::handle(Delivery delivery, std::function<void(Reply)> done) {
   const std::string_view path = target.substr(0, target.find('?'));
   const bool get = delivery.method == "GET" || delivery.method == "HEAD";
   if (path == "/healthz") {
-    done(get ? status_reply(200, R"({"status":"ok"})") : error_reply(Errc::method_not_allowed));
+    done(get ? json_reply(200, R"({"status":"ok"})") : error_reply(Errc::method_not_allowed));
     return;
   }
   if (path == "/readyz") {
     if (!get) {
       done(error_reply(Errc::method_not_allowed));
     } else {
-      done(ready() ? status_reply(200, R"({"status":"ready"})")
-                   : status_reply(503, R"({"status":"not_ready"})"));
+      done(ready() ? json_reply(200, R"({"status":"ready"})")
+                   : json_reply(503, R"({"status":"not_ready"})"));
     }
     return;
   }
-  const Source* source = route(path);
-  if (source == nullptr) {
+  const auto sources = sources_.load();
+  const auto source = std::find_if(sources->begin(), sources->end(),
+                                   [path](const auto& s) { return s->config.path == path; });
+  if (source == sources->end()) {
     done(error_reply(Errc::not_found));
     return;
   }
@@ -126,8 +117,10 @@ void Pipeline::handle(Delivery delivery, std::function<void(Reply)> done) {
   handle_webhook(*source, std::move(delivery), std::move(done));
 }
 
-void Pipeline::handle_webhook(const Source& source, Delivery delivery,
+void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, Delivery delivery,
                               std::function<void(Reply)> done) {
+  // The pool job keeps `source_ptr` alive across a reload.
+  const Source& source = *source_ptr;
   auto finish = [&source, &done](Reply r) {
     r.source = source.config.name;
     done(std::move(r));
@@ -143,10 +136,14 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
       source.config.provider == Provider::dynamic ? std::string_view("sha256=") : "";
   auto mac = parse_signature_header(delivery.header(header_name), prefix);
   if (!mac) {
+    signature_failures_.with({source.config.name}).inc();
     finish(error_reply(Errc::invalid_signature));
     return;
   }
   auto verified = source.verifier.verify_delivery(delivery.body, *mac);
+  if (!verified && to_errc(verified.error()) == Errc::invalid_signature) {
+    signature_failures_.with({source.config.name}).inc();
+  }
   if (!verified) {
     finish(error_reply(to_errc(verified.error())));
     return;
@@ -174,11 +171,19 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
   }
 
   // The completion outlives this call: capture by value.
-  auto store_done = [done, source_name = source.config.name, delegation = plan.decrypt,
+  auto store_done = [this, done, source_name = source.config.name, delegation = plan.decrypt,
                      event_name = plan.request.event.event_name,
                      event_id = plan.request.event.idempotency_key](Result<WriteResult> r) {
     Reply reply;
     if (r) {
+      if (r->duplicate) {
+        duplicates_.with({source_name}).inc();
+      } else {
+        stored_.with({source_name, event_name}).inc();
+        if (r->materials == MaterialsState::decrypt_failed) {
+          decrypt_failures_.with({source_name}).inc();
+        }
+      }
       reply = stored_reply(*r, event_id, delegation);
     } else {
       log(LogLevel::error, "store write failed",
@@ -199,17 +204,18 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
   // wallet.delegation.created: RSA work belongs on the pool, never here.
   auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
   auto body = std::make_shared<Json>(std::move(verified->body));
-  const bool posted = pool_.try_post([this, &source, shared_plan, body, store_done]() mutable {
+  const bool posted = pool_.try_post([this, source_ptr, shared_plan, body, store_done]() mutable {
+    const Source& src = *source_ptr;
     WriteRequest& req = shared_plan->request;
     auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
     if (!existing || !existing->has_value()) {
       // New (or the check failed: the write decides). Decrypt first.
-      DecryptOutcome outcome = decrypt_delegation(source, *body);
+      DecryptOutcome outcome = decrypt_delegation(src, *body);
       if (outcome.materials) {
         req.materials = std::move(outcome.materials);
       } else {
         log(LogLevel::warn, "delegation decrypt failed",
-            {{"source", source.config.name},
+            {{"source", src.config.name},
              {"event_id", req.event.idempotency_key},
              {"reason", outcome.failure}});
         req.decrypt_failure = std::move(outcome.failure);
@@ -218,6 +224,7 @@ void Pipeline::handle_webhook(const Source& source, Delivery delivery,
     store_.submit(std::move(req), std::move(store_done));
   });
   if (!posted) {
+    overloaded_.with({source.config.name}).inc();
     Reply r = error_reply(Errc::overloaded);
     r.event_name = shared_plan->request.event.event_name;
     r.event_id = shared_plan->request.event.idempotency_key;

@@ -37,8 +37,13 @@ struct HttpsClient::Impl {
   beast::flat_buffer buffer;
 };
 
-HttpsClient::HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file)
+HttpsClient::HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file,
+                         const ClientCertificate& client_cert)
     : impl_(std::make_unique<Impl>()) {
+  if (!client_cert.cert.empty()) {
+    impl_->ctx.use_certificate_chain_file(client_cert.cert.string());
+    impl_->ctx.use_private_key_file(client_cert.key.string(), ssl::context::pem);
+  }
   if (!ca_file.empty()) {
     impl_->ctx.load_verify_file(ca_file.string());
     impl_->ctx.set_verify_mode(ssl::verify_peer);
@@ -172,19 +177,30 @@ Daemon::Daemon(const std::filesystem::path& config, const std::map<std::string, 
               ("daemon-" + std::to_string(::getpid()) + "-" + std::to_string(std::rand()) + ".log");
   pid_ = spawn({"serve", "--config", config.string()}, env, "/dev/null", log_file_);
   running_ = true;
-  // Wait for {"msg":"listening",...,"port":N} (JSON) or "listening ... port=N" (text).
-  static const std::regex kPort(R"(listening.*"?port"?[:=]([0-9]+))");
+  // Wait for {"msg":"listening","listener":"public",...,"port":N} (JSON) or
+  // "listening listener=public ... port=N" (text), and for the admin
+  // listener's line too when the config has an [admin] table.
+  const bool want_admin = read_file(config).find("[admin]") != std::string::npos;
+  static const std::regex kListener(R"(listener"?[:=]"?(public|admin))");
+  static const std::regex kPort(R"("?port"?[:=]([0-9]+))");
   for (int i = 0; i < 600; ++i) {
-    std::string text = read_file(log_file_);
-    std::smatch m;
-    if (std::regex_search(text, m, kPort)) {
-      port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
-      return;
+    std::istringstream lines(read_file(log_file_));
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::smatch name;
+      std::smatch port;
+      if (line.find("listening") == std::string::npos ||
+          !std::regex_search(line, name, kListener) || !std::regex_search(line, port, kPort)) {
+        continue;
+      }
+      const auto n = static_cast<std::uint16_t>(std::stoi(port[1]));
+      (name[1] == "admin" ? admin_port_ : port_) = n;
     }
+    if (port_ != 0 && (!want_admin || admin_port_ != 0)) return;
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       running_ = false;
-      throw std::runtime_error("hookvault serve exited early:\n" + text);
+      throw std::runtime_error("hookvault serve exited early:\n" + read_file(log_file_));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -214,6 +230,25 @@ int Daemon::stop(std::chrono::milliseconds timeout) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+bool Daemon::wait_for_log(const std::string& needle, std::size_t count,
+                          std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const std::string text = read_file(log_file_);
+    std::size_t seen = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+      ++seen;
+    }
+    if (seen >= count) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void Daemon::hangup() {
+  if (running_) ::kill(pid_, SIGHUP);
 }
 
 void Daemon::kill9() {

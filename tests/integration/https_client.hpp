@@ -18,12 +18,20 @@ struct HttpResponse {
   std::map<std::string, std::string> headers;  // lowercase names
 };
 
-// One keep-alive TLS connection to 127.0.0.1:port.
+// A client certificate and its key (PEM files) for mutual TLS.
+struct ClientCertificate {
+  std::filesystem::path cert;
+  std::filesystem::path key;
+};
+
+// One keep-alive TLS connection to 127.0.0.1:port. The handshake happens in
+// the constructor, which throws when it fails.
 class HttpsClient {
  public:
   // `ca_file`: verify the server certificate against it (for "localhost"/127.0.0.1);
-  // empty: no verification.
-  HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file = {});
+  // empty: no verification. `client_cert`: presented when the server asks.
+  HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file = {},
+              const ClientCertificate& client_cert = {});
   ~HttpsClient();
   HttpsClient(const HttpsClient&) = delete;
   HttpsClient& operator=(const HttpsClient&) = delete;
@@ -63,15 +71,21 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   std::uint16_t port() const { return port_; }
+  std::uint16_t admin_port() const { return admin_port_; }  // 0 without [admin]
   // SIGTERM and wait; returns the exit status (or -signal).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void kill9();
+  void hangup();  // SIGHUP: reload
+  // Waits until the log holds `needle` at least `count` times.
+  bool wait_for_log(const std::string& needle, std::size_t count,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   std::string log() const;  // everything the daemon wrote to stderr so far
   int pid() const { return pid_; }
 
  private:
   int pid_ = -1;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
   std::filesystem::path log_file_;
   bool running_ = false;
 };

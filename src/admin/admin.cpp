@@ -1,0 +1,355 @@
+#include "hookvault/admin.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
+#include "hookvault/audit.hpp"
+#include "hookvault/log.hpp"
+#include "hookvault/render.hpp"
+#include "hookvault/reprocess.hpp"
+
+namespace hookvault {
+namespace {
+
+constexpr std::string_view kMaterialsRead = "materials:read";
+constexpr std::string_view kEventsRead = "events:read";
+constexpr std::string_view kMetricsRead = "metrics:read";
+constexpr std::string_view kAdmin = "admin";
+constexpr std::string_view kPrometheusType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::size_t kDefaultEventsPage = 100;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding of one path segment or query value ('+' is a space in
+// queries). nullopt for a malformed escape or a decoded NUL or '/'.
+std::optional<std::string> url_decode(std::string_view s, bool query) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      const int hi = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
+      const int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (query && c == '+') {
+      c = ' ';
+    }
+    if (c == '\0' || (!query && c == '/')) return std::nullopt;
+    out += c;
+  }
+  return out;
+}
+
+// The value of `name` in the query string; nullopt when absent.
+std::optional<std::string> query_param(std::string_view query, std::string_view name,
+                                       bool& malformed) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    if (pair.substr(0, eq) != name) continue;
+    auto value = url_decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!value) malformed = true;
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> parse_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+// One admin request in flight: what the routes need after handle() returns.
+struct AdminApi::Call {
+  std::string cn;
+  std::string query;
+  std::string request_id;
+  std::function<void(Reply)> done;
+
+  std::string actor() const { return "admin:" + cn; }
+  void reply(Reply r) const { done(std::move(r)); }
+};
+
+AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& store,
+                   WorkPool& pool, Metrics& metrics)
+    : config_(config),
+      pipeline_(pipeline),
+      store_(store),
+      pool_(pool),
+      metrics_(metrics),
+      limiter_(config.rate_limit, config.rate_burst),
+      denied_(metrics.counter("hookvault_admin_denied_total",
+                              "Admin requests refused: no certificate, unknown client, missing "
+                              "role or rate limit",
+                              {"reason"})) {}
+
+void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
+  const std::string_view target = d.target;
+  const auto qmark = target.find('?');
+  const std::string_view path = target.substr(0, qmark);
+  auto deny = [&](Errc e, std::string_view reason) {
+    denied_.with({reason}).inc();
+    log(LogLevel::warn, "admin request refused",
+        {{"request_id", d.request_id},
+         {"peer", d.peer},
+         {"client", d.client_cn},
+         {"path", path},
+         {"reason", reason}});
+    done(error_reply(e));
+  };
+  if (d.client_cn.empty()) return deny(Errc::client_certificate_required, "no_certificate");
+  const auto client =
+      std::find_if(config_.clients.begin(), config_.clients.end(),
+                   [&](const AdminClient& c) { return c.subject_cn == d.client_cn; });
+  if (client == config_.clients.end()) return deny(Errc::forbidden, "unknown_client");
+  if (auto decision = limiter_.try_acquire(d.client_cn); !decision.allowed) {
+    denied_.with({"rate_limited"}).inc();
+    Reply r = error_reply(Errc::rate_limited);
+    r.retry_after_s = decision.retry_after_s;
+    done(std::move(r));
+    return;
+  }
+
+  // Route, then role.
+  std::string_view role;
+  std::string_view method = "GET";
+  std::string argument;
+  enum class Route { materials, events, event, metrics, reprocess } route;
+  constexpr std::string_view kMaterialsPrefix = "/v1/materials/";
+  constexpr std::string_view kEventsPrefix = "/v1/events/";
+  if (path.starts_with(kMaterialsPrefix) && path.size() > kMaterialsPrefix.size()) {
+    auto wallet = url_decode(path.substr(kMaterialsPrefix.size()), false);
+    if (!wallet) {
+      done(error_reply(Errc::invalid_field, "walletId"));
+      return;
+    }
+    route = Route::materials;
+    role = kMaterialsRead;
+    argument = std::move(*wallet);
+  } else if (path == "/v1/events") {
+    route = Route::events;
+    role = kEventsRead;
+  } else if (path.starts_with(kEventsPrefix) && path.size() > kEventsPrefix.size()) {
+    route = Route::event;
+    role = kEventsRead;
+    argument = std::string(path.substr(kEventsPrefix.size()));
+  } else if (path == "/metrics") {
+    route = Route::metrics;
+    role = kMetricsRead;
+  } else if (path == "/v1/reprocess") {
+    route = Route::reprocess;
+    role = kAdmin;
+    method = "POST";
+  } else {
+    done(error_reply(Errc::not_found));
+    return;
+  }
+  if (d.method != method) {
+    done(error_reply(Errc::method_not_allowed));
+    return;
+  }
+  const bool allowed = std::any_of(client->roles.begin(), client->roles.end(),
+                                   [&](const std::string& r) { return r == role || r == kAdmin; });
+
+  auto call = std::make_shared<Call>();
+  call->cn = d.client_cn;
+  call->query = qmark == std::string_view::npos ? "" : std::string(target.substr(qmark + 1));
+  call->request_id = d.request_id;
+  call->done = std::move(done);
+
+  if (!allowed) {
+    denied_.with({"missing_role"}).inc();
+    log(LogLevel::warn, "admin request refused",
+        {{"request_id", d.request_id},
+         {"client", d.client_cn},
+         {"path", path},
+         {"reason", "missing_role"},
+         {"role", role}});
+    if (route != Route::materials && route != Route::event) {
+      call->reply(error_reply(Errc::forbidden));
+      return;
+    }
+    // A denied attempt at secret material is audited too.
+    const std::string_view action = route == Route::materials ? "materials.read" : "event.read";
+    store_.audit(AuditEntry{call->actor(), std::string(action), argument, "denied"},
+                 [call](Result<std::int64_t>) { call->reply(error_reply(Errc::forbidden)); });
+    return;
+  }
+  switch (route) {
+    case Route::materials:
+      return materials(call, std::move(argument));
+    case Route::events:
+      return list_events(call);
+    case Route::event:
+      return show_event(call, argument);
+    case Route::metrics:
+      return metrics(call);
+    case Route::reprocess:
+      return reprocess(call);
+  }
+}
+
+void AdminApi::offload(const std::shared_ptr<Call>& call, std::function<void()> job) {
+  if (!pool_.try_post(std::move(job))) call->reply(error_reply(Errc::overloaded));
+}
+
+void AdminApi::materials(const std::shared_ptr<Call>& call, std::string wallet_id) {
+  bool malformed = false;
+  auto source = query_param(call->query, "source", malformed);
+  if (malformed) return call->reply(error_reply(Errc::invalid_field, "source"));
+  std::vector<std::string> names;
+  for (const auto& s : *pipeline_.sources()) {
+    if (source ? s->config.name == *source : s->config.provider == Provider::dynamic) {
+      names.push_back(s->config.name);
+    }
+  }
+  if (names.empty()) return call->reply(error_reply(Errc::invalid_field, "source"));
+  offload(call, [this, call, wallet_id = std::move(wallet_id), names = std::move(names)] {
+    std::optional<StoredMaterials> found;
+    for (const auto& name : names) {
+      auto m = store_.materials(name, wallet_id);
+      if (!m) {
+        log(LogLevel::error, "admin materials read failed",
+            {{"request_id", call->request_id}, {"error", m.error().message()}});
+        return call->reply(error_reply(
+            to_errc(m.error()) == Errc::store_corrupt ? Errc::internal : Errc::store_unavailable));
+      }
+      if (!m->has_value()) continue;
+      if (found) return call->reply(error_reply(Errc::invalid_field, "source"));  // ambiguous
+      found = std::move(**m);
+    }
+    const std::string subject = (found ? found->source : names.front()) + "/" + wallet_id;
+    auto text = std::make_shared<SecretText>();
+    if (found) *text = render_materials(*found);
+    found.reset();  // wipe the decrypted copy now
+    store_.audit(
+        AuditEntry{call->actor(), "materials.read", subject, text->empty() ? "not_found" : "ok"},
+        [call, text, subject](Result<std::int64_t> seq) {
+          if (!seq) {
+            log(LogLevel::error, "audit append failed; materials withheld",
+                {{"request_id", call->request_id}, {"error", seq.error().message()}});
+            return call->reply(error_reply(Errc::store_unavailable));
+          }
+          log(LogLevel::info, "materials read",
+              {{"request_id", call->request_id},
+               {"actor", call->actor()},
+               {"subject", subject},
+               {"found", !text->empty()},
+               {"audit_seq", *seq}});
+          if (text->empty()) return call->reply(error_reply(Errc::not_found));
+          Reply r;
+          r.status = 200;
+          r.secret_body = std::move(*text);
+          call->reply(std::move(r));
+        });
+  });
+}
+
+void AdminApi::list_events(const std::shared_ptr<Call>& call) {
+  bool malformed = false;
+  EventQuery q;
+  q.limit = kDefaultEventsPage;
+  if (auto v = query_param(call->query, "source", malformed)) q.source = *v;
+  if (auto v = query_param(call->query, "after", malformed)) {
+    auto n = parse_int(*v);
+    if (!n || *n < 0) return call->reply(error_reply(Errc::invalid_field, "after"));
+    q.after = *n;
+  }
+  if (auto v = query_param(call->query, "limit", malformed)) {
+    auto n = parse_int(*v);
+    if (!n || *n < 1 || *n > static_cast<std::int64_t>(kMaxEventsPage)) {
+      return call->reply(error_reply(Errc::invalid_field, "limit"));
+    }
+    q.limit = static_cast<std::size_t>(*n);
+  }
+  if (malformed) return call->reply(error_reply(Errc::invalid_field, "query"));
+  offload(call, [this, call, q] {
+    auto events = store_.list_events(q);
+    if (!events) return call->reply(error_reply(Errc::store_unavailable));
+    std::string body = "{\"events\":[";
+    for (std::size_t i = 0; i < events->size(); ++i) {
+      if (i > 0) body += ',';
+      body += render_event_meta((*events)[i]);
+    }
+    const std::int64_t next = events->empty() ? q.after : events->back().id;
+    body += "],\"next\":\"" + std::to_string(next) + "\"}";
+    call->reply(json_reply(200, body));
+  });
+}
+
+void AdminApi::show_event(const std::shared_ptr<Call>& call, const std::string& id) {
+  const auto n = parse_int(id);
+  if (!n || *n <= 0) return call->reply(error_reply(Errc::not_found));
+  offload(call, [this, call, id = *n] {
+    auto meta = store_.event_meta(id);
+    if (!meta) return call->reply(error_reply(Errc::store_unavailable));
+    auto text = std::make_shared<SecretText>();
+    if (meta->has_value()) {
+      auto payload = store_.event_payload(id);
+      if (!payload) return call->reply(error_reply(Errc::store_unavailable));
+      *text = render_event(**meta, *payload);
+    }
+    const std::string subject = std::to_string(id);
+    store_.audit(
+        AuditEntry{call->actor(), "event.read", subject, text->empty() ? "not_found" : "ok"},
+        [call, text](Result<std::int64_t> seq) {
+          if (!seq) return call->reply(error_reply(Errc::store_unavailable));
+          if (text->empty()) return call->reply(error_reply(Errc::not_found));
+          Reply r;
+          r.status = 200;
+          r.secret_body = std::move(*text);
+          call->reply(std::move(r));
+        });
+  });
+}
+
+void AdminApi::metrics(const std::shared_ptr<Call>& call) {
+  offload(call, [this, call] {
+    Reply r;
+    r.status = 200;
+    r.content_type = kPrometheusType;
+    r.body = metrics_.render();
+    call->reply(std::move(r));
+  });
+}
+
+void AdminApi::reprocess(const std::shared_ptr<Call>& call) {
+  offload(call, [this, call] {
+    auto results = reprocess_failures(store_, *pipeline_.sources());
+    if (!results) return call->reply(error_reply(Errc::store_unavailable));
+    std::string body = "{\"results\":[";
+    bool first = true;
+    for (const auto& r : *results) {
+      auto seq = store_.audit_sync(AuditEntry{call->actor(), "reprocess", std::to_string(r.id),
+                                              r.outcome.substr(0, kMaxAuditFieldBytes)});
+      if (!seq) {
+        log(LogLevel::error, "audit append failed during reprocess",
+            {{"request_id", call->request_id}, {"error", seq.error().message()}});
+      }
+      if (!first) body += ',';
+      first = false;
+      body += "{\"id\":\"" + std::to_string(r.id) + "\",\"eventId\":" + json_quoted(r.event_id) +
+              ",\"result\":" + json_quoted(r.outcome) + "}";
+    }
+    body += "]}";
+    log(LogLevel::info, "reprocess",
+        {{"request_id", call->request_id}, {"actor", call->actor()}, {"events", results->size()}});
+    call->reply(json_reply(200, body));
+  });
+}
+
+}  // namespace hookvault
