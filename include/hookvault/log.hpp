@@ -26,9 +26,9 @@ struct LogField {
   LogField(std::string_view k, const char* v) : key(k), value(std::string_view(v)) {}
   template <class I, class = std::enable_if_t<std::is_integral_v<I> && !std::is_same_v<I, bool>>>
   LogField(std::string_view k, I v) : key(k), value(static_cast<std::int64_t>(v)) {}
-  LogField(std::string_view k, bool v) : key(k), value(std::string_view(v ? "true" : "false")) {}
+  LogField(std::string_view k, bool v) : key(k), value(v) {}
   std::string_view key;
-  std::variant<std::string_view, std::int64_t> value;
+  std::variant<std::string_view, std::int64_t, bool> value;
 };
 
 // format: "json" or "text"; level: trace|debug|info|warn|error|critical|off.

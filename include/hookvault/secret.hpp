@@ -7,6 +7,12 @@
 //   compile. The bytes are reached only through the explicit, greppable
 //   `reveal()` / `reveal_mutable()` / `reveal_string()` calls.
 // - `equals()` compares in constant time (length first, then CRYPTO_memcmp).
+// - Locked memory: once lock_secret_memory() has run (the daemon does it at
+//   start-up), secret buffers come from OpenSSL's secure heap, an arena locked
+//   into RAM (mlock) and left out of core dumps (MADV_DONTDUMP), where the
+//   RLIMIT_MEMLOCK allows; OpenSSL puts its own private-key numbers there too.
+//   A buffer that does not fit the arena falls back to the ordinary heap (still
+//   wiped).
 //
 // Thread-safety: like std::vector; a const SecretBytes may be read concurrently.
 #pragma once
@@ -19,6 +25,17 @@
 
 namespace hookvault {
 
+// Creates the locked arena secret buffers are taken from (call once, before
+// secrets are loaded). Returns true when its pages are locked into RAM, false
+// when the arena exists but mlock was refused (RLIMIT_MEMLOCK), and throws
+// std::runtime_error when it cannot be created.
+bool lock_secret_memory(std::size_t arena_bytes);
+
+// The raw allocation behind WipingAllocator: the locked arena when it has room,
+// else the ordinary heap. secret_free wipes before releasing.
+void* secret_alloc(std::size_t bytes);
+void secret_free(void* p, std::size_t bytes) noexcept;
+
 // Allocator that wipes memory before handing it back.
 template <class T>
 struct WipingAllocator {
@@ -26,7 +43,7 @@ struct WipingAllocator {
   WipingAllocator() noexcept = default;
   template <class U>
   WipingAllocator(const WipingAllocator<U>& /*other*/) noexcept {}  // NOLINT
-  T* allocate(std::size_t n) { return std::allocator<T>{}.allocate(n); }
+  T* allocate(std::size_t n) { return static_cast<T*>(secret_alloc(n * sizeof(T))); }
   void deallocate(T* p, std::size_t n) noexcept;
   template <class U>
   bool operator==(const WipingAllocator<U>& /*other*/) const noexcept {
@@ -38,8 +55,7 @@ void secure_wipe(void* p, std::size_t n) noexcept;
 
 template <class T>
 void WipingAllocator<T>::deallocate(T* p, std::size_t n) noexcept {
-  secure_wipe(p, n * sizeof(T));
-  std::allocator<T>{}.deallocate(p, n);
+  secret_free(p, n * sizeof(T));
 }
 
 // Text that carries secrets (a reply body, a CLI's output): wiped when

@@ -94,6 +94,8 @@ void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> f
         line += '"';
         json_escape(*s, line);
         line += '"';
+      } else if (const auto* b = std::get_if<bool>(&f.value)) {
+        line += *b ? "true" : "false";
       } else {
         line += std::to_string(std::get<std::int64_t>(f.value));
       }
@@ -112,6 +114,8 @@ void log(LogLevel level, std::string_view msg, std::initializer_list<LogField> f
         } else {
           line += *s;
         }
+      } else if (const auto* b = std::get_if<bool>(&f.value)) {
+        line += *b ? "true" : "false";
       } else {
         line += std::to_string(std::get<std::int64_t>(f.value));
       }

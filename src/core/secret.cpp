@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 #include "hookvault/bytes.hpp"
 
@@ -12,6 +14,34 @@ namespace hookvault {
 
 void secure_wipe(void* p, std::size_t n) noexcept {
   if (p != nullptr && n > 0) OPENSSL_cleanse(p, n);
+}
+
+bool lock_secret_memory(std::size_t arena_bytes) {
+  constexpr std::size_t kMinBlock = 32;
+  if (CRYPTO_secure_malloc_initialized() == 1) return true;
+  const int r = CRYPTO_secure_malloc_init(arena_bytes, kMinBlock);
+  if (r == 0) throw std::runtime_error("cannot create the locked memory arena for secrets");
+  return r == 1;
+}
+
+void* secret_alloc(std::size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  if (CRYPTO_secure_malloc_initialized() == 1) {
+    if (void* p = OPENSSL_secure_malloc(bytes)) return p;
+  }
+  void* p = std::malloc(bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+void secret_free(void* p, std::size_t bytes) noexcept {
+  if (p == nullptr) return;
+  if (CRYPTO_secure_allocated(p) == 1) {
+    OPENSSL_secure_clear_free(p, bytes);
+    return;
+  }
+  secure_wipe(p, bytes);
+  std::free(p);
 }
 
 SecretBytes SecretBytes::copy_of(std::span<const std::uint8_t> data) {

@@ -1,0 +1,59 @@
+// Process hardening: no core dumps, secret buffers in the locked arena.
+#include <gtest/gtest.h>
+#include <openssl/crypto.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <fstream>
+#include <string>
+
+#include "hookvault/process.hpp"
+#include "hookvault/secret.hpp"
+
+namespace hookvault {
+namespace {
+
+std::size_t locked_kib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmLck:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+TEST(Process, HardeningDisablesCoreDumpsAndMovesSecretsIntoTheArena) {
+  const HardeningReport r = harden_process();
+  EXPECT_TRUE(r.core_dumps_disabled) << r.note;
+  rlimit core{};
+  ASSERT_EQ(getrlimit(RLIMIT_CORE, &core), 0);
+  EXPECT_EQ(core.rlim_cur, 0U);
+  EXPECT_EQ(core.rlim_max, 0U);
+  EXPECT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+
+  // Whether mlock was allowed depends on RLIMIT_MEMLOCK; the report says which.
+  EXPECT_EQ(r.secret_memory_locked, locked_kib() * 1024 >= kSecretArenaBytes) << r.note;
+
+  SecretBytes key = SecretBytes::random(32);
+  EXPECT_EQ(CRYPTO_secure_allocated(key.reveal().data()), 1);
+  SecretText text;
+  text.assign(100, 'x');
+  EXPECT_EQ(CRYPTO_secure_allocated(text.data()), 1);
+
+  // Larger than the arena: the ordinary heap, same behaviour.
+  SecretBytes big(kSecretArenaBytes * 2);
+  EXPECT_EQ(CRYPTO_secure_allocated(big.reveal().data()), 0);
+  big.reveal_mutable()[big.size() - 1] = 7;
+  SecretBytes moved = std::move(big);
+  EXPECT_EQ(moved.reveal()[moved.size() - 1], 7);
+
+  // Growth moves a buffer between the two and keeps its bytes.
+  SecretBytes grow = SecretBytes::copy_of(std::string_view("abc"));
+  grow.append(std::span<const std::uint8_t>(moved.reveal().data(), 16));
+  EXPECT_EQ(grow.reveal_string().substr(0, 3), "abc");
+  EXPECT_EQ(grow.size(), 19U);
+  // A second call is harmless.
+  EXPECT_NO_THROW(harden_process());
+}
+
+}  // namespace
+}  // namespace hookvault
