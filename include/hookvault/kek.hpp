@@ -2,13 +2,48 @@
 // of the envelope-encrypted store.
 //
 // A Kek is identified by `id()` (stable, non-secret: e.g. "file:3f9a1c0e") and
-// has a current `version()`; both are stored beside every wrapped key so that a
-// later rotation (issue 4) can keep old versions readable. `associated_data` is
+// holds one or more versions; `version()` is the current one, the highest
+// present. wrap() always uses the current version and reports it; callers
+// store it beside the wrapped key with the id, so that after a rotation old
+// versions stay readable until `hookvault keys rewrap` has moved every wrapped
+// key to the current one and `keys retire` removes them. `associated_data` is
 // bound into the wrap so a wrapped key cannot be moved to another row.
 //
-// Wrapped-key layout of the file provider (version 1):
-//   nonce[12] || AES-256-GCM(kek, dek)[32] || tag[16]      (60 bytes)
-// with AAD = "hookvault-kek-wrap-v1" || u32be(version) || associated_data.
+// Versions and refresh
+//   - versions() lists the versions this Kek can unwrap, ascending; the last
+//     one is version().
+//   - refresh() reads the keyring again (the file, or the token's key list)
+//     and makes the highest version present current. `serve` calls it on
+//     SIGHUP, so a version added by `keys rotate` is used for new records
+//     without a restart. A version that disappeared (retired) is dropped. It
+//     throws std::runtime_error (Pkcs11Error for pkcs11) naming the file or
+//     token when the keyring cannot be read, is malformed, now belongs to
+//     another KEK (another id), or changed the key of a version it had; the
+//     Kek then keeps the keyring it had. Control plane only.
+//   - unwrap() of a version this Kek does not know reads the keyring once more
+//     (without throwing) before it answers Errc::kek_unavailable, so a version
+//     another process created becomes readable, and current, without a reload.
+//
+// Wrapped-key layout (both providers, every version):
+//   nonce[12] || AES-256-GCM(kek version N, dek)[32] || tag[16]      (60 bytes)
+// with AAD = "hookvault-kek-wrap-v1" || u32be(N) || associated_data.
+//
+// The file provider keeps the keyring in one file (mode 0600), in one of:
+//   - legacy: 32 raw bytes, or one line of base64/base64url text of 32 bytes
+//     (a trailing newline is ignored): version 1 only;
+//   - keyring (what `keys rotate` writes): text lines, each either
+//       v<N> <base64 of the 32-byte key>    N decimal, 1 .. 2^32-1, no leading 0
+//       id <kek id>                          at most once
+//     separated by LF (CRLF accepted, blank lines ignored). The highest N is
+//     current. The id is "file:" + the first 8 hex digits of
+//     SHA-256("hookvault-kek-id" || version 1's key), as for a legacy file, so
+//     existing stores keep working; the "id" line keeps it once version 1 is
+//     retired (when version 1 is present too, the two must agree).
+//   A malformed line is an error naming the file and the line number, never
+//   its content. rotate_file_kek() and retire_file_kek_version() rewrite the
+//   file whole: a temporary file (0600) in the same folder, fsync, rename over
+//   the KEK file, fsync of the folder, under an flock of the folder so two
+//   rotations do not race. (A symlinked KEK file is replaced by a file.)
 //
 // The pkcs11 provider keeps the KEK inside an HSM token and never sees it. It
 // needs a PKCS#11 v2.40 module whose token offers CKM_AES_GCM encrypt/decrypt
@@ -17,10 +52,9 @@
 //   - Keys: AES-256 secret keys on the token named by `token_label`. The key
 //     whose CKA_LABEL is "<key_label>" is version 1; version N >= 1 may also be
 //     labelled "<key_label>.v<N>" (decimal, no leading zero). The current
-//     version is the highest present when the Kek is opened; unwrap accepts
-//     every version present, and looks again on the token when asked for one
-//     it does not know (so a version another process created becomes readable
-//     without a restart). Two keys for one version make that version unusable.
+//     version is the highest present when the Kek is opened or refreshed;
+//     unwrap accepts every version present. Two keys for one version make
+//     that version unusable.
 //   - Wrap: CKM_AES_GCM inside the token, 12-byte nonce (RAND_bytes; a module
 //     that generates the IV itself and writes it back into CK_GCM_PARAMS.pIv,
 //     as AWS CloudHSM does, is honoured), 128-bit tag, and the same AAD as above,
@@ -31,9 +65,8 @@
 //     GCM rather than CKM_AES_KEY_WRAP (RFC 3394): key wrap takes no
 //     associated data, and the AAD is what binds a wrapped key to its row.
 //   - id() is "pkcs11:<token_label>/<key_label>", the same for every version.
-//   - version() is fixed for the life of the Kek (callers store it beside
-//     what wrap() returned): a process wraps under the version that was
-//     current when it opened the token, until it is restarted.
+//   - refresh() self-tests the new current version (wrap/unwrap) before it
+//     switches to it.
 //   - Sessions: the module is loaded once per process (dlopen, C_Initialize
 //     with CKF_OS_LOCKING_OK) and finalized when its last user closes. Each Kek
 //     logs in once on an anchor session it keeps open (a PKCS#11 login holds
@@ -44,7 +77,9 @@
 //     that re-login. Within one process a second Kek on a token that is already
 //     logged in does not have its PIN checked again (PKCS#11 semantics).
 //
-// Thread-safety: wrap/unwrap are const and safe from many threads.
+// Thread-safety: id, version, versions, wrap and unwrap are const and safe
+// from many threads, also while another thread runs refresh() (a wrap racing a
+// refresh uses the old or the new current version, and reports which).
 #pragma once
 
 #include <cstdint>
@@ -52,6 +87,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/error.hpp"
@@ -59,24 +95,45 @@
 
 namespace hookvault {
 
+// What wrap() returns: the wrapped key and the version that wrapped it.
+struct WrappedDek {
+  std::uint32_t version = 0;
+  Bytes bytes;  // the 60-byte layout above
+};
+
 class Kek {
  public:
   virtual ~Kek() = default;
   virtual const std::string& id() const noexcept = 0;
+  // The current version (the highest present).
   virtual std::uint32_t version() const noexcept = 0;
-  // Wraps under the current version.
-  virtual Result<Bytes> wrap(const SecretBytes& dek, ByteView associated_data) const = 0;
-  // Errc::kek_unavailable for an unknown version, Errc::store_corrupt when the
-  // wrapped key does not open under (version, associated_data).
+  // Every version unwrap() accepts, ascending.
+  virtual std::vector<std::uint32_t> versions() const = 0;
+  // Wraps under the current version and says which.
+  virtual Result<WrappedDek> wrap(const SecretBytes& dek, ByteView associated_data) const = 0;
+  // Errc::kek_unavailable for an unknown version (after one look at the
+  // keyring), Errc::store_corrupt when the wrapped key does not open under
+  // (version, associated_data).
   virtual Result<SecretBytes> unwrap(ByteView wrapped, std::uint32_t version,
                                      ByteView associated_data) const = 0;
+  // Reads the keyring again (see above). Throws; the Kek is unchanged then.
+  virtual void refresh() = 0;
 };
 
-// The file provider: the file holds the 32-byte KEK as base64 text (a trailing
-// newline is ignored) or as 32 raw bytes. Throws std::runtime_error naming the
-// file when it is missing, unreadable, or not 32 bytes (control plane only).
+// The file provider (keyring formats above). Throws std::runtime_error naming
+// the file when it is missing, unreadable or malformed (control plane only).
 std::unique_ptr<Kek> open_file_kek(const std::filesystem::path& file);
-std::unique_ptr<Kek> make_memory_kek(SecretBytes key, std::string id);  // tests, tooling
+// Adds version (highest + 1) with a fresh random key, rewriting the file in
+// the keyring format (legacy files are converted); returns the new version.
+// Throws std::runtime_error naming the file.
+std::uint32_t rotate_file_kek(const std::filesystem::path& file);
+// Removes `version` from the keyring file. Refuses (std::runtime_error naming
+// the file) a version that is not there or is the current (highest) one. Does
+// not look at the store: `hookvault keys retire` checks that nothing uses it.
+void retire_file_kek_version(const std::filesystem::path& file, std::uint32_t version);
+
+// One version (1) of `key`; refresh() does nothing. Tests, tooling.
+std::unique_ptr<Kek> make_memory_kek(SecretBytes key, std::string id);
 
 // The pkcs11 provider (scheme above).
 struct Pkcs11KekOptions {
@@ -116,7 +173,13 @@ std::unique_ptr<Kek> open_pkcs11_kek(Pkcs11KekOptions options);
 // CKA_SENSITIVE, not CKA_EXTRACTABLE, CKA_ENCRYPT/CKA_DECRYPT only. Labelled
 // "<key_label>" when it is version 1, else "<key_label>.v<N>". Returns N.
 // Throws Pkcs11Error. (What `hookvault keys rotate` calls; Kek instances
-// already open keep wrapping under their version, see above.)
+// already open keep wrapping under their version until refresh(), see above.)
 std::uint32_t create_pkcs11_kek_version(const Pkcs11KekOptions& options);
+
+// Destroys the token object of `version` (C_DestroyObject). Refuses a version
+// that has no key, or is the highest present (current). Throws Pkcs11Error
+// (Stage::key). Does not look at the store: `hookvault keys retire` checks
+// that nothing uses the version first.
+void destroy_pkcs11_kek_version(const Pkcs11KekOptions& options, std::uint32_t version);
 
 }  // namespace hookvault

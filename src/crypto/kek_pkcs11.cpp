@@ -9,7 +9,8 @@
 //   - Pkcs11Kek: an anchor session that holds the login and serves key scans
 //     (serialized by scan_mu_), and a pool of sessions for wrap/unwrap
 //     (pool_mu_/pool_cv_). A session is used by one thread at a time.
-//   - create_pkcs11_kek_version(): C_GenerateKey of the next version.
+//   - create_pkcs11_kek_version(): C_GenerateKey of the next version;
+//     destroy_pkcs11_kek_version(): C_DestroyObject of a retired one.
 //
 // Every message names the module, token or key label and the CKR_ code; the
 // PIN is only ever handed to C_Login, from a wiped copy.
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <map>
@@ -489,6 +491,7 @@ class Pkcs11Kek final : public Kek {
                                         in_quotes(version_label(key_label_, version_)) +
                                         " failed a wrap/unwrap self-test: " + rv_name(rv));
     }
+    token_name_ = names.token;
   }
 
   ~Pkcs11Kek() override { close_all(); }
@@ -496,17 +499,67 @@ class Pkcs11Kek final : public Kek {
   Pkcs11Kek& operator=(const Pkcs11Kek&) = delete;
 
   const std::string& id() const noexcept override { return id_; }
-  std::uint32_t version() const noexcept override { return version_; }
+  std::uint32_t version() const noexcept override { return version_.load(); }
 
-  Result<Bytes> wrap(const SecretBytes& dek, ByteView associated_data) const override {
+  std::vector<std::uint32_t> versions() const override {
+    std::lock_guard lock(keys_mu_);
+    std::vector<std::uint32_t> out;
+    for (const auto& entry : keys_) out.push_back(entry.first);
+    return out;
+  }
+
+  Result<WrappedDek> wrap(const SecretBytes& dek, ByteView associated_data) const override {
     if (dek.size() != kDekBytes) return Errc::internal;  // caller bug, not data
+    const std::uint32_t version = version_.load();       // one version for the whole wrap
     Bytes out(kWrappedBytes);
-    const CK_RV rv = run(version_, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
-      return seal(module_, s, key, version_, dek, associated_data,
+    const CK_RV rv = run(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
+      return seal(module_, s, key, version, dek, associated_data,
                   std::span<std::uint8_t, kWrappedBytes>(out.data(), kWrappedBytes));
     });
     if (rv != CKR_OK) return Errc::kek_unavailable;
-    return out;
+    return WrappedDek{version, std::move(out)};
+  }
+
+  // Scans the token, self-tests the highest version and makes it current.
+  void refresh() override {
+    KeyScan scan;
+    {
+      std::lock_guard scan_lock(scan_mu_);
+      scan = scan_keys(module_, anchor_, key_label_);
+      if (scan.rv == CKR_SESSION_HANDLE_INVALID || scan.rv == CKR_SESSION_CLOSED ||
+          scan.rv == CKR_USER_NOT_LOGGED_IN) {
+        if (const CK_RV rv = reopen_anchor_locked(); rv != CKR_OK) {
+          throw Pkcs11Error(Stage::login, token_name_ + ": login failed: " + rv_name(rv));
+        }
+        scan = scan_keys(module_, anchor_, key_label_);
+      }
+    }
+    if (scan.rv != CKR_OK) {
+      throw Pkcs11Error(Stage::key, token_name_ + ": cannot list keys: " + rv_name(scan.rv));
+    }
+    if (!scan.problems.empty()) {
+      throw Pkcs11Error(Stage::key, token_name_ + ": " + scan.problems.front());
+    }
+    if (scan.keys.empty()) {
+      throw Pkcs11Error(Stage::key, token_name_ + ": no AES-256 key labelled " +
+                                        in_quotes(key_label_) + " (version 1) or " +
+                                        in_quotes(key_label_ + ".v<N>"));
+    }
+    const std::uint32_t current = scan.keys.rbegin()->first;
+    {
+      std::lock_guard lock(keys_mu_);
+      std::swap(keys_, scan.keys);  // scan.keys: the old list, until the self-test passed
+    }
+    if (const CK_RV rv = self_test(current); rv != CKR_OK) {
+      {
+        std::lock_guard lock(keys_mu_);
+        keys_ = std::move(scan.keys);
+      }
+      throw Pkcs11Error(Stage::key, token_name_ + ": key " +
+                                        in_quotes(version_label(key_label_, current)) +
+                                        " failed a wrap/unwrap self-test: " + rv_name(rv));
+    }
+    version_.store(current);
   }
 
   Result<SecretBytes> unwrap(ByteView wrapped, std::uint32_t version,
@@ -612,7 +665,8 @@ class Pkcs11Kek final : public Kek {
   }
 
   // Looks for the keys on the token again (under scan_mu_, on the anchor
-  // session); true when `version` is now known.
+  // session); true when `version` is now known. The highest version found
+  // becomes current (without the self-test refresh() runs).
   bool rescan_has(std::uint32_t version) const {
     std::lock_guard scan_lock(scan_mu_);
     KeyScan scan = scan_keys(module_, anchor_, key_label_);
@@ -624,6 +678,7 @@ class Pkcs11Kek final : public Kek {
     if (scan.rv != CKR_OK) return false;
     std::lock_guard lock(keys_mu_);
     keys_ = std::move(scan.keys);
+    if (!keys_.empty()) version_.store(keys_.rbegin()->first);
     return keys_.count(version) != 0;
   }
 
@@ -676,7 +731,8 @@ class Pkcs11Kek final : public Kek {
   SecretBytes pin_;  // for logging in again after the token forgot us
   std::string key_label_;
   std::string id_;
-  std::uint32_t version_ = 0;
+  std::string token_name_;  // "PKCS#11 token \"x\" (module ...)", for messages
+  mutable std::atomic<std::uint32_t> version_{0};  // current; moved by refresh and rescans
 
   mutable std::mutex scan_mu_;  // the anchor session and key scans
   mutable CK_SESSION_HANDLE anchor_ = CK_INVALID_HANDLE;
@@ -792,6 +848,33 @@ std::uint32_t create_pkcs11_kek_version(const Pkcs11KekOptions& options) {
                                       in_quotes(label) + " at the same time; try again");
   }
   return version;
+}
+
+void destroy_pkcs11_kek_version(const Pkcs11KekOptions& options, std::uint32_t version) {
+  const Names names(options);
+  check_options(options, names);
+  ModuleRef module = ModuleRef::open(options.module);
+  const CK_SLOT_ID slot = find_slot(module, options, names);
+  AdminSession session(module, slot, options.pin, names);
+
+  const KeyScan scan = scan_keys(module, session.get(), options.key_label);
+  if (scan.rv != CKR_OK) {
+    throw Pkcs11Error(Stage::key, names.token + ": cannot list keys: " + rv_name(scan.rv));
+  }
+  const std::string label = version_label(options.key_label, version);
+  const auto it = scan.keys.find(version);
+  if (it == scan.keys.end()) {
+    throw Pkcs11Error(Stage::key, names.token + ": no usable key " + in_quotes(label) +
+                                      " for version " + std::to_string(version));
+  }
+  if (version >= scan.highest_label) {
+    throw Pkcs11Error(Stage::key, names.token + ": key " + in_quotes(label) +
+                                      " is the current version; rotate first");
+  }
+  if (const CK_RV rv = module->C_DestroyObject(session.get(), it->second); rv != CKR_OK) {
+    throw Pkcs11Error(
+        Stage::key, names.token + ": cannot destroy key " + in_quotes(label) + ": " + rv_name(rv));
+  }
 }
 
 }  // namespace hookvault

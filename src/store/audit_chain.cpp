@@ -32,6 +32,9 @@ constexpr char kReadKey[] =
 constexpr char kPutKey[] =
     "INSERT INTO meta (key, value) VALUES "
     "('audit_key', ?1), ('audit_key_kek_id', ?2), ('audit_key_kek_version', ?3)";
+constexpr char kUpdateKey[] =
+    "UPDATE meta SET value = CASE key WHEN 'audit_key' THEN ?1 ELSE ?2 END "
+    "WHERE key IN ('audit_key', 'audit_key_kek_version')";
 constexpr char kReadHead[] =
     "SELECT (SELECT value FROM meta WHERE key = 'audit_head_seq'), "
     "(SELECT value FROM meta WHERE key = 'audit_head_mac'), "
@@ -318,21 +321,42 @@ Result<AuditVerifyResult> walk(Connection& db, const SecretBytes& key, const Hea
 
 }  // namespace
 
+Result<std::optional<WrappedAuditKey>> read_audit_key(Connection& db) {
+  auto v = meta_values(db, kReadKey);
+  if (!v) return v.error();
+  if (!(*v)[0] || !(*v)[1] || !(*v)[2]) return std::optional<WrappedAuditKey>();
+  auto wrapped = from_hex(*(*v)[0]);
+  const auto version = parse_int(*(*v)[2]);
+  if (!wrapped || !version || *version < 0 ||
+      *version > std::numeric_limits<std::uint32_t>::max()) {
+    return std::optional<WrappedAuditKey>();
+  }
+  return std::optional<WrappedAuditKey>(
+      WrappedAuditKey{*(*v)[1], static_cast<std::uint32_t>(*version), std::move(*wrapped)});
+}
+
+Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedAuditKey& from,
+                                        const WrappedAuditKey& to) {
+  if (from.kek_id != to.kek_id) return err(Errc::internal);  // rewrap keeps the KEK
+  auto now = read_audit_key(db);
+  if (!now) return now.error();
+  if (!*now || (*now)->kek_id != from.kek_id || (*now)->kek_version != from.kek_version ||
+      (*now)->wrapped != from.wrapped) {
+    return std::uint64_t{0};
+  }
+  auto stmt = db.prepare(kUpdateKey);
+  if (!stmt) return stmt.error();
+  auto r =
+      stmt->bind_text(1, to_hex(to.wrapped)).bind_text(2, std::to_string(to.kek_version)).run();
+  if (!r) return r.error();
+  return std::uint64_t{1};
+}
+
 Result<std::optional<WrappedAuditKey>> prepare_audit_key(Connection& db, const Kek& kek,
                                                          bool may_create) {
   auto v = meta_values(db, kReadKey);
   if (!v) return v.error();
-  if (!none_of(*v)) {
-    if (!(*v)[0] || !(*v)[1] || !(*v)[2]) return std::optional<WrappedAuditKey>();
-    auto wrapped = from_hex(*(*v)[0]);
-    const auto version = parse_int(*(*v)[2]);
-    if (!wrapped || !version || *version < 0 ||
-        *version > std::numeric_limits<std::uint32_t>::max()) {
-      return std::optional<WrappedAuditKey>();
-    }
-    return std::optional<WrappedAuditKey>(
-        WrappedAuditKey{*(*v)[1], static_cast<std::uint32_t>(*version), std::move(*wrapped)});
-  }
+  if (!none_of(*v)) return read_audit_key(db);
   if (!may_create) return std::optional<WrappedAuditKey>();
   // A chain without its key is not started afresh.
   auto head = meta_values(db, kReadHead);
@@ -349,7 +373,7 @@ Result<std::optional<WrappedAuditKey>> prepare_audit_key(Connection& db, const K
   const SecretBytes key = SecretBytes::random(kAuditKeyBytes);
   auto wrapped = kek.wrap(key, as_bytes(kKeyAssociatedData));
   if (!wrapped) return wrapped.error();
-  WrappedAuditKey out{kek.id(), kek.version(), std::move(*wrapped)};
+  WrappedAuditKey out{kek.id(), wrapped->version, std::move(wrapped->bytes)};
   {
     auto stmt = db.prepare(kPutKey);
     if (!stmt) return stmt.error();
@@ -370,6 +394,14 @@ Result<SecretBytes> unwrap_audit_key(const Kek& kek, const std::optional<Wrapped
   if (!plain) return plain.error();
   if (plain->size() != kAuditKeyBytes) return err(Errc::store_corrupt);
   return plain;
+}
+
+Result<WrappedAuditKey> rewrap_audit_key(const Kek& kek, const WrappedAuditKey& key) {
+  auto plain = unwrap_audit_key(kek, key);
+  if (!plain) return plain.error();
+  auto wrapped = kek.wrap(*plain, as_bytes(kKeyAssociatedData));
+  if (!wrapped) return wrapped.error();
+  return WrappedAuditKey{kek.id(), wrapped->version, std::move(wrapped->bytes)};
 }
 
 Result<void> check_audit_entry(const AuditEntry& e) {
@@ -426,10 +458,11 @@ Result<std::vector<AuditRecord>> read_audit(Connection& db, std::int64_t after, 
   }
 }
 
-Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek,
-                                             const std::optional<WrappedAuditKey>& wrapped) {
+Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek) {
   if (auto r = db.exec("BEGIN"); !r) return r.error();
   const ReadSnapshot snapshot(db);
+  auto wrapped = read_audit_key(db);
+  if (!wrapped) return wrapped.error();
   std::int64_t records = 0;
   {
     auto stmt = db.prepare(kCountRecords);
@@ -438,10 +471,10 @@ Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek,
     if (!step) return step.error();
     if (*step == Step::row) records = stmt->column_int64(0);
   }
-  if (!wrapped) {
+  if (!*wrapped) {
     return broken(records, std::nullopt, "the audit key is missing from the database or malformed");
   }
-  auto key = unwrap_audit_key(kek, wrapped);
+  auto key = unwrap_audit_key(kek, *wrapped);
   if (!key) return key.error();
   auto head = read_head(db);
   if (!head) return head.error();

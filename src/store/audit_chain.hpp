@@ -9,7 +9,10 @@
 // back savepoint takes its record and the head move with it.
 //
 // The audit key exists in memory only for the duration of one call: callers
-// unwrap it (unwrap_audit_key), pass it in, and let the SecretBytes go.
+// unwrap it (unwrap_audit_key), pass it in, and let the SecretBytes go. Its
+// wrapped form is read from meta for each use (read_audit_key), inside the
+// transaction that uses it, because `keys rewrap` in another process may move
+// it to another KEK version at any time (replace_audit_key).
 //
 // Thread-safety: none; each function uses the connection it is given, which
 // the caller owns for the duration of the call.
@@ -47,9 +50,22 @@ struct WrappedAuditKey {
 Result<std::optional<WrappedAuditKey>> prepare_audit_key(Connection& db, const Kek& kek,
                                                          bool may_create);
 
+// The wrapped key as meta holds it now; nullopt when absent or malformed.
+Result<std::optional<WrappedAuditKey>> read_audit_key(Connection& db);
+
+// Writer side, inside a write transaction: replaces the wrapped key by `to`
+// (same KEK id, another version: `keys rewrap`) when meta still holds exactly
+// `from` and returns 1; 0, changing nothing, when it holds something else.
+Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedAuditKey& from,
+                                        const WrappedAuditKey& to);
+
 // Errc::store_corrupt when the key is missing or does not open under `kek`,
 // Errc::kek_unavailable when it was wrapped by another KEK (id) or version.
 Result<SecretBytes> unwrap_audit_key(const Kek& kek, const std::optional<WrappedAuditKey>& key);
+
+// `keys rewrap`: the same audit key, wrapped again under the KEK's current
+// version. Errors as unwrap_audit_key.
+Result<WrappedAuditKey> rewrap_audit_key(const Kek& kek, const WrappedAuditKey& key);
 
 // Errc::missing_field for an empty actor, action or outcome,
 // Errc::invalid_field for a field over kMaxAuditFieldBytes.
@@ -65,10 +81,9 @@ Result<std::int64_t> append_audit(Connection& db, const SecretBytes& key, const 
 Result<std::vector<AuditRecord>> read_audit(Connection& db, std::int64_t after, std::size_t limit);
 
 // Reader side: verifies the chain and its head in one read transaction (one
-// snapshot, so appends committing meanwhile are not mistaken for breaks).
-// A missing audit key is a break (ok = false); a key that does not open under
-// `kek` is an error (see unwrap_audit_key).
-Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek,
-                                             const std::optional<WrappedAuditKey>& wrapped);
+// snapshot, so appends committing meanwhile are not mistaken for breaks), with
+// the audit key of that snapshot. A missing audit key is a break (ok = false);
+// a key that does not open under `kek` is an error (see unwrap_audit_key).
+Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek);
 
 }  // namespace hookvault::store

@@ -13,7 +13,8 @@ constexpr std::string_view kMaterials = "materials";
 Result<WrappedKey> wrap_dek(const Kek& kek, const SecretBytes& dek, ByteView ad) {
   auto wrapped = kek.wrap(dek, ad);
   if (!wrapped) return wrapped.error();
-  return WrappedKey{kek.id(), kek.version(), std::move(*wrapped)};
+  // The version wrap() used: a refresh may move the current one at any time.
+  return WrappedKey{kek.id(), wrapped->version, std::move(wrapped->bytes)};
 }
 
 Result<SecretBytes> unwrap_dek(const Kek& kek, const WrappedKey& key, ByteView ad) {
@@ -73,6 +74,23 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
       *dek, api_key, associated_data({kMaterials, source, wallet_id, event_id, "api_key"}));
   if (!api_key_plain) return api_key_plain.error();
   return OpenedMaterials{std::move(*share_plain), std::move(*api_key_plain)};
+}
+
+Result<WrappedKey> rewrap_payload_key(const Kek& kek, std::string_view source,
+                                      std::string_view idem_key, const WrappedKey& key) {
+  const Bytes ad = associated_data({kEvents, source, idem_key, "dek"});
+  auto dek = unwrap_dek(kek, key, ad);
+  if (!dek) return dek.error();
+  return wrap_dek(kek, *dek, ad);
+}
+
+Result<WrappedKey> rewrap_materials_key(const Kek& kek, std::string_view source,
+                                        std::string_view wallet_id, std::string_view event_id,
+                                        const WrappedKey& key) {
+  const Bytes ad = associated_data({kMaterials, source, wallet_id, event_id, "dek"});
+  auto dek = unwrap_dek(kek, key, ad);
+  if (!dek) return dek.error();
+  return wrap_dek(kek, *dek, ad);
 }
 
 }  // namespace hookvault::store

@@ -76,4 +76,13 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
                                        std::string_view wallet_id, std::string_view event_id,
                                        const WrappedKey& key, ByteView share, ByteView api_key);
 
+// `keys rewrap`: the same DEK, unwrapped with the row's associated data (as
+// above) and wrapped again under the KEK's current version. The sealed
+// payload and materials do not change.
+Result<WrappedKey> rewrap_payload_key(const Kek& kek, std::string_view source,
+                                      std::string_view idem_key, const WrappedKey& key);
+Result<WrappedKey> rewrap_materials_key(const Kek& kek, std::string_view source,
+                                        std::string_view wallet_id, std::string_view event_id,
+                                        const WrappedKey& key);
+
 }  // namespace hookvault::store

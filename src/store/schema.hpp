@@ -129,7 +129,16 @@
 //   request's SAVEPOINT), so appends of several processes serialise on the
 //   write lock and a rolled-back request leaves no record. A revocation's
 //   'revoke' record is appended in the SAVEPOINT of the revocation itself.
-//   `keys rewrap` must rewrap 'audit_key' like every other wrapped key.
+//   `keys rewrap` rewraps 'audit_key' like every other wrapped key (the audit
+//   key itself, hence every mac and the head tag, stays the same), so it is
+//   read from meta for each use, never cached.
+//
+// KEK ROTATION (kek.hpp, Store::rewrap_batch)
+//   kek_version names the KEK version that wrapped the row's DEK. `keys
+//   rewrap` replaces wrapped_dek and kek_version (and 'audit_key',
+//   'audit_key_kek_version') in place, with the same DEK wrapped under the
+//   current version; payload, share and api_key are not touched. Each UPDATE
+//   names the old version and the old wrapped bytes in its WHERE clause.
 //
 // INDEXES
 //   events_by_source        events (source, id)       list_events with a source
@@ -137,6 +146,13 @@
 //                                                     revocation: redact, settle
 //   events_decrypt_failed   events (id) WHERE materials_state = 'decrypt_failed'
 //                                                     decrypt_failures()
+//   events_by_kek           events (kek_id, kek_version)
+//   materials_by_kek        materials (kek_id, kek_version)
+//                                                     keys status / rewrap: the
+//                                                     rows of an old version
+//                                                     (created on the first open
+//                                                     by a version that has them;
+//                                                     no schema version change)
 //   (list_events without a source walks the rowid; (source, idem_key) lookups
 //   use the UNIQUE constraint's index; materials and tombstones are read by
 //   their primary keys.)
@@ -220,6 +236,7 @@ CREATE INDEX IF NOT EXISTS events_by_source ON events (source, id);
 CREATE INDEX IF NOT EXISTS events_by_wallet ON events (source, wallet_id, event_time_ms);
 CREATE INDEX IF NOT EXISTS events_decrypt_failed ON events (id)
   WHERE materials_state = 'decrypt_failed';
+CREATE INDEX IF NOT EXISTS events_by_kek ON events (kek_id, kek_version);
 
 CREATE TABLE IF NOT EXISTS materials (
   source        TEXT    NOT NULL,
@@ -238,6 +255,8 @@ CREATE TABLE IF NOT EXISTS materials (
   PRIMARY KEY (source, wallet_id),
   FOREIGN KEY (source, event_id) REFERENCES events (source, idem_key)
 ) STRICT;
+
+CREATE INDEX IF NOT EXISTS materials_by_kek ON materials (kek_id, kek_version);
 
 CREATE TABLE IF NOT EXISTS tombstones (
   source        TEXT    NOT NULL,

@@ -50,14 +50,14 @@ TEST_F(Pkcs11KekTest, WrapsAndUnwrapsAtVersionOne) {
   const SecretBytes dek = SecretBytes::random(32);
   auto wrapped = kek->wrap(dek, ad("events/42/payload"));
   ASSERT_TRUE(wrapped) << outcome(wrapped);
-  EXPECT_EQ(wrapped->size(), 60U);  // nonce[12] || ct[32] || tag[16]
-  auto back = kek->unwrap(*wrapped, 1, ad("events/42/payload"));
+  EXPECT_EQ(wrapped->bytes.size(), 60U);  // nonce[12] || ct[32] || tag[16]
+  auto back = kek->unwrap(wrapped->bytes, 1, ad("events/42/payload"));
   ASSERT_TRUE(back) << outcome(back);
   EXPECT_TRUE(back->equals(dek.reveal()));
   // A fresh nonce every time.
   auto again = kek->wrap(dek, ad("events/42/payload"));
   ASSERT_TRUE(again);
-  EXPECT_NE(*again, *wrapped);
+  EXPECT_NE(again->bytes, wrapped->bytes);
 }
 
 TEST_F(Pkcs11KekTest, WrongDekSizeIsACallerBug) {
@@ -69,41 +69,41 @@ TEST_F(Pkcs11KekTest, WrongAssociatedDataFails) {
   const auto kek = open();
   auto wrapped = kek->wrap(SecretBytes::random(32), ad("row-a"));
   ASSERT_TRUE(wrapped);
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 1, ad("row-b"))), "store_corrupt");
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 1, ad(""))), "store_corrupt");
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 1, ad("row-a"))), "ok");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 1, ad("row-b"))), "store_corrupt");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 1, ad(""))), "store_corrupt");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 1, ad("row-a"))), "ok");
 }
 
 TEST_F(Pkcs11KekTest, EveryFlippedBitAndEveryTruncationFails) {
   const auto kek = open();
   auto wrapped = kek->wrap(SecretBytes::random(32), ad("row"));
   ASSERT_TRUE(wrapped);
-  for (std::size_t i = 0; i < wrapped->size(); ++i) {
+  for (std::size_t i = 0; i < wrapped->bytes.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit) {
-      Bytes bad = *wrapped;
+      Bytes bad = wrapped->bytes;
       bad[i] ^= static_cast<std::uint8_t>(1U << bit);
       EXPECT_EQ(outcome(kek->unwrap(bad, 1, ad("row"))), "store_corrupt")
           << "byte " << i << " bit " << bit;
     }
   }
-  for (std::size_t n = 0; n < wrapped->size(); ++n) {
-    const Bytes cut(wrapped->begin(), wrapped->begin() + static_cast<long>(n));
+  for (std::size_t n = 0; n < wrapped->bytes.size(); ++n) {
+    const Bytes cut(wrapped->bytes.begin(), wrapped->bytes.begin() + static_cast<long>(n));
     EXPECT_EQ(outcome(kek->unwrap(cut, 1, ad("row"))), "store_corrupt") << "length " << n;
   }
-  Bytes longer = *wrapped;
+  Bytes longer = wrapped->bytes;
   longer.push_back(0);
   EXPECT_EQ(outcome(kek->unwrap(longer, 1, ad("row"))), "store_corrupt");
   // The token still works after all those failures.
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 1, ad("row"))), "ok");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 1, ad("row"))), "ok");
 }
 
 TEST_F(Pkcs11KekTest, UnknownVersionIsUnavailable) {
   const auto kek = open();
   auto wrapped = kek->wrap(SecretBytes::random(32), ad("row"));
   ASSERT_TRUE(wrapped);
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 2, ad("row"))), "kek_unavailable");
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 0, ad("row"))), "kek_unavailable");
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 0xFFFFFFFF, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 2, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 0, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 0xFFFFFFFF, ad("row"))), "kek_unavailable");
 }
 
 TEST_F(Pkcs11KekTest, RotationWrapsUnderTheNewVersionAndOldWrapsStillOpen) {
@@ -118,13 +118,13 @@ TEST_F(Pkcs11KekTest, RotationWrapsUnderTheNewVersionAndOldWrapsStillOpen) {
   const SecretBytes dek = SecretBytes::random(32);
   auto new_wrap = v2->wrap(dek, ad("row"));
   ASSERT_TRUE(new_wrap);
-  EXPECT_EQ(outcome(v2->unwrap(*old_wrap, 1, ad("row"))), "ok");
-  auto back = v2->unwrap(*new_wrap, 2, ad("row"));
+  EXPECT_EQ(outcome(v2->unwrap(old_wrap->bytes, 1, ad("row"))), "ok");
+  auto back = v2->unwrap(new_wrap->bytes, 2, ad("row"));
   ASSERT_TRUE(back);
   EXPECT_TRUE(back->equals(dek.reveal()));
   // The version is bound: a v2 wrap does not open as v1, nor the reverse.
-  EXPECT_EQ(outcome(v2->unwrap(*new_wrap, 1, ad("row"))), "store_corrupt");
-  EXPECT_EQ(outcome(v2->unwrap(*old_wrap, 2, ad("row"))), "store_corrupt");
+  EXPECT_EQ(outcome(v2->unwrap(new_wrap->bytes, 1, ad("row"))), "store_corrupt");
+  EXPECT_EQ(outcome(v2->unwrap(old_wrap->bytes, 2, ad("row"))), "store_corrupt");
 
   EXPECT_TRUE(inspect_key(*token_, "hookvault-kek.v2").found);
   EXPECT_EQ(create_pkcs11_kek_version(token_->options()), 3U);
@@ -138,14 +138,42 @@ TEST_F(Pkcs11KekTest, AnOpenKekReadsAVersionCreatedAfterItOpened) {
   const SecretBytes dek = SecretBytes::random(32);
   auto wrapped = late->wrap(dek, ad("row"));
   ASSERT_TRUE(wrapped);
-  auto back = early->unwrap(*wrapped, 2, ad("row"));
+  auto back = early->unwrap(wrapped->bytes, 2, ad("row"));
   ASSERT_TRUE(back) << outcome(back);
   EXPECT_TRUE(back->equals(dek.reveal()));
-  // It keeps wrapping under the version it opened with (callers store version()).
-  EXPECT_EQ(early->version(), 1U);
+  // Looking at the token for the unknown version made the newest one current.
+  EXPECT_EQ(early->version(), 2U);
   auto early_wrap = early->wrap(dek, ad("row"));
   ASSERT_TRUE(early_wrap);
-  EXPECT_EQ(outcome(late->unwrap(*early_wrap, 1, ad("row"))), "ok");
+  EXPECT_EQ(early_wrap->version, 2U);
+  EXPECT_EQ(outcome(late->unwrap(early_wrap->bytes, 2, ad("row"))), "ok");
+}
+
+TEST_F(Pkcs11KekTest, RefreshSwitchesWrapsToTheNewVersionAndRetireDestroysTheOldKey) {
+  const auto kek = open();
+  auto v1_wrap = kek->wrap(SecretBytes::random(32), ad("row"));
+  ASSERT_TRUE(v1_wrap);
+  EXPECT_EQ(v1_wrap->version, 1U);
+  ASSERT_EQ(create_pkcs11_kek_version(token_->options()), 2U);
+  EXPECT_EQ(kek->version(), 1U);  // until refreshed
+  kek->refresh();
+  EXPECT_EQ(kek->version(), 2U);
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1, 2}));
+  auto v2_wrap = kek->wrap(SecretBytes::random(32), ad("row"));
+  ASSERT_TRUE(v2_wrap);
+  EXPECT_EQ(v2_wrap->version, 2U);
+  EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "ok");
+
+  // The current version cannot be destroyed, nor one that does not exist.
+  EXPECT_THROW(destroy_pkcs11_kek_version(token_->options(), 2), Pkcs11Error);
+  EXPECT_THROW(destroy_pkcs11_kek_version(token_->options(), 7), Pkcs11Error);
+  destroy_pkcs11_kek_version(token_->options(), 1);
+  EXPECT_FALSE(inspect_key(*token_, "hookvault-kek").found);
+  kek->refresh();
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{2}));
+  EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(outcome(kek->unwrap(v2_wrap->bytes, 2, ad("row"))), "ok");
+  EXPECT_EQ(open()->version(), 2U);  // a token without version 1 still opens
 }
 
 TEST_F(Pkcs11KekTest, AKeyLostUnderAnOpenKekIsUnavailableNotAnException) {
@@ -154,7 +182,7 @@ TEST_F(Pkcs11KekTest, AKeyLostUnderAnOpenKekIsUnavailableNotAnException) {
   ASSERT_TRUE(wrapped);
   testing::destroy_key(*token_, "hookvault-kek");
   EXPECT_EQ(outcome(kek->wrap(SecretBytes::random(32), ad("row"))), "kek_unavailable");
-  EXPECT_EQ(outcome(kek->unwrap(*wrapped, 1, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(outcome(kek->unwrap(wrapped->bytes, 1, ad("row"))), "kek_unavailable");
 }
 
 TEST_F(Pkcs11KekTest, TheKeyValueCannotBeRead) {
@@ -184,13 +212,13 @@ TEST(Pkcs11KekLayout, SameWrapLayoutAsTheFileProvider) {
 
   auto from_hsm = hsm->wrap(dek, ad("sources/dynamic/evt-1/share"));
   ASSERT_TRUE(from_hsm);
-  auto opened = file->unwrap(*from_hsm, 1, ad("sources/dynamic/evt-1/share"));
+  auto opened = file->unwrap(from_hsm->bytes, 1, ad("sources/dynamic/evt-1/share"));
   ASSERT_TRUE(opened) << outcome(opened);
   EXPECT_TRUE(opened->equals(dek.reveal()));
 
   auto from_file = file->wrap(dek, ad("sources/dynamic/evt-1/share"));
   ASSERT_TRUE(from_file);
-  auto opened2 = hsm->unwrap(*from_file, 1, ad("sources/dynamic/evt-1/share"));
+  auto opened2 = hsm->unwrap(from_file->bytes, 1, ad("sources/dynamic/evt-1/share"));
   ASSERT_TRUE(opened2) << outcome(opened2);
   EXPECT_TRUE(opened2->equals(dek.reveal()));
 }
@@ -292,11 +320,11 @@ TEST_F(Pkcs11KekTest, ClosingOneKekLeavesAnotherLoggedIn) {
   auto wrapped = second->wrap(SecretBytes::random(32), ad("row"));
   ASSERT_TRUE(wrapped);
   first.reset();
-  EXPECT_EQ(outcome(second->unwrap(*wrapped, 1, ad("row"))), "ok");
+  EXPECT_EQ(outcome(second->unwrap(wrapped->bytes, 1, ad("row"))), "ok");
   EXPECT_EQ(outcome(second->wrap(SecretBytes::random(32), ad("row"))), "ok");
   second.reset();
   // The module was finalized with its last user; it comes back.
-  EXPECT_EQ(outcome(open()->unwrap(*wrapped, 1, ad("row"))), "ok");
+  EXPECT_EQ(outcome(open()->unwrap(wrapped->bytes, 1, ad("row"))), "ok");
 }
 
 TEST_F(Pkcs11KekTest, ManyThreadsWrapAndUnwrapAtOnce) {
@@ -320,10 +348,10 @@ TEST_F(Pkcs11KekTest, ManyThreadsWrapAndUnwrapAtOnce) {
           ++failures;
           continue;
         }
-        auto back = kek->unwrap(*wrapped, 2, ad(row));
+        auto back = kek->unwrap(wrapped->bytes, 2, ad(row));
         if (!back || !back->equals(dek.reveal())) ++failures;
-        if (kek->unwrap(*wrapped, 2, ad(row + "x"))) ++failures;  // must not open
-        auto old = kek->unwrap(*old_wrap, 1, ad("old-row"));
+        if (kek->unwrap(wrapped->bytes, 2, ad(row + "x"))) ++failures;  // must not open
+        auto old = kek->unwrap(old_wrap->bytes, 1, ad("old-row"));
         if (!old || !old->equals(old_dek.reveal())) ++failures;
       }
     });

@@ -870,13 +870,13 @@ TEST_F(KekTest, WrapUnwrapRoundTrip) {
   EXPECT_EQ(kek_->version(), 1U);
   auto wrapped = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped) << outcome(wrapped);
-  EXPECT_EQ(wrapped->size(), 60U);
-  auto dek = kek_->unwrap(*wrapped, kek_->version(), ad_);
+  EXPECT_EQ(wrapped->bytes.size(), 60U);
+  auto dek = kek_->unwrap(wrapped->bytes, kek_->version(), ad_);
   ASSERT_TRUE(dek) << outcome(dek);
   EXPECT_TRUE(dek->equals(dek_.reveal()));
   auto again = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(again);
-  EXPECT_NE(*again, *wrapped);  // fresh nonce
+  EXPECT_NE(again->bytes, wrapped->bytes);  // fresh nonce
 }
 
 TEST_F(KekTest, LayoutMatchesTheHeader) {
@@ -884,7 +884,7 @@ TEST_F(KekTest, LayoutMatchesTheHeader) {
   const auto kek = make_memory_kek(key.clone(), "memory:layout");
   auto wrapped = kek->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped);
-  const ByteView w = *wrapped;
+  const ByteView w = wrapped->bytes;
   const std::string aad =
       concat({"hookvault-kek-wrap-v1", std::string_view("\0\0\0\x01", 4), as_string(ad_)});
   SecretBytes plain;
@@ -905,32 +905,32 @@ TEST_F(KekTest, LayoutMatchesTheHeader) {
 TEST_F(KekTest, WrongAssociatedDataFails) {
   auto wrapped = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped);
-  EXPECT_EQ(outcome(kek_->unwrap(*wrapped, 1, associated_data({"hookvault", "events"}))),
+  EXPECT_EQ(outcome(kek_->unwrap(wrapped->bytes, 1, associated_data({"hookvault", "events"}))),
             "store_corrupt");
-  EXPECT_EQ(outcome(kek_->unwrap(*wrapped, 1, {})), "store_corrupt");
+  EXPECT_EQ(outcome(kek_->unwrap(wrapped->bytes, 1, {})), "store_corrupt");
 }
 
 TEST_F(KekTest, UnknownVersionIsKekUnavailable) {
   auto wrapped = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped);
   for (std::uint32_t v : {0U, 2U, 0x01000000U, 0xFFFFFFFFU}) {
-    EXPECT_EQ(outcome(kek_->unwrap(*wrapped, v, ad_)), "kek_unavailable") << v;
+    EXPECT_EQ(outcome(kek_->unwrap(wrapped->bytes, v, ad_)), "kek_unavailable") << v;
   }
 }
 
 TEST_F(KekTest, TamperedWrappedKeyFails) {
   auto wrapped = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped);
-  for (std::size_t i = 0; i < wrapped->size() * 8; ++i) {
-    Bytes bad = *wrapped;
+  for (std::size_t i = 0; i < wrapped->bytes.size() * 8; ++i) {
+    Bytes bad = wrapped->bytes;
     bad[i / 8] = static_cast<std::uint8_t>(bad[i / 8] ^ (1U << (i % 8)));
     EXPECT_EQ(outcome(kek_->unwrap(bad, 1, ad_)), "store_corrupt") << "bit " << i;
   }
-  for (std::size_t n = 0; n < wrapped->size(); ++n) {
-    EXPECT_EQ(outcome(kek_->unwrap(ByteView(wrapped->data(), n), 1, ad_)), "store_corrupt")
+  for (std::size_t n = 0; n < wrapped->bytes.size(); ++n) {
+    EXPECT_EQ(outcome(kek_->unwrap(ByteView(wrapped->bytes.data(), n), 1, ad_)), "store_corrupt")
         << "length " << n;
   }
-  Bytes longer = *wrapped;
+  Bytes longer = wrapped->bytes;
   longer.push_back(0);
   EXPECT_EQ(outcome(kek_->unwrap(longer, 1, ad_)), "store_corrupt");
 }
@@ -939,7 +939,7 @@ TEST_F(KekTest, AnotherKekCannotUnwrap) {
   auto wrapped = kek_->wrap(dek_, ad_);
   ASSERT_TRUE(wrapped);
   const auto other = make_memory_kek(SecretBytes::random(32), "memory:test");
-  EXPECT_EQ(outcome(other->unwrap(*wrapped, 1, ad_)), "store_corrupt");
+  EXPECT_EQ(outcome(other->unwrap(wrapped->bytes, 1, ad_)), "store_corrupt");
 }
 
 TEST_F(KekTest, WrapRejectsDekOfWrongLength) {
@@ -977,13 +977,13 @@ TEST(FileKek, LoadsBase64TextAndRawBytesAlike) {
   auto wrapped = keks[0]->wrap(dek, ad);
   ASSERT_TRUE(wrapped);
   for (const auto& kek : keks) {
-    auto r = kek->unwrap(*wrapped, 1, ad);
+    auto r = kek->unwrap(wrapped->bytes, 1, ad);
     ASSERT_TRUE(r) << outcome(r);
     EXPECT_TRUE(r->equals(dek.reveal()));
   }
   // And a memory KEK of the same key too.
   const auto mem = make_memory_kek(key.clone(), "memory:x");
-  EXPECT_EQ(outcome(mem->unwrap(*wrapped, 1, ad)), "ok");
+  EXPECT_EQ(outcome(mem->unwrap(wrapped->bytes, 1, ad)), "ok");
 }
 
 TEST(FileKek, DifferentKeysHaveDifferentIds) {

@@ -1,0 +1,386 @@
+// KEK rotation without downtime (issue 4, point 3), end to end: with the
+// daemon serving, `keys rotate` + SIGHUP, then `keys rewrap --batch 200` as a
+// separate process while webhooks keep arriving, killed with SIGKILL halfway
+// and run again to completion. Afterwards version 1 is unused, `keys retire 1`
+// (refused before the rewrap) succeeds, every record opens in-process with the
+// keyring that no longer has version 1, no acknowledged webhook is missing,
+// and the audit chain verifies.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "e2e.hpp"
+#include "hookvault/kek.hpp"
+#include "hookvault/store.hpp"
+#include "softhsm.hpp"
+
+extern char** environ;
+
+namespace hookvault::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kNoditKey[] = "nodit-signing-key-for-kek-rotation";
+constexpr int kRecords = 10000;
+constexpr int kDelegations = 12;
+
+std::string nodit_message(const std::string& sub, std::uint64_t seq) {
+  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
+         R"(","protocol":"ETHEREUM","network":"MAINNET","eventType":"ADDRESS_ACTIVITY",)"
+         R"("event":{"messages":[{"hash":"0x)" +
+         std::to_string(seq) +
+         R"(","value":123456789012345678901234567890}]},)"
+         R"("createdAt":"2025-10-01T15:13:26.348Z"})";
+}
+
+std::vector<Json> json_lines(const std::string& text) {
+  std::vector<Json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(Json::parse(line));
+  }
+  return out;
+}
+
+// `hookvault ARGS` in the background, stdout and stderr to files.
+class Child {
+ public:
+  Child(std::vector<std::string> args, const std::filesystem::path& out,
+        const std::filesystem::path& err)
+      : out_(out), err_(err) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<char*> argv{const_cast<char*>(HOOKVAULT_BINARY)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, HOOKVAULT_BINARY, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) throw std::runtime_error("posix_spawn failed");
+  }
+  ~Child() {
+    if (pid_ > 0) kill9();
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  std::string out() const { return read_file(out_); }
+  std::string err() const { return read_file(err_); }
+  bool running() {
+    int status = 0;
+    if (pid_ <= 0) return false;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return false;
+    }
+    return true;
+  }
+  int exit_status() const { return exit_status_; }
+  void kill9() {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    exit_status_ = -SIGKILL;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_status_ = -1;
+  std::filesystem::path out_;
+  std::filesystem::path err_;
+};
+
+class KekRotationTest : public E2E {
+ protected:
+  // The config of E2E with its own KEK (a copy of the setup's file, or a
+  // SoftHSM2 token of its own) and a Nodit source.
+  void configure(bool pkcs11) {
+    write_file(dir_.path() / "nodit_key", kNoditKey, 0600);
+    ConfigOptions o;
+    o.extra_toml =
+        "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\npath = \"/webhooks/nodit\"\n"
+        "secret_files = [\"" +
+        (dir_.path() / "nodit_key").string() + "\"]\n";
+    write_config(o);
+    std::string text = read_file(config_);
+    const auto from = text.find("[kek]");
+    const auto to = text.find("[log]");
+    ASSERT_NE(from, std::string::npos);
+    ASSERT_NE(to, std::string::npos);
+    std::string kek;
+    if (pkcs11) {
+      token_ = std::make_unique<SoftHsmToken>();
+      write_file(dir_.path() / "hsm_pin", token_->pin() + "\n", 0600);
+      kek = "[kek]\nprovider = \"pkcs11\"\nmodule = \"" + token_->module().string() +
+            "\"\ntoken_label = \"" + token_->label() + "\"\nkey_label = \"" + token_->key_label() +
+            "\"\npin_file = \"" + (dir_.path() / "hsm_pin").string() + "\"\n";
+    } else {
+      std::filesystem::create_directories(dir_.path() / "keys");
+      write_file(kek_file(), read_file(setup().root / "keys/kek.key"), 0600);
+      kek = "[kek]\nprovider = \"file\"\nfile = \"" + kek_file().string() + "\"\n";
+    }
+    text.replace(from, to - from, kek);
+    write_file(config_, text, 0600);
+  }
+
+  std::filesystem::path kek_file() const { return dir_.path() / "keys/kek.key"; }
+
+  std::shared_ptr<const Kek> open_kek_in_process() const {
+    if (token_) return open_pkcs11_kek(token_->options());
+    return open_file_kek(kek_file());
+  }
+
+  HttpResponse deliver_nodit(HttpsClient& c, const std::string& body) {
+    return c.request(
+        "POST", "/webhooks/nodit",
+        {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(kNoditKey, body)}}, body);
+  }
+
+  // Records what the daemon acknowledged, for the checks at the end.
+  void note_ack(const HttpResponse& r, const std::string& body) {
+    std::lock_guard lock(mu_);
+    if (r.status != 200) {
+      ++rejected_;
+      return;
+    }
+    acked_[Json::parse(r.body)["eventId"].get<std::string>()] = body;
+  }
+
+  void deliver_delegation(HttpsClient& c) {
+    Delegation d;
+    d.event_id = uuid();
+    d.wallet_id = uuid();
+    d.share = R"({"keyShare":"share-)" + uuid() + R"("})";
+    d.api_key = "wallet-api-key-" + uuid();
+    const std::string body = compact(created_event(d, setup().rsa_public_pem));
+    auto r = c.request(
+        "POST", "/webhooks/dynamic",
+        {{"Content-Type", "application/json"}, {"x-dynamic-signature-256", sign(body)}}, body);
+    note_ack(r, body);
+    std::lock_guard lock(mu_);
+    if (r.status == 200 && Json::parse(r.body)["materials"] == "stored") delegations_.push_back(d);
+  }
+
+  std::map<std::uint32_t, Json> status() {
+    auto r = cli({"keys", "status"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::uint32_t, Json> out;
+    for (auto& line : json_lines(r.out)) out[line["version"].get<std::uint32_t>()] = line;
+    return out;
+  }
+
+  static std::uint64_t keys_of(const Json& line) {
+    return line["events"].get<std::uint64_t>() + line["materials"].get<std::uint64_t>() +
+           line["auditKey"].get<std::uint64_t>();
+  }
+
+  void run_rotation(bool pkcs11);
+
+  std::unique_ptr<SoftHsmToken> token_;
+  std::mutex mu_;
+  std::map<std::string, std::string> acked_;  // eventId -> body
+  std::vector<Delegation> delegations_;
+  int rejected_ = 0;
+};
+
+void KekRotationTest::run_rotation(bool pkcs11) {
+  configure(pkcs11);
+  start(config_);
+
+  // 10,000 records (Nodit messages over two keep-alive connections) and a few
+  // delegations, so materials exist, all under version 1.
+  {
+    std::vector<std::thread> loaders;
+    for (int c = 0; c < 2; ++c) {
+      loaders.emplace_back([this, c] {
+        HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
+        for (int i = c; i < kRecords; i += 2) {
+          const std::string body = nodit_message("bulk", static_cast<std::uint64_t>(i + 1));
+          note_ack(deliver_nodit(conn, body), body);
+        }
+      });
+    }
+    for (auto& t : loaders) t.join();
+    for (int i = 0; i < kDelegations; ++i) deliver_delegation(client());
+  }
+  ASSERT_EQ(rejected_, 0);
+  ASSERT_EQ(acked_.size(), static_cast<std::size_t>(kRecords + kDelegations));
+  ASSERT_EQ(delegations_.size(), static_cast<std::size_t>(kDelegations));
+  auto before = status();
+  ASSERT_EQ(before.size(), 1U);
+  EXPECT_EQ(before[1]["events"], kRecords + kDelegations);
+  EXPECT_EQ(before[1]["materials"], kDelegations);
+  const std::string kek_id = before[1]["kekId"];
+
+  // Rotate; the daemon takes version 2 on SIGHUP.
+  auto rotated = cli({"keys", "rotate"});
+  ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
+  EXPECT_EQ(Json::parse(rotated.out)["version"], 2);
+  daemon_->hangup();
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"reloaded\"", 1)) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("\"kek_version\":2"), std::string::npos) << daemon_->log();
+  {
+    const std::string body = nodit_message("after-rotate", 1);
+    auto r = deliver_nodit(client(), body);
+    ASSERT_EQ(r.status, 200U);
+    note_ack(r, body);
+    EXPECT_EQ(status()[2]["events"], 1);  // new records use version 2
+  }
+  // Version 1 still wraps everything else: it cannot be retired yet.
+  auto early_retire = cli({"keys", "retire", "1"});
+  EXPECT_EQ(early_retire.exit_code, 1);
+  EXPECT_NE(early_retire.err.find("still in use"), std::string::npos) << early_retire.err;
+
+  // Webhooks keep coming while the rewrap runs.
+  std::atomic<bool> stop{false};
+  std::atomic<int> produced{0};
+  std::thread producer([&] {
+    HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
+    for (std::uint64_t seq = 1; !stop.load(); ++seq) {
+      const std::string body = nodit_message("live", seq);
+      note_ack(deliver_nodit(conn, body), body);
+      if (seq % 100 == 1) deliver_delegation(conn);
+      ++produced;
+    }
+  });
+
+  // First run: killed with SIGKILL once it has committed some batches.
+  {
+    Child rewrap({"keys", "rewrap", "--batch", "200", "--config", config_.string()},
+                 dir_.path() / "rewrap1.out", dir_.path() / "rewrap1.err");
+    bool killed = false;
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto lines = json_lines(rewrap.out());
+      if (!lines.empty() && lines.back()["rewrapped"].get<std::uint64_t>() >= 600) {
+        rewrap.kill9();
+        killed = true;
+        break;
+      }
+      if (!rewrap.running()) break;
+      std::this_thread::sleep_for(1ms);
+    }
+    ASSERT_TRUE(killed) << "the first rewrap ended before it could be killed (exit "
+                        << rewrap.exit_status() << "): " << rewrap.out() << rewrap.err();
+  }
+  auto halfway = status();
+  ASSERT_TRUE(halfway.count(1) == 1 && halfway.count(2) == 1);
+  EXPECT_GT(keys_of(halfway[1]), 0U);                                      // some left under v1
+  EXPECT_LT(keys_of(halfway[1]), std::uint64_t{kRecords} + kDelegations);  // some moved
+
+  // Second run, to completion, still under traffic.
+  auto finished = cli({"keys", "rewrap", "--batch", "200"});
+  ASSERT_EQ(finished.exit_code, 0) << finished.err;
+  EXPECT_EQ(json_lines(finished.out).back()["remaining"], 0);
+  std::this_thread::sleep_for(200ms);
+  stop = true;
+  producer.join();
+  EXPECT_GT(produced.load(), 0);
+  EXPECT_EQ(rejected_, 0) << "webhooks refused during the rewrap";
+
+  auto after = status();
+  ASSERT_EQ(after.count(1), 1U);
+  EXPECT_EQ(after[1], Json::parse(R"({"kekId":")" + kek_id +
+                                  R"(","version":1,"current":false,"available":true,)"
+                                  R"("events":0,"materials":0,"auditKey":0})"));
+  EXPECT_EQ(after[2]["current"], true);
+  EXPECT_EQ(after[2]["auditKey"], 1);
+
+  auto retired = cli({"keys", "retire", "1"});
+  ASSERT_EQ(retired.exit_code, 0) << retired.err;
+  EXPECT_EQ(status().count(1), 0U);
+  auto verify = cli({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  auto audit = cli({"audit", "list", "--limit", "100000"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  std::map<std::string, int> kek_actions;
+  for (auto& r : json_lines(audit.out)) {
+    const std::string action = r["action"];
+    if (action.rfind("kek.", 0) == 0) ++kek_actions[action + " " + r["outcome"].get<std::string>()];
+  }
+  EXPECT_EQ(kek_actions["kek.rotate ok"], 1);
+  EXPECT_EQ(kek_actions["kek.rewrap started"], 2);  // the killed run left its start
+  EXPECT_EQ(kek_actions["kek.retire ok"], 1);
+  EXPECT_EQ(kek_actions.count("kek.retire refused: still in use by " +
+                              std::to_string(kRecords + kDelegations) + " event keys, " +
+                              std::to_string(kDelegations) +
+                              " materials keys and the audit key; run `hookvault keys rewrap` "
+                              "first"),
+            1U);
+
+  // Stop the daemon; every record opens in-process without version 1.
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+  const auto kek = open_kek_in_process();
+  EXPECT_EQ(kek->versions(), std::vector<std::uint32_t>{2});
+  StoreOptions options;
+  options.path = dir_.path() / "data/hookvault.db";
+  auto store = Store::open(options, kek);
+  ASSERT_TRUE(store) << store.error().message();
+  std::size_t events = 0;
+  std::size_t missing = 0;
+  std::size_t mismatched = 0;
+  std::map<std::string, std::string> expected = acked_;
+  for (std::int64_t after_id = 0;;) {
+    EventQuery q;
+    q.after = after_id;
+    q.limit = 1000;
+    auto page = (*store)->list_events(q);
+    ASSERT_TRUE(page) << page.error().message();
+    if (page->empty()) break;
+    for (const auto& meta : *page) {
+      after_id = meta.id;
+      ++events;
+      auto payload = (*store)->event_payload(meta.id);
+      ASSERT_TRUE(payload) << meta.id << ": " << payload.error().message();
+      ASSERT_TRUE(payload->has_value()) << meta.id;
+      auto it = expected.find(meta.idempotency_key);
+      if (it == expected.end()) continue;
+      if ((**payload).reveal_string() != it->second) ++mismatched;
+      expected.erase(it);
+    }
+  }
+  for (const auto& [id, body] : expected) {
+    (void)body;
+    ++missing;
+  }
+  EXPECT_EQ(missing, 0U) << "acknowledged but not stored";
+  EXPECT_EQ(mismatched, 0U);
+  EXPECT_EQ(events, acked_.size());
+  for (const auto& d : delegations_) {
+    auto m = (*store)->materials("dynamic", d.wallet_id);
+    ASSERT_TRUE(m) << m.error().message();
+    ASSERT_TRUE(m->has_value()) << d.wallet_id;
+    EXPECT_EQ((**m).share.reveal_string(), d.share);
+    EXPECT_EQ((**m).api_key.reveal_string(), d.api_key);
+  }
+  EXPECT_GT(delegations_.size(), static_cast<std::size_t>(kDelegations));  // some during rewrap
+  auto chain = (*store)->verify_audit();
+  ASSERT_TRUE(chain) << chain.error().message();
+  EXPECT_TRUE(chain->ok) << chain->problem;
+  EXPECT_TRUE((*store)->audit_sync(AuditEntry{"cli:test", "event.read", "1", "ok"}));
+}
+
+TEST_F(KekRotationTest, RotateAndRewrapWhileServingWithAKilledRewrapInBetween) {
+  run_rotation(/*pkcs11=*/false);
+}
+
+TEST_F(KekRotationTest, TheSameWithTheKekInAnHsmToken) { run_rotation(/*pkcs11=*/true); }
+
+}  // namespace
+}  // namespace hookvault::testing

@@ -1,0 +1,222 @@
+// `hookvault keys status | rotate | rewrap | retire` (ops.hpp) over a config
+// built in code (file KEK, one Dynamic source): status lines, rotation,
+// rewrap to completion, retire refused while a version is used or current,
+// and an audit record for every rotate, rewrap and retire.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hookvault/config.hpp"
+#include "hookvault/json.hpp"
+#include "hookvault/kek.hpp"
+#include "hookvault/ops.hpp"
+#include "hookvault/store.hpp"
+#include "test_support.hpp"
+
+namespace hookvault {
+namespace {
+
+using testing::TempDir;
+
+struct Output {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::vector<Json> json_lines(const std::string& text) {
+  std::vector<Json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) out.push_back(Json::parse(line));
+  }
+  return out;
+}
+
+class OpsKeys : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_file(dir_ / "keys/kek.key", SecretBytes::random(32).reveal_string());
+    config_.file = dir_ / "hookvault.toml";
+    config_.storage.path = dir_ / "data/hookvault.db";
+    config_.kek.file = dir_ / "keys/kek.key";
+    SourceConfig source;
+    source.name = "dynamic";
+    source.provider = Provider::dynamic;
+    source.path = "/webhooks/dynamic";
+    config_.sources.push_back(source);
+    write_events(0, 25);
+  }
+
+  void write_events(int from, int to) {
+    auto store = open_store(config_);
+    for (int i = from; i < to; ++i) {
+      WriteRequest r;
+      r.event.source = "dynamic";
+      r.event.idempotency_key = "evt-" + std::to_string(i);
+      r.event.event_name = "wallet.delegation.created";
+      r.event.event_time = "2026-01-01T00:00:00Z";
+      r.event.event_time_ms = 1000 + i;
+      r.event.wallet_id = "w" + std::to_string(i % 5);
+      r.event.payload = R"({"eventId":"evt-)" + std::to_string(i) + R"("})";
+      DelegationMaterials m;
+      m.wallet_id = r.event.wallet_id;
+      m.user_id = "u1";
+      m.chain = "EVM";
+      m.share = SecretBytes::copy_of("share-" + std::to_string(i));
+      m.api_key = SecretBytes::copy_of("api-" + std::to_string(i));
+      r.materials = std::move(m);
+      auto written = store->write(std::move(r));
+      ASSERT_TRUE(written) << written.error().message();
+    }
+    store->close();
+  }
+
+  template <class F>
+  Output run(F&& command) {
+    std::ostringstream out;
+    std::ostringstream err;
+    Output o;
+    o.code = command(out, err);
+    o.out = out.str();
+    o.err = err.str();
+    return o;
+  }
+  Output status() {
+    return run([&](auto& out, auto& err) { return keys_status(config_, out, err); });
+  }
+  Output rotate() {
+    return run([&](auto& out, auto& err) { return keys_rotate(config_, out, err); });
+  }
+  Output rewrap(std::size_t batch) {
+    return run([&](auto& out, auto& err) { return keys_rewrap(config_, batch, out, err); });
+  }
+  Output retire(std::uint32_t version) {
+    return run([&](auto& out, auto& err) { return keys_retire(config_, version, out, err); });
+  }
+  std::vector<AuditRecord> kek_records() {
+    auto store = open_store(config_);
+    auto records = store->audit_records(0, 1000);
+    EXPECT_TRUE(records);
+    std::vector<AuditRecord> out;
+    for (auto& r : *records) {
+      if (r.entry.action.rfind("kek.", 0) == 0) out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  TempDir dir_;
+  Config config_;
+};
+
+TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
+  const std::string id = open_file_kek(config_.kek.file)->id();
+  Output s = status();
+  ASSERT_EQ(s.code, kExitOk) << s.err;
+  auto lines = json_lines(s.out);
+  ASSERT_EQ(lines.size(), 1U) << s.out;
+  EXPECT_EQ(lines[0], Json::parse(R"({"kekId":")" + id +
+                                  R"(","version":1,"current":true,"available":true,)"
+                                  R"("events":25,"materials":5,"auditKey":1})"));
+
+  const Output rotated = rotate();
+  ASSERT_EQ(rotated.code, kExitOk) << rotated.err;
+  EXPECT_EQ(Json::parse(rotated.out), Json::parse(R"({"kekId":")" + id + R"(","version":2})"));
+  write_events(25, 30);  // a fresh process: wraps under version 2
+
+  lines = json_lines(status().out);
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(lines[0]["version"], 1);
+  EXPECT_EQ(lines[0]["current"], false);
+  EXPECT_EQ(lines[0]["available"], true);
+  EXPECT_EQ(lines[0]["events"], 25);
+  EXPECT_EQ(lines[0]["auditKey"], 1);
+  EXPECT_EQ(lines[1]["version"], 2);
+  EXPECT_EQ(lines[1]["current"], true);
+  EXPECT_EQ(lines[1]["events"], 5);
+  EXPECT_EQ(lines[1]["materials"], 5);  // the newer delegations replaced every wallet's
+  EXPECT_EQ(lines[1]["auditKey"], 0);
+
+  // Refused: still used; current; unknown.
+  Output refused = retire(1);
+  EXPECT_EQ(refused.code, kExitError);
+  EXPECT_NE(refused.err.find("still in use by 25 event keys, 0 materials keys and the audit key"),
+            std::string::npos)
+      << refused.err;
+  refused = retire(2);
+  EXPECT_EQ(refused.code, kExitError);
+  EXPECT_NE(refused.err.find("current version"), std::string::npos) << refused.err;
+  refused = retire(9);
+  EXPECT_EQ(refused.code, kExitError);
+  EXPECT_NE(refused.err.find("no such version"), std::string::npos) << refused.err;
+
+  const Output rewrapped = rewrap(4);
+  ASSERT_EQ(rewrapped.code, kExitOk) << rewrapped.err;
+  const auto progress = json_lines(rewrapped.out);
+  ASSERT_EQ(progress.size(), 7U) << rewrapped.out;  // 26 keys, 4 at a time
+  EXPECT_EQ(progress.front(), Json::parse(R"({"rewrapped":4,"remaining":22,"version":2})"));
+  EXPECT_EQ(progress.back(), Json::parse(R"({"rewrapped":26,"remaining":0,"version":2})"));
+
+  lines = json_lines(status().out);
+  ASSERT_EQ(lines.size(), 2U);
+  EXPECT_EQ(lines[0], Json::parse(R"({"kekId":")" + id +
+                                  R"(","version":1,"current":false,"available":true,)"
+                                  R"("events":0,"materials":0,"auditKey":0})"));
+  EXPECT_EQ(lines[1]["events"], 30);
+  EXPECT_EQ(lines[1]["auditKey"], 1);
+
+  const Output retired = retire(1);
+  ASSERT_EQ(retired.code, kExitOk) << retired.err;
+  lines = json_lines(status().out);
+  ASSERT_EQ(lines.size(), 1U) << status().out;
+  EXPECT_EQ(lines[0]["version"], 2);
+  EXPECT_EQ(open_file_kek(config_.kek.file)->id(), id);
+
+  const auto records = kek_records();
+  std::vector<std::string> seen;
+  for (const auto& r : records) {
+    EXPECT_EQ(r.entry.actor.rfind("cli:", 0), 0U) << r.entry.actor;
+    seen.push_back(r.entry.action + " " + r.entry.subject + " " + r.entry.outcome);
+  }
+  const std::string v1 = id + ":v1";
+  const std::string v2 = id + ":v2";
+  EXPECT_EQ(seen, (std::vector<std::string>{
+                      "kek.rotate " + v2 + " ok",
+                      "kek.retire " + v1 +
+                          " refused: still in use by 25 event keys, 0 materials keys and the "
+                          "audit key; run `hookvault keys rewrap` first",
+                      "kek.retire " + v2 + " refused: it is the current version; rotate first",
+                      "kek.retire " + id + ":v9 refused: the KEK has no such version",
+                      "kek.rewrap " + v2 + " started",
+                      "kek.rewrap " + v2 + " ok: 26 rewrapped",
+                      "kek.retire " + v1 + " ok",
+                  }));
+  const Output verified =
+      run([&](auto& out, auto& err) { return audit_verify(config_, out, err); });
+  EXPECT_EQ(verified.code, kExitOk) << verified.err;
+}
+
+TEST_F(OpsKeys, RewrapWithNothingToDoSucceedsAndARotateFailureIsAuditedAsAnError) {
+  const Output nothing = rewrap(100);
+  ASSERT_EQ(nothing.code, kExitOk) << nothing.err;
+  EXPECT_EQ(json_lines(nothing.out).back()["remaining"], 0);
+
+  // A keyring that cannot be rewritten: its temporary file's name is taken.
+  const auto in_the_way = dir_ / ("keys/kek.key.tmp-" + std::to_string(::getpid()));
+  std::filesystem::create_directory(in_the_way);
+  const Output failed = rotate();
+  std::filesystem::remove(in_the_way);
+  EXPECT_EQ(failed.code, kExitError);
+  EXPECT_NE(failed.err.find("cannot rotate the KEK"), std::string::npos) << failed.err;
+  EXPECT_EQ(open_file_kek(config_.kek.file)->versions(), std::vector<std::uint32_t>{1});
+  const auto records = kek_records();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().entry.action, "kek.rotate");
+  EXPECT_EQ(records.back().entry.outcome.rfind("error: ", 0), 0U) << records.back().entry.outcome;
+}
+
+}  // namespace
+}  // namespace hookvault
