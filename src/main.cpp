@@ -1,6 +1,5 @@
 // hookvault: the composition root. Parses the command line and wires the
 // stages together; no logic of its own.
-#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +16,7 @@
 #include "hookvault/nodit_history.hpp"
 #include "hookvault/ops.hpp"
 #include "hookvault/pipeline.hpp"
+#include "hookvault/process.hpp"
 #include "hookvault/server.hpp"
 #include "hookvault/work_pool.hpp"
 
@@ -25,26 +25,41 @@ namespace {
 using namespace hookvault;
 
 int serve(const Config& config) {
-  // Key material lives in this process: no core dumps, no ptrace by peers.
-  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   init_logging(config.log.format, config.log.level);
-  auto store = open_store(config);
+  // Start only when check-config would pass: among other things, key and
+  // secret files readable by group or others are refused here.
+  if (const auto problems = check_config(config); !problems.empty()) {
+    for (const auto& p : problems) log(LogLevel::critical, "refusing to start", {{"problem", p}});
+    return kExitError;
+  }
+  // Key material lives in this process: no core dumps, no ptrace by peers,
+  // secrets in locked memory.
+  const HardeningReport hardening = harden_process();
+  log(hardening.note.empty() ? LogLevel::info : LogLevel::warn, "process hardening",
+      {{"core_dumps_disabled", hardening.core_dumps_disabled},
+       {"secret_memory_locked", hardening.secret_memory_locked},
+       {"note", hardening.note}});
+  const std::shared_ptr<Kek> kek = open_kek(config);  // kept to refresh it on SIGHUP
+  auto store = open_store(config, kek, /*daemon=*/true);
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
   WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
   Metrics metrics;
   Pipeline pipeline(sources, *store, pool, metrics);
   // SIGHUP: re-read the config file; rotated webhook secrets and RSA keys and
-  // the log level take effect without dropping a connection. A reload that
-  // fails keeps everything as it was and says why.
-  auto reload = [&config, &pipeline] {
+  // the log level take effect without dropping a connection, and new records
+  // use the KEK's newest version (`keys rotate`). A reload that fails keeps
+  // everything as it was and says why.
+  auto reload = [&config, &pipeline, kek] {
     try {
       const Config fresh = load_config(config.file);
       auto fresh_sources = load_sources(fresh);
       const auto count = fresh_sources.size();
+      kek->refresh();
       pipeline.reload(std::move(fresh_sources));
       set_log_level(fresh.log.level);
-      log(LogLevel::info, "reloaded", {{"config", config.file.string()}, {"sources", count}});
+      log(LogLevel::info, "reloaded",
+          {{"config", config.file.string()}, {"sources", count}, {"kek_version", kek->version()}});
     } catch (const std::exception& e) {
       log(LogLevel::error, "reload failed; keeping the running configuration",
           {{"config", config.file.string()}, {"error", e.what()}});
@@ -167,6 +182,27 @@ int main(int argc, char** argv) {
   audit_list_cmd->add_option("--limit", limit, "at most this many")->check(CLI::Range(1, 100000));
   add_config(audit_list_cmd);
 
+  auto* keys_cmd = app.add_subcommand("keys", "KEK versions: rotation without downtime");
+  keys_cmd->require_subcommand(1);
+  auto* keys_status_cmd =
+      keys_cmd->add_subcommand("status", "wrapped keys per KEK version as JSON lines");
+  add_config(keys_status_cmd);
+  auto* keys_rotate_cmd = keys_cmd->add_subcommand("rotate", "add a KEK version for new records");
+  add_config(keys_rotate_cmd);
+  auto* keys_rewrap_cmd =
+      keys_cmd->add_subcommand("rewrap", "move every wrapped key to the current KEK version");
+  std::size_t rewrap_batch = kDefaultRewrapBatch;
+  keys_rewrap_cmd->add_option("--batch", rewrap_batch, "wrapped keys per committed batch")
+      ->check(CLI::Range(1, 100000));
+  add_config(keys_rewrap_cmd);
+  auto* keys_retire_cmd =
+      keys_cmd->add_subcommand("retire", "remove a KEK version that nothing uses");
+  std::uint32_t retire_version = 0;
+  keys_retire_cmd->add_option("VERSION", retire_version, "the version to remove")
+      ->required()
+      ->check(CLI::Range(1U, 0xFFFFFFFFU));
+  add_config(keys_retire_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -196,6 +232,12 @@ int main(int argc, char** argv) {
     if (nodit_gaps_cmd->parsed()) return nodit_gaps(config, source, std::cout, std::cerr);
     if (audit_verify_cmd->parsed()) return audit_verify(config, std::cout, std::cerr);
     if (audit_list_cmd->parsed()) return audit_list(config, after, limit, std::cout, std::cerr);
+    if (keys_status_cmd->parsed()) return keys_status(config, std::cout, std::cerr);
+    if (keys_rotate_cmd->parsed()) return keys_rotate(config, std::cout, std::cerr);
+    if (keys_rewrap_cmd->parsed()) return keys_rewrap(config, rewrap_batch, std::cout, std::cerr);
+    if (keys_retire_cmd->parsed()) {
+      return keys_retire(config, retire_version, std::cout, std::cerr);
+    }
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitError;

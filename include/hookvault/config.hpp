@@ -61,6 +61,10 @@ struct ServerConfig {
 
 struct StorageConfig {
   std::filesystem::path path;
+  // Event payloads older than this are purged (zero-overwritten, then NULL);
+  // the idempotency keys and metadata stay forever. 0 = keep payloads.
+  std::chrono::milliseconds retention{0};
+  std::chrono::milliseconds retention_interval{3600000};  // how often the purge runs
 };
 
 struct AdminClient {
@@ -162,7 +166,12 @@ std::vector<std::string> check_config(const Config& config);
 // The KEK named by [kek]: open_file_kek() or, for "pkcs11", the PIN loaded with
 // load_secret() and open_pkcs11_kek() (kek.hpp). Throws ConfigError (the PIN)
 // or std::runtime_error naming the file, module, token or key label.
-std::shared_ptr<const Kek> open_configured_kek(const KekConfig& kek);
+std::shared_ptr<Kek> open_configured_kek(const KekConfig& kek);
+// A new KEK version (rotate_file_kek / create_pkcs11_kek_version), and the
+// removal of an old one (retire_file_kek_version / destroy_pkcs11_kek_version).
+// Same exceptions as open_configured_kek.
+std::uint32_t rotate_configured_kek(const KekConfig& kek);
+void retire_configured_kek_version(const KekConfig& kek, std::uint32_t version);
 
 // "10s", "500ms", "2m", "1h", "7d", "0s". Throws std::invalid_argument.
 std::chrono::milliseconds parse_duration(std::string_view text);

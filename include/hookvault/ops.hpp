@@ -33,9 +33,14 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitNotFound = 3;
 
-// Throws std::runtime_error naming the file or provider on failure.
-std::shared_ptr<const Kek> open_kek(const Config& config);
-std::unique_ptr<Store> open_store(const Config& config);
+// Throws std::runtime_error naming the file or provider on failure. `kek`:
+// the store's KEK when the caller already opened it (serve keeps it to
+// refresh it on SIGHUP), else open_kek(config).
+std::shared_ptr<Kek> open_kek(const Config& config);
+// `daemon`: the serving process's store, which also runs the retention purge
+// of [storage] retention (CLI commands never purge).
+std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek = nullptr,
+                                  bool daemon = false);
 
 int materials_get(const Config& config, const std::string& wallet_id,
                   const std::optional<std::string>& source, std::ostream& out, std::ostream& err);
@@ -57,5 +62,33 @@ int audit_list(const Config& config, std::int64_t after, std::size_t limit, std:
 int nodit_gaps(const Config& config, const std::optional<std::string>& source, std::ostream& out,
                std::ostream& err);
 inline constexpr std::uint64_t kMaxListedMissing = 1000;
+
+// KEK rotation (src/ops/keys.cpp; kek.hpp, Store::rewrap_batch). Each appends
+// an audit record (actor "cli:<user>", subject "<kekId>:v<N>") and prints one
+// clear error line and exits 1 when it cannot.
+//
+// `keys status`: one JSON line per (KEK id, version) that the KEK has or the
+// store uses, ordered by id and version:
+//   {"kekId","version","current":bool,"available":bool,"events":N,
+//    "materials":M,"auditKey":0|1}
+// `available`: the loaded KEK can unwrap it. Not audited (no secret).
+int keys_status(const Config& config, std::ostream& out, std::ostream& err);
+// `keys rotate`: adds version current + 1 (file: the keyring file; pkcs11: a
+// key generated in the token) and prints {"kekId","version"}. Running daemons
+// use it for new records after SIGHUP (or a restart). Audited "kek.rotate".
+int keys_rotate(const Config& config, std::ostream& out, std::ostream& err);
+// `keys rewrap [--batch N]`: moves every wrapped key to the current version,
+// N rows per committed batch, while the daemon serves; prints one JSON line
+// per batch {"rewrapped":total so far,"remaining":R,"version":V} and exits 0
+// when nothing older remains. Safe to interrupt and rerun. Audited
+// "kek.rewrap" when it starts ("started") and ends ("ok: N rewrapped" or
+// "error: ...").
+int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std::ostream& err);
+inline constexpr std::size_t kDefaultRewrapBatch = 200;
+// `keys retire VERSION`: removes an old version from the keyring file or
+// destroys its token object, only when it is not current and no wrapped key
+// uses it (else exit 1 naming what still uses it). Audited "kek.retire"
+// (outcome "ok", "refused: ..." or "error: ...").
+int keys_retire(const Config& config, std::uint32_t version, std::ostream& out, std::ostream& err);
 
 }  // namespace hookvault

@@ -30,6 +30,20 @@
 //   audit key is created on the first open, wrapped by the KEK; a store opened
 //   with another KEK opens, but its audit appends (hence its revocations) and
 //   verify_audit() fail with Errc::kek_unavailable or Errc::store_corrupt.
+// - KEK rotation (kek.hpp): every wrapped key is stored with the KEK id and the
+//   version wrap() reported, so records of older versions keep opening while
+//   new ones use the current version. rewrap_batch() moves wrapped keys
+//   (events, materials, the audit key) of older versions of this KEK to its
+//   current version, a short batch at a time, without touching any payload or
+//   materials ciphertext: the DEK inside stays the same. Rows are read and
+//   rewrapped on the caller's thread; the writer then applies each UPDATE
+//   only where the row still holds exactly the wrapped key that was read (same
+//   version and bytes), in one SAVEPOINT and commit of its group, so a row the
+//   daemon changed meanwhile (a newer delegation, a revocation) is left alone
+//   and simply picked up by a later batch if it is still old. Each batch
+//   commits on its own: an interrupted rewrap loses at most one uncommitted
+//   batch and a rerun continues. The audit key is read from the file for each
+//   use, so a daemon keeps appending while another process rewraps it.
 //
 // The schema is documented in src/store/schema.hpp.
 //
@@ -60,6 +74,11 @@ struct StoreOptions {
   std::filesystem::path path;
   std::chrono::milliseconds busy_timeout{5000};
   std::size_t max_batch = 256;  // requests per group commit
+  // Retention: when > 0, the idle writer purges the payloads of events
+  // received longer ago than this (see purge_expired_payloads), every
+  // `retention_interval`.
+  std::chrono::milliseconds retention{0};
+  std::chrono::milliseconds retention_interval{3600000};
 };
 
 enum class Origin { signature, history };
@@ -172,6 +191,21 @@ struct SubscriptionSequence {
   std::vector<SequenceGap> gaps;
 };
 
+// How many wrapped keys one (KEK id, version) holds (kek_usage()).
+struct KekUsage {
+  std::string kek_id;
+  std::uint32_t version = 0;
+  std::uint64_t events = 0;     // events rows (redacted payloads have no key)
+  std::uint64_t materials = 0;  // materials rows
+  bool audit_key = false;       // the audit log's key
+};
+
+struct RewrapProgress {
+  std::uint64_t rewrapped = 0;  // wrapped keys moved to the current version by this call
+  std::uint64_t remaining = 0;  // keys of this KEK still under an older version afterwards
+  std::uint32_t version = 0;    // the version they were moved to
+};
+
 struct EventQuery {
   std::optional<std::string> source;
   std::int64_t after = 0;
@@ -252,6 +286,22 @@ class Store {
   // audit key does not open under this KEK). Holds the read connection for the
   // walk, so other reads of this Store wait meanwhile.
   Result<AuditVerifyResult> verify_audit() const;
+
+  // --- KEK rotation (kek.hpp) ---
+  // Wrapped keys per (KEK id, version), ordered by id and version; ids other
+  // than this Store's KEK's appear too (they do not open here).
+  Result<std::vector<KekUsage>> kek_usage() const;
+  // Rewraps up to `limit` (>= 1) wrapped keys of this KEK that are under a
+  // version older than the current one: events first, then materials, then
+  // the audit key, each unwrapped and wrapped again with the associated data
+  // of envelope.hpp (audit key: "hookvault-audit-key"). Payloads and materials
+  // ciphertext are not touched. One group commit through the writer; rows
+  // changed meanwhile by another writer are skipped (see above). Errors:
+  // Errc::kek_unavailable / Errc::store_corrupt when a wrapped key does not
+  // open (the row is named in an error log line; nothing of the batch is
+  // written), Errc::store_unavailable when the commit fails. `remaining` is
+  // counted after the commit.
+  Result<RewrapProgress> rewrap_batch(std::size_t limit);
 
   // Writer counters (StoreStats); committed_requests / commits is the mean
   // batch size.

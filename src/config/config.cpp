@@ -402,8 +402,12 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
 }
 
 StorageConfig parse_storage(const Context& ctx, const toml::table* table) {
-  TableReader r(ctx, table, "storage", {"path"});
-  return StorageConfig{r.required_path("path")};
+  TableReader r(ctx, table, "storage", {"path", "retention", "retention_interval"});
+  StorageConfig c;
+  c.path = r.required_path("path");
+  if (auto v = r.duration("retention")) c.retention = *v;
+  if (auto v = r.positive_duration("retention_interval")) c.retention_interval = *v;
+  return c;
 }
 
 // Exactly one secret named by `<base>_file`, `<base>_env` or `<base>_credential`

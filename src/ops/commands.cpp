@@ -31,11 +31,10 @@ std::vector<const SourceConfig*> dynamic_sources(const Config& config,
 
 }  // namespace
 
-std::shared_ptr<const Kek> open_kek(const Config& config) {
-  return open_configured_kek(config.kek);
-}
+std::shared_ptr<Kek> open_kek(const Config& config) { return open_configured_kek(config.kek); }
 
-std::unique_ptr<Store> open_store(const Config& config) {
+std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek,
+                                  bool daemon) {
   // The store's folder is created on first use, private to this user.
   const auto folder = config.storage.path.parent_path();
   if (!folder.empty() && !std::filesystem::exists(folder)) {
@@ -50,7 +49,11 @@ std::unique_ptr<Store> open_store(const Config& config) {
   }
   StoreOptions options;
   options.path = config.storage.path;
-  auto store = Store::open(options, open_kek(config));
+  if (daemon) {
+    options.retention = config.storage.retention;
+    options.retention_interval = config.storage.retention_interval;
+  }
+  auto store = Store::open(options, kek ? std::move(kek) : open_kek(config));
   if (!store) {
     throw std::runtime_error("cannot open store " + config.storage.path.string() + ": " +
                              store.error().message());

@@ -18,7 +18,12 @@
 //   so /readyz recovers without traffic once the fault clears.
 // - Audit records (audit(), and the 'revoke' record of a revocation) are
 //   appended by the writer inside the request's SAVEPOINT (audit_chain.hpp);
-//   the audit key is unwrapped for each append and wiped right after.
+//   the audit key is read from meta and unwrapped for each append and wiped
+//   right after (`keys rewrap` in another process may have rewrapped it).
+// - rewrap_batch() (KEK rotation) follows the same split as submit(): the
+//   caller's thread reads old-version rows on the read connection and
+//   rewraps their keys; the writer applies guarded UPDATEs (old version and
+//   old bytes in the WHERE clause) in one SAVEPOINT of a group commit.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -32,6 +37,7 @@
 #include <limits>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -169,6 +175,23 @@ constexpr char kRedactEventPayload[] =
     "UPDATE events SET payload = NULL, wrapped_dek = NULL, kek_id = NULL, kek_version = NULL "
     "WHERE id = ?1";
 
+// Retention: payloads received before ?1, except delegations still waiting for
+// `reprocess` (their payload is the only copy of the encrypted materials).
+constexpr char kExpiredPayloads[] =
+    "SELECT id FROM events WHERE payload IS NOT NULL AND received_at_ms < ?1 "
+    "AND materials_state <> 'decrypt_failed' ORDER BY id LIMIT ?2";
+constexpr std::int64_t kPurgeBatch = 500;  // rows per short write transaction
+
+// keys rewrap: only where the row still holds the wrapped key that was read.
+constexpr char kRewrapEvent[] =
+    "UPDATE events SET kek_version = ?1, wrapped_dek = ?2 "
+    "WHERE id = ?3 AND kek_id = ?4 AND kek_version = ?5 AND wrapped_dek = ?6";
+
+constexpr char kRewrapMaterials[] =
+    "UPDATE materials SET kek_version = ?1, wrapped_dek = ?2 "
+    "WHERE source = ?3 AND wallet_id = ?4 AND event_id = ?5 AND kek_id = ?6 "
+    "AND kek_version = ?7 AND wrapped_dek = ?8";
+
 // ---------------------------------------------------------------------------
 // SQL run by the reads (read-only connection).
 
@@ -198,6 +221,27 @@ constexpr char kReadPayload[] =
 constexpr char kReadMaterials[] =
     "SELECT user_id, chain, share_set_id, event_id, created_at, kek_id, kek_version, "
     "wrapped_dek, share, api_key FROM materials WHERE source = ?1 AND wallet_id = ?2";
+
+// KEK rotation (indexes events_by_kek, materials_by_kek).
+constexpr char kReadKekUsage[] =
+    "SELECT kek_id, kek_version, sum(events), sum(materials) FROM ("
+    "SELECT kek_id, kek_version, count(*) AS events, 0 AS materials FROM events "
+    "WHERE kek_id IS NOT NULL GROUP BY kek_id, kek_version "
+    "UNION ALL "
+    "SELECT kek_id, kek_version, 0, count(*) FROM materials GROUP BY kek_id, kek_version) "
+    "GROUP BY kek_id, kek_version ORDER BY kek_id, kek_version";
+
+constexpr char kReadOldEvents[] =
+    "SELECT id, source, idem_key, kek_version, wrapped_dek FROM events "
+    "WHERE kek_id = ?1 AND kek_version < ?2 LIMIT ?3";
+
+constexpr char kReadOldMaterials[] =
+    "SELECT source, wallet_id, event_id, kek_version, wrapped_dek FROM materials "
+    "WHERE kek_id = ?1 AND kek_version < ?2 LIMIT ?3";
+
+constexpr char kReadOldCount[] =
+    "SELECT (SELECT count(*) FROM events WHERE kek_id = ?1 AND kek_version < ?2) + "
+    "(SELECT count(*) FROM materials WHERE kek_id = ?1 AND kek_version < ?2)";
 
 Result<EventMeta> meta_from_row(const Statement& row) {
   EventMeta meta;
@@ -274,7 +318,30 @@ struct AuditWork {
   std::optional<Result<std::int64_t>> result;
 };
 
-using Work = std::variant<WriteWork, ResolveWork, AuditWork>;
+// One wrapped key as read (`from`) and rewrapped (`to`), for a guarded UPDATE.
+struct EventRewrap {
+  std::int64_t id = 0;
+  store::WrappedKey from;
+  store::WrappedKey to;
+};
+
+struct MaterialsRewrap {
+  std::string source;
+  std::string wallet_id;
+  std::string event_id;
+  store::WrappedKey from;
+  store::WrappedKey to;
+};
+
+struct RewrapWork {
+  std::vector<EventRewrap> events;
+  std::vector<MaterialsRewrap> materials;
+  std::optional<std::pair<store::WrappedAuditKey, store::WrappedAuditKey>> audit_key;
+  std::function<void(Result<std::uint64_t>)> done;  // how many UPDATEs applied
+  std::optional<Result<std::uint64_t>> result;
+};
+
+using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork>;
 
 // Runs a completion; a throwing completion must not take the writer down.
 template <class F, class R>
@@ -343,12 +410,11 @@ std::string_view materials_state_name(MaterialsState s) noexcept {
 }
 
 struct Store::Impl {
-  Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek,
-       std::optional<store::WrappedAuditKey> audit_key, Connection writer_db, Connection reader_db)
+  Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
+       Connection reader_db)
       : options_(options),
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
-        audit_key_(std::move(audit_key)),
         writer_db_(std::move(writer_db)),
         reader_db_(std::move(reader_db)) {}
 
@@ -372,6 +438,7 @@ struct Store::Impl {
   Result<WriteResult> apply(WriteWork& w);
   Result<MaterialsState> apply(ResolveWork& w);
   Result<std::int64_t> apply(AuditWork& w);
+  Result<std::uint64_t> apply(RewrapWork& w);
   Result<std::int64_t> append_audit(const AuditEntry& entry);
   Result<void> probe();
 
@@ -414,9 +481,10 @@ struct Store::Impl {
 
   const StoreOptions options_;
   const std::size_t max_batch_;
+  // Retention (writer thread only): when the next purge pass is due.
+  std::chrono::steady_clock::time_point next_purge_{};
+  Result<std::uint64_t> purge_expired();
   const std::shared_ptr<const Kek> kek_;
-  // Read once at open; nullopt when the file's audit key is missing (tampered).
-  const std::optional<store::WrappedAuditKey> audit_key_;
 
   // Writer thread only (and open/close, when the thread is not running).
   Connection writer_db_;
@@ -514,16 +582,31 @@ void Store::Impl::writer_loop() {
     {
       std::unique_lock lock(mu_);
       const auto ready = [this] { return !queue_.empty() || stopping_; };
-      if (writable_.load()) {
-        cv_.wait(lock, ready);
-      } else {
+      const bool retention = options_.retention.count() > 0;
+      if (!writable_.load()) {
         cv_.wait_for(lock, kProbeInterval, ready);
+      } else if (retention) {
+        cv_.wait_until(lock, next_purge_, ready);
+      } else {
+        cv_.wait(lock, ready);
       }
       if (queue_.empty()) {
         if (stopping_) return;
         lock.unlock();
-        // Idle and not writable: try again, so readiness recovers on its own.
-        if (probe()) writable_.store(true);
+        if (!writable_.load()) {
+          // Idle and not writable: try again, so readiness recovers on its own.
+          if (probe()) writable_.store(true);
+        } else if (retention && std::chrono::steady_clock::now() >= next_purge_) {
+          auto purged = purge_expired();
+          const bool more = purged && *purged == static_cast<std::uint64_t>(kPurgeBatch);
+          next_purge_ = std::chrono::steady_clock::now() +
+                        (more ? std::chrono::milliseconds(0) : options_.retention_interval);
+          if (!purged) {
+            log(LogLevel::warn, "retention purge failed", {{"error", purged.error().message()}});
+          } else if (*purged > 0) {
+            log(LogLevel::info, "retention purge", {{"payloads", *purged}});
+          }
+        }
         continue;
       }
       const std::size_t n = std::min(queue_.size(), max_batch_);
@@ -535,6 +618,43 @@ void Store::Impl::writer_loop() {
     run_batch(batch);
     batch.clear();
   }
+}
+
+// Purges up to kPurgeBatch expired payloads in one short transaction (the
+// same zero-overwrite and redaction as a revocation), then checkpoints. The
+// writer calls it only when idle, and again at once while batches come back
+// full, so a backlog never holds queued requests for long.
+Result<std::uint64_t> Store::Impl::purge_expired() {
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  std::vector<std::int64_t> ids;
+  {
+    auto stmt = writer_db_.prepare(kExpiredPayloads);
+    if (!stmt) return stmt.error();
+    stmt->bind_int64(1, now_ms - options_.retention.count()).bind_int64(2, kPurgeBatch);
+    for (;;) {
+      auto step = stmt->step();
+      if (!step) return step.error();
+      if (*step != Step::row) break;
+      ids.push_back(stmt->column_int64(0));
+    }
+  }
+  if (ids.empty()) return 0;
+  if (auto r = run(kBegin); !r) return r.error();
+  for (auto id : ids) {
+    if (auto r = redact_event(id); !r) {
+      static_cast<void>(run(kRollback));
+      return r.error();
+    }
+  }
+  if (auto r = run(kCommit); !r) {
+    static_cast<void>(run(kRollback));
+    return r.error();
+  }
+  static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
+                                              SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+  return ids.size();
 }
 
 void Store::Impl::run_batch(std::vector<Work>& batch) {
@@ -854,12 +974,53 @@ Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
 }
 
 Result<std::int64_t> Store::Impl::append_audit(const AuditEntry& entry) {
-  auto key = store::unwrap_audit_key(*kek_, audit_key_);
+  // Read in this transaction: another process may have rewrapped it.
+  auto wrapped = store::read_audit_key(writer_db_);
+  if (!wrapped) return wrapped.error();
+  auto key = store::unwrap_audit_key(*kek_, *wrapped);
   if (!key) return key.error();
   return store::append_audit(writer_db_, *key, entry, now_ms());
 }  // the key is wiped here
 
 Result<std::int64_t> Store::Impl::apply(AuditWork& w) { return append_audit(w.entry); }
+
+Result<std::uint64_t> Store::Impl::apply(RewrapWork& w) {
+  std::uint64_t applied = 0;
+  for (const auto& e : w.events) {
+    auto stmt = writer_db_.prepare(kRewrapEvent);
+    if (!stmt) return stmt.error();
+    auto r = stmt->bind_int64(1, e.to.kek_version)
+                 .bind_blob(2, e.to.wrapped_dek)
+                 .bind_int64(3, e.id)
+                 .bind_text(4, e.from.kek_id)
+                 .bind_int64(5, e.from.kek_version)
+                 .bind_blob(6, e.from.wrapped_dek)
+                 .run();
+    if (!r) return r.error();
+    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
+  }
+  for (const auto& m : w.materials) {
+    auto stmt = writer_db_.prepare(kRewrapMaterials);
+    if (!stmt) return stmt.error();
+    auto r = stmt->bind_int64(1, m.to.kek_version)
+                 .bind_blob(2, m.to.wrapped_dek)
+                 .bind_text(3, m.source)
+                 .bind_text(4, m.wallet_id)
+                 .bind_text(5, m.event_id)
+                 .bind_text(6, m.from.kek_id)
+                 .bind_int64(7, m.from.kek_version)
+                 .bind_blob(8, m.from.wrapped_dek)
+                 .run();
+    if (!r) return r.error();
+    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
+  }
+  if (w.audit_key) {
+    auto replaced = store::replace_audit_key(writer_db_, w.audit_key->first, w.audit_key->second);
+    if (!replaced) return replaced.error();
+    applied += *replaced;
+  }
+  return applied;
+}
 
 // ---------------------------------------------------------------------------
 // Lifetime.
@@ -967,8 +1128,8 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
     return err(Errc::store_unavailable);
   }
 
-  auto impl = std::make_unique<Impl>(options, std::move(kek), std::move(*audit_key),
-                                     std::move(*writer), std::move(*reader));
+  auto impl =
+      std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader));
   // Prove that a commit reaches the disk before reporting the store writable.
   if (!impl->probe()) return err(Errc::store_unavailable);
   impl->start();
@@ -1215,9 +1376,179 @@ Result<std::vector<AuditRecord>> Store::audit_records(std::int64_t after, std::s
 }
 
 Result<AuditVerifyResult> Store::verify_audit() const {
-  return impl_->with_reader([&](Connection& db) {
-    return store::verify_audit_chain(db, *impl_->kek_, impl_->audit_key_);
+  return impl_->with_reader(
+      [&](Connection& db) { return store::verify_audit_chain(db, *impl_->kek_); });
+}
+
+Result<std::vector<KekUsage>> Store::kek_usage() const {
+  return impl_->with_reader([&](Connection& db) -> Result<std::vector<KekUsage>> {
+    std::vector<KekUsage> out;
+    {
+      auto stmt = db.prepare(kReadKekUsage);
+      if (!stmt) return stmt.error();
+      for (;;) {
+        auto step = stmt->step();
+        if (!step) return step.error();
+        if (*step == Step::done) break;
+        auto version = kek_version_from(stmt->column_int64(1));
+        if (!version) return version.error();
+        out.push_back(KekUsage{stmt->column_text(0), *version,
+                               static_cast<std::uint64_t>(stmt->column_int64(2)),
+                               static_cast<std::uint64_t>(stmt->column_int64(3)), false});
+      }
+    }
+    auto audit_key = store::read_audit_key(db);
+    if (!audit_key) return audit_key.error();
+    if (*audit_key) {
+      const auto& k = **audit_key;
+      auto it = std::find_if(out.begin(), out.end(), [&](const KekUsage& u) {
+        return u.kek_id == k.kek_id && u.version == k.kek_version;
+      });
+      if (it == out.end()) {
+        KekUsage u;
+        u.kek_id = k.kek_id;
+        u.version = k.kek_version;
+        it = out.insert(std::upper_bound(out.begin(), out.end(), u,
+                                         [](const KekUsage& a, const KekUsage& b) {
+                                           return std::tie(a.kek_id, a.version) <
+                                                  std::tie(b.kek_id, b.version);
+                                         }),
+                        std::move(u));
+      }
+      it->audit_key = true;
+    }
+    return out;
   });
+}
+
+Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
+  if (limit == 0) return err(Errc::internal);  // a caller bug
+  if (impl_->on_writer_thread()) return err(Errc::internal);
+  if (!impl_->accepting_now()) return err(Errc::store_unavailable);
+  const Kek& kek = *impl_->kek_;
+  const std::uint32_t current = kek.version();
+  const auto bound = static_cast<std::int64_t>(
+      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+
+  struct EventRow {
+    std::int64_t id = 0;
+    std::string source;
+    std::string idem_key;
+    store::WrappedKey key;
+  };
+  struct MaterialsRow {
+    std::string source;
+    std::string wallet_id;
+    std::string event_id;
+    store::WrappedKey key;
+  };
+  struct Old {
+    std::vector<EventRow> events;
+    std::vector<MaterialsRow> materials;
+    std::optional<store::WrappedAuditKey> audit_key;
+  };
+  // Copy the old-version rows out under the read lock; rewrap after it.
+  auto old = impl_->with_reader([&](Connection& db) -> Result<Old> {
+    Old o;
+    {
+      auto stmt = db.prepare(kReadOldEvents);
+      if (!stmt) return stmt.error();
+      stmt->bind_text(1, kek.id()).bind_int64(2, current).bind_int64(3, bound);
+      for (;;) {
+        auto step = stmt->step();
+        if (!step) return step.error();
+        if (*step == Step::done) break;
+        auto version = kek_version_from(stmt->column_int64(3));
+        if (!version) return version.error();
+        o.events.push_back(EventRow{stmt->column_int64(0), stmt->column_text(1),
+                                    stmt->column_text(2),
+                                    store::WrappedKey{kek.id(), *version, stmt->column_blob(4)}});
+      }
+    }
+    const auto left = bound - static_cast<std::int64_t>(o.events.size());
+    if (left > 0) {
+      auto stmt = db.prepare(kReadOldMaterials);
+      if (!stmt) return stmt.error();
+      stmt->bind_text(1, kek.id()).bind_int64(2, current).bind_int64(3, left);
+      for (;;) {
+        auto step = stmt->step();
+        if (!step) return step.error();
+        if (*step == Step::done) break;
+        auto version = kek_version_from(stmt->column_int64(3));
+        if (!version) return version.error();
+        o.materials.push_back(
+            MaterialsRow{stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
+                         store::WrappedKey{kek.id(), *version, stmt->column_blob(4)}});
+      }
+    }
+    if (left > static_cast<std::int64_t>(o.materials.size())) {
+      auto audit_key = store::read_audit_key(db);
+      if (!audit_key) return audit_key.error();
+      if (*audit_key && (*audit_key)->kek_id == kek.id() && (*audit_key)->kek_version < current) {
+        o.audit_key = std::move(**audit_key);
+      }
+    }
+    return o;
+  });
+  if (!old) return old.error();
+
+  const auto refuse = [](std::string_view table, const std::string& row,
+                         const boost::system::error_code& ec) {
+    log(LogLevel::error, "rewrap: a wrapped key does not open; nothing of this batch is written",
+        {{"table", std::string(table)},
+         {"row", row},
+         {"error", std::string(error_name(to_errc(ec)))}});
+    return ec;
+  };
+  RewrapWork work;
+  for (auto& row : old->events) {
+    auto to = store::rewrap_payload_key(kek, row.source, row.idem_key, row.key);
+    if (!to) return refuse("events", "id " + std::to_string(row.id), to.error());
+    if (to->kek_version <= row.key.kek_version) continue;  // no newer version to move to
+    work.events.push_back(EventRewrap{row.id, std::move(row.key), std::move(*to)});
+  }
+  for (auto& row : old->materials) {
+    auto to = store::rewrap_materials_key(kek, row.source, row.wallet_id, row.event_id, row.key);
+    if (!to) return refuse("materials", row.source + "/" + row.wallet_id, to.error());
+    if (to->kek_version <= row.key.kek_version) continue;
+    work.materials.push_back(MaterialsRewrap{std::move(row.source), std::move(row.wallet_id),
+                                             std::move(row.event_id), std::move(row.key),
+                                             std::move(*to)});
+  }
+  if (old->audit_key) {
+    auto to = store::rewrap_audit_key(kek, *old->audit_key);
+    if (!to) return refuse("meta", "audit_key", to.error());
+    if (to->kek_version > old->audit_key->kek_version) {
+      work.audit_key.emplace(std::move(*old->audit_key), std::move(*to));
+    }
+  }
+
+  RewrapProgress progress;
+  progress.version = current;
+  if (!work.events.empty() || !work.materials.empty() || work.audit_key) {
+    std::promise<Result<std::uint64_t>> promise;
+    auto future = promise.get_future();
+    work.done = [&promise](Result<std::uint64_t> r) { promise.set_value(r); };
+    impl_->enqueue(Work(std::move(work)));
+    auto applied = future.get();
+    if (!applied) return applied.error();
+    progress.rewrapped = *applied;
+  }
+
+  auto remaining = impl_->with_reader([&](Connection& db) -> Result<std::uint64_t> {
+    auto stmt = db.prepare(kReadOldCount);
+    if (!stmt) return stmt.error();
+    auto step = stmt->bind_text(1, kek.id()).bind_int64(2, current).step();
+    if (!step) return step.error();
+    auto n = static_cast<std::uint64_t>(stmt->column_int64(0));
+    auto audit_key = store::read_audit_key(db);
+    if (!audit_key) return audit_key.error();
+    if (*audit_key && (*audit_key)->kek_id == kek.id() && (*audit_key)->kek_version < current) ++n;
+    return n;
+  });
+  if (!remaining) return remaining.error();
+  progress.remaining = *remaining;
+  return progress;
 }
 
 bool Store::writable() const noexcept { return impl_->writable_.load(); }

@@ -46,6 +46,8 @@ worker_queue = 16
 
 [storage]
 path = "data/hookvault.db"
+retention = "30d"
+retention_interval = "10m"
 
 [kek]
 provider = "file"
@@ -295,6 +297,18 @@ TEST(ConfigParse, FullConfigParsesEveryValue) {
   EXPECT_EQ(nodit.history->api_key.key, "sources[1].history.api_key_file");
   EXPECT_EQ(nodit.history->chain, "ethereum");
   EXPECT_EQ(nodit.history->network, "mainnet");
+}
+
+TEST(ConfigParse, StorageRetention) {
+  const Config c = parse_config(kFull, kFile);
+  EXPECT_EQ(c.storage.retention, milliseconds(30LL * 24 * 3600 * 1000));
+  EXPECT_EQ(c.storage.retention_interval, milliseconds(600000));
+  const Config m = parse_config(kMinimal, kFile);
+  EXPECT_EQ(m.storage.retention, milliseconds(0));
+  expect_error(replaced(kFull, "retention = \"30d\"", "retention = \"soon\""),
+               {"storage.retention"});
+  expect_error(replaced(kFull, "retention_interval = \"10m\"", "retention_interval = \"0s\""),
+               {"storage.retention_interval"});
 }
 
 TEST(ConfigParse, AdminRateLimitAndListenerSettings) {
