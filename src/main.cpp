@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "hookvault/admin.hpp"
@@ -24,10 +26,17 @@ namespace {
 
 using namespace hookvault;
 
+// check-config's problems as one line ("" when there are none).
+std::string config_problems(const Config& config) {
+  std::string all;
+  for (const auto& p : check_config(config)) all += (all.empty() ? "" : "; ") + p;
+  return all;
+}
+
 int serve(const Config& config) {
   init_logging(config.log.format, config.log.level);
-  // Start only when check-config would pass: among other things, key and
-  // secret files readable by group or others are refused here.
+  // Start (and reload, below) only when check-config would pass: among other
+  // things, key and secret files readable by group or others are refused.
   if (const auto problems = check_config(config); !problems.empty()) {
     for (const auto& p : problems) log(LogLevel::critical, "refusing to start", {{"problem", p}});
     return kExitError;
@@ -53,6 +62,9 @@ int serve(const Config& config) {
   auto reload = [&config, &pipeline, kek] {
     try {
       const Config fresh = load_config(config.file);
+      if (const auto problems = config_problems(fresh); !problems.empty()) {
+        throw std::runtime_error(problems);
+      }
       auto fresh_sources = load_sources(fresh);
       const auto count = fresh_sources.size();
       kek->refresh();

@@ -29,6 +29,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "hookvault/config.hpp"
@@ -58,15 +59,20 @@ class AdminApi : public RequestHandler {
   void show_event(const std::shared_ptr<Call>& call, const std::string& id);
   void metrics(const std::shared_ptr<Call>& call);
   void reprocess(const std::shared_ptr<Call>& call);
+  // Appends the audit record of a secret read and, once it is committed,
+  // answers with `text` (404 when empty); when it cannot be committed the
+  // secret is withheld (503). Both outcomes are logged.
+  void release_after_audit(const std::shared_ptr<Call>& call, std::string action,
+                           std::string subject, SecretText text);
   // Runs `job` on the pool, or answers 503 when the pool is full.
   void offload(const std::shared_ptr<Call>& call, std::function<void()> job);
 
-  const AdminConfig config_;
   const Pipeline& pipeline_;
   Store& store_;
   WorkPool& pool_;
   Metrics& metrics_;
   RateLimiter limiter_;
+  std::unordered_map<std::string, unsigned> roles_;  // CN -> role bits, built once
   MetricFamily& denied_;
 };
 

@@ -5,7 +5,9 @@
 //   printing materials or an event payload, a reprocess, a revocation) appends
 //   one AuditRecord to the store (Store::audit, store.hpp). A read appends its
 //   record before the secret is handed out, and a read whose record cannot be
-//   committed must not hand it out.
+//   committed must not hand it out. A revocation and a reprocess resolution
+//   append theirs in their own transaction (they commit together or not at
+//   all).
 // - Records are numbered 1, 2, 3, ... without gaps (seq = previous + 1) and are
 //   never updated or deleted by hookvault.
 // - Each record carries a MAC chained over its predecessor:
@@ -17,7 +19,8 @@
 //
 //   `audit_key` is 32 random bytes made on the store's first open, kept in the
 //   database only wrapped by the KEK (Kek::wrap, associated data
-//   "hookvault-audit-key"), and wiped from memory after each use. Whoever can
+//   "hookvault-audit-key"), and held unwrapped only for the write transaction
+//   (or the verification) that uses it, then wiped. Whoever can
 //   edit the database file but has no KEK cannot compute a MAC, so cannot edit,
 //   insert, reorder or renumber records unnoticed.
 // - The chain head (the last seq, its mac, and a tag
@@ -57,6 +60,19 @@ struct AuditEntry {
 };
 
 inline constexpr std::size_t kMaxAuditFieldBytes = 4096;
+
+// `field` cut to at most kMaxAuditFieldBytes, for a field built from text of
+// any length (an error message, a reprocess result). The cut never splits a
+// UTF-8 sequence: it backs up over up to three continuation bytes.
+inline std::string clip_audit_field(std::string field) {
+  if (field.size() <= kMaxAuditFieldBytes) return field;
+  std::size_t n = kMaxAuditFieldBytes;
+  for (int i = 0; i < 3 && n > 0 && (static_cast<unsigned char>(field[n]) & 0xC0) == 0x80; ++i) {
+    --n;
+  }
+  field.resize(n);
+  return field;
+}
 
 struct AuditRecord {
   std::int64_t seq = 0;      // 1, 2, 3, ...

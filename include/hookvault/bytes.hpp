@@ -1,8 +1,12 @@
-// Byte-buffer vocabulary shared by every stage. Non-secret bytes only: secrets
-// live in SecretBytes (secret.hpp).
+// Byte-buffer vocabulary and the small text codecs shared by every stage
+// (src/core/bytes.cpp). Non-secret bytes only: secrets live in SecretBytes
+// (secret.hpp).
+//
+// Thread-safety: stateless functions.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -22,5 +26,14 @@ inline std::string_view as_string(ByteView b) noexcept {
 
 // Lowercase hex encoding.
 std::string to_hex(ByteView data);
+// The value of one hex digit ('0'-'9', 'a'-'f', 'A'-'F'); -1 for any other char.
+int hex_digit(char c) noexcept;
+// Two hex digits (either case) per byte; nullopt for an odd length or a
+// character that is not a hex digit. from_hex(to_hex(b)) == b.
+std::optional<Bytes> from_hex(std::string_view hex);
+
+// The whole of `s` as a base-10 int64: digits with an optional leading '-',
+// nothing else (no '+', no spaces); nullopt when empty, malformed or out of range.
+std::optional<std::int64_t> parse_int(std::string_view s) noexcept;
 
 }  // namespace hookvault

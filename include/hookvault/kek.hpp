@@ -18,11 +18,16 @@
 //     without a restart. A version that disappeared (retired) is dropped. It
 //     throws std::runtime_error (Pkcs11Error for pkcs11) naming the file or
 //     token when the keyring cannot be read, is malformed, now belongs to
-//     another KEK (another id), or changed the key of a version it had; the
-//     Kek then keeps the keyring it had. Control plane only.
-//   - unwrap() of a version this Kek does not know reads the keyring once more
+//     another KEK (another id), or changed the key of a version it had (for
+//     pkcs11: or its highest version fails the self-test below); the Kek then
+//     keeps the keyring it had. Control plane only.
+//   - unwrap() of a version above the current one reads the keyring once more
 //     (without throwing) before it answers Errc::kek_unavailable, so a version
-//     another process created becomes readable, and current, without a reload.
+//     another process created becomes readable, and current, without a reload
+//     (for pkcs11 after the same self-test as refresh()). An unknown version at
+//     or below the current one was retired (new versions are always the
+//     highest + 1) and is Errc::kek_unavailable at once. A wrapped key that is
+//     not 60 bytes is Errc::store_corrupt before any of this.
 //
 // Wrapped-key layout (both providers, every version):
 //   nonce[12] || AES-256-GCM(kek version N, dek)[32] || tag[16]      (60 bytes)
@@ -47,17 +52,20 @@
 //
 // The pkcs11 provider keeps the KEK inside an HSM token and never sees it. It
 // needs a PKCS#11 v2.40 module whose token offers CKM_AES_GCM encrypt/decrypt
-// (checked at open); tested with SoftHSM2, meant for the vendors' modules
-// (CloudHSM, YubiHSM, Thales, cloud KMS) alike:
+// (checked at open) and takes the 12-byte IV the caller supplies (checked at
+// open too, by the self-test below). Only SoftHSM2 is tested; another module
+// is usable when it passes those checks:
 //   - Keys: AES-256 secret keys on the token named by `token_label`. The key
 //     whose CKA_LABEL is "<key_label>" is version 1; version N >= 1 may also be
 //     labelled "<key_label>.v<N>" (decimal, no leading zero). The current
 //     version is the highest present when the Kek is opened or refreshed;
-//     unwrap accepts every version present. Two keys for one version make
-//     that version unusable.
+//     unwrap accepts every version present. Two keys for one version, or a
+//     key labelled as a version that is not AES-256, make open and refresh()
+//     refuse the token (Pkcs11Error, Stage::key) and the rescans of unwrap
+//     fail quietly; the Kek keeps the keys it had.
 //   - Wrap: CKM_AES_GCM inside the token, 12-byte nonce (RAND_bytes; a module
-//     that generates the IV itself and writes it back into CK_GCM_PARAMS.pIv,
-//     as AWS CloudHSM does, is honoured), 128-bit tag, and the same AAD as above,
+//     that writes an IV of its own back into CK_GCM_PARAMS.pIv has that IV
+//     stored instead, untested), 128-bit tag, and the same AAD as above,
 //     so the wrapped layout is byte for byte the file provider's. A wrapped
 //     key that does not authenticate is Errc::store_corrupt; when a module
 //     reports a bad tag only as CKR_GENERAL_ERROR (SoftHSM 2.6 does), a fresh
@@ -65,8 +73,11 @@
 //     GCM rather than CKM_AES_KEY_WRAP (RFC 3394): key wrap takes no
 //     associated data, and the AAD is what binds a wrapped key to its row.
 //   - id() is "pkcs11:<token_label>/<key_label>", the same for every version.
-//   - refresh() self-tests the new current version (wrap/unwrap) before it
-//     switches to it.
+//   - Self-test: every key list the Kek takes (at open, on refresh(), and on
+//     the rescans of unwrap or of a stale key handle) has its highest version
+//     wrap and unwrap a random DEK first; a list whose self-test fails is not
+//     taken (open and refresh() throw Pkcs11Error, a rescan fails quietly), so
+//     the current version is always one that works and that unwrap knows.
 //   - Sessions: the module is loaded once per process (dlopen, C_Initialize
 //     with CKF_OS_LOCKING_OK) and finalized when its last user closes. Each Kek
 //     logs in once on an anchor session it keeps open (a PKCS#11 login holds
@@ -79,7 +90,9 @@
 //
 // Thread-safety: id, version, versions, wrap and unwrap are const and safe
 // from many threads, also while another thread runs refresh() (a wrap racing a
-// refresh uses the old or the new current version, and reports which).
+// refresh uses the old or the new current version, and reports which). Each
+// works on one immutable snapshot of the keyring; refresh() and the rescans
+// replace it whole, one at a time.
 #pragma once
 
 #include <cstdint>
@@ -111,9 +124,9 @@ class Kek {
   virtual std::vector<std::uint32_t> versions() const = 0;
   // Wraps under the current version and says which.
   virtual Result<WrappedDek> wrap(const SecretBytes& dek, ByteView associated_data) const = 0;
-  // Errc::kek_unavailable for an unknown version (after one look at the
-  // keyring), Errc::store_corrupt when the wrapped key does not open under
-  // (version, associated_data).
+  // Errc::store_corrupt when the wrapped key is not 60 bytes or does not open
+  // under (version, associated_data); Errc::kek_unavailable for an unknown
+  // version (after one look at the keyring when it is above version()).
   virtual Result<SecretBytes> unwrap(ByteView wrapped, std::uint32_t version,
                                      ByteView associated_data) const = 0;
   // Reads the keyring again (see above). Throws; the Kek is unchanged then.

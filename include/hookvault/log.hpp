@@ -78,5 +78,12 @@ void json_escape_to(std::string_view s, Out& out) {
   }
 }
 inline void json_escape(std::string_view s, std::string& out) { json_escape_to(s, out); }
+// `s` as a quoted JSON string ("..." with the escapes above).
+inline std::string json_quoted(std::string_view s) {
+  std::string out = "\"";
+  json_escape(s, out);
+  out += '"';
+  return out;
+}
 
 }  // namespace hookvault

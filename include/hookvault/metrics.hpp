@@ -4,10 +4,11 @@
 // A Metrics registry holds families, each with a name, help text, type and
 // fixed label names. Components define their families once at start-up and
 // keep the references; on the request path they look up a series by label
-// values (one short mutex-protected map lookup; the series' counter itself is
-// a lock-free atomic) and add to it. Values the store already knows (Nodit
-// gaps, commit counters) are not copied into counters: a Collector computes
-// them when /metrics is scraped.
+// values (one short mutex-protected map lookup that allocates nothing once the
+// series exists; the series' value itself is a lock-free atomic) and add to
+// it. Values the store already knows (Nodit gaps, commit counters) are not
+// copied into counters: a collector computes them when /metrics is scraped,
+// several families from one read of their source.
 //
 // Written by hand: Debian 12 packages no Prometheus client library for C++,
 // and the text format needs no more than this file.
@@ -16,6 +17,7 @@
 // references stay valid for the registry's lifetime.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -51,6 +53,18 @@ class MetricSeries {
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // per bucket, +Inf last
 };
 
+// Orders label-value lists of std::string and std::string_view alike, so a
+// lookup needs no temporary key.
+struct LabelValuesLess {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return std::lexicographical_compare(
+        a.begin(), a.end(), b.begin(), b.end(),
+        [](std::string_view x, std::string_view y) { return x < y; });
+  }
+};
+
 class MetricFamily {
  public:
   // The series for these label values (as many as the family has label
@@ -65,14 +79,23 @@ class MetricFamily {
   std::vector<std::string> label_names_;
   std::vector<double> buckets_;
   mutable std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<MetricSeries>, std::less<>> series_;
+  std::map<std::vector<std::string>, std::unique_ptr<MetricSeries>, LabelValuesLess> series_;
 };
 
-// A sample computed at scrape time: label values (matching the collector's
-// label names) and a value.
+// A sample computed at scrape time: label values (matching its family's label
+// names) and a value.
 struct MetricSample {
   std::vector<std::string> label_values;
   double value = 0;
+};
+
+// A family computed at scrape time (counter or gauge).
+struct CollectedFamily {
+  std::string name;
+  std::string help;
+  MetricType type = MetricType::gauge;
+  std::vector<std::string> labels;
+  std::vector<MetricSample> samples;
 };
 
 class Metrics {
@@ -81,27 +104,20 @@ class Metrics {
   MetricFamily& gauge(std::string name, std::string help, std::vector<std::string> labels = {});
   MetricFamily& histogram(std::string name, std::string help, std::vector<std::string> labels = {},
                           std::vector<double> buckets = latency_buckets());
-  // A family whose samples `collect` returns when scraped (counter or gauge).
-  void collector(std::string name, std::string help, MetricType type,
-                 std::vector<std::string> labels,
-                 std::function<std::vector<MetricSample>()> collect);
+  // Families computed when scraped: `collect` runs once per render() and may
+  // return several families from one read of what it observes.
+  void collector(std::function<std::vector<CollectedFamily>()> collect);
 
   // The whole registry in the text format, families in name order.
   std::string render() const;
 
  private:
-  struct Collector {
-    std::string help;
-    MetricType type;
-    std::vector<std::string> labels;
-    std::function<std::vector<MetricSample>()> collect;
-  };
   MetricFamily& define(std::string name, std::string help, MetricType type,
                        std::vector<std::string> labels, std::vector<double> buckets);
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<MetricFamily>, std::less<>> families_;
-  std::map<std::string, Collector, std::less<>> collectors_;
+  std::vector<std::function<std::vector<CollectedFamily>()>> collectors_;
 };
 
 }  // namespace hookvault

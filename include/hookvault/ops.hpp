@@ -12,7 +12,9 @@
 // `events show` append a record ("materials.read" of "<source>/<wallet>",
 // "event.read" of the event id; outcome "ok" or "not_found") before they print
 // anything, and print no secret, exiting 1, when it cannot be written;
-// `reprocess` appends one "reprocess" record per event with its result.
+// `reprocess` appends one "reprocess" record per event with its result (in
+// the transaction that settles the event: reprocess.hpp), and exits 1 when
+// one cannot be written.
 //
 // Thread-safety: called once per process from main().
 #pragma once
@@ -33,12 +35,14 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitNotFound = 3;
 
-// Throws std::runtime_error naming the file or provider on failure. `kek`:
-// the store's KEK when the caller already opened it (serve keeps it to
-// refresh it on SIGHUP), else open_kek(config).
+// Both throw std::runtime_error naming the file or provider on failure.
 std::shared_ptr<Kek> open_kek(const Config& config);
-// `daemon`: the serving process's store, which also runs the retention purge
-// of [storage] retention (CLI commands never purge).
+// `kek`: the store's KEK when the caller already opened it (serve keeps it to
+// refresh it on SIGHUP), else open_kek(config). `daemon`: the serving
+// process's store, which also runs the retention purge of [storage] retention
+// (CLI commands never purge) and waits at most 5 s for another process's
+// write lock; a CLI command's store waits up to 30 s (a `keys rewrap` batch
+// behind a busy daemon), in SQLite's busy handler.
 std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek = nullptr,
                                   bool daemon = false);
 

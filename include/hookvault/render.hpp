@@ -10,6 +10,8 @@
 // Secret-bearing views are SecretText (wiped on release); none ends with a
 // newline.
 //
+// (json_quoted, for the plain fields, is in log.hpp.)
+//
 // Thread-safety: stateless functions.
 #pragma once
 
@@ -27,8 +29,5 @@ std::string render_event_meta(const EventMeta& m);
 // The metadata plus "payload": the verified JSON body verbatim, or null when it
 // was redacted.
 SecretText render_event(const EventMeta& m, const std::optional<SecretBytes>& payload);
-
-// `s` as a quoted JSON string.
-std::string json_quoted(std::string_view s);
 
 }  // namespace hookvault

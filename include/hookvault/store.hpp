@@ -24,12 +24,18 @@
 // - Ids are assigned in commit order and never reused (AUTOINCREMENT), so
 //   `list_events(after = last seen id)` reads every event once, in arrival order.
 // - The audit log (audit.hpp) lives in the same file: audit() appends a record
-//   through the same group-commit writer, and every applied revocation appends
+//   through the same group-commit writer, every applied revocation appends
 //   its own 'revoke' record (actor "source:<source>", subject the wallet id)
-//   in the revocation's SAVEPOINT, so the two commit or fail together. The
+//   in the revocation's SAVEPOINT, so the two commit or fail together, and so
+//   does every resolve_decrypt_failure() with its 'reprocess' record. The
 //   audit key is created on the first open, wrapped by the KEK; a store opened
-//   with another KEK opens, but its audit appends (hence its revocations) and
-//   verify_audit() fail with Errc::kek_unavailable or Errc::store_corrupt.
+//   with another KEK opens, but its audit appends (hence its revocations and
+//   resolutions) and verify_audit() fail with Errc::kek_unavailable or
+//   Errc::store_corrupt.
+// - Crypto-shredding: a commit that zero-overwrote ciphertext (a revocation,
+//   a delegation replacing a wallet's materials, a resolution that found the
+//   wallet revoked) is followed by a WAL checkpoint (TRUNCATE) before its
+//   completions run (schema.hpp, ORDERING RULES).
 // - KEK rotation (kek.hpp): every wrapped key is stored with the KEK id and the
 //   version wrap() reported, so records of older versions keep opening while
 //   new ones use the current version. rewrap_batch() moves wrapped keys
@@ -42,8 +48,10 @@
 //   daemon changed meanwhile (a newer delegation, a revocation) is left alone
 //   and simply picked up by a later batch if it is still old. Each batch
 //   commits on its own: an interrupted rewrap loses at most one uncommitted
-//   batch and a rerun continues. The audit key is read from the file for each
-//   use, so a daemon keeps appending while another process rewraps it.
+//   batch and a rerun continues. The writer reads (and unwraps) the audit key
+//   from the file once per write transaction and forgets it when that
+//   transaction ends, so a daemon keeps appending while another process
+//   rewraps it between its transactions.
 //
 // The schema is documented in src/store/schema.hpp.
 //
@@ -60,6 +68,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -74,9 +83,10 @@ struct StoreOptions {
   std::filesystem::path path;
   std::chrono::milliseconds busy_timeout{5000};
   std::size_t max_batch = 256;  // requests per group commit
-  // Retention: when > 0, the idle writer purges the payloads of events
-  // received longer ago than this (see purge_expired_payloads), every
-  // `retention_interval`.
+  // Retention: when > 0, the idle writer redacts the payloads of events
+  // received longer ago than this, except delegations still decrypt_failed
+  // (schema.hpp, RETENTION), every `retention_interval`, in short
+  // transactions while there is a backlog.
   std::chrono::milliseconds retention{0};
   std::chrono::milliseconds retention_interval{3600000};
 };
@@ -93,6 +103,9 @@ enum class MaterialsState {
   decrypt_failed,  // kept for `hookvault reprocess`; see failure_reason
 };
 std::string_view materials_state_name(MaterialsState s) noexcept;
+// What a resolution of a decrypt_failed event did, in words: the state's name,
+// followed by ": <failure_reason>" when it is still decrypt_failed.
+std::string resolution_outcome(MaterialsState state, std::string_view failure_reason);
 
 // Nodit: a message's place in its subscription's sequence (numbers from 1,
 // increasing by one per message).
@@ -203,6 +216,7 @@ struct KekUsage {
 struct RewrapProgress {
   std::uint64_t rewrapped = 0;  // wrapped keys moved to the current version by this call
   std::uint64_t remaining = 0;  // keys of this KEK still under an older version afterwards
+                                // (see rewrap_batch)
   std::uint32_t version = 0;    // the version they were moved to
 };
 
@@ -231,14 +245,21 @@ class Store {
   // After close(), completes at once with Errc::store_unavailable.
   void submit(WriteRequest request, Completion done);
   // Blocking convenience over submit(). Errc::internal when called from a
-  // completion (it would wait for its own thread); so does resolve_decrypt_failure.
+  // completion (it would wait for its own thread); so do the other blocking
+  // calls (resolve_decrypt_failure, audit_sync, rewrap_batch).
   Result<WriteResult> write(WriteRequest request);
 
   // Settles a decrypt_failed event after `hookvault reprocess` retried it:
   // either materials (applied with the same ordering rules as a new delegation)
-  // or a new failure reason. Errc::not_found when the event is not pending.
+  // or a new failure reason. Appends the audit record {actor, "reprocess",
+  // "<event_id>", clip_audit_field(resolution_outcome(state, reason))} in the
+  // same SAVEPOINT: a value means both committed, an error that neither did.
+  // Errc::not_found when the event is not pending; Errc::missing_field /
+  // Errc::invalid_field for an empty or oversized actor; the audit append's
+  // errors (see audit()).
   Result<MaterialsState> resolve_decrypt_failure(
-      std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome);
+      std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome,
+      std::string actor);
 
   Result<std::optional<std::int64_t>> find_event(std::string_view source,
                                                  std::string_view idempotency_key) const;
@@ -300,7 +321,10 @@ class Store {
   // Errc::kek_unavailable / Errc::store_corrupt when a wrapped key does not
   // open (the row is named in an error log line; nothing of the batch is
   // written), Errc::store_unavailable when the commit fails. `remaining` is
-  // counted after the commit.
+  // counted after the commit when the batch came back short (fewer old keys
+  // than `limit`: the end of a run), on the first call, and whenever the
+  // estimate would reach 0; after other batches it is the previous count
+  // minus what moved. So 0 is always counted, never estimated.
   Result<RewrapProgress> rewrap_batch(std::size_t limit);
 
   // Writer counters (StoreStats); committed_requests / commits is the mean

@@ -1,10 +1,10 @@
 #include "hookvault/admin.hpp"
 
-#include <algorithm>
 #include <charconv>
 #include <optional>
 
 #include "hookvault/audit.hpp"
+#include "hookvault/bytes.hpp"  // hex_digit, parse_int
 #include "hookvault/log.hpp"
 #include "hookvault/render.hpp"
 #include "hookvault/reprocess.hpp"
@@ -19,12 +19,16 @@ constexpr std::string_view kAdmin = "admin";
 constexpr std::string_view kPrometheusType = "text/plain; version=0.0.4; charset=utf-8";
 constexpr std::size_t kDefaultEventsPage = 100;
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// Roles as bits, one each. A route requires its role's bit; granting
+// "admin" grants every bit (granted_bits), so admin holds every role.
+unsigned role_bit(std::string_view role) {
+  if (role == kMaterialsRead) return 1U << 0;
+  if (role == kEventsRead) return 1U << 1;
+  if (role == kMetricsRead) return 1U << 2;
+  if (role == kAdmin) return 1U << 3;
+  return 0;
 }
+unsigned granted_bits(std::string_view role) { return role == kAdmin ? ~0U : role_bit(role); }
 
 // Percent-decoding of one path segment or query value ('+' is a space in
 // queries). nullopt for a malformed escape or a decoded NUL or '/'.
@@ -34,8 +38,8 @@ std::optional<std::string> url_decode(std::string_view s, bool query) {
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (c == '%') {
-      const int hi = i + 1 < s.size() ? hex_value(s[i + 1]) : -1;
-      const int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+      const int hi = i + 1 < s.size() ? hex_digit(s[i + 1]) : -1;
+      const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
       if (hi < 0 || lo < 0) return std::nullopt;
       c = static_cast<char>(hi * 16 + lo);
       i += 2;
@@ -64,13 +68,6 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   return std::nullopt;
 }
 
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
 }  // namespace
 
 // One admin request in flight: what the routes need after handle() returns.
@@ -86,8 +83,7 @@ struct AdminApi::Call {
 
 AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& store,
                    WorkPool& pool, Metrics& metrics)
-    : config_(config),
-      pipeline_(pipeline),
+    : pipeline_(pipeline),
       store_(store),
       pool_(pool),
       metrics_(metrics),
@@ -95,13 +91,20 @@ AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& s
       denied_(metrics.counter("hookvault_admin_denied_total",
                               "Admin requests refused: no certificate, unknown client, missing "
                               "role or rate limit",
-                              {"reason"})) {}
+                              {"reason"})) {
+  for (const AdminClient& c : config.clients) {
+    unsigned granted = 0;
+    for (const auto& role : c.roles) granted |= granted_bits(role);
+    roles_[c.subject_cn] = granted;
+  }
+}
 
 void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
   const std::string_view target = d.target;
   const auto qmark = target.find('?');
   const std::string_view path = target.substr(0, qmark);
-  auto deny = [&](Errc e, std::string_view reason) {
+  // Counts and logs a refusal; the caller answers.
+  auto refused = [&](std::string_view reason) {
     denied_.with({reason}).inc();
     log(LogLevel::warn, "admin request refused",
         {{"request_id", d.request_id},
@@ -109,19 +112,21 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
          {"client", d.client_cn},
          {"path", path},
          {"reason", reason}});
-    done(error_reply(e));
   };
-  if (d.client_cn.empty()) return deny(Errc::client_certificate_required, "no_certificate");
-  const auto client =
-      std::find_if(config_.clients.begin(), config_.clients.end(),
-                   [&](const AdminClient& c) { return c.subject_cn == d.client_cn; });
-  if (client == config_.clients.end()) return deny(Errc::forbidden, "unknown_client");
+  if (d.client_cn.empty()) {
+    refused("no_certificate");
+    return done(error_reply(Errc::client_certificate_required));
+  }
+  const auto grant = roles_.find(d.client_cn);
+  if (grant == roles_.end()) {
+    refused("unknown_client");
+    return done(error_reply(Errc::forbidden));
+  }
   if (auto decision = limiter_.try_acquire(d.client_cn); !decision.allowed) {
-    denied_.with({"rate_limited"}).inc();
+    refused("rate_limited");
     Reply r = error_reply(Errc::rate_limited);
     r.retry_after_s = decision.retry_after_s;
-    done(std::move(r));
-    return;
+    return done(std::move(r));
   }
 
   // Route, then role.
@@ -162,8 +167,7 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
     done(error_reply(Errc::method_not_allowed));
     return;
   }
-  const bool allowed = std::any_of(client->roles.begin(), client->roles.end(),
-                                   [&](const std::string& r) { return r == role || r == kAdmin; });
+  const bool allowed = (grant->second & role_bit(role)) != 0;
 
   auto call = std::make_shared<Call>();
   call->cn = d.client_cn;
@@ -172,13 +176,7 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
   call->done = std::move(done);
 
   if (!allowed) {
-    denied_.with({"missing_role"}).inc();
-    log(LogLevel::warn, "admin request refused",
-        {{"request_id", d.request_id},
-         {"client", d.client_cn},
-         {"path", path},
-         {"reason", "missing_role"},
-         {"role", role}});
+    refused("missing_role");
     if (route != Route::materials && route != Route::event) {
       call->reply(error_reply(Errc::forbidden));
       return;
@@ -232,30 +230,11 @@ void AdminApi::materials(const std::shared_ptr<Call>& call, std::string wallet_i
       if (found) return call->reply(error_reply(Errc::invalid_field, "source"));  // ambiguous
       found = std::move(**m);
     }
+    SecretText text;
+    if (found) text = render_materials(*found);
     const std::string subject = (found ? found->source : names.front()) + "/" + wallet_id;
-    auto text = std::make_shared<SecretText>();
-    if (found) *text = render_materials(*found);
     found.reset();  // wipe the decrypted copy now
-    store_.audit(
-        AuditEntry{call->actor(), "materials.read", subject, text->empty() ? "not_found" : "ok"},
-        [call, text, subject](Result<std::int64_t> seq) {
-          if (!seq) {
-            log(LogLevel::error, "audit append failed; materials withheld",
-                {{"request_id", call->request_id}, {"error", seq.error().message()}});
-            return call->reply(error_reply(Errc::store_unavailable));
-          }
-          log(LogLevel::info, "materials read",
-              {{"request_id", call->request_id},
-               {"actor", call->actor()},
-               {"subject", subject},
-               {"found", !text->empty()},
-               {"audit_seq", *seq}});
-          if (text->empty()) return call->reply(error_reply(Errc::not_found));
-          Reply r;
-          r.status = 200;
-          r.secret_body = std::move(*text);
-          call->reply(std::move(r));
-        });
+    release_after_audit(call, "materials.read", subject, std::move(text));
   });
 }
 
@@ -297,23 +276,40 @@ void AdminApi::show_event(const std::shared_ptr<Call>& call, const std::string& 
   offload(call, [this, call, id = *n] {
     auto meta = store_.event_meta(id);
     if (!meta) return call->reply(error_reply(Errc::store_unavailable));
-    auto text = std::make_shared<SecretText>();
+    SecretText text;
     if (meta->has_value()) {
       auto payload = store_.event_payload(id);
       if (!payload) return call->reply(error_reply(Errc::store_unavailable));
-      *text = render_event(**meta, *payload);
+      text = render_event(**meta, *payload);
     }
-    const std::string subject = std::to_string(id);
-    store_.audit(
-        AuditEntry{call->actor(), "event.read", subject, text->empty() ? "not_found" : "ok"},
-        [call, text](Result<std::int64_t> seq) {
-          if (!seq) return call->reply(error_reply(Errc::store_unavailable));
-          if (text->empty()) return call->reply(error_reply(Errc::not_found));
-          Reply r;
-          r.status = 200;
-          r.secret_body = std::move(*text);
-          call->reply(std::move(r));
-        });
+    release_after_audit(call, "event.read", std::to_string(id), std::move(text));
+  });
+}
+
+void AdminApi::release_after_audit(const std::shared_ptr<Call>& call, std::string action,
+                                   std::string subject, SecretText text) {
+  const bool found = !text.empty();
+  AuditEntry entry{call->actor(), action, subject, found ? "ok" : "not_found"};
+  auto secret = std::make_shared<SecretText>(std::move(text));
+  store_.audit(std::move(entry), [call, secret, action = std::move(action),
+                                  subject = std::move(subject), found](Result<std::int64_t> seq) {
+    if (!seq) {
+      log(LogLevel::error, "audit append failed; secret withheld",
+          {{"request_id", call->request_id}, {"action", action}, {"error", seq.error().message()}});
+      return call->reply(error_reply(Errc::store_unavailable));
+    }
+    log(LogLevel::info, "secret read",
+        {{"request_id", call->request_id},
+         {"actor", call->actor()},
+         {"action", action},
+         {"subject", subject},
+         {"found", found},
+         {"audit_seq", *seq}});
+    if (!found) return call->reply(error_reply(Errc::not_found));
+    Reply r;
+    r.status = 200;
+    r.secret_body = std::move(*secret);
+    call->reply(std::move(r));
   });
 }
 
@@ -329,16 +325,15 @@ void AdminApi::metrics(const std::shared_ptr<Call>& call) {
 
 void AdminApi::reprocess(const std::shared_ptr<Call>& call) {
   offload(call, [this, call] {
-    auto results = reprocess_failures(store_, *pipeline_.sources());
+    // Each event's audit record is appended by reprocess_failures.
+    auto results = reprocess_failures(store_, *pipeline_.sources(), call->actor());
     if (!results) return call->reply(error_reply(Errc::store_unavailable));
     std::string body = "{\"results\":[";
     bool first = true;
     for (const auto& r : *results) {
-      auto seq = store_.audit_sync(AuditEntry{call->actor(), "reprocess", std::to_string(r.id),
-                                              r.outcome.substr(0, kMaxAuditFieldBytes)});
-      if (!seq) {
+      if (r.audit_error) {
         log(LogLevel::error, "audit append failed during reprocess",
-            {{"request_id", call->request_id}, {"error", seq.error().message()}});
+            {{"request_id", call->request_id}, {"id", r.id}, {"error", r.audit_error.message()}});
       }
       if (!first) body += ',';
       first = false;

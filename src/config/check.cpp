@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/files.hpp"
+#include "crypto/secret_file.hpp"
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/config.hpp"
 #include "hookvault/hybrid.hpp"
@@ -25,8 +26,6 @@ namespace hookvault {
 namespace {
 
 namespace fs = std::filesystem;
-using config_internal::kMaxPemBytes;
-using config_internal::read_private_file;
 using config_internal::readable_by_group_or_others;
 
 class Problems {
@@ -64,7 +63,7 @@ BioPtr memory_bio(const SecretBytes& bytes) {
 std::optional<SecretBytes> read_pem(Problems& problems, std::string_view key,
                                     const fs::path& file) {
   try {
-    return read_private_file(file, kMaxPemBytes);
+    return read_secret_file(file, kMaxPemBytes, "PEM file");
   } catch (const std::exception& e) {
     problems.add(key, e.what());
     return std::nullopt;
@@ -139,20 +138,23 @@ void check_storage(Problems& problems, const fs::path& db) {
   }
 }
 
-void check_secret(Problems& problems, const SecretSource& source) {
+// Loads the secret as `serve` will and checks its file's mode; false when it
+// cannot be loaded.
+bool check_secret(Problems& problems, const SecretSource& source) {
   if (source.kind == SecretSource::Kind::file)
     check_private_mode(problems, source.key, source.path);
   try {
     SecretBytes secret = load_secret(source);
   } catch (const ConfigError& e) {
     problems.add_keyed(e.what());
-    return;
+    return false;
   }
   if (source.kind == SecretSource::Kind::credential) {
     if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY")) {
       check_private_mode(problems, source.key, fs::path(dir) / source.name);
     }
   }
+  return true;
 }
 
 void check_source(Problems& problems, const SourceConfig& source, std::size_t index) {
@@ -175,18 +177,9 @@ void check_source(Problems& problems, const SourceConfig& source, std::size_t in
 // Opens the module, finds the token, logs in and finds the key, as `serve`
 // will; the first step that fails is reported under the key that names it.
 void check_pkcs11_kek(Problems& problems, const KekConfig& kek) {
-  if (kek.pin.kind == SecretSource::Kind::file) {
-    check_private_mode(problems, kek.pin.key, kek.pin.path);
-  }
-  SecretBytes pin;
+  if (!check_secret(problems, kek.pin)) return;
   try {
-    pin = load_secret(kek.pin);
-  } catch (const ConfigError& e) {
-    problems.add_keyed(e.what());
-    return;
-  }
-  try {
-    auto opened = open_pkcs11_kek({kek.module, kek.token_label, std::move(pin), kek.key_label});
+    auto opened = open_configured_kek(kek);
   } catch (const Pkcs11Error& e) {
     switch (e.stage()) {
       case Pkcs11Error::Stage::module:
@@ -202,6 +195,8 @@ void check_pkcs11_kek(Problems& problems, const KekConfig& kek) {
         problems.add("kek.key_label", e.what());
         break;
     }
+  } catch (const ConfigError& e) {  // the PIN, read again
+    problems.add_keyed(e.what());
   } catch (const std::exception& e) {
     problems.add("kek.provider", e.what());
   }

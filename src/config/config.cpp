@@ -11,12 +11,12 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
-#include <initializer_list>
 #include <limits>
 #include <map>
 #include <set>
@@ -95,7 +95,7 @@ bool looks_like_inline_secret(std::string_view key) {
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (std::string_view word :
-       {"secret", "password", "token", "api_key", "apikey", "signing_key"}) {
+       {"secret", "password", "token", "api_key", "apikey", "signing_key", "pin"}) {
     if (lower.find(word) != std::string::npos) return true;
   }
   return false;
@@ -134,8 +134,8 @@ std::string_view type_name(const toml::node& node) {
 class TableReader {
  public:
   TableReader(const Context& ctx, const toml::table* table, std::string prefix,
-              std::initializer_list<std::string_view> allowed, std::string_view secret_hint = {})
-      : ctx_(ctx), table_(table), prefix_(std::move(prefix)), allowed_(allowed) {
+              std::vector<std::string_view> allowed, std::string_view secret_hint = {})
+      : ctx_(ctx), table_(table), prefix_(std::move(prefix)), allowed_(std::move(allowed)) {
     if (table_ == nullptr) return;
     for (auto&& [k, v] : *table_) {
       const std::string_view name = k.str();
@@ -450,18 +450,11 @@ std::optional<SecretSource> one_secret(const Context& ctx, const TableReader& r,
 }
 
 KekConfig parse_kek(const Context& ctx, const toml::table* table) {
-  constexpr std::string_view kPkcs11Keys[] = {"module",   "token_label", "key_label",
-                                              "pin_file", "pin_env",     "pin_credential"};
-  // An inline PIN is named as such, not only as an unknown key.
-  for (std::string_view inline_pin : {"pin", "user_pin"}) {
-    if (table != nullptr && table->contains(inline_pin)) {
-      ctx.fail("kek." + std::string(inline_pin), "unknown key: " + std::string(kKekSecretHint));
-    }
-  }
-  TableReader r(ctx, table, "kek",
-                {"provider", "file", "module", "token_label", "key_label", "pin_file", "pin_env",
-                 "pin_credential"},
-                kKekSecretHint);
+  static constexpr std::array<std::string_view, 6> kPkcs11Keys = {
+      "module", "token_label", "key_label", "pin_file", "pin_env", "pin_credential"};
+  std::vector<std::string_view> allowed = {"provider", "file"};
+  allowed.insert(allowed.end(), kPkcs11Keys.begin(), kPkcs11Keys.end());
+  TableReader r(ctx, table, "kek", allowed, kKekSecretHint);
   KekConfig k;
   if (auto v = r.string("provider")) {
     if (*v != "file" && *v != "pkcs11") r.fail("provider", "must be \"file\" or \"pkcs11\"");
@@ -660,38 +653,12 @@ HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
   if (!https && !local_http) {
     r.fail("api_base_url", "must start with https:// (http:// only for 127.0.0.1/localhost)");
   }
-  std::vector<SecretSource> api_keys;
-  if (auto file = r.string("api_key_file")) {
-    api_keys.push_back(
-        {SecretSource::Kind::file, *file, ctx.resolve(*file), r.key("api_key_file")});
-  }
-  if (r.has("api_key_env")) {
-    SecretSource s{
-        SecretSource::Kind::env, r.required_string("api_key_env"), {}, r.key("api_key_env")};
-    if (!valid_env_name(s.name)) {
-      r.fail("api_key_env", "is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
-    }
-    api_keys.push_back(std::move(s));
-  }
-  if (r.has("api_key_credential")) {
-    SecretSource s{SecretSource::Kind::credential,
-                   r.required_string("api_key_credential"),
-                   {},
-                   r.key("api_key_credential")};
-    if (!valid_credential_name(s.name)) {
-      r.fail("api_key_credential",
-             "is not a valid credential name (a file name under $CREDENTIALS_DIRECTORY)");
-    }
-    if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0') {
-      s.path = fs::path(dir) / s.name;
-    }
-    api_keys.push_back(std::move(s));
-  }
-  if (api_keys.size() != 1) {
+  auto api_key = one_secret(ctx, r, "api_key");
+  if (!api_key) {
     r.fail("api_key_file",
            "exactly one of api_key_file, api_key_env, api_key_credential is required");
   }
-  h.api_key = std::move(api_keys.front());
+  h.api_key = std::move(*api_key);
   h.chain = r.required_string("chain");
   h.network = r.required_string("network");
   if (auto ca = r.path("ca_file")) h.ca_file = *ca;

@@ -1,6 +1,8 @@
-// Private to the config stage: reading small files that may hold secret
-// material (webhook secrets, private keys) straight into SecretBytes, and the
-// permission test `check-config` applies to them.
+// Private to the config stage: limits and helpers for the small files that
+// may hold secret material (webhook secrets, PINs), and the permission test
+// `check-config` applies to them. The files themselves are read by the one
+// secret-file reader, read_secret_file() in crypto/secret_file.hpp (which
+// also holds kMaxPemBytes).
 //
 // Thread-safety: stateless.
 #pragma once
@@ -12,14 +14,8 @@
 
 namespace hookvault::config_internal {
 
-// Upper bounds: a webhook secret is tens of bytes, an RSA-4096 PEM about 3 KiB.
+// Upper bound for a secret file: a webhook secret or a PIN is tens of bytes.
 inline constexpr std::size_t kMaxSecretBytes = std::size_t{64} * 1024;
-inline constexpr std::size_t kMaxPemBytes = std::size_t{1024} * 1024;
-
-// Reads the whole regular file into a SecretBytes buffer (no intermediate
-// std::string). Throws std::runtime_error "cannot read PATH: reason" (or "PATH
-// is not a regular file", "PATH is larger than N bytes"); never includes content.
-SecretBytes read_private_file(const std::filesystem::path& file, std::size_t max_bytes);
 
 // Removes every trailing '\r' and '\n'.
 void strip_trailing_newlines(SecretBytes& bytes);

@@ -105,14 +105,14 @@ void MetricSeries::observe(double v) noexcept {
 }
 
 MetricSeries& MetricFamily::with(std::initializer_list<std::string_view> label_values) {
-  std::vector<std::string> key(label_values.begin(), label_values.end());
-  key.resize(label_names_.size());
   std::lock_guard lock(mu_);
-  auto it = series_.find(key);
-  if (it == series_.end()) {
-    auto series =
+  if (auto it = series_.find(label_values); it != series_.end()) return *it->second;
+  std::vector<std::string> key(label_values.begin(), label_values.end());
+  key.resize(label_names_.size());  // values not given are empty
+  auto [it, fresh] = series_.try_emplace(std::move(key));
+  if (fresh) {
+    it->second =
         std::make_unique<MetricSeries>(type_ == MetricType::histogram ? &buckets_ : nullptr);
-    it = series_.emplace(std::move(key), std::move(series)).first;
   }
   return *it->second;
 }
@@ -151,17 +151,14 @@ MetricFamily& Metrics::histogram(std::string name, std::string help,
                 std::move(buckets));
 }
 
-void Metrics::collector(std::string name, std::string help, MetricType type,
-                        std::vector<std::string> labels,
-                        std::function<std::vector<MetricSample>()> collect) {
+void Metrics::collector(std::function<std::vector<CollectedFamily>()> collect) {
   std::lock_guard lock(mu_);
-  collectors_[std::move(name)] =
-      Collector{std::move(help), type, std::move(labels), std::move(collect)};
+  collectors_.push_back(std::move(collect));
 }
 
 std::string Metrics::render() const {
   // Collectors may take time (store reads): copy them out, run them unlocked.
-  std::map<std::string, Collector, std::less<>> collectors;
+  std::vector<std::function<std::vector<CollectedFamily>()>> collectors;
   std::vector<const MetricFamily*> families;
   {
     std::lock_guard lock(mu_);
@@ -169,17 +166,19 @@ std::string Metrics::render() const {
     for (const auto& [name, f] : families_) families.push_back(f.get());
   }
   std::map<std::string, std::string, std::less<>> blocks;  // name -> text, to sort both kinds
-  for (const auto& [name, c] : collectors) {
-    std::string out;
-    append_header(out, name, c.help, c.type);
-    for (const auto& s : c.collect()) {
-      out += name;
-      append_labels(out, c.labels, s.label_values);
-      out += ' ';
-      append_number(out, s.value);
-      out += '\n';
+  for (const auto& collect : collectors) {
+    for (const CollectedFamily& f : collect()) {
+      std::string out;
+      append_header(out, f.name, f.help, f.type);
+      for (const auto& s : f.samples) {
+        out += f.name;
+        append_labels(out, f.labels, s.label_values);
+        out += ' ';
+        append_number(out, s.value);
+        out += '\n';
+      }
+      blocks[f.name] = std::move(out);
     }
-    blocks[name] = std::move(out);
   }
   for (const MetricFamily* f : families) {
     std::string out;

@@ -5,7 +5,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 
 #include "hookvault/bytes.hpp"
@@ -18,10 +20,16 @@ void secure_wipe(void* p, std::size_t n) noexcept {
 
 bool lock_secret_memory(std::size_t arena_bytes) {
   constexpr std::size_t kMinBlock = 32;
-  if (CRYPTO_secure_malloc_initialized() == 1) return true;
-  const int r = CRYPTO_secure_malloc_init(arena_bytes, kMinBlock);
-  if (r == 0) throw std::runtime_error("cannot create the locked memory arena for secrets");
-  return r == 1;
+  // The arena is made once; later calls report how that went.
+  static std::mutex mu;
+  static std::optional<bool> locked;
+  std::lock_guard lock(mu);
+  if (!locked) {
+    const int r = CRYPTO_secure_malloc_init(arena_bytes, kMinBlock);
+    if (r == 0) throw std::runtime_error("cannot create the locked memory arena for secrets");
+    locked = r == 1;
+  }
+  return *locked;
 }
 
 void* secret_alloc(std::size_t bytes) {
@@ -64,17 +72,6 @@ bool SecretBytes::equals(std::span<const std::uint8_t> other) const noexcept {
   if (other.size() != bytes_.size()) return false;
   if (bytes_.empty()) return true;
   return CRYPTO_memcmp(bytes_.data(), other.data(), bytes_.size()) == 0;
-}
-
-std::string to_hex(ByteView data) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.resize(data.size() * 2);
-  for (std::size_t i = 0; i < data.size(); ++i) {
-    out[2 * i] = kDigits[data[i] >> 4];
-    out[2 * i + 1] = kDigits[data[i] & 0xF];
-  }
-  return out;
 }
 
 }  // namespace hookvault

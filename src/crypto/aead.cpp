@@ -76,15 +76,10 @@ Bytes aead_seal(const SecretBytes& dek, ByteView plaintext, ByteView associated_
   if (!commitment(dek, ByteView(nonce, kNonceBytes), commit)) die("HMAC failed");
   std::memcpy(sealed.data() + kCommitOffset, commit.data(), kCommitBytes);
 
-  switch (gcm_seal(dek, ByteView(nonce, kNonceBytes), {as_bytes(kAadLabel), associated_data},
-                   plaintext, std::span(sealed).subspan(kCiphertextOffset, plaintext.size()),
-                   std::span(sealed).subspan(kCiphertextOffset + plaintext.size(), kTagBytes))) {
-    case GcmSealStatus::ok:
-      break;
-    case GcmSealStatus::setup_failed:
-      die("cipher setup failed");
-    case GcmSealStatus::cipher_failed:
-      die("encryption failed");
+  if (!gcm_seal(dek, ByteView(nonce, kNonceBytes), {as_bytes(kAadLabel), associated_data},
+                plaintext, std::span(sealed).subspan(kCiphertextOffset, plaintext.size()),
+                std::span(sealed).subspan(kCiphertextOffset + plaintext.size(), kTagBytes))) {
+    die("AES-256-GCM encryption failed");
   }
   return sealed;
 }

@@ -44,16 +44,16 @@ CipherCtxPtr gcm_init(bool encrypt, const SecretBytes& key, ByteView nonce,
 
 }  // namespace
 
-GcmSealStatus gcm_seal(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,
-                       ByteView plaintext, std::span<std::uint8_t> ct,
-                       std::span<std::uint8_t> tag) noexcept {
+bool gcm_seal(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,
+              ByteView plaintext, std::span<std::uint8_t> ct,
+              std::span<std::uint8_t> tag) noexcept {
   CipherCtxPtr ctx;
   if (ct.size() == plaintext.size() && tag.size() == kGcmTagBytes && fits_int(plaintext.size())) {
     ctx = gcm_init(true, key, nonce, aad);
   }
   if (!ctx) {
     ERR_clear_error();
-    return GcmSealStatus::setup_failed;
+    return false;
   }
   int len = 0;
   int final_len = 0;
@@ -64,9 +64,9 @@ GcmSealStatus gcm_seal(const SecretBytes& key, ByteView nonce, std::initializer_
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagBytes),
                           tag.data()) != 1) {
     ERR_clear_error();
-    return GcmSealStatus::cipher_failed;
+    return false;
   }
-  return GcmSealStatus::ok;
+  return true;
 }
 
 bool gcm_open(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,

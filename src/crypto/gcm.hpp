@@ -6,7 +6,8 @@
 //     is exactly as long as the input; anything else fails.
 //   - The AAD is the concatenation of `aad`, fed to GCM part by part in order
 //     (empty parts are skipped); every part and the input must fit in an int.
-//   - gcm_seal() writes the ciphertext to `ct` and the tag to `tag`.
+//   - gcm_seal() writes the ciphertext to `ct` and the tag to `tag`; false on
+//     any failure (bad sizes, setup, encryption), when the outputs are garbage.
 //   - gcm_open() verifies `tag` and writes the plaintext to `plain`; on any
 //     failure (including a wrong tag) it wipes `plain` before returning false.
 //   - Neither throws. On failure OpenSSL's error queue is cleared; temporaries
@@ -28,15 +29,8 @@ namespace hookvault {
 inline constexpr std::size_t kGcmNonceBytes = 12;
 inline constexpr std::size_t kGcmTagBytes = 16;
 
-enum class GcmSealStatus {
-  ok,
-  setup_failed,   // bad sizes, context allocation, key/nonce setup or AAD
-  cipher_failed,  // encryption or tag extraction
-};
-
-GcmSealStatus gcm_seal(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,
-                       ByteView plaintext, std::span<std::uint8_t> ct,
-                       std::span<std::uint8_t> tag) noexcept;
+bool gcm_seal(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,
+              ByteView plaintext, std::span<std::uint8_t> ct, std::span<std::uint8_t> tag) noexcept;
 
 bool gcm_open(const SecretBytes& key, ByteView nonce, std::initializer_list<ByteView> aad,
               ByteView ct, ByteView tag, std::span<std::uint8_t> plain) noexcept;

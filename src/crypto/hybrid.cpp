@@ -39,7 +39,6 @@ namespace {
 constexpr std::size_t kAesKeyBytes = 32;
 constexpr std::size_t kIvBytes = 16;
 constexpr std::size_t kTagBytes = 16;
-constexpr std::size_t kMaxPemBytes = 1 << 20;
 
 struct LoadedKey {
   std::string kid;
@@ -60,8 +59,7 @@ int refuse_passphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) 
 // thread's OpenSSL error queue empty.
 SecretBytes read_pem_file(const std::filesystem::path& file) {
   try {
-    return read_secret_file(file, kMaxPemBytes, "RSA private key file",
-                            "file too large for a PEM private key");
+    return read_secret_file(file, kMaxPemBytes, "RSA private key file");
   } catch (const std::runtime_error&) {
     ERR_clear_error();
     throw;

@@ -2,9 +2,7 @@
 // in kek.hpp).
 //
 // Both hold a keyring: 32-byte AES-256 keys by version, the highest current.
-// A DEK is wrapped as
-//   nonce[12] || AES-256-GCM(kek version N, dek)[32] || tag[16]
-// with AAD = "hookvault-kek-wrap-v1" || u32be(N) || associated_data.
+// A DEK is wrapped in the format of kek_wrap.hpp.
 // The file provider's id is "file:" + the first 8 hex digits of
 // SHA-256("hookvault-kek-id" || version 1's key): stable for a key, and it
 // reveals nothing useful about it. Once version 1 is retired the keyring's
@@ -12,7 +10,8 @@
 //
 // The keyring is immutable once parsed; a Kek holds a shared_ptr to the
 // current one and swaps it (under ring_mu_) on refresh, so a wrap or unwrap
-// works on one consistent keyring without holding a lock during the AES.
+// works on one consistent keyring without holding a lock during the AES. The
+// current version is always read from that keyring, never kept beside it.
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -22,9 +21,7 @@
 #include <unistd.h>
 
 #include <array>
-#include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +32,7 @@
 #include <utility>
 
 #include "crypto/gcm.hpp"
+#include "crypto/kek_wrap.hpp"
 #include "crypto/secret_file.hpp"
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/base64.hpp"
@@ -43,22 +41,9 @@
 namespace hookvault {
 namespace {
 
-constexpr std::size_t kKekBytes = 32;
-constexpr std::size_t kWrappedDekBytes = 32;
-constexpr std::size_t kNonceBytes = kGcmNonceBytes;
-constexpr std::size_t kTagBytes = kGcmTagBytes;
-constexpr std::size_t kWrappedBytes = kNonceBytes + kWrappedDekBytes + kTagBytes;  // 60
-constexpr std::string_view kWrapLabel = "hookvault-kek-wrap-v1";
 constexpr std::string_view kIdLabel = "hookvault-kek-id";
 constexpr std::size_t kMaxKekFileBytes = 16384;  // some 300 versions
 constexpr std::size_t kMaxIdBytes = 128;
-
-// u32be(version), the middle part of the wrap AAD
-// "hookvault-kek-wrap-v1" || u32be(version) || associated_data.
-std::array<std::uint8_t, 4> version_be(std::uint32_t version) {
-  return {static_cast<std::uint8_t>(version >> 24), static_cast<std::uint8_t>(version >> 16),
-          static_cast<std::uint8_t>(version >> 8), static_cast<std::uint8_t>(version)};
-}
 
 // Keys by version (never empty) and the KEK id.
 struct Keyring {
@@ -73,33 +58,26 @@ struct Keyring {
 
 Result<Bytes> seal_dek(const SecretBytes& key, std::uint32_t version, const SecretBytes& dek,
                        ByteView associated_data) {
-  if (dek.size() != kWrappedDekBytes) return Errc::internal;  // caller bug, not data
+  if (dek.size() != kDekBytes) return Errc::internal;  // caller bug, not data
   Bytes out(kWrappedBytes);
-  std::uint8_t* nonce = out.data();
-  std::uint8_t* ct = nonce + kNonceBytes;
-  std::uint8_t* tag = ct + kWrappedDekBytes;
-  if (RAND_bytes(nonce, static_cast<int>(kNonceBytes)) != 1) {
+  const std::span<std::uint8_t> all(out);
+  if (RAND_bytes(out.data(), static_cast<int>(kWrapNonceBytes)) != 1) {
     ERR_clear_error();
     return Errc::internal;
   }
-  const auto v = version_be(version);
-  if (gcm_seal(key, ByteView(nonce, kNonceBytes),
-               {as_bytes(kWrapLabel), ByteView(v), associated_data}, dek.reveal(),
-               std::span(ct, kWrappedDekBytes), std::span(tag, kTagBytes)) != GcmSealStatus::ok) {
+  if (!gcm_seal(key, all.first(kWrapNonceBytes), {wrap_aad(version, associated_data)}, dek.reveal(),
+                all.subspan(kWrapNonceBytes, kDekBytes), all.last(kWrapTagBytes))) {
     return Errc::internal;
   }
   return out;
 }
 
+// `wrapped` is kWrappedBytes long (unwrap() checks that first).
 Result<SecretBytes> open_dek(const SecretBytes& key, std::uint32_t version, ByteView wrapped,
                              ByteView associated_data) {
-  if (wrapped.size() != kWrappedBytes) return Errc::store_corrupt;
-  const ByteView nonce = wrapped.subspan(0, kNonceBytes);
-  const ByteView ct = wrapped.subspan(kNonceBytes, kWrappedDekBytes);
-  const ByteView tag = wrapped.subspan(kNonceBytes + kWrappedDekBytes, kTagBytes);
-  const auto v = version_be(version);
-  SecretBytes dek(kWrappedDekBytes);
-  if (!gcm_open(key, nonce, {as_bytes(kWrapLabel), ByteView(v), associated_data}, ct, tag,
+  SecretBytes dek(kDekBytes);
+  if (!gcm_open(key, wrapped.first(kWrapNonceBytes), {wrap_aad(version, associated_data)},
+                wrapped.subspan(kWrapNonceBytes, kDekBytes), wrapped.last(kWrapTagBytes),
                 dek.reveal_mutable())) {
     return Errc::store_corrupt;  // `dek` is wiped
   }
@@ -140,14 +118,8 @@ std::optional<SecretBytes> decode_key(std::string_view text) {
 
 // "v<N>": N decimal, no leading zero, 1 .. 2^32-1.
 std::optional<std::uint32_t> parse_version(std::string_view word) {
-  if (word.size() < 2 || word.size() > 11 || word[0] != 'v' || word[1] == '0') return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : word.substr(1)) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (n == 0 || n > UINT32_MAX) return std::nullopt;
-  return static_cast<std::uint32_t>(n);
+  if (word.empty() || word.front() != 'v') return std::nullopt;
+  return parse_version_digits(word.substr(1));
 }
 
 bool valid_id(std::string_view id) {
@@ -236,8 +208,7 @@ Keyring parse_kek_file(const std::filesystem::path& file, const SecretBytes& con
 }
 
 Keyring read_keyring(const std::filesystem::path& file) {
-  const SecretBytes content =
-      read_secret_file(file, kMaxKekFileBytes, "KEK file", "not a KEK file (file too large)");
+  const SecretBytes content = read_secret_file(file, kMaxKekFileBytes, "KEK file");
   return parse_kek_file(file, content);
 }
 
@@ -261,42 +232,24 @@ SecretText serialize_keyring(const Keyring& ring) {
   return out;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(other.release()) {}
-  Fd& operator=(Fd&&) = delete;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const noexcept { return fd_; }
-  int release() noexcept { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
-std::string errno_text() { return std::strerror(errno); }
-
 // The folder of `file`, opened and locked (flock, exclusive) until destruction.
-Fd lock_folder(const std::filesystem::path& file) {
+UniqueFd lock_folder(const std::filesystem::path& file) {
   const auto folder = file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
-  Fd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.get() < 0) fail(file, "cannot open its folder: " + errno_text());
+  UniqueFd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) fail(file, "cannot open its folder: " + errno_text(errno));
   while (::flock(dir.get(), LOCK_EX) != 0) {
-    if (errno != EINTR) fail(file, "cannot lock its folder: " + errno_text());
+    if (errno != EINTR) fail(file, "cannot lock its folder: " + errno_text(errno));
   }
   return dir;
 }
 
 // Replaces `file` with `content`: temporary file (0600) in the same folder,
 // fsync, rename, fsync of the folder. The temporary file is removed on failure.
-void replace_file(const std::filesystem::path& file, const Fd& folder, const SecretText& content) {
+void replace_file(const std::filesystem::path& file, const UniqueFd& folder,
+                  const SecretText& content) {
   const std::filesystem::path tmp = file.string() + ".tmp-" + std::to_string(::getpid());
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) fail(file, "cannot create " + tmp.string() + ": " + errno_text());
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (fd.get() < 0) fail(file, "cannot create " + tmp.string() + ": " + errno_text(errno));
   const auto give_up = [&](const std::string& why) {
     ::unlink(tmp.c_str());
     fail(file, why);
@@ -305,19 +258,20 @@ void replace_file(const std::filesystem::path& file, const Fd& folder, const Sec
   struct stat st {};
   if (::geteuid() == 0 && ::stat(file.c_str(), &st) == 0 &&
       ::fchown(fd.get(), st.st_uid, st.st_gid) != 0) {
-    give_up("cannot keep the file's owner: " + errno_text());
+    give_up("cannot keep the file's owner: " + errno_text(errno));
   }
   std::size_t done = 0;
   while (done < content.size()) {
     const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) give_up("cannot write " + tmp.string() + ": " + errno_text());
+    if (n <= 0) give_up("cannot write " + tmp.string() + ": " + errno_text(errno));
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) give_up("cannot fsync " + tmp.string() + ": " + errno_text());
-  if (::close(fd.release()) != 0) give_up("cannot close " + tmp.string() + ": " + errno_text());
-  if (::rename(tmp.c_str(), file.c_str()) != 0) give_up("cannot replace it: " + errno_text());
-  if (::fsync(folder.get()) != 0) fail(file, "cannot fsync its folder: " + errno_text());
+  if (::fsync(fd.get()) != 0) give_up("cannot fsync " + tmp.string() + ": " + errno_text(errno));
+  if (::close(fd.release()) != 0)
+    give_up("cannot close " + tmp.string() + ": " + errno_text(errno));
+  if (::rename(tmp.c_str(), file.c_str()) != 0) give_up("cannot replace it: " + errno_text(errno));
+  if (::fsync(folder.get()) != 0) fail(file, "cannot fsync its folder: " + errno_text(errno));
 }
 
 // ---------------------------------------------------------------------------
@@ -329,11 +283,10 @@ class KeyringKek final : public Kek {
   KeyringKek(Keyring ring, std::filesystem::path file)
       : file_(std::move(file)),
         id_(ring.id),
-        ring_(std::make_shared<const Keyring>(std::move(ring))),
-        current_(ring_->current()) {}
+        ring_(std::make_shared<const Keyring>(std::move(ring))) {}
 
   const std::string& id() const noexcept override { return id_; }
-  std::uint32_t version() const noexcept override { return current_.load(); }
+  std::uint32_t version() const noexcept override { return snapshot()->current(); }
 
   std::vector<std::uint32_t> versions() const override {
     std::vector<std::uint32_t> out;
@@ -351,11 +304,14 @@ class KeyringKek final : public Kek {
 
   Result<SecretBytes> unwrap(ByteView wrapped, std::uint32_t version,
                              ByteView associated_data) const override {
+    if (wrapped.size() != kWrappedBytes) return Errc::store_corrupt;
     auto ring = snapshot();
     auto it = ring->keys.find(version);
     if (it == ring->keys.end()) {
-      // Another process may have rotated: look at the file once more.
-      if (!reload_quietly()) return Errc::kek_unavailable;
+      // Another process may have rotated: look at the file once more. A version
+      // at or below the current one was retired and never comes back (new
+      // versions are always the highest + 1), so it is not worth the read.
+      if (version <= ring->current() || !reload_quietly()) return Errc::kek_unavailable;
       ring = snapshot();
       it = ring->keys.find(version);
       if (it == ring->keys.end()) return Errc::kek_unavailable;
@@ -365,7 +321,7 @@ class KeyringKek final : public Kek {
 
   void refresh() override {
     if (file_.empty()) return;
-    install(read_keyring(file_));
+    reload();
   }
 
  private:
@@ -374,9 +330,16 @@ class KeyringKek final : public Kek {
     return ring_;
   }
 
-  // Throws when `fresh` is another KEK or changes a key this Kek has.
-  void install(Keyring fresh) const {
+  // Reads the file and installs its keyring; one reload at a time, so an older
+  // read never replaces a newer one. Throws (the Kek is unchanged then).
+  void reload() const {
     std::lock_guard reload_lock(reload_mu_);
+    install(read_keyring(file_));
+  }
+
+  // Throws when `fresh` is another KEK or changes a key this Kek has. Caller
+  // holds reload_mu_.
+  void install(Keyring fresh) const {
     const auto old = snapshot();
     if (fresh.id != id_) {
       fail(file_, "now holds KEK " + fresh.id + ", not " + id_ +
@@ -389,19 +352,15 @@ class KeyringKek final : public Kek {
       }
     }
     auto ring = std::make_shared<const Keyring>(std::move(fresh));
-    const std::uint32_t current = ring->current();
-    {
-      std::lock_guard lock(ring_mu_);
-      ring_ = std::move(ring);
-    }
-    current_.store(current);
+    std::lock_guard lock(ring_mu_);
+    ring_ = std::move(ring);
   }
 
   // refresh() without exceptions (the request path); false when it failed.
   bool reload_quietly() const {
     if (file_.empty()) return false;
     try {
-      install(read_keyring(file_));
+      reload();
       return true;
     } catch (const std::exception&) {
       return false;
@@ -410,10 +369,9 @@ class KeyringKek final : public Kek {
 
   const std::filesystem::path file_;
   const std::string id_;
-  mutable std::mutex reload_mu_;  // one reload at a time
-  mutable std::mutex ring_mu_;    // guards ring_ (the pointer, not the keyring)
-  mutable std::shared_ptr<const Keyring> ring_;
-  mutable std::atomic<std::uint32_t> current_;
+  mutable std::mutex reload_mu_;                 // one reload at a time
+  mutable std::mutex ring_mu_;                   // guards ring_ (the pointer, not the keyring)
+  mutable std::shared_ptr<const Keyring> ring_;  // never null, never empty
 };
 
 }  // namespace
@@ -431,7 +389,7 @@ std::unique_ptr<Kek> make_memory_kek(SecretBytes key, std::string id) {
 }
 
 std::uint32_t rotate_file_kek(const std::filesystem::path& file) {
-  const Fd folder = lock_folder(file);
+  const UniqueFd folder = lock_folder(file);
   Keyring ring = read_keyring(file);
   const std::uint32_t current = ring.current();
   if (current == UINT32_MAX) fail(file, "no key version left after " + std::to_string(current));
@@ -442,7 +400,7 @@ std::uint32_t rotate_file_kek(const std::filesystem::path& file) {
 }
 
 void retire_file_kek_version(const std::filesystem::path& file, std::uint32_t version) {
-  const Fd folder = lock_folder(file);
+  const UniqueFd folder = lock_folder(file);
   Keyring ring = read_keyring(file);
   if (ring.keys.count(version) == 0) {
     fail(file, "has no version " + std::to_string(version));

@@ -7,10 +7,14 @@
 //     that registered state with OpenSSL or threads is not safe).
 //   - Token lookup, login, and the key scan that maps versions to handles.
 //   - Pkcs11Kek: an anchor session that holds the login and serves key scans
-//     (serialized by scan_mu_), and a pool of sessions for wrap/unwrap
-//     (pool_mu_/pool_cv_). A session is used by one thread at a time.
+//     (serialized by scan_mu_), a pool of sessions for wrap/unwrap
+//     (pool_mu_/pool_cv_; a session is used by one thread at a time), and the
+//     key set in use, an immutable snapshot replaced whole after a self-test.
 //   - create_pkcs11_kek_version(): C_GenerateKey of the next version;
-//     destroy_pkcs11_kek_version(): C_DestroyObject of a retired one.
+//     destroy_pkcs11_kek_version(): C_DestroyObject of a retired one; both on
+//     a read-write session of their own (with_admin_scan).
+//
+// The wrapped-key format is kek_wrap.hpp's, shared with the file provider.
 //
 // Every message names the module, token or key label and the CKR_ code; the
 // PIN is only ever handed to C_Login, from a wiped copy.
@@ -25,6 +29,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -33,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/kek_wrap.hpp"
 #include "hookvault/kek.hpp"
 
 namespace hookvault {
@@ -40,15 +46,9 @@ namespace {
 
 using Stage = Pkcs11Error::Stage;
 
-constexpr std::size_t kDekBytes = 32;
-constexpr std::size_t kKekBytes = 32;
-constexpr std::size_t kNonceBytes = 12;
-constexpr std::size_t kTagBytes = 16;
-constexpr std::size_t kSealedBytes = kDekBytes + kTagBytes;                 // ct || tag
-constexpr std::size_t kWrappedBytes = kNonceBytes + kDekBytes + kTagBytes;  // 60
-constexpr std::size_t kMaxTokenLabelBytes = 32;                             // CK_TOKEN_INFO.label
+constexpr std::size_t kSealedBytes = kDekBytes + kWrapTagBytes;  // ct || tag
+constexpr std::size_t kMaxTokenLabelBytes = 32;                  // CK_TOKEN_INFO.label
 constexpr std::size_t kMaxSessions = 8;
-constexpr std::string_view kWrapLabel = "hookvault-kek-wrap-v1";  // as kek_file.cpp
 constexpr std::string_view kSelfTestData = "hookvault-pkcs11-self-test";
 // PKCS#11 v3.0 code for a failed AEAD tag check; p11-kit 0.24's header predates it.
 constexpr CK_RV kCkrAeadDecryptFailed = 0x35;
@@ -216,13 +216,12 @@ std::string_view padded_text(const unsigned char* data, std::size_t size) {
 // Names used in messages.
 struct Names {
   std::string module;  // "PKCS#11 module /usr/lib/..."
-  std::string token;   // "PKCS#11 token \"hookvault\""
-  std::string key_label;
+  std::string token;   // "PKCS#11 token \"hookvault\" (module /usr/lib/...)"
 
   explicit Names(const Pkcs11KekOptions& o)
       : module("PKCS#11 module " + o.module.string()),
-        token("PKCS#11 token " + in_quotes(o.token_label) + " (module " + o.module.string() + ")"),
-        key_label(o.key_label) {}
+        token("PKCS#11 token " + in_quotes(o.token_label) + " (module " + o.module.string() + ")") {
+  }
 };
 
 void check_options(const Pkcs11KekOptions& o, const Names& names) {
@@ -287,19 +286,10 @@ CK_RV login(const ModuleRef& fn, CK_SESSION_HANDLE session, const SecretBytes& p
 // The version a label stands for, or nullopt when it is not one of ours.
 std::optional<std::uint32_t> label_version(std::string_view label, std::string_view key_label) {
   if (label == key_label) return 1;
-  if (label.size() <= key_label.size() + 2 || label.substr(0, key_label.size()) != key_label ||
-      label.substr(key_label.size(), 2) != ".v") {
-    return std::nullopt;
-  }
-  const std::string_view digits = label.substr(key_label.size() + 2);
-  if (digits.size() > 10 || digits.front() == '0') return std::nullopt;
-  std::uint64_t n = 0;
-  for (char c : digits) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + static_cast<std::uint64_t>(c - '0');
-  }
-  if (n == 0 || n > UINT32_MAX) return std::nullopt;
-  return static_cast<std::uint32_t>(n);
+  if (!label.starts_with(key_label)) return std::nullopt;
+  const std::string_view suffix = label.substr(key_label.size());
+  if (!suffix.starts_with(".v")) return std::nullopt;
+  return parse_version_digits(suffix.substr(2));
 }
 
 std::string version_label(std::string_view key_label, std::uint32_t version) {
@@ -307,11 +297,15 @@ std::string version_label(std::string_view key_label, std::uint32_t version) {
   return std::string(key_label) + ".v" + std::to_string(version);
 }
 
+// Key handles by version.
+using KeySet = std::map<std::uint32_t, CK_OBJECT_HANDLE>;
+
 struct KeyScan {
-  CK_RV rv = CKR_OK;                               // of the search itself
-  std::map<std::uint32_t, CK_OBJECT_HANDLE> keys;  // usable versions
-  std::uint32_t highest_label = 0;                 // including unusable ones
-  std::vector<std::string> problems;               // "key \"x.v2\": ..."
+  CK_RV rv = CKR_OK;                  // of the search (or of the login before it)
+  bool login_failed = false;          // rv is a failed login on a new session
+  KeySet keys;                        // usable versions
+  std::uint32_t highest_label = 0;    // including unusable ones
+  std::vector<std::string> problems;  // "key \"x.v2\": ..."
 };
 
 // Every AES secret key of the token visible to `session`, sorted by version.
@@ -375,30 +369,42 @@ KeyScan scan_keys(const ModuleRef& fn, CK_SESSION_HANDLE session, std::string_vi
   return scan;
 }
 
+// Throws Pkcs11Error when the scan itself failed (the listing, or the login
+// before it).
+void check_listed(const KeyScan& scan, const std::string& token) {
+  if (scan.login_failed) {
+    throw Pkcs11Error(Stage::login, token + ": login failed: " + rv_name(scan.rv));
+  }
+  if (scan.rv != CKR_OK) {
+    throw Pkcs11Error(Stage::key, token + ": cannot list keys: " + rv_name(scan.rv));
+  }
+}
+
+// The keys of a scan a Kek may use. Throws Pkcs11Error (Stage::key, unless
+// the login failed) when the scan failed, when a labelled key is unusable
+// (two keys for one version, or not AES-256), or when there is no key at all.
+KeySet usable_keys_or_throw(KeyScan scan, const std::string& token, std::string_view key_label) {
+  check_listed(scan, token);
+  if (!scan.problems.empty()) throw Pkcs11Error(Stage::key, token + ": " + scan.problems.front());
+  if (scan.keys.empty()) {
+    throw Pkcs11Error(Stage::key, token + ": no AES-256 key labelled " + in_quotes(key_label) +
+                                      " (version 1) or " +
+                                      in_quotes(std::string(key_label) + ".v<N>"));
+  }
+  return std::move(scan.keys);
+}
+
 // ---------------------------------------------------------------------------
 // GCM inside the token
-
-// AAD = "hookvault-kek-wrap-v1" || u32be(version) || associated_data.
-Bytes wrap_aad(std::uint32_t version, ByteView associated_data) {
-  Bytes aad;
-  aad.reserve(kWrapLabel.size() + 4 + associated_data.size());
-  const ByteView label = as_bytes(kWrapLabel);
-  aad.insert(aad.end(), label.begin(), label.end());
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    aad.push_back(static_cast<std::uint8_t>(version >> shift));
-  }
-  aad.insert(aad.end(), associated_data.begin(), associated_data.end());
-  return aad;
-}
 
 CK_GCM_PARAMS gcm_params(std::uint8_t* nonce, Bytes& aad) {
   CK_GCM_PARAMS p{};
   p.pIv = nonce;
-  p.ulIvLen = kNonceBytes;
-  p.ulIvBits = kNonceBytes * 8;
+  p.ulIvLen = kWrapNonceBytes;
+  p.ulIvBits = kWrapNonceBytes * 8;
   p.pAAD = aad.empty() ? nullptr : aad.data();
   p.ulAADLen = aad.size();
-  p.ulTagBits = kTagBytes * 8;
+  p.ulTagBits = kWrapTagBytes * 8;
   return p;
 }
 
@@ -407,7 +413,7 @@ CK_GCM_PARAMS gcm_params(std::uint8_t* nonce, Bytes& aad) {
 CK_RV seal(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
            std::uint32_t version, const SecretBytes& dek, ByteView associated_data,
            std::span<std::uint8_t, kWrappedBytes> out) {
-  if (RAND_bytes(out.data(), static_cast<int>(kNonceBytes)) != 1) {
+  if (RAND_bytes(out.data(), static_cast<int>(kWrapNonceBytes)) != 1) {
     ERR_clear_error();
     return CKR_FUNCTION_FAILED;
   }
@@ -419,7 +425,7 @@ CK_RV seal(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
   SecretBytes plain = dek.clone();  // C_Encrypt wants a non-const pointer; wiped on return
   CK_ULONG len = kSealedBytes;
   rv = fn->C_Encrypt(session, plain.reveal_mutable().data(), static_cast<CK_ULONG>(plain.size()),
-                     out.data() + kNonceBytes, &len);
+                     out.data() + kWrapNonceBytes, &len);
   if (rv == CKR_OK && len != kSealedBytes) rv = CKR_FUNCTION_FAILED;
   return rv;
 }
@@ -428,10 +434,10 @@ CK_RV seal(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
 CK_RV open_sealed(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
                   std::uint32_t version, ByteView wrapped, ByteView associated_data,
                   SecretBytes& dek) {
-  std::array<std::uint8_t, kNonceBytes> nonce{};
-  std::copy_n(wrapped.begin(), kNonceBytes, nonce.begin());
+  std::array<std::uint8_t, kWrapNonceBytes> nonce{};
+  std::copy_n(wrapped.begin(), kWrapNonceBytes, nonce.begin());
   std::array<std::uint8_t, kSealedBytes> sealed{};
-  std::copy_n(wrapped.begin() + kNonceBytes, kSealedBytes, sealed.begin());
+  std::copy_n(wrapped.begin() + kWrapNonceBytes, kSealedBytes, sealed.begin());
   Bytes aad = wrap_aad(version, associated_data);
   CK_GCM_PARAMS params = gcm_params(nonce.data(), aad);
   CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof params};
@@ -452,6 +458,27 @@ CK_RV open_sealed(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HAND
 // ---------------------------------------------------------------------------
 // The Kek
 
+// The current version of a key set: its highest (0 when empty).
+std::uint32_t current_of(const KeySet& keys) { return keys.empty() ? 0 : keys.rbegin()->first; }
+
+std::optional<CK_OBJECT_HANDLE> find_handle(const KeySet& keys, std::uint32_t version) {
+  const auto it = keys.find(version);
+  if (it == keys.end()) return std::nullopt;
+  return it->second;
+}
+
+// The token forgot the session (or its login): a new anchor session may help.
+bool session_lost(CK_RV rv) {
+  return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+         rv == CKR_USER_NOT_LOGGED_IN;
+}
+
+// The key set in use is one immutable KeySet behind a shared_ptr (keys_),
+// replaced whole by install(); the current version is always its highest, so
+// a wrap, an unwrap or version() sees one consistent set. install() self-tests
+// a candidate's highest version before it replaces the set in use, and every
+// change (open, refresh(), the rescans of unwrap and of stale handles) goes
+// through it, one at a time (reload_mu_).
 class Pkcs11Kek final : public Kek {
  public:
   // Logs in, scans the keys and self-tests the current version; throws Pkcs11Error.
@@ -460,38 +487,21 @@ class Pkcs11Kek final : public Kek {
         slot_(slot),
         pin_(std::move(options.pin)),
         key_label_(std::move(options.key_label)),
-        id_("pkcs11:" + options.token_label + "/" + key_label_) {
-    if (const CK_RV rv = open_session(module_, slot_, false, &anchor_); rv != CKR_OK) {
-      throw Pkcs11Error(Stage::token, names.token + ": C_OpenSession failed: " + rv_name(rv));
-    }
-    if (const CK_RV rv = login(module_, anchor_, pin_); rv != CKR_OK) {
+        id_("pkcs11:" + options.token_label + "/" + key_label_),
+        token_name_(names.token) {
+    try {
+      if (const CK_RV rv = open_session(module_, slot_, false, &anchor_); rv != CKR_OK) {
+        throw Pkcs11Error(Stage::token, token_name_ + ": C_OpenSession failed: " + rv_name(rv));
+      }
+      if (const CK_RV rv = login(module_, anchor_, pin_); rv != CKR_OK) {
+        throw Pkcs11Error(Stage::login, token_name_ + ": login failed: " + rv_name(rv));
+      }
+      std::lock_guard reload_lock(reload_mu_);
+      install(usable_keys_or_throw(scan_on_anchor(), token_name_, key_label_));
+    } catch (...) {
       close_all();
-      throw Pkcs11Error(Stage::login, names.token + ": login failed: " + rv_name(rv));
+      throw;
     }
-    KeyScan scan = scan_keys(module_, anchor_, key_label_);
-    if (scan.rv != CKR_OK) {
-      close_all();
-      throw Pkcs11Error(Stage::key, names.token + ": cannot list keys: " + rv_name(scan.rv));
-    }
-    if (!scan.problems.empty()) {
-      close_all();
-      throw Pkcs11Error(Stage::key, names.token + ": " + scan.problems.front());
-    }
-    if (scan.keys.empty()) {
-      close_all();
-      throw Pkcs11Error(Stage::key, names.token + ": no AES-256 key labelled " +
-                                        in_quotes(key_label_) + " (version 1) or " +
-                                        in_quotes(key_label_ + ".v<N>"));
-    }
-    keys_ = std::move(scan.keys);
-    version_ = keys_.rbegin()->first;
-    if (const CK_RV rv = self_test(version_); rv != CKR_OK) {
-      close_all();
-      throw Pkcs11Error(Stage::key, names.token + ": key " +
-                                        in_quotes(version_label(key_label_, version_)) +
-                                        " failed a wrap/unwrap self-test: " + rv_name(rv));
-    }
-    token_name_ = names.token;
   }
 
   ~Pkcs11Kek() override { close_all(); }
@@ -499,20 +509,19 @@ class Pkcs11Kek final : public Kek {
   Pkcs11Kek& operator=(const Pkcs11Kek&) = delete;
 
   const std::string& id() const noexcept override { return id_; }
-  std::uint32_t version() const noexcept override { return version_.load(); }
+  std::uint32_t version() const noexcept override { return current_of(*snapshot()); }
 
   std::vector<std::uint32_t> versions() const override {
-    std::lock_guard lock(keys_mu_);
     std::vector<std::uint32_t> out;
-    for (const auto& entry : keys_) out.push_back(entry.first);
+    for (const auto& entry : *snapshot()) out.push_back(entry.first);
     return out;
   }
 
   Result<WrappedDek> wrap(const SecretBytes& dek, ByteView associated_data) const override {
-    if (dek.size() != kDekBytes) return Errc::internal;  // caller bug, not data
-    const std::uint32_t version = version_.load();       // one version for the whole wrap
+    if (dek.size() != kDekBytes) return Errc::internal;     // caller bug, not data
+    const std::uint32_t version = current_of(*snapshot());  // one version for the whole wrap
     Bytes out(kWrappedBytes);
-    const CK_RV rv = run(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
+    const CK_RV rv = run_installed(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
       return seal(module_, s, key, version, dek, associated_data,
                   std::span<std::uint8_t, kWrappedBytes>(out.data(), kWrappedBytes));
     });
@@ -522,52 +531,22 @@ class Pkcs11Kek final : public Kek {
 
   // Scans the token, self-tests the highest version and makes it current.
   void refresh() override {
-    KeyScan scan;
-    {
-      std::lock_guard scan_lock(scan_mu_);
-      scan = scan_keys(module_, anchor_, key_label_);
-      if (scan.rv == CKR_SESSION_HANDLE_INVALID || scan.rv == CKR_SESSION_CLOSED ||
-          scan.rv == CKR_USER_NOT_LOGGED_IN) {
-        if (const CK_RV rv = reopen_anchor_locked(); rv != CKR_OK) {
-          throw Pkcs11Error(Stage::login, token_name_ + ": login failed: " + rv_name(rv));
-        }
-        scan = scan_keys(module_, anchor_, key_label_);
-      }
-    }
-    if (scan.rv != CKR_OK) {
-      throw Pkcs11Error(Stage::key, token_name_ + ": cannot list keys: " + rv_name(scan.rv));
-    }
-    if (!scan.problems.empty()) {
-      throw Pkcs11Error(Stage::key, token_name_ + ": " + scan.problems.front());
-    }
-    if (scan.keys.empty()) {
-      throw Pkcs11Error(Stage::key, token_name_ + ": no AES-256 key labelled " +
-                                        in_quotes(key_label_) + " (version 1) or " +
-                                        in_quotes(key_label_ + ".v<N>"));
-    }
-    const std::uint32_t current = scan.keys.rbegin()->first;
-    {
-      std::lock_guard lock(keys_mu_);
-      std::swap(keys_, scan.keys);  // scan.keys: the old list, until the self-test passed
-    }
-    if (const CK_RV rv = self_test(current); rv != CKR_OK) {
-      {
-        std::lock_guard lock(keys_mu_);
-        keys_ = std::move(scan.keys);
-      }
-      throw Pkcs11Error(Stage::key, token_name_ + ": key " +
-                                        in_quotes(version_label(key_label_, current)) +
-                                        " failed a wrap/unwrap self-test: " + rv_name(rv));
-    }
-    version_.store(current);
+    std::lock_guard reload_lock(reload_mu_);
+    install(usable_keys_or_throw(scan_on_anchor(), token_name_, key_label_));
   }
 
   Result<SecretBytes> unwrap(ByteView wrapped, std::uint32_t version,
                              ByteView associated_data) const override {
-    if (!handle_of(version) && !rescan_has(version)) return Errc::kek_unavailable;
     if (wrapped.size() != kWrappedBytes) return Errc::store_corrupt;
+    if (const auto keys = snapshot(); !keys->contains(version)) {
+      // Only a version above the current one can have been created since; one
+      // at or below it was retired (new versions are always the highest + 1).
+      if (version <= current_of(*keys) || !reload_quietly() || !handle_of(version)) {
+        return Errc::kek_unavailable;
+      }
+    }
     SecretBytes dek;
-    const CK_RV rv = run(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
+    const CK_RV rv = run_installed(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
       return open_sealed(module_, s, key, version, wrapped, associated_data, dek);
     });
     if (rv == CKR_OK) return dek;
@@ -575,7 +554,10 @@ class Pkcs11Kek final : public Kek {
     // Some modules report a failed tag as a generic failure (SoftHSM 2.6:
     // CKR_GENERAL_ERROR). If the same key wraps and unwraps a fresh DEK right
     // now, the token is fine and it is this wrapped key that does not open.
-    if (is_generic_failure(rv) && self_test(version) == CKR_OK) return Errc::store_corrupt;
+    if (is_generic_failure(rv)) {
+      const auto key = handle_of(version);
+      if (key && self_test(version, *key) == CKR_OK) return Errc::store_corrupt;
+    }
     return Errc::kek_unavailable;
   }
 
@@ -601,27 +583,39 @@ class Pkcs11Kek final : public Kek {
     bool discard_ = false;
   };
 
-  // Runs `op(session, key)` for `version` on a pool session. On a failure that
-  // is not an authentication failure, tries once more on a fresh session,
-  // after logging in again or scanning the keys again if the token asks for it.
-  template <class Op>
-  CK_RV run(std::uint32_t version, Op&& op) const {
+  // Runs `op(session, key)` on a pool session with the handle `key_of()`
+  // gives for each attempt. On a failure that is not an authentication
+  // failure, tries once more on a fresh session, after logging in again when
+  // the token asks for it, or (with `reload_on_stale`) scanning the keys again
+  // when it says the handle is stale. The lease is returned before either,
+  // since a reload self-tests on a pool session of its own.
+  template <class KeyOf, class Op>
+  CK_RV run(KeyOf&& key_of, bool reload_on_stale, Op&& op) const {
     CK_RV rv = CKR_GENERAL_ERROR;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      const std::optional<CK_OBJECT_HANDLE> key = handle_of(version);
+      const std::optional<CK_OBJECT_HANDLE> key = key_of();
       if (!key) return CKR_KEY_HANDLE_INVALID;
-      std::optional<Lease> lease = acquire(rv);
-      if (!lease) continue;
-      rv = op(lease->get(), *key);
-      if (rv == CKR_OK || is_auth_failure(rv)) return rv;
-      lease->discard();  // also ends any operation the failure left active
+      {
+        std::optional<Lease> lease = acquire(rv);
+        if (!lease) continue;
+        rv = op(lease->get(), *key);
+        if (rv == CKR_OK || is_auth_failure(rv)) return rv;
+        lease->discard();  // also ends any operation the failure left active
+      }
       if (rv == CKR_USER_NOT_LOGGED_IN) {
         relogin();
-      } else if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID) {
-        rescan_has(version);
+      } else if (reload_on_stale &&
+                 (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
+        reload_quietly();
       }
     }
     return rv;
+  }
+
+  // run() with the installed key of `version`.
+  template <class Op>
+  CK_RV run_installed(std::uint32_t version, Op&& op) const {
+    return run([&] { return handle_of(version); }, true, std::forward<Op>(op));
   }
 
   std::optional<Lease> acquire(CK_RV& rv) const {
@@ -657,29 +651,57 @@ class Pkcs11Kek final : public Kek {
     pool_cv_.notify_one();
   }
 
-  std::optional<CK_OBJECT_HANDLE> handle_of(std::uint32_t version) const {
+  std::shared_ptr<const KeySet> snapshot() const {
     std::lock_guard lock(keys_mu_);
-    auto it = keys_.find(version);
-    if (it == keys_.end()) return std::nullopt;
-    return it->second;
+    return keys_;
   }
 
-  // Looks for the keys on the token again (under scan_mu_, on the anchor
-  // session); true when `version` is now known. The highest version found
-  // becomes current (without the self-test refresh() runs).
-  bool rescan_has(std::uint32_t version) const {
+  std::optional<CK_OBJECT_HANDLE> handle_of(std::uint32_t version) const {
+    return find_handle(*snapshot(), version);
+  }
+
+  // Self-tests the highest version of `candidate` and, when it passes, makes
+  // `candidate` the key set in use. Throws Pkcs11Error, leaving the set in use
+  // as it was. Caller holds reload_mu_.
+  void install(KeySet candidate) const {
+    const auto& [version, key] = *candidate.rbegin();  // usable_keys_or_throw: never empty
+    if (const CK_RV rv = self_test(version, key); rv != CKR_OK) {
+      throw Pkcs11Error(Stage::key, token_name_ + ": key " +
+                                        in_quotes(version_label(key_label_, version)) +
+                                        " failed a wrap/unwrap self-test: " + rv_name(rv));
+    }
+    auto keys = std::make_shared<const KeySet>(std::move(candidate));
+    std::lock_guard lock(keys_mu_);
+    keys_ = std::move(keys);
+  }
+
+  // refresh() for the request path: false, and the keys in use unchanged, when
+  // the scan or the self-test failed.
+  bool reload_quietly() const {
+    try {
+      std::lock_guard reload_lock(reload_mu_);
+      install(usable_keys_or_throw(scan_on_anchor(), token_name_, key_label_));
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  // Lists the keys on the anchor session, first opening a new one (logged in)
+  // when the token forgot it.
+  KeyScan scan_on_anchor() const {
     std::lock_guard scan_lock(scan_mu_);
     KeyScan scan = scan_keys(module_, anchor_, key_label_);
-    if (scan.rv == CKR_SESSION_HANDLE_INVALID || scan.rv == CKR_SESSION_CLOSED ||
-        scan.rv == CKR_USER_NOT_LOGGED_IN) {
-      if (reopen_anchor_locked() != CKR_OK) return false;
+    if (session_lost(scan.rv)) {
+      if (const CK_RV rv = reopen_anchor_locked(); rv != CKR_OK) {
+        KeyScan failed;
+        failed.rv = rv;
+        failed.login_failed = true;
+        return failed;
+      }
       scan = scan_keys(module_, anchor_, key_label_);
     }
-    if (scan.rv != CKR_OK) return false;
-    std::lock_guard lock(keys_mu_);
-    keys_ = std::move(scan.keys);
-    if (!keys_.empty()) version_.store(keys_.rbegin()->first);
-    return keys_.count(version) != 0;
+    return scan;
   }
 
   void relogin() const {
@@ -699,19 +721,21 @@ class Pkcs11Kek final : public Kek {
     return login(module_, anchor_, pin_);
   }
 
-  // Wraps and unwraps a random DEK under `version`.
-  CK_RV self_test(std::uint32_t version) const {
+  // Wraps and unwraps a random DEK under `key` as `version`. Never rescans
+  // (a reload runs it on a candidate that is not installed yet).
+  CK_RV self_test(std::uint32_t version, CK_OBJECT_HANDLE key) const {
+    const auto key_of = [key] { return std::optional<CK_OBJECT_HANDLE>(key); };
     const SecretBytes dek = SecretBytes::random(kDekBytes);
     const ByteView ad = as_bytes(kSelfTestData);
     Bytes wrapped(kWrappedBytes);
-    CK_RV rv = run(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
-      return seal(module_, s, key, version, dek, ad,
+    CK_RV rv = run(key_of, false, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k) {
+      return seal(module_, s, k, version, dek, ad,
                   std::span<std::uint8_t, kWrappedBytes>(wrapped.data(), kWrappedBytes));
     });
     if (rv != CKR_OK) return rv;
     SecretBytes back;
-    rv = run(version, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key) {
-      return open_sealed(module_, s, key, version, wrapped, ad, back);
+    rv = run(key_of, false, [&](CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k) {
+      return open_sealed(module_, s, k, version, wrapped, ad, back);
     });
     if (rv == CKR_OK && !dek.equals(back.reveal())) rv = CKR_FUNCTION_FAILED;
     return rv;
@@ -732,13 +756,13 @@ class Pkcs11Kek final : public Kek {
   std::string key_label_;
   std::string id_;
   std::string token_name_;  // "PKCS#11 token \"x\" (module ...)", for messages
-  mutable std::atomic<std::uint32_t> version_{0};  // current; moved by refresh and rescans
 
-  mutable std::mutex scan_mu_;  // the anchor session and key scans
+  mutable std::mutex reload_mu_;  // one install at a time (scan, self-test, swap)
+  mutable std::mutex scan_mu_;    // the anchor session: key scans and re-logins
   mutable CK_SESSION_HANDLE anchor_ = CK_INVALID_HANDLE;
 
-  mutable std::mutex keys_mu_;
-  mutable std::map<std::uint32_t, CK_OBJECT_HANDLE> keys_;
+  mutable std::mutex keys_mu_;  // guards keys_ (the pointer, not the set)
+  mutable std::shared_ptr<const KeySet> keys_ = std::make_shared<const KeySet>();
 
   mutable std::mutex pool_mu_;
   mutable std::condition_variable pool_cv_;
@@ -746,7 +770,8 @@ class Pkcs11Kek final : public Kek {
   mutable std::size_t open_ = 0;  // leased + idle
 };
 
-// A read-write session, logged in, closed on destruction (create_pkcs11_kek_version).
+// A read-write session, logged in, closed on destruction (creating and
+// destroying key versions).
 class AdminSession {
  public:
   AdminSession(const ModuleRef& fn, CK_SLOT_ID slot, const SecretBytes& pin, const Names& names)
@@ -790,91 +815,102 @@ CK_RV count_labelled(const ModuleRef& fn, CK_SESSION_HANDLE session, std::string
   return rv != CKR_OK ? rv : final_rv;
 }
 
+// The module loaded and the token found (not logged in yet).
+struct Token {
+  Names names;
+  ModuleRef module;
+  CK_SLOT_ID slot;
+};
+
+Token find_token(const Pkcs11KekOptions& options) {
+  Names names(options);
+  check_options(options, names);
+  ModuleRef module = ModuleRef::open(options.module);
+  const CK_SLOT_ID slot = find_slot(module, options, names);
+  return Token{std::move(names), std::move(module), slot};
+}
+
+// Calls `f(token, session, scan)` with a logged-in read-write session and the
+// keys it lists. Throws Pkcs11Error.
+template <class F>
+auto with_admin_scan(const Pkcs11KekOptions& options, F&& f) {
+  const Token token = find_token(options);
+  const AdminSession session(token.module, token.slot, options.pin, token.names);
+  const KeyScan scan = scan_keys(token.module, session.get(), options.key_label);
+  check_listed(scan, token.names.token);
+  return f(token, session.get(), scan);
+}
+
 }  // namespace
 
 std::unique_ptr<Kek> open_pkcs11_kek(Pkcs11KekOptions options) {
-  const Names names(options);
-  check_options(options, names);
-  ModuleRef module = ModuleRef::open(options.module);
-  const CK_SLOT_ID slot = find_slot(module, options, names);
-  return std::make_unique<Pkcs11Kek>(std::move(module), slot, std::move(options), names);
+  Token token = find_token(options);
+  return std::make_unique<Pkcs11Kek>(std::move(token.module), token.slot, std::move(options),
+                                     token.names);
 }
 
 std::uint32_t create_pkcs11_kek_version(const Pkcs11KekOptions& options) {
-  const Names names(options);
-  check_options(options, names);
-  ModuleRef module = ModuleRef::open(options.module);
-  const CK_SLOT_ID slot = find_slot(module, options, names);
-  AdminSession session(module, slot, options.pin, names);
+  return with_admin_scan(options, [&](const Token& token, CK_SESSION_HANDLE session,
+                                      const KeyScan& scan) {
+    const std::string& token_name = token.names.token;
+    if (scan.highest_label == UINT32_MAX) {
+      throw Pkcs11Error(Stage::key, token_name + ": no key version left after " +
+                                        std::to_string(scan.highest_label));
+    }
+    const std::uint32_t version = scan.highest_label + 1;
+    std::string label = version_label(options.key_label, version);
 
-  const KeyScan scan = scan_keys(module, session.get(), options.key_label);
-  if (scan.rv != CKR_OK) {
-    throw Pkcs11Error(Stage::key, names.token + ": cannot list keys: " + rv_name(scan.rv));
-  }
-  if (scan.highest_label == UINT32_MAX) {
-    throw Pkcs11Error(Stage::key, names.token + ": no key version left after " +
-                                      std::to_string(scan.highest_label));
-  }
-  const std::uint32_t version = scan.highest_label + 1;
-  std::string label = version_label(options.key_label, version);
-
-  CK_BBOOL yes = CK_TRUE;
-  CK_BBOOL no = CK_FALSE;
-  CK_ULONG length = kKekBytes;
-  std::array<CK_ATTRIBUTE, 10> attrs{{
-      {CKA_LABEL, label.data(), label.size()},
-      {CKA_VALUE_LEN, &length, sizeof length},
-      {CKA_TOKEN, &yes, sizeof yes},
-      {CKA_PRIVATE, &yes, sizeof yes},
-      {CKA_SENSITIVE, &yes, sizeof yes},
-      {CKA_EXTRACTABLE, &no, sizeof no},
-      {CKA_ENCRYPT, &yes, sizeof yes},
-      {CKA_DECRYPT, &yes, sizeof yes},
-      {CKA_WRAP, &no, sizeof no},
-      {CKA_UNWRAP, &no, sizeof no},
-  }};
-  CK_MECHANISM mech{CKM_AES_KEY_GEN, nullptr, 0};
-  CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
-  const CK_RV rv = module->C_GenerateKey(session.get(), &mech, attrs.data(), attrs.size(), &key);
-  if (rv != CKR_OK) {
-    throw Pkcs11Error(
-        Stage::key, names.token + ": cannot generate key " + in_quotes(label) + ": " + rv_name(rv));
-  }
-  // Two rotations at once would both pick this version: keep neither's.
-  CK_ULONG count = 0;
-  if (count_labelled(module, session.get(), label, count) == CKR_OK && count > 1) {
-    module->C_DestroyObject(session.get(), key);
-    throw Pkcs11Error(Stage::key, names.token + ": another process created key " +
-                                      in_quotes(label) + " at the same time; try again");
-  }
-  return version;
+    CK_BBOOL yes = CK_TRUE;
+    CK_BBOOL no = CK_FALSE;
+    CK_ULONG length = kKekBytes;
+    std::array<CK_ATTRIBUTE, 10> attrs{{
+        {CKA_LABEL, label.data(), label.size()},
+        {CKA_VALUE_LEN, &length, sizeof length},
+        {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes},
+        {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_ENCRYPT, &yes, sizeof yes},
+        {CKA_DECRYPT, &yes, sizeof yes},
+        {CKA_WRAP, &no, sizeof no},
+        {CKA_UNWRAP, &no, sizeof no},
+    }};
+    CK_MECHANISM mech{CKM_AES_KEY_GEN, nullptr, 0};
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    const CK_RV rv = token.module->C_GenerateKey(session, &mech, attrs.data(), attrs.size(), &key);
+    if (rv != CKR_OK) {
+      throw Pkcs11Error(Stage::key, token_name + ": cannot generate key " + in_quotes(label) +
+                                        ": " + rv_name(rv));
+    }
+    // Two rotations at once would both pick this version: keep neither's.
+    CK_ULONG count = 0;
+    if (count_labelled(token.module, session, label, count) == CKR_OK && count > 1) {
+      token.module->C_DestroyObject(session, key);
+      throw Pkcs11Error(Stage::key, token_name + ": another process created key " +
+                                        in_quotes(label) + " at the same time; try again");
+    }
+    return version;
+  });
 }
 
 void destroy_pkcs11_kek_version(const Pkcs11KekOptions& options, std::uint32_t version) {
-  const Names names(options);
-  check_options(options, names);
-  ModuleRef module = ModuleRef::open(options.module);
-  const CK_SLOT_ID slot = find_slot(module, options, names);
-  AdminSession session(module, slot, options.pin, names);
-
-  const KeyScan scan = scan_keys(module, session.get(), options.key_label);
-  if (scan.rv != CKR_OK) {
-    throw Pkcs11Error(Stage::key, names.token + ": cannot list keys: " + rv_name(scan.rv));
-  }
-  const std::string label = version_label(options.key_label, version);
-  const auto it = scan.keys.find(version);
-  if (it == scan.keys.end()) {
-    throw Pkcs11Error(Stage::key, names.token + ": no usable key " + in_quotes(label) +
-                                      " for version " + std::to_string(version));
-  }
-  if (version >= scan.highest_label) {
-    throw Pkcs11Error(Stage::key, names.token + ": key " + in_quotes(label) +
-                                      " is the current version; rotate first");
-  }
-  if (const CK_RV rv = module->C_DestroyObject(session.get(), it->second); rv != CKR_OK) {
-    throw Pkcs11Error(
-        Stage::key, names.token + ": cannot destroy key " + in_quotes(label) + ": " + rv_name(rv));
-  }
+  with_admin_scan(options, [&](const Token& token, CK_SESSION_HANDLE session, const KeyScan& scan) {
+    const std::string& token_name = token.names.token;
+    const std::string label = version_label(options.key_label, version);
+    const auto key = find_handle(scan.keys, version);
+    if (!key) {
+      throw Pkcs11Error(Stage::key, token_name + ": no usable key " + in_quotes(label) +
+                                        " for version " + std::to_string(version));
+    }
+    if (version >= scan.highest_label) {
+      throw Pkcs11Error(Stage::key, token_name + ": key " + in_quotes(label) +
+                                        " is the current version; rotate first");
+    }
+    if (const CK_RV rv = token.module->C_DestroyObject(session, *key); rv != CKR_OK) {
+      throw Pkcs11Error(
+          Stage::key, token_name + ": cannot destroy key " + in_quotes(label) + ": " + rv_name(rv));
+    }
+  });
 }
 
 }  // namespace hookvault

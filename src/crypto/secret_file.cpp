@@ -5,9 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <stdexcept>
-#include <string>
 #include <system_error>
 
 namespace hookvault {
@@ -21,31 +22,43 @@ namespace {
 
 }  // namespace
 
+std::string errno_text(int err) { return std::system_category().message(err); }
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 SecretBytes read_secret_file(const std::filesystem::path& file, std::size_t max_bytes,
-                             std::string_view kind, std::string_view too_large_reason) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(file, kind, std::generic_category().message(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+                             std::string_view kind) {
+  const UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) fail(file, kind, errno_text(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0) fail(file, kind, std::generic_category().message(errno));
+  if (::fstat(fd.get(), &st) != 0) fail(file, kind, errno_text(errno));
   if (!S_ISREG(st.st_mode)) fail(file, kind, "not a regular file");
-  if (st.st_size < 0 || static_cast<std::size_t>(st.st_size) > max_bytes) {
-    fail(file, kind, too_large_reason);
-  }
-  SecretBytes buf(static_cast<std::size_t>(st.st_size));
-  std::size_t got = 0;
-  while (got < buf.size()) {
-    const ssize_t n = ::read(fd, buf.reveal_mutable().data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(file, kind, std::generic_category().message(errno));
+  const auto too_large = [&] {
+    fail(file, kind, "larger than " + std::to_string(max_bytes) + " bytes");
+  };
+  if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) > max_bytes) too_large();
+
+  // One byte more than the size fstat reported, so a file that grew is noticed.
+  SecretBytes buffer(static_cast<std::size_t>(st.st_size) + 1);
+  std::size_t used = 0;
+  for (;;) {
+    if (used == buffer.size()) {
+      if (used > max_bytes) too_large();
+      buffer.resize(std::min(buffer.size() * 2, max_bytes + 1));  // the allocator wipes
+    }
+    auto room = buffer.reveal_mutable().subspan(used);
+    const ssize_t n = ::read(fd.get(), room.data(), room.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(file, kind, errno_text(errno));
+    }
     if (n == 0) break;
-    got += static_cast<std::size_t>(n);
+    used += static_cast<std::size_t>(n);
   }
-  buf.resize(got);
-  return buf;
+  buffer.resize(used);
+  return buffer;
 }
 
 }  // namespace hookvault

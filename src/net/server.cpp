@@ -204,8 +204,6 @@ struct Server::Impl {
                                         ? std::string()
                                         : net::verified_client_cn(c.stream.native_handle());
       co_await serve_requests(c, peer, client_cn);
-    }
-    if (!hs_ec) {
       beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
       auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
       (void)sd_ec;

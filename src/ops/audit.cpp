@@ -14,13 +14,6 @@
 namespace hookvault {
 namespace {
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  json_escape(s, out);
-  out += '"';
-  return out;
-}
-
 // Why an audit operation failed, for an operator.
 std::string audit_error(const boost::system::error_code& ec) {
   switch (to_errc(ec)) {
@@ -51,11 +44,12 @@ std::string cli_actor() {
 
 std::optional<std::int64_t> audit_cli_access(Store& store, std::string action, std::string subject,
                                              std::string outcome, std::ostream& err) {
-  auto seq = store.audit_sync(
-      AuditEntry{cli_actor(), std::move(action), std::move(subject), std::move(outcome)});
+  AuditEntry entry{cli_actor(), std::move(action), std::move(subject),
+                   clip_audit_field(std::move(outcome))};
+  auto seq = store.audit_sync(entry);
   if (!seq) {
-    err << "error: cannot write the audit record, so nothing is shown: " << audit_error(seq.error())
-        << "\n";
+    err << "error: cannot write the audit record (" << entry.action << " " << entry.subject
+        << "): " << audit_error(seq.error()) << "\n";
     return std::nullopt;
   }
   return *seq;
@@ -72,7 +66,7 @@ int audit_verify(const Config& config, std::ostream& out, std::ostream& err) {
   line += ",\"records\":" + std::to_string(result->records);
   if (!result->ok) {
     if (result->first_bad_seq) line += ",\"firstBadSeq\":" + std::to_string(*result->first_bad_seq);
-    line += ",\"problem\":" + json_string(result->problem);
+    line += ",\"problem\":" + json_quoted(result->problem);
   }
   out << line << "}\n";
   if (!result->ok) {
@@ -92,11 +86,11 @@ int audit_list(const Config& config, std::int64_t after, std::size_t limit, std:
   }
   for (const auto& r : *records) {
     out << "{\"seq\":" << r.seq << ",\"timeMs\":" << r.time_ms
-        << ",\"actor\":" << json_string(r.entry.actor)
-        << ",\"action\":" << json_string(r.entry.action)
-        << ",\"subject\":" << json_string(r.entry.subject)
-        << ",\"outcome\":" << json_string(r.entry.outcome)
-        << ",\"hash\":" << json_string(r.hash_hex) << "}\n";
+        << ",\"actor\":" << json_quoted(r.entry.actor)
+        << ",\"action\":" << json_quoted(r.entry.action)
+        << ",\"subject\":" << json_quoted(r.entry.subject)
+        << ",\"outcome\":" << json_quoted(r.entry.outcome)
+        << ",\"hash\":" << json_quoted(r.hash_hex) << "}\n";
   }
   return kExitOk;
 }

@@ -1,4 +1,5 @@
 #include <charconv>
+#include <chrono>
 #include <filesystem>
 #include <ostream>
 #include <stdexcept>
@@ -13,6 +14,14 @@
 
 namespace hookvault {
 namespace {
+
+// How long a store's connections wait for another process's write lock
+// (SQLite's busy handler) before a statement fails with store_unavailable.
+// The daemon answers webhooks and keeps it short; a CLI command (a `keys
+// rewrap` batch, an audit append) may wait behind a daemon that commits back
+// to back.
+constexpr std::chrono::milliseconds kDaemonBusyTimeout{5000};
+constexpr std::chrono::milliseconds kCliBusyTimeout{30000};
 
 void write_line(std::ostream& out, SecretText text) {
   text.push_back('\n');
@@ -49,6 +58,7 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
   }
   StoreOptions options;
   options.path = config.storage.path;
+  options.busy_timeout = daemon ? kDaemonBusyTimeout : kCliBusyTimeout;
   if (daemon) {
     options.retention = config.storage.retention;
     options.retention_interval = config.storage.retention_interval;
@@ -161,7 +171,7 @@ int events_show(const Config& config, const std::string& id, std::ostream& out, 
 int reprocess(const Config& config, std::ostream& out, std::ostream& err) {
   auto store = open_store(config);
   auto sources = load_sources(config);
-  auto results = reprocess_failures(*store, sources);
+  auto results = reprocess_failures(*store, sources, cli_actor());
   if (!results) {
     err << "error: cannot list failed events: " << results.error().message() << "\n";
     return kExitError;
@@ -169,8 +179,9 @@ int reprocess(const Config& config, std::ostream& out, std::ostream& err) {
   int failures = 0;
   for (const auto& r : *results) {
     if (r.failed) ++failures;
-    if (!audit_cli_access(*store, "reprocess", std::to_string(r.id),
-                          r.outcome.substr(0, kMaxAuditFieldBytes), err)) {
+    if (r.audit_error) {
+      err << "error: cannot write the audit record of event " << r.id << ": "
+          << r.audit_error.message() << "\n";
       ++failures;
     }
     out << "{\"id\":\"" << r.id << "\",\"eventId\":" << json_quoted(r.event_id)

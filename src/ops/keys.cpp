@@ -11,15 +11,17 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/ops.hpp"
-#include "hookvault/render.hpp"
 #include "ops/cli_audit.hpp"
 
 namespace hookvault {
 namespace {
 
-// A failed batch commit (the daemon held the write lock past the busy
-// timeout, say) is retried this often before the rewrap gives up.
-constexpr int kMaxCommitRetries = 5;
+// Waiting for the daemon's write lock is left to SQLite's busy handler (the
+// CLI's store has a long busy timeout: open_store); a batch that still fails
+// ends the run, and a rerun continues where it stopped.
+//
+// Audit records: audit_cli_access (cli_audit.hpp), which prints the error line.
+//
 // Batches in a row that move nothing while keys remain (rows that keep
 // changing under us, or a writer still wrapping under an old version).
 constexpr int kMaxIdleBatches = 50;
@@ -27,23 +29,6 @@ constexpr auto kIdlePause = std::chrono::milliseconds(100);
 
 std::string subject_of(const std::string& kek_id, std::uint32_t version) {
   return kek_id + ":v" + std::to_string(version);
-}
-
-std::string clipped(std::string outcome) {
-  if (outcome.size() > kMaxAuditFieldBytes) outcome.resize(kMaxAuditFieldBytes);
-  return outcome;
-}
-
-// Appends the record; on failure says so on `err` and returns false.
-bool record(Store& store, std::string action, std::string subject, std::string outcome,
-            std::ostream& err) {
-  auto seq = store.audit_sync(
-      AuditEntry{cli_actor(), std::move(action), std::move(subject), clipped(std::move(outcome))});
-  if (!seq) {
-    err << "error: cannot write the audit record: " << error_name(to_errc(seq.error())) << "\n";
-    return false;
-  }
-  return true;
 }
 
 std::string message_of(const boost::system::error_code& ec) {
@@ -89,12 +74,12 @@ int keys_rotate(const Config& config, std::ostream& out, std::ostream& err) {
     version = rotate_configured_kek(config.kek);
   } catch (const std::exception& e) {
     err << "error: cannot rotate the KEK: " << e.what() << "\n";
-    record(*store, "kek.rotate", subject_of(kek->id(), kek->version() + 1),
-           std::string("error: ") + e.what(), err);
+    audit_cli_access(*store, "kek.rotate", subject_of(kek->id(), kek->version() + 1),
+                     std::string("error: ") + e.what(), err);
     return kExitError;
   }
   const std::string subject = subject_of(kek->id(), version);
-  if (!record(*store, "kek.rotate", subject, "ok", err)) return kExitError;
+  if (!audit_cli_access(*store, "kek.rotate", subject, "ok", err)) return kExitError;
   out << "{\"kekId\":" << json_quoted(kek->id()) << ",\"version\":" << version << "}\n";
   log(LogLevel::info, "KEK rotated", {{"actor", "cli"}, {"kek", subject}});
   store->close();
@@ -105,28 +90,20 @@ int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std:
   const auto kek = open_kek(config);
   auto store = open_store(config, kek);
   const std::string subject = subject_of(kek->id(), kek->version());
-  if (!record(*store, "kek.rewrap", subject, "started", err)) return kExitError;
+  if (!audit_cli_access(*store, "kek.rewrap", subject, "started", err)) return kExitError;
 
   std::uint64_t total = 0;
-  int retries = 0;
   int idle = 0;
   for (;;) {
     auto progress = store->rewrap_batch(batch);
-    if (!progress && to_errc(progress.error()) == Errc::store_unavailable &&
-        retries < kMaxCommitRetries) {
-      ++retries;
-      std::this_thread::sleep_for(kIdlePause * retries);
-      continue;
-    }
     if (!progress) {
       const std::string why = message_of(progress.error());
       err << "error: rewrap stopped after " << total << " keys: " << why
           << " (rerun `hookvault keys rewrap` to continue)\n";
-      record(*store, "kek.rewrap", subject, "error: " + why + " after " + std::to_string(total),
-             err);
+      audit_cli_access(*store, "kek.rewrap", subject,
+                       "error: " + why + " after " + std::to_string(total), err);
       return kExitError;
     }
-    retries = 0;
     total += progress->rewrapped;
     out << "{\"rewrapped\":" << total << ",\"remaining\":" << progress->remaining
         << ",\"version\":" << progress->version << "}\n";
@@ -140,15 +117,16 @@ int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std:
       err << "error: rewrap makes no progress: " << progress->remaining
           << " keys remain under older versions; is a process still wrapping under an old"
              " version (send the daemon SIGHUP)?\n";
-      record(*store, "kek.rewrap", subject,
-             "error: no progress after " + std::to_string(total) + ", " +
-                 std::to_string(progress->remaining) + " remain",
-             err);
+      audit_cli_access(*store, "kek.rewrap", subject,
+                       "error: no progress after " + std::to_string(total) + ", " +
+                           std::to_string(progress->remaining) + " remain",
+                       err);
       return kExitError;
     }
     std::this_thread::sleep_for(kIdlePause);
   }
-  if (!record(*store, "kek.rewrap", subject, "ok: " + std::to_string(total) + " rewrapped", err)) {
+  if (!audit_cli_access(*store, "kek.rewrap", subject,
+                        "ok: " + std::to_string(total) + " rewrapped", err)) {
     return kExitError;
   }
   log(LogLevel::info, "KEK rewrap done",
@@ -164,7 +142,7 @@ int keys_retire(const Config& config, std::uint32_t version, std::ostream& out, 
   const auto refuse = [&](const std::string& why) {
     err << "error: cannot retire version " << version << " of KEK " << kek->id() << ": " << why
         << "\n";
-    record(*store, "kek.retire", subject, "refused: " + why, err);
+    audit_cli_access(*store, "kek.retire", subject, "refused: " + why, err);
     return kExitError;
   };
   const auto versions = kek->versions();
@@ -189,10 +167,10 @@ int keys_retire(const Config& config, std::uint32_t version, std::ostream& out, 
     retire_configured_kek_version(config.kek, version);
   } catch (const std::exception& e) {
     err << "error: cannot retire version " << version << ": " << e.what() << "\n";
-    record(*store, "kek.retire", subject, std::string("error: ") + e.what(), err);
+    audit_cli_access(*store, "kek.retire", subject, std::string("error: ") + e.what(), err);
     return kExitError;
   }
-  if (!record(*store, "kek.retire", subject, "ok", err)) return kExitError;
+  if (!audit_cli_access(*store, "kek.retire", subject, "ok", err)) return kExitError;
   out << "{\"kekId\":" << json_quoted(kek->id()) << ",\"version\":" << version
       << ",\"retired\":true}\n";
   log(LogLevel::info, "KEK version retired", {{"actor", "cli"}, {"kek", subject}});

@@ -2,12 +2,25 @@
 
 #include <variant>
 
+#include "hookvault/audit.hpp"
 #include "hookvault/json.hpp"
 
 namespace hookvault {
+namespace {
+
+// The record of an event whose outcome did not come with a settlement.
+boost::system::error_code audit_unsettled(Store& store, const std::string& actor,
+                                          const ReprocessResult& r) {
+  auto seq = store.audit_sync(
+      AuditEntry{actor, "reprocess", std::to_string(r.id), clip_audit_field(r.outcome)});
+  return seq ? boost::system::error_code() : seq.error();
+}
+
+}  // namespace
 
 Result<std::vector<ReprocessResult>> reprocess_failures(
-    Store& store, const std::vector<std::shared_ptr<const Source>>& sources) {
+    Store& store, const std::vector<std::shared_ptr<const Source>>& sources,
+    const std::string& actor) {
   auto pending = store.decrypt_failures();
   if (!pending) return pending.error();
   std::vector<ReprocessResult> results;
@@ -24,6 +37,7 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
     if (source == nullptr || !payload || !payload->has_value()) {
       r.outcome = source == nullptr ? "source no longer configured" : "payload unavailable";
       r.failed = true;
+      r.audit_error = audit_unsettled(store, actor, r);
       results.push_back(std::move(r));
       continue;
     }
@@ -40,16 +54,15 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
     } else {
       settled = outcome.failure;
     }
-    auto state = store.resolve_decrypt_failure(meta.id, std::move(settled));
+    auto state = store.resolve_decrypt_failure(meta.id, std::move(settled), actor);
     if (!state) {
+      // Nothing was settled, and the store's record went with it.
       r.outcome = state.error().message();
       r.failed = true;
+      r.audit_error = audit_unsettled(store, actor, r);
     } else {
-      r.outcome = std::string(materials_state_name(*state));
-      if (*state == MaterialsState::decrypt_failed) {
-        r.outcome += ": " + outcome.failure;
-        r.failed = true;
-      }
+      r.outcome = resolution_outcome(*state, outcome.failure);
+      r.failed = *state == MaterialsState::decrypt_failed;
     }
     results.push_back(std::move(r));
   }

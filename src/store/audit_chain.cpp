@@ -7,17 +7,18 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <limits>
 #include <string_view>
 #include <utility>
+
+#include "hookvault/aead.hpp"
 
 namespace hookvault::store {
 namespace {
 
 constexpr std::size_t kMacBytes = 32;
 constexpr std::size_t kAuditKeyBytes = 32;
-constexpr std::string_view kKeyAssociatedData = "hookvault-audit-key";
+static_assert(kAuditKeyBytes == kDekBytes, "wrapped with wrap_dek, checked by unwrap_dek");
 constexpr std::string_view kHeadLabel = "hookvault-audit-head-v1";
 
 using Mac = std::array<std::uint8_t, kMacBytes>;
@@ -56,42 +57,8 @@ constexpr char kWalk[] =
 
 // --- encoding ----------------------------------------------------------------
 
-void put_u32(Bytes& out, std::uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
 void put_u64(Bytes& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<std::uint8_t>(v >> shift));
-}
-
-void put_field(Bytes& out, std::string_view s) {
-  put_u32(out, static_cast<std::uint32_t>(s.size()));
-  out.insert(out.end(), s.begin(), s.end());
-}
-
-std::optional<Bytes> from_hex(std::string_view s) {
-  if (s.size() % 2 != 0) return std::nullopt;
-  const auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  Bytes out;
-  out.reserve(s.size() / 2);
-  for (std::size_t i = 0; i < s.size(); i += 2) {
-    const int hi = nibble(s[i]);
-    const int lo = nibble(s[i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out.push_back(static_cast<std::uint8_t>((hi << 4) | lo));
-  }
-  return out;
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s) {
-  std::int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
 }
 
 std::optional<Mac> mac_from(ByteView bytes) {
@@ -119,19 +86,17 @@ Result<Mac> hmac(const SecretBytes& key, const Bytes& message) {
   return out;
 }
 
-// mac(seq) of audit.hpp.
+// mac(seq) of audit.hpp. Its "u32be(len) field" parts are exactly what
+// associated_data() (aead.hpp) builds from the four fields.
 Result<Mac> record_mac(const SecretBytes& key, ByteView prev, std::int64_t seq,
                        std::int64_t time_ms, const AuditEntry& e) {
+  const Bytes fields = associated_data({e.actor, e.action, e.subject, e.outcome});
   Bytes m;
-  m.reserve(kMacBytes + 16 + 16 + e.actor.size() + e.action.size() + e.subject.size() +
-            e.outcome.size());
+  m.reserve(prev.size() + 16 + fields.size());
   m.insert(m.end(), prev.begin(), prev.end());
   put_u64(m, static_cast<std::uint64_t>(seq));
   put_u64(m, static_cast<std::uint64_t>(time_ms));
-  put_field(m, e.actor);
-  put_field(m, e.action);
-  put_field(m, e.subject);
-  put_field(m, e.outcome);
+  m.insert(m.end(), fields.begin(), fields.end());
   return hmac(key, m);
 }
 
@@ -321,87 +286,66 @@ Result<AuditVerifyResult> walk(Connection& db, const SecretBytes& key, const Hea
 
 }  // namespace
 
-Result<std::optional<WrappedAuditKey>> read_audit_key(Connection& db) {
+Result<std::optional<WrappedKey>> read_audit_key(Connection& db) {
   auto v = meta_values(db, kReadKey);
   if (!v) return v.error();
-  if (!(*v)[0] || !(*v)[1] || !(*v)[2]) return std::optional<WrappedAuditKey>();
+  if (!(*v)[0] || !(*v)[1] || !(*v)[2]) return std::optional<WrappedKey>();
   auto wrapped = from_hex(*(*v)[0]);
   const auto version = parse_int(*(*v)[2]);
   if (!wrapped || !version || *version < 0 ||
       *version > std::numeric_limits<std::uint32_t>::max()) {
-    return std::optional<WrappedAuditKey>();
+    return std::optional<WrappedKey>();
   }
-  return std::optional<WrappedAuditKey>(
-      WrappedAuditKey{*(*v)[1], static_cast<std::uint32_t>(*version), std::move(*wrapped)});
+  return std::optional<WrappedKey>(
+      WrappedKey{*(*v)[1], static_cast<std::uint32_t>(*version), std::move(*wrapped)});
 }
 
-Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedAuditKey& from,
-                                        const WrappedAuditKey& to) {
+Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedKey& from,
+                                        const WrappedKey& to) {
   if (from.kek_id != to.kek_id) return err(Errc::internal);  // rewrap keeps the KEK
   auto now = read_audit_key(db);
   if (!now) return now.error();
   if (!*now || (*now)->kek_id != from.kek_id || (*now)->kek_version != from.kek_version ||
-      (*now)->wrapped != from.wrapped) {
+      (*now)->wrapped_dek != from.wrapped_dek) {
     return std::uint64_t{0};
   }
   auto stmt = db.prepare(kUpdateKey);
   if (!stmt) return stmt.error();
   auto r =
-      stmt->bind_text(1, to_hex(to.wrapped)).bind_text(2, std::to_string(to.kek_version)).run();
+      stmt->bind_text(1, to_hex(to.wrapped_dek)).bind_text(2, std::to_string(to.kek_version)).run();
   if (!r) return r.error();
   return std::uint64_t{1};
 }
 
-Result<std::optional<WrappedAuditKey>> prepare_audit_key(Connection& db, const Kek& kek,
-                                                         bool may_create) {
+Result<void> prepare_audit_key(Connection& db, const Kek& kek, bool may_create) {
   auto v = meta_values(db, kReadKey);
   if (!v) return v.error();
-  if (!none_of(*v)) return read_audit_key(db);
-  if (!may_create) return std::optional<WrappedAuditKey>();
+  if (!none_of(*v) || !may_create) return {};
   // A chain without its key is not started afresh.
   auto head = meta_values(db, kReadHead);
   if (!head) return head.error();
-  if (!none_of(*head)) return std::optional<WrappedAuditKey>();
+  if (!none_of(*head)) return {};
   {
     auto stmt = db.prepare(kAnyRecord);
     if (!stmt) return stmt.error();
     auto step = stmt->step();
     if (!step) return step.error();
-    if (*step != Step::row || stmt->column_int64(0) != 0) return std::optional<WrappedAuditKey>();
+    if (*step != Step::row || stmt->column_int64(0) != 0) return {};
   }
 
   const SecretBytes key = SecretBytes::random(kAuditKeyBytes);
-  auto wrapped = kek.wrap(key, as_bytes(kKeyAssociatedData));
+  auto wrapped = wrap_dek(kek, key, audit_key_ad());
   if (!wrapped) return wrapped.error();
-  WrappedAuditKey out{kek.id(), wrapped->version, std::move(wrapped->bytes)};
   {
     auto stmt = db.prepare(kPutKey);
     if (!stmt) return stmt.error();
-    auto r = stmt->bind_text(1, to_hex(out.wrapped))
-                 .bind_text(2, out.kek_id)
-                 .bind_text(3, std::to_string(out.kek_version))
+    auto r = stmt->bind_text(1, to_hex(wrapped->wrapped_dek))
+                 .bind_text(2, wrapped->kek_id)
+                 .bind_text(3, std::to_string(wrapped->kek_version))
                  .run();
     if (!r) return r.error();
   }
-  if (auto r = put_head(db, key, 0, Mac{}); !r) return r.error();
-  return std::optional<WrappedAuditKey>(std::move(out));
-}
-
-Result<SecretBytes> unwrap_audit_key(const Kek& kek, const std::optional<WrappedAuditKey>& key) {
-  if (!key) return err(Errc::store_corrupt);
-  if (key->kek_id != kek.id()) return err(Errc::kek_unavailable);
-  auto plain = kek.unwrap(key->wrapped, key->kek_version, as_bytes(kKeyAssociatedData));
-  if (!plain) return plain.error();
-  if (plain->size() != kAuditKeyBytes) return err(Errc::store_corrupt);
-  return plain;
-}
-
-Result<WrappedAuditKey> rewrap_audit_key(const Kek& kek, const WrappedAuditKey& key) {
-  auto plain = unwrap_audit_key(kek, key);
-  if (!plain) return plain.error();
-  auto wrapped = kek.wrap(*plain, as_bytes(kKeyAssociatedData));
-  if (!wrapped) return wrapped.error();
-  return WrappedAuditKey{kek.id(), wrapped->version, std::move(wrapped->bytes)};
+  return put_head(db, key, 0, Mac{});
 }
 
 Result<void> check_audit_entry(const AuditEntry& e) {
@@ -447,15 +391,13 @@ Result<std::vector<AuditRecord>> read_audit(Connection& db, std::int64_t after, 
   if (limit == 0) return out;
   auto stmt = db.prepare(kReadAfter);
   if (!stmt) return stmt.error();
-  stmt->bind_int64(1, after).bind_int64(2, static_cast<std::int64_t>(std::min<std::size_t>(
-                                               limit, std::numeric_limits<std::int64_t>::max())));
-  for (;;) {
-    auto step = stmt->step();
-    if (!step) return step.error();
-    if (*step == Step::done) return out;
-    Row r = row_from(*stmt);
+  stmt->bind_int64(1, after).bind_int64(2, sql_limit(limit));
+  auto read = for_each_row(*stmt, [&](const Statement& row) {
+    Row r = row_from(row);
     out.push_back(AuditRecord{r.seq, r.time_ms, std::move(r.entry), to_hex(r.mac)});
-  }
+  });
+  if (!read) return read.error();
+  return out;
 }
 
 Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek) {
@@ -474,7 +416,7 @@ Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek) {
   if (!*wrapped) {
     return broken(records, std::nullopt, "the audit key is missing from the database or malformed");
   }
-  auto key = unwrap_audit_key(kek, *wrapped);
+  auto key = unwrap_dek(kek, **wrapped, audit_key_ad());
   if (!key) return key.error();
   auto head = read_head(db);
   if (!head) return head.error();

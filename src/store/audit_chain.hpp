@@ -8,11 +8,12 @@
 // process that has the file open (the daemon and a CLI command), and a rolled
 // back savepoint takes its record and the head move with it.
 //
-// The audit key exists in memory only for the duration of one call: callers
-// unwrap it (unwrap_audit_key), pass it in, and let the SecretBytes go. Its
-// wrapped form is read from meta for each use (read_audit_key), inside the
-// transaction that uses it, because `keys rewrap` in another process may move
-// it to another KEK version at any time (replace_audit_key).
+// The audit key is wrapped by the KEK (envelope.hpp: wrap_dek, unwrap_dek,
+// rewrap_key, with kAuditKeyAssociatedData). Callers unwrap it and pass it in;
+// the writer keeps it for one write transaction at most, so the wrapped form
+// is read from meta (read_audit_key) inside each transaction that uses it:
+// `keys rewrap` in another process may move it to another KEK version between
+// transactions (replace_audit_key), never during one (the write lock).
 //
 // Thread-safety: none; each function uses the connection it is given, which
 // the caller owns for the duration of the call.
@@ -22,6 +23,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "hookvault/audit.hpp"
@@ -29,43 +31,32 @@
 #include "hookvault/error.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
+#include "store/envelope.hpp"
 #include "store/sqlite.hpp"
 
 namespace hookvault::store {
 
-// The audit key as kept in meta: Kek::wrap(key, "hookvault-audit-key").
-struct WrappedAuditKey {
-  std::string kek_id;
-  std::uint32_t kek_version = 0;
-  Bytes wrapped;
-};
+// The associated data of the audit key's wrap: the bare label, not
+// length-prefixed (schema.hpp, TABLE meta 'audit_key').
+inline constexpr std::string_view kAuditKeyAssociatedData = "hookvault-audit-key";
+inline ByteView audit_key_ad() noexcept { return as_bytes(kAuditKeyAssociatedData); }
 
-// Run inside the open's BEGIN IMMEDIATE, after the tables exist. Returns the
-// wrapped key. When the file has none yet and `may_create` (a new file, or one
-// of schema version 1 being upgraded) and no chain exists, it draws a key,
-// wraps it with `kek` and stores it with the head of the empty chain
-// (seq 0, 32 zero bytes). nullopt when the key is absent or malformed in a file
-// that should have one: the audit operations then fail and verification
-// reports it.
-Result<std::optional<WrappedAuditKey>> prepare_audit_key(Connection& db, const Kek& kek,
-                                                         bool may_create);
+// Run inside the open's BEGIN IMMEDIATE, after the tables exist. When the file
+// has no audit key yet and `may_create` (a new file, or one of schema version
+// 1 being upgraded) and no chain exists, draws a key, wraps it with `kek` and
+// stores it with the head of the empty chain (seq 0, 32 zero bytes). Otherwise
+// changes nothing: a key that is absent or malformed in a file that should
+// have one makes the audit operations fail and verification report it.
+Result<void> prepare_audit_key(Connection& db, const Kek& kek, bool may_create);
 
 // The wrapped key as meta holds it now; nullopt when absent or malformed.
-Result<std::optional<WrappedAuditKey>> read_audit_key(Connection& db);
+Result<std::optional<WrappedKey>> read_audit_key(Connection& db);
 
 // Writer side, inside a write transaction: replaces the wrapped key by `to`
 // (same KEK id, another version: `keys rewrap`) when meta still holds exactly
 // `from` and returns 1; 0, changing nothing, when it holds something else.
-Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedAuditKey& from,
-                                        const WrappedAuditKey& to);
-
-// Errc::store_corrupt when the key is missing or does not open under `kek`,
-// Errc::kek_unavailable when it was wrapped by another KEK (id) or version.
-Result<SecretBytes> unwrap_audit_key(const Kek& kek, const std::optional<WrappedAuditKey>& key);
-
-// `keys rewrap`: the same audit key, wrapped again under the KEK's current
-// version. Errors as unwrap_audit_key.
-Result<WrappedAuditKey> rewrap_audit_key(const Kek& kek, const WrappedAuditKey& key);
+Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedKey& from,
+                                        const WrappedKey& to);
 
 // Errc::missing_field for an empty actor, action or outcome,
 // Errc::invalid_field for a field over kMaxAuditFieldBytes.
@@ -83,7 +74,8 @@ Result<std::vector<AuditRecord>> read_audit(Connection& db, std::int64_t after, 
 // Reader side: verifies the chain and its head in one read transaction (one
 // snapshot, so appends committing meanwhile are not mistaken for breaks), with
 // the audit key of that snapshot. A missing audit key is a break (ok = false);
-// a key that does not open under `kek` is an error (see unwrap_audit_key).
+// a key that does not open under `kek` is an error (Errc::kek_unavailable or
+// Errc::store_corrupt, as unwrap_dek).
 Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek);
 
 }  // namespace hookvault::store

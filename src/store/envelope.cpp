@@ -10,10 +10,11 @@ namespace {
 constexpr std::string_view kEvents = "events";
 constexpr std::string_view kMaterials = "materials";
 
+}  // namespace
+
 Result<WrappedKey> wrap_dek(const Kek& kek, const SecretBytes& dek, ByteView ad) {
   auto wrapped = kek.wrap(dek, ad);
   if (!wrapped) return wrapped.error();
-  // The version wrap() used: a refresh may move the current one at any time.
   return WrappedKey{kek.id(), wrapped->version, std::move(wrapped->bytes)};
 }
 
@@ -25,12 +26,25 @@ Result<SecretBytes> unwrap_dek(const Kek& kek, const WrappedKey& key, ByteView a
   return dek;
 }
 
-}  // namespace
+Result<WrappedKey> rewrap_key(const Kek& kek, const WrappedKey& key, ByteView ad) {
+  auto dek = unwrap_dek(kek, key, ad);
+  if (!dek) return dek.error();
+  return wrap_dek(kek, *dek, ad);
+}
+
+Bytes event_key_ad(std::string_view source, std::string_view idem_key) {
+  return associated_data({kEvents, source, idem_key, "dek"});
+}
+
+Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
+                       std::string_view event_id) {
+  return associated_data({kMaterials, source, wallet_id, event_id, "dek"});
+}
 
 Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
                                    std::string_view idem_key, ByteView payload) {
   const SecretBytes dek = SecretBytes::random(kDekBytes);
-  auto key = wrap_dek(kek, dek, associated_data({kEvents, source, idem_key, "dek"}));
+  auto key = wrap_dek(kek, dek, event_key_ad(source, idem_key));
   if (!key) return key.error();
   Bytes sealed = aead_seal(dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
   return SealedPayload{std::move(*key), std::move(sealed)};
@@ -38,7 +52,7 @@ Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
 
 Result<SecretBytes> open_payload(const Kek& kek, std::string_view source, std::string_view idem_key,
                                  const WrappedKey& key, ByteView payload) {
-  auto dek = unwrap_dek(kek, key, associated_data({kEvents, source, idem_key, "dek"}));
+  auto dek = unwrap_dek(kek, key, event_key_ad(source, idem_key));
   if (!dek) return dek.error();
   return aead_open(*dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
 }
@@ -47,7 +61,7 @@ Result<SealedMaterials> seal_materials(const Kek& kek, std::string_view source,
                                        std::string_view wallet_id, std::string_view event_id,
                                        const DelegationMaterials& materials) {
   const SecretBytes dek = SecretBytes::random(kDekBytes);
-  auto key = wrap_dek(kek, dek, associated_data({kMaterials, source, wallet_id, event_id, "dek"}));
+  auto key = wrap_dek(kek, dek, materials_key_ad(source, wallet_id, event_id));
   if (!key) return key.error();
   SealedMaterials out;
   out.user_id = materials.user_id;
@@ -64,8 +78,7 @@ Result<SealedMaterials> seal_materials(const Kek& kek, std::string_view source,
 Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
                                        std::string_view wallet_id, std::string_view event_id,
                                        const WrappedKey& key, ByteView share, ByteView api_key) {
-  auto dek =
-      unwrap_dek(kek, key, associated_data({kMaterials, source, wallet_id, event_id, "dek"}));
+  auto dek = unwrap_dek(kek, key, materials_key_ad(source, wallet_id, event_id));
   if (!dek) return dek.error();
   auto share_plain =
       aead_open(*dek, share, associated_data({kMaterials, source, wallet_id, event_id, "share"}));
@@ -74,23 +87,6 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
       *dek, api_key, associated_data({kMaterials, source, wallet_id, event_id, "api_key"}));
   if (!api_key_plain) return api_key_plain.error();
   return OpenedMaterials{std::move(*share_plain), std::move(*api_key_plain)};
-}
-
-Result<WrappedKey> rewrap_payload_key(const Kek& kek, std::string_view source,
-                                      std::string_view idem_key, const WrappedKey& key) {
-  const Bytes ad = associated_data({kEvents, source, idem_key, "dek"});
-  auto dek = unwrap_dek(kek, key, ad);
-  if (!dek) return dek.error();
-  return wrap_dek(kek, *dek, ad);
-}
-
-Result<WrappedKey> rewrap_materials_key(const Kek& kek, std::string_view source,
-                                        std::string_view wallet_id, std::string_view event_id,
-                                        const WrappedKey& key) {
-  const Bytes ad = associated_data({kMaterials, source, wallet_id, event_id, "dek"});
-  auto dek = unwrap_dek(kek, key, ad);
-  if (!dek) return dek.error();
-  return wrap_dek(kek, *dek, ad);
 }
 
 }  // namespace hookvault::store

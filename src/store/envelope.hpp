@@ -18,6 +18,10 @@
 // A record whose kek_id is not the loaded KEK's id opens with
 // Errc::kek_unavailable.
 //
+// wrap_dek, unwrap_dek and rewrap_key are the one place a key is wrapped by
+// the KEK: the DEKs above, and the audit log's key (audit_chain.hpp, whose
+// associated data is the bare label "hookvault-audit-key").
+//
 // Thread-safety: stateless functions; the Kek is used through its const
 // (thread-safe) interface.
 #pragma once
@@ -76,13 +80,21 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
                                        std::string_view wallet_id, std::string_view event_id,
                                        const WrappedKey& key, ByteView share, ByteView api_key);
 
-// `keys rewrap`: the same DEK, unwrapped with the row's associated data (as
-// above) and wrapped again under the KEK's current version. The sealed
-// payload and materials do not change.
-Result<WrappedKey> rewrap_payload_key(const Kek& kek, std::string_view source,
-                                      std::string_view idem_key, const WrappedKey& key);
-Result<WrappedKey> rewrap_materials_key(const Kek& kek, std::string_view source,
-                                        std::string_view wallet_id, std::string_view event_id,
-                                        const WrappedKey& key);
+// The KEK's wrap of `dek` (kDekBytes) with `ad`, under the version wrap()
+// reports (a refresh may move the current one at any time).
+Result<WrappedKey> wrap_dek(const Kek& kek, const SecretBytes& dek, ByteView ad);
+// Errc::kek_unavailable when `key` names another KEK id; the KEK's errors
+// (Errc::kek_unavailable for a version it does not have, Errc::store_corrupt
+// when it does not open with `ad`); Errc::store_corrupt when what opens is not
+// kDekBytes long.
+Result<SecretBytes> unwrap_dek(const Kek& kek, const WrappedKey& key, ByteView ad);
+// `keys rewrap`: the same key, unwrapped with `ad` and wrapped again under the
+// KEK's current version; the data it sealed does not change. Errors as above.
+Result<WrappedKey> rewrap_key(const Kek& kek, const WrappedKey& key, ByteView ad);
+
+// The associated data of events.wrapped_dek and materials.wrapped_dek (above).
+Bytes event_key_ad(std::string_view source, std::string_view idem_key);
+Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
+                       std::string_view event_id);
 
 }  // namespace hookvault::store

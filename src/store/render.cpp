@@ -18,13 +18,6 @@ void field(SecretText& out, std::string_view key, std::string_view value, bool f
 
 }  // namespace
 
-std::string json_quoted(std::string_view s) {
-  std::string out = "\"";
-  json_escape(s, out);
-  out += '"';
-  return out;
-}
-
 SecretText render_materials(const StoredMaterials& m) {
   SecretText text;
   text.reserve(256 + 2 * (m.share.size() + m.api_key.size()));

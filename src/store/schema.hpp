@@ -11,7 +11,9 @@
 //     PRAGMA foreign_keys = ON;       the references below are enforced
 //     PRAGMA trusted_schema = OFF;    (also on the read connection)
 //     SQLITE_DBCONFIG_DEFENSIVE = 1;  no writable_schema / shadow-table tricks
-//     busy_timeout = StoreOptions::busy_timeout
+//     busy_timeout = StoreOptions::busy_timeout (the daemon 5 s, CLI commands
+//                    30 s: ops.hpp open_store), so SQLite's busy handler
+//                    waits for another process's write transaction
 //   and checks that the file is writable by committing a probe write. Reads use
 //   a second connection opened SQLITE_OPEN_READONLY. All tables are STRICT
 //   (SQLite 3.37+), so a column never holds a value of another type.
@@ -46,6 +48,8 @@
 //                                      audit below):
 //                                    'audit_key' -> lowercase hex of
 //                                      Kek::wrap(audit_key, "hookvault-audit-key")
+//                                      (the bare label as associated data, not
+//                                      associated_data({...}))
 //                                    'audit_key_kek_id', 'audit_key_kek_version'
 //                                      -> the KEK that wrapped it
 //                                    'audit_head_seq' -> the newest record's seq
@@ -81,7 +85,9 @@
 //   wrapped_dek      BLOB   Kek::wrap(DEK, AD events.wrapped_dek)
 //   payload          BLOB   aead_seal(DEK, body exactly as received, AD events.payload)
 //                    The four key/payload columns are all NULL when the payload
-//                    was redacted by a revocation, else all NOT NULL.
+//                    was redacted (by a revocation, by a reprocess that found
+//                    the wallet revoked, by retention: see RETENTION), else
+//                    all NOT NULL.
 //
 // TABLE materials                    the current delegation of each wallet
 //   source, wallet_id  TEXT PRIMARY KEY (source, wallet_id)
@@ -128,10 +134,12 @@
 //   the record and moves the head inside the writer's transaction (and the
 //   request's SAVEPOINT), so appends of several processes serialise on the
 //   write lock and a rolled-back request leaves no record. A revocation's
-//   'revoke' record is appended in the SAVEPOINT of the revocation itself.
-//   `keys rewrap` rewraps 'audit_key' like every other wrapped key (the audit
-//   key itself, hence every mac and the head tag, stays the same), so it is
-//   read from meta for each use, never cached.
+//   'revoke' record is appended in the SAVEPOINT of the revocation itself, a
+//   resolution's 'reprocess' record in the resolution's. `keys rewrap`
+//   rewraps 'audit_key' like every other wrapped key (the audit key itself,
+//   hence every mac and the head tag, stays the same), so the writer reads and
+//   unwraps it once per write transaction (whose write lock keeps it from
+//   changing) and forgets it when the transaction ends, never across two.
 //
 // KEK ROTATION (kek.hpp, Store::rewrap_batch)
 //   kek_version names the KEK version that wrapped the row's DEK. `keys
@@ -146,13 +154,16 @@
 //                                                     revocation: redact, settle
 //   events_decrypt_failed   events (id) WHERE materials_state = 'decrypt_failed'
 //                                                     decrypt_failures()
+//   events_payload_by_received
+//                           events (received_at_ms) WHERE payload IS NOT NULL
+//                                                     retention: the oldest
+//                                                     payloads still held
 //   events_by_kek           events (kek_id, kek_version)
 //   materials_by_kek        materials (kek_id, kek_version)
 //                                                     keys status / rewrap: the
 //                                                     rows of an old version
-//                                                     (created on the first open
-//                                                     by a version that has them;
-//                                                     no schema version change)
+//   (events_by_kek, materials_by_kek and events_payload_by_received are created
+//   on the first open by a version that has them; no schema version change.)
 //   (list_events without a source walks the rowid; (source, idem_key) lookups
 //   use the UNIQUE constraint's index; materials and tombstones are read by
 //   their primary keys.)
@@ -174,8 +185,22 @@
 //     - 'wallet.delegation.created' events of the wallet with event_time_ms <= T:
 //       payload and wrapped_dek zero-overwritten, then set to NULL with kek_id
 //       and kek_version; those still 'decrypt_failed' become 'revoked'.
-//   The writer then runs a best-effort `PRAGMA wal_checkpoint(TRUNCATE)`, so the
-//   superseded page images leave the WAL promptly.
+//   After a commit that zero-overwrote anything (rule 3's replacement, a
+//   revocation, a resolution found 'revoked' and so redacted, a retention
+//   pass), the writer runs `PRAGMA wal_checkpoint(TRUNCATE)`, for a batch of
+//   requests before any of them is acknowledged, so the superseded page images
+//   leave the WAL; best effort: a reader of an old snapshot that outlives the
+//   busy timeout defers it to the next overwrite or close.
+//
+// RETENTION (StoreOptions::retention, the daemon only)
+//   When [storage] retention is set, the idle writer redacts, in short
+//   transactions of at most 500 rows, the payloads of events received
+//   (received_at_ms) longer ago than the retention, exactly as a revocation
+//   redacts a delegation's payload: payload and wrapped_dek zero-overwritten,
+//   then the four key/payload columns set to NULL. Delegations still
+//   'decrypt_failed' keep theirs (it is the only copy of the encrypted
+//   materials `reprocess` needs). The rows, their metadata and the materials
+//   table are kept.
 //
 // VERSION HISTORY
 //   1  first version.
@@ -237,6 +262,8 @@ CREATE INDEX IF NOT EXISTS events_by_wallet ON events (source, wallet_id, event_
 CREATE INDEX IF NOT EXISTS events_decrypt_failed ON events (id)
   WHERE materials_state = 'decrypt_failed';
 CREATE INDEX IF NOT EXISTS events_by_kek ON events (kek_id, kek_version);
+CREATE INDEX IF NOT EXISTS events_payload_by_received ON events (received_at_ms)
+  WHERE payload IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS materials (
   source        TEXT    NOT NULL,
@@ -281,8 +308,9 @@ CREATE TABLE IF NOT EXISTS audit (
 
 // '' for a new file.
 inline constexpr char kSelectVersion[] = "SELECT value FROM meta WHERE key = 'schema_version'";
+// ?1: kVersionText.
 inline constexpr char kSetVersion[] =
-    "INSERT INTO meta (key, value) VALUES ('schema_version', '2') "
+    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 }  // namespace hookvault::store::schema

@@ -149,29 +149,25 @@ Result<std::vector<SubscriptionSequence>> read_sequences(Connection& db,
     auto stmt = db.prepare(source ? kReadSource : kReadAll);
     if (!stmt) return stmt.error();
     if (source) stmt->bind_text(1, *source);
-    for (;;) {
-      auto step = stmt->step();
-      if (!step) return step.error();
-      if (*step == Step::done) break;
+    auto read = for_each_row(*stmt, [&](const Statement& row) {
       SubscriptionSequence s;
-      s.source = stmt->column_text(0);
-      s.subscription_id = stmt->column_text(1);
-      s.contiguous = as_uint(stmt->column_int64(2));
-      s.highest = as_uint(stmt->column_int64(3));
+      s.source = row.column_text(0);
+      s.subscription_id = row.column_text(1);
+      s.contiguous = as_uint(row.column_int64(2));
+      s.highest = as_uint(row.column_int64(3));
       out.push_back(std::move(s));
-    }
+    });
+    if (!read) return read.error();
   }
   for (auto& s : out) {
     auto stmt = db.prepare(kReadGaps);
     if (!stmt) return stmt.error();
     stmt->bind_text(1, s.source).bind_text(2, s.subscription_id);
-    for (;;) {
-      auto step = stmt->step();
-      if (!step) return step.error();
-      if (*step == Step::done) break;
-      s.gaps.push_back(SequenceGap{as_uint(stmt->column_int64(0)), as_uint(stmt->column_int64(1)),
-                                   stmt->column_int64(2)});
-    }
+    auto read = for_each_row(*stmt, [&](const Statement& row) {
+      s.gaps.push_back(SequenceGap{as_uint(row.column_int64(0)), as_uint(row.column_int64(1)),
+                                   row.column_int64(2)});
+    });
+    if (!read) return read.error();
   }
   return out;
 }

@@ -21,11 +21,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
+#include <utility>
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/error.hpp"
@@ -50,6 +53,12 @@ using DbPtr = std::unique_ptr<sqlite3, SqliteCloser>;
 using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
 enum class Step { row, done };
+
+// A std::size_t count as an SQL LIMIT (bound as int64): clamped to INT64_MAX.
+inline std::int64_t sql_limit(std::size_t n) noexcept {
+  constexpr auto kMax = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(n < kMax ? n : kMax);
+}
 
 class Statement {
  public:
@@ -84,6 +93,23 @@ class Statement {
   sqlite3_stmt* stmt_;
   int bind_rc_ = SQLITE_OK;
 };
+
+// Steps `stmt` through all its rows, calling f(const Statement&) on each. f
+// returns void, or Result<void> to stop at its first error; step errors stop
+// it too.
+template <class F>
+Result<void> for_each_row(Statement& stmt, F&& f) {
+  for (;;) {
+    auto step = stmt.step();
+    if (!step) return step.error();
+    if (*step == Step::done) return {};
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, const Statement&>>) {
+      f(std::as_const(stmt));
+    } else {
+      if (auto r = f(std::as_const(stmt)); !r) return r.error();
+    }
+  }
+}
 
 class Connection {
  public:

@@ -16,14 +16,24 @@
 //   under the mutex and opened (unwrap + aead_open) after it is released.
 // - While not writable, the idle writer retries a probe write every second,
 //   so /readyz recovers without traffic once the fault clears.
-// - Audit records (audit(), and the 'revoke' record of a revocation) are
-//   appended by the writer inside the request's SAVEPOINT (audit_chain.hpp);
-//   the audit key is read from meta and unwrapped for each append and wiped
-//   right after (`keys rewrap` in another process may have rewrapped it).
+// - Audit records (audit(), the 'revoke' record of a revocation, the
+//   'reprocess' record of resolve_decrypt_failure()) are appended by the
+//   writer inside the request's SAVEPOINT (audit_chain.hpp). The first append
+//   of a write transaction reads the audit key from meta and unwraps it (one
+//   KEK round trip, an HSM's under pkcs11); the writer keeps it in
+//   batch_audit_key_ for the rest of that transaction and wipes it when the
+//   transaction ends, committed or not. Between transactions the write lock is
+//   released, and `keys rewrap` in another process may rewrap it.
+// - After a batch that zero-overwrote ciphertext (a revocation, a replaced
+//   delegation's materials, a reprocess that found the wallet revoked), the
+//   writer checkpoints the WAL (TRUNCATE) before it runs the completions.
 // - rewrap_batch() (KEK rotation) follows the same split as submit(): the
 //   caller's thread reads old-version rows on the read connection and
 //   rewraps their keys; the writer applies guarded UPDATEs (old version and
 //   old bytes in the WHERE clause) in one SAVEPOINT of a group commit.
+// - Blocking calls (write, audit_sync, resolve_decrypt_failure, rewrap_batch)
+//   wait for their completion through Impl::run_sync, which refuses the
+//   writer thread (it would wait for itself).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,6 +48,7 @@
 #include <mutex>
 #include <thread>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -84,6 +95,15 @@ std::optional<MaterialsState> parse_state(std::string_view s) noexcept {
 Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept {
   if (v < 0 || v > std::numeric_limits<std::uint32_t>::max()) return err(Errc::store_corrupt);
   return static_cast<std::uint32_t>(v);
+}
+
+// The wrapped key of a row: `kek_id`, the version in column `version_col` and
+// the wrapped bytes in column `blob_col`.
+Result<store::WrappedKey> wrapped_key_at(const Statement& row, std::string kek_id, int version_col,
+                                         int blob_col) {
+  auto version = kek_version_from(row.column_int64(version_col));
+  if (!version) return version.error();
+  return store::WrappedKey{std::move(kek_id), *version, row.column_blob(blob_col)};
 }
 
 // ---------------------------------------------------------------------------
@@ -177,9 +197,10 @@ constexpr char kRedactEventPayload[] =
 
 // Retention: payloads received before ?1, except delegations still waiting for
 // `reprocess` (their payload is the only copy of the encrypted materials).
+// Walks the partial index events_payload_by_received, oldest first.
 constexpr char kExpiredPayloads[] =
     "SELECT id FROM events WHERE payload IS NOT NULL AND received_at_ms < ?1 "
-    "AND materials_state <> 'decrypt_failed' ORDER BY id LIMIT ?2";
+    "AND materials_state <> 'decrypt_failed' ORDER BY received_at_ms LIMIT ?2";
 constexpr std::int64_t kPurgeBatch = 500;  // rows per short write transaction
 
 // keys rewrap: only where the row still holds the wrapped key that was read.
@@ -239,6 +260,8 @@ constexpr char kReadOldMaterials[] =
     "SELECT source, wallet_id, event_id, kek_version, wrapped_dek FROM materials "
     "WHERE kek_id = ?1 AND kek_version < ?2 LIMIT ?3";
 
+// How many keys of this KEK are older than the current version (the audit
+// key is added by the caller).
 constexpr char kReadOldCount[] =
     "SELECT (SELECT count(*) FROM events WHERE kek_id = ?1 AND kek_version < ?2) + "
     "(SELECT count(*) FROM materials WHERE kek_id = ?1 AND kek_version < ?2)";
@@ -265,14 +288,14 @@ Result<EventMeta> meta_from_row(const Statement& row) {
 
 Result<std::vector<EventMeta>> metas_from(Statement& stmt) {
   std::vector<EventMeta> out;
-  for (;;) {
-    auto step = stmt.step();
-    if (!step) return step.error();
-    if (*step == Step::done) return out;
-    auto meta = meta_from_row(stmt);
+  auto read = store::for_each_row(stmt, [&](const Statement& row) -> Result<void> {
+    auto meta = meta_from_row(row);
     if (!meta) return meta.error();
     out.push_back(std::move(*meta));
-  }
+    return {};
+  });
+  if (!read) return read.error();
+  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -308,6 +331,7 @@ struct ResolveWork {
   std::string idem_key;
   std::string wallet_id;
   std::variant<store::SealedMaterials, std::string> outcome;
+  std::string actor;  // of the 'reprocess' audit record
   std::function<void(Result<MaterialsState>)> done;
   std::optional<Result<MaterialsState>> result;
 };
@@ -318,9 +342,12 @@ struct AuditWork {
   std::optional<Result<std::int64_t>> result;
 };
 
-// One wrapped key as read (`from`) and rewrapped (`to`), for a guarded UPDATE.
+// One wrapped key as read (`from`, with the row identity its associated data
+// names) and rewrapped (`to`), for a guarded UPDATE.
 struct EventRewrap {
   std::int64_t id = 0;
+  std::string source;
+  std::string idem_key;
   store::WrappedKey from;
   store::WrappedKey to;
 };
@@ -333,12 +360,23 @@ struct MaterialsRewrap {
   store::WrappedKey to;
 };
 
+struct AuditKeyRewrap {
+  store::WrappedKey from;
+  store::WrappedKey to;
+};
+
 struct RewrapWork {
   std::vector<EventRewrap> events;
   std::vector<MaterialsRewrap> materials;
-  std::optional<std::pair<store::WrappedAuditKey, store::WrappedAuditKey>> audit_key;
+  std::optional<AuditKeyRewrap> audit_key;
+  // Fewer old keys than the limit were found: none was left beyond these.
+  bool short_batch = false;
   std::function<void(Result<std::uint64_t>)> done;  // how many UPDATEs applied
   std::optional<Result<std::uint64_t>> result;
+
+  std::size_t size() const noexcept {
+    return events.size() + materials.size() + (audit_key ? 1 : 0);
+  }
 };
 
 using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork>;
@@ -409,6 +447,15 @@ std::string_view materials_state_name(MaterialsState s) noexcept {
   return "none";
 }
 
+std::string resolution_outcome(MaterialsState state, std::string_view failure_reason) {
+  std::string out(materials_state_name(state));
+  if (state == MaterialsState::decrypt_failed) {
+    out += ": ";
+    out += failure_reason;
+  }
+  return out;
+}
+
 struct Store::Impl {
   Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
        Connection reader_db)
@@ -423,10 +470,27 @@ struct Store::Impl {
   // --- submission -----------------------------------------------------------
 
   Result<WriteWork> prepare_write(WriteRequest& request) const;
+  Result<ResolveWork> prepare_resolve(std::int64_t event_id,
+                                      std::variant<DelegationMaterials, std::string>& outcome,
+                                      std::string actor);
+  Result<RewrapWork> prepare_rewrap(std::size_t limit, std::uint32_t current);
   void enqueue(Work work);
   bool accepting_now() {
     std::lock_guard lock(mu_);
     return accepting_;
+  }
+
+  // The blocking calls: runs start(done) and waits until `done` was called
+  // (by start itself on an early error, else by the writer after the commit).
+  // Errc::internal on the writer thread, which would wait for itself.
+  template <class T, class Start>
+  Result<T> run_sync(Start&& start) {
+    if (on_writer_thread()) return err(Errc::internal);
+    std::promise<Result<T>> promise;
+    auto future = promise.get_future();
+    std::forward<Start>(start)(std::function<void(Result<T>)>(
+        [&promise](Result<T> r) { promise.set_value(std::move(r)); }));
+    return future.get();
   }
 
   // --- writer thread --------------------------------------------------------
@@ -441,6 +505,11 @@ struct Store::Impl {
   Result<std::uint64_t> apply(RewrapWork& w);
   Result<std::int64_t> append_audit(const AuditEntry& entry);
   Result<void> probe();
+  // PRAGMA wal_checkpoint(TRUNCATE) on the write connection; the SQLite code.
+  int checkpoint_truncate() noexcept {
+    return sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main", SQLITE_CHECKPOINT_TRUNCATE,
+                                     nullptr, nullptr);
+  }
 
   Result<void> run(const char* sql);
   Result<std::optional<std::int64_t>> tombstone_time(std::string_view source,
@@ -461,6 +530,12 @@ struct Store::Impl {
   }
 
   // --- reads ----------------------------------------------------------------
+
+  // Keys of this KEK under a version older than `current` (the audit key too).
+  Result<std::uint64_t> count_old_keys(std::uint32_t current) const;
+  // rewrap_batch()'s `remaining` after a batch that moved `moved` keys.
+  Result<std::uint64_t> remaining_after(std::uint32_t current, std::uint64_t moved,
+                                        bool short_batch);
 
   template <class F>
   auto with_reader(F&& f) const -> decltype(f(std::declval<Connection&>())) {
@@ -488,7 +563,21 @@ struct Store::Impl {
 
   // Writer thread only (and open/close, when the thread is not running).
   Connection writer_db_;
-  bool overwrote_ = false;  // the batch zero-overwrote old ciphertext
+  // The batch zero-overwrote old ciphertext (a revocation, replaced materials,
+  // a redaction): run_batch checkpoints before the completions.
+  bool overwrote_ = false;
+  // The audit key, unwrapped by the first append of the current write
+  // transaction; reset (wiped) when that transaction ends (run_batch).
+  std::optional<SecretBytes> batch_audit_key_;
+
+  // rewrap_batch(): keys of this KEK older than `version`, as last counted and
+  // decreased since by what each batch moved.
+  struct RewrapTally {
+    std::uint32_t version = 0;
+    std::uint64_t remaining = 0;
+  };
+  std::mutex rewrap_mu_;
+  std::optional<RewrapTally> rewrap_tally_;  // guarded by rewrap_mu_
 
   mutable std::mutex read_mu_;
   mutable Connection reader_db_;  // guarded by read_mu_
@@ -625,20 +714,14 @@ void Store::Impl::writer_loop() {
 // writer calls it only when idle, and again at once while batches come back
 // full, so a backlog never holds queued requests for long.
 Result<std::uint64_t> Store::Impl::purge_expired() {
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
   std::vector<std::int64_t> ids;
   {
     auto stmt = writer_db_.prepare(kExpiredPayloads);
     if (!stmt) return stmt.error();
-    stmt->bind_int64(1, now_ms - options_.retention.count()).bind_int64(2, kPurgeBatch);
-    for (;;) {
-      auto step = stmt->step();
-      if (!step) return step.error();
-      if (*step != Step::row) break;
-      ids.push_back(stmt->column_int64(0));
-    }
+    stmt->bind_int64(1, now_ms() - options_.retention.count()).bind_int64(2, kPurgeBatch);
+    auto read = store::for_each_row(
+        *stmt, [&](const Statement& row) { ids.push_back(row.column_int64(0)); });
+    if (!read) return read.error();
   }
   if (ids.empty()) return 0;
   if (auto r = run(kBegin); !r) return r.error();
@@ -652,14 +735,15 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
     static_cast<void>(run(kRollback));
     return r.error();
   }
-  static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
-                                              SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+  static_cast<void>(checkpoint_truncate());  // best effort: the next purge or close retries
   return ids.size();
 }
 
 void Store::Impl::run_batch(std::vector<Work>& batch) {
   overwrote_ = false;
   auto committed = write_batch(batch);
+  // The transaction is over (or about to be rolled back): the audit key goes.
+  batch_audit_key_.reset();
   if (!committed) {
     if (writer_db_.in_transaction()) {
       // Nothing more can be done if even ROLLBACK fails; the next BEGIN reports it.
@@ -678,15 +762,15 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
          !largest_batch_.compare_exchange_weak(largest, batch.size(), std::memory_order_relaxed)) {
   }
   if (overwrote_) {
-    // Crypto-shredding: before the revocation is acknowledged, move the
+    // Crypto-shredding: before a revocation, a replacement of a wallet's
+    // materials or a reprocess redaction is acknowledged, move the
     // zero-overwritten pages into the database file and truncate the WAL, so
     // no older frame holding the destroyed ciphertext and wrapped keys is
     // left in either file. The busy timeout lets readers of an old snapshot
     // finish first; if one outlives it, the next overwrite or close retries.
-    const int rc = sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
-                                             SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    const int rc = checkpoint_truncate();
     if (rc != SQLITE_OK) {
-      log(LogLevel::warn, "WAL checkpoint after a revocation did not complete",
+      log(LogLevel::warn, "WAL checkpoint after zero-overwriting ciphertext did not complete",
           {{"error", sqlite3_errstr(rc)}});
     }
   }
@@ -945,42 +1029,54 @@ Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
     event_time_ms = stmt->column_int64(4);
   }
 
-  if (const auto* reason = std::get_if<std::string>(&w.outcome)) {
+  const auto* reason = std::get_if<std::string>(&w.outcome);
+  MaterialsState state = MaterialsState::decrypt_failed;
+  if (reason != nullptr) {
     auto stmt = writer_db_.prepare(kSetFailureReason);
     if (!stmt) return stmt.error();
     if (auto r = stmt->bind_int64(1, w.event_id).bind_text(2, *reason).run(); !r) {
       return r.error();
     }
-    return MaterialsState::decrypt_failed;
+  } else {
+    const auto& materials = std::get<store::SealedMaterials>(w.outcome);
+    auto decided = decide_materials(w.source, w.wallet_id, event_time_ms, w.idem_key);
+    if (!decided) return decided.error();
+    state = *decided;
+    if (state == MaterialsState::stored) {
+      auto r =
+          store_materials(w.source, w.wallet_id, w.idem_key, event_time, event_time_ms, materials);
+      if (!r) return r.error();
+    } else if (state == MaterialsState::revoked) {
+      if (auto r = redact_event(w.event_id); !r) return r.error();
+    }
+    auto stmt = writer_db_.prepare(kSettleEvent);
+    if (!stmt) return stmt.error();
+    if (auto r = stmt->bind_int64(1, w.event_id).bind_text(2, materials_state_name(state)).run();
+        !r) {
+      return r.error();
+    }
   }
-
-  const auto& materials = std::get<store::SealedMaterials>(w.outcome);
-  auto state = decide_materials(w.source, w.wallet_id, event_time_ms, w.idem_key);
-  if (!state) return state.error();
-  if (*state == MaterialsState::stored) {
-    auto r =
-        store_materials(w.source, w.wallet_id, w.idem_key, event_time, event_time_ms, materials);
-    if (!r) return r.error();
-  } else if (*state == MaterialsState::revoked) {
-    if (auto r = redact_event(w.event_id); !r) return r.error();
-  }
-  auto stmt = writer_db_.prepare(kSettleEvent);
-  if (!stmt) return stmt.error();
-  if (auto r = stmt->bind_int64(1, w.event_id).bind_text(2, materials_state_name(*state)).run();
-      !r) {
-    return r.error();
-  }
-  return *state;
+  // In the resolution's own SAVEPOINT: both commit, or neither.
+  auto seq = append_audit(
+      AuditEntry{w.actor, "reprocess", std::to_string(w.event_id),
+                 clip_audit_field(resolution_outcome(state, reason != nullptr ? *reason : ""))});
+  if (!seq) return seq.error();
+  return state;
 }
 
 Result<std::int64_t> Store::Impl::append_audit(const AuditEntry& entry) {
-  // Read in this transaction: another process may have rewrapped it.
-  auto wrapped = store::read_audit_key(writer_db_);
-  if (!wrapped) return wrapped.error();
-  auto key = store::unwrap_audit_key(*kek_, *wrapped);
-  if (!key) return key.error();
-  return store::append_audit(writer_db_, *key, entry, now_ms());
-}  // the key is wiped here
+  if (!batch_audit_key_) {
+    // Read inside this write transaction: until it ends, the write lock keeps
+    // another process's `keys rewrap` from moving it.
+    auto wrapped = store::read_audit_key(writer_db_);
+    if (!wrapped) return wrapped.error();
+    if (!*wrapped) return err(Errc::store_corrupt);
+    auto key = store::unwrap_dek(*kek_, **wrapped, store::audit_key_ad());
+    if (!key) return key.error();
+    batch_audit_key_ = std::move(*key);
+  }
+  return store::append_audit(writer_db_, *batch_audit_key_, entry, now_ms());
+}
 
 Result<std::int64_t> Store::Impl::apply(AuditWork& w) { return append_audit(w.entry); }
 
@@ -1015,7 +1111,7 @@ Result<std::uint64_t> Store::Impl::apply(RewrapWork& w) {
     applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
   }
   if (w.audit_key) {
-    auto replaced = store::replace_audit_key(writer_db_, w.audit_key->first, w.audit_key->second);
+    auto replaced = store::replace_audit_key(writer_db_, w.audit_key->from, w.audit_key->to);
     if (!replaced) return replaced.error();
     applied += *replaced;
   }
@@ -1049,17 +1145,17 @@ void Store::Impl::close() {
     // Fold the WAL into the database file and truncate it; closing the last
     // connection then removes the -wal and -shm files. Best effort: another
     // process may still be reading.
-    static_cast<void>(sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main",
-                                                SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr));
+    static_cast<void>(checkpoint_truncate());
     writer_db_.close();
   }
 }
 
 namespace {
 
-// Connection setup of schema.hpp; any failure means the store is unavailable.
-// Returns the wrapped audit key (audit_chain.hpp: prepare_audit_key).
-Result<std::optional<store::WrappedAuditKey>> setup_writer(Connection& db, const Kek& kek) {
+// Connection setup of schema.hpp, and the audit key of a new or upgraded file
+// (audit_chain.hpp: prepare_audit_key); any failure means the store is
+// unavailable.
+Result<void> setup_writer(Connection& db, const Kek& kek) {
   sqlite3* h = db.handle();
   int defensive = 0;
   if (sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, &defensive) != SQLITE_OK ||
@@ -1078,9 +1174,9 @@ Result<std::optional<store::WrappedAuditKey>> setup_writer(Connection& db, const
   }
 
   if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
-  auto audit_key = [&]() -> Result<std::optional<store::WrappedAuditKey>> {
-    if (auto r = db.exec(store::schema::kCreateTables); !r) return r.error();
-    if (auto r = db.exec(store::kCreateSequences); !r) return r.error();
+  auto schema = [&]() -> Result<void> {
+    if (auto r = db.exec(store::schema::kCreateTables); !r) return r;
+    if (auto r = db.exec(store::kCreateSequences); !r) return r;
     auto version = db.query_text(store::schema::kSelectVersion);
     if (!version) return version.error();
     // New file ('') or version 1: set the version; the audit key is drawn now.
@@ -1088,15 +1184,17 @@ Result<std::optional<store::WrappedAuditKey>> setup_writer(Connection& db, const
     // A file of another (newer) schema version is left untouched.
     if (!upgrade && *version != store::schema::kVersionText) return err(Errc::store_unavailable);
     if (upgrade) {
-      if (auto r = db.exec(store::schema::kSetVersion); !r) return r.error();
+      auto stmt = db.prepare(store::schema::kSetVersion);
+      if (!stmt) return stmt.error();
+      if (auto r = stmt->bind_text(1, store::schema::kVersionText).run(); !r) return r;
     }
     return store::prepare_audit_key(db, kek, upgrade);
   }();
-  if (!audit_key || !db.exec("COMMIT")) {
+  if (!schema || !db.exec("COMMIT")) {
     if (db.in_transaction()) static_cast<void>(db.exec("ROLLBACK"));
     return err(Errc::store_unavailable);
   }
-  return audit_key;
+  return {};
 }
 
 }  // namespace
@@ -1120,8 +1218,7 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                  options.busy_timeout);
   if (!writer) return err(Errc::store_unavailable);
-  auto audit_key = setup_writer(*writer, *kek);
-  if (!audit_key) return audit_key.error();
+  if (auto r = setup_writer(*writer, *kek); !r) return r.error();
   auto reader = Connection::open(options.path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
                                  options.busy_timeout);
   if (!reader || !reader->exec(store::schema::kReaderPragmas)) {
@@ -1151,20 +1248,22 @@ void Store::submit(WriteRequest request, Completion done) {
 }
 
 Result<WriteResult> Store::write(WriteRequest request) {
-  if (impl_->on_writer_thread()) return err(Errc::internal);
-  std::promise<Result<WriteResult>> promise;
-  auto future = promise.get_future();
-  submit(std::move(request), [&promise](Result<WriteResult> r) { promise.set_value(r); });
-  return future.get();
+  return impl_->run_sync<WriteResult>(
+      [&](Completion done) { submit(std::move(request), std::move(done)); });
 }
 
-Result<MaterialsState> Store::resolve_decrypt_failure(
-    std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome) {
-  if (impl_->on_writer_thread()) return err(Errc::internal);
-  if (!impl_->accepting_now()) return err(Errc::store_unavailable);
+// Caller's thread: the read-side check, then the materials are sealed for
+// the event's row and the plaintext wiped, as submit() does.
+Result<ResolveWork> Store::Impl::prepare_resolve(
+    std::int64_t event_id, std::variant<DelegationMaterials, std::string>& outcome,
+    std::string actor) {
+  if (!accepting_now()) return err(Errc::store_unavailable);
+  if (actor.empty()) return err(Errc::missing_field);
+  if (actor.size() > kMaxAuditFieldBytes) return err(Errc::invalid_field);
   ResolveWork work;
   work.event_id = event_id;
-  auto found = impl_->with_reader([&](Connection& db) -> Result<void> {
+  work.actor = std::move(actor);
+  auto found = with_reader([&](Connection& db) -> Result<void> {
     auto stmt = db.prepare(kPendingEvent);
     if (!stmt) return stmt.error();
     auto step = stmt->bind_int64(1, event_id).step();
@@ -1185,19 +1284,25 @@ Result<MaterialsState> Store::resolve_decrypt_failure(
       return err(Errc::invalid_field);
     }
     auto sealed =
-        store::seal_materials(*impl_->kek_, work.source, work.wallet_id, work.idem_key, *materials);
+        store::seal_materials(*kek_, work.source, work.wallet_id, work.idem_key, *materials);
     outcome = std::string();  // wipes the plaintext now
     if (!sealed) return sealed.error();
     work.outcome = std::move(*sealed);
   } else {
     work.outcome = std::move(std::get<std::string>(outcome));
   }
+  return work;
+}
 
-  std::promise<Result<MaterialsState>> promise;
-  auto future = promise.get_future();
-  work.done = [&promise](Result<MaterialsState> r) { promise.set_value(r); };
-  impl_->enqueue(Work(std::move(work)));
-  return future.get();
+Result<MaterialsState> Store::resolve_decrypt_failure(
+    std::int64_t event_id, std::variant<DelegationMaterials, std::string> outcome,
+    std::string actor) {
+  return impl_->run_sync<MaterialsState>([&](std::function<void(Result<MaterialsState>)> done) {
+    auto work = impl_->prepare_resolve(event_id, outcome, std::move(actor));
+    if (!work) return done(work.error());
+    work->done = std::move(done);
+    impl_->enqueue(Work(std::move(*work)));
+  });
 }
 
 Result<std::optional<std::int64_t>> Store::find_event(std::string_view source,
@@ -1227,8 +1332,7 @@ Result<std::optional<EventMeta>> Store::event_meta(std::int64_t id) const {
 
 Result<std::vector<EventMeta>> Store::list_events(const EventQuery& query) const {
   if (query.limit == 0) return std::vector<EventMeta>();
-  const auto limit = static_cast<std::int64_t>(
-      std::min<std::size_t>(query.limit, std::numeric_limits<std::int64_t>::max()));
+  const std::int64_t limit = store::sql_limit(query.limit);
   return impl_->with_reader([&](Connection& db) -> Result<std::vector<EventMeta>> {
     auto stmt = db.prepare(query.source ? kReadListSource : kReadListAll);
     if (!stmt) return stmt.error();
@@ -1262,12 +1366,10 @@ Result<std::optional<SecretBytes>> Store::event_payload(std::int64_t id) const {
     auto step = stmt->bind_int64(1, id).step();
     if (!step) return step.error();
     if (*step == Step::done || stmt->column_is_null(5)) return std::optional<Row>();
-    auto version = kek_version_from(stmt->column_int64(3));
-    if (!version) return version.error();
+    auto key = wrapped_key_at(*stmt, stmt->column_text(2), 3, 4);
+    if (!key) return key.error();
     return std::optional<Row>(
-        Row{stmt->column_text(0), stmt->column_text(1),
-            store::WrappedKey{stmt->column_text(2), *version, stmt->column_blob(4)},
-            stmt->column_blob(5)});
+        Row{stmt->column_text(0), stmt->column_text(1), std::move(*key), stmt->column_blob(5)});
   });
   if (!row) return row.error();
   if (!*row) return std::optional<SecretBytes>();
@@ -1291,8 +1393,8 @@ Result<std::optional<StoredMaterials>> Store::materials(std::string_view source,
     auto step = stmt->bind_text(1, source).bind_text(2, wallet_id).step();
     if (!step) return step.error();
     if (*step == Step::done) return std::optional<Row>();
-    auto version = kek_version_from(stmt->column_int64(6));
-    if (!version) return version.error();
+    auto key = wrapped_key_at(*stmt, stmt->column_text(5), 6, 7);
+    if (!key) return key.error();
     Row out;
     out.meta.source = std::string(source);
     out.meta.wallet_id = std::string(wallet_id);
@@ -1301,7 +1403,7 @@ Result<std::optional<StoredMaterials>> Store::materials(std::string_view source,
     out.meta.share_set_id = stmt->column_optional_text(2);
     out.meta.event_id = stmt->column_text(3);
     out.meta.created_at = stmt->column_text(4);
-    out.key = store::WrappedKey{stmt->column_text(5), *version, stmt->column_blob(7)};
+    out.key = std::move(*key);
     out.share = stmt->column_blob(8);
     out.api_key = stmt->column_blob(9);
     return std::optional<Row>(std::move(out));
@@ -1364,11 +1466,8 @@ void Store::audit(AuditEntry entry, AuditCompletion done) {
 }
 
 Result<std::int64_t> Store::audit_sync(AuditEntry entry) {
-  if (impl_->on_writer_thread()) return err(Errc::internal);
-  std::promise<Result<std::int64_t>> promise;
-  auto future = promise.get_future();
-  audit(std::move(entry), [&promise](Result<std::int64_t> r) { promise.set_value(r); });
-  return future.get();
+  return impl_->run_sync<std::int64_t>(
+      [&](AuditCompletion done) { audit(std::move(entry), std::move(done)); });
 }
 
 Result<std::vector<AuditRecord>> Store::audit_records(std::int64_t after, std::size_t limit) const {
@@ -1386,16 +1485,15 @@ Result<std::vector<KekUsage>> Store::kek_usage() const {
     {
       auto stmt = db.prepare(kReadKekUsage);
       if (!stmt) return stmt.error();
-      for (;;) {
-        auto step = stmt->step();
-        if (!step) return step.error();
-        if (*step == Step::done) break;
-        auto version = kek_version_from(stmt->column_int64(1));
+      auto read = store::for_each_row(*stmt, [&](const Statement& row) -> Result<void> {
+        auto version = kek_version_from(row.column_int64(1));
         if (!version) return version.error();
-        out.push_back(KekUsage{stmt->column_text(0), *version,
-                               static_cast<std::uint64_t>(stmt->column_int64(2)),
-                               static_cast<std::uint64_t>(stmt->column_int64(3)), false});
-      }
+        out.push_back(KekUsage{row.column_text(0), *version,
+                               static_cast<std::uint64_t>(row.column_int64(2)),
+                               static_cast<std::uint64_t>(row.column_int64(3)), false});
+        return {};
+      });
+      if (!read) return read.error();
     }
     auto audit_key = store::read_audit_key(db);
     if (!audit_key) return audit_key.error();
@@ -1421,76 +1519,51 @@ Result<std::vector<KekUsage>> Store::kek_usage() const {
   });
 }
 
-Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
-  if (limit == 0) return err(Errc::internal);  // a caller bug
-  if (impl_->on_writer_thread()) return err(Errc::internal);
-  if (!impl_->accepting_now()) return err(Errc::store_unavailable);
-  const Kek& kek = *impl_->kek_;
-  const std::uint32_t current = kek.version();
-  const auto bound = static_cast<std::int64_t>(
-      std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
-
-  struct EventRow {
-    std::int64_t id = 0;
-    std::string source;
-    std::string idem_key;
-    store::WrappedKey key;
-  };
-  struct MaterialsRow {
-    std::string source;
-    std::string wallet_id;
-    std::string event_id;
-    store::WrappedKey key;
-  };
-  struct Old {
-    std::vector<EventRow> events;
-    std::vector<MaterialsRow> materials;
-    std::optional<store::WrappedAuditKey> audit_key;
-  };
-  // Copy the old-version rows out under the read lock; rewrap after it.
-  auto old = impl_->with_reader([&](Connection& db) -> Result<Old> {
-    Old o;
-    {
-      auto stmt = db.prepare(kReadOldEvents);
+// Caller's thread: copies up to `limit` old-version keys out under the read
+// lock, then rewraps them after it (KEK work, an HSM's under pkcs11).
+Result<RewrapWork> Store::Impl::prepare_rewrap(std::size_t limit, std::uint32_t current) {
+  if (!accepting_now()) return err(Errc::store_unavailable);
+  const Kek& kek = *kek_;
+  RewrapWork work;
+  auto read = with_reader([&](Connection& db) -> Result<void> {
+    const auto old_rows = [&](const char* sql, auto&& push) -> Result<void> {
+      auto stmt = db.prepare(sql);
       if (!stmt) return stmt.error();
-      stmt->bind_text(1, kek.id()).bind_int64(2, current).bind_int64(3, bound);
-      for (;;) {
-        auto step = stmt->step();
-        if (!step) return step.error();
-        if (*step == Step::done) break;
-        auto version = kek_version_from(stmt->column_int64(3));
-        if (!version) return version.error();
-        o.events.push_back(EventRow{stmt->column_int64(0), stmt->column_text(1),
-                                    stmt->column_text(2),
-                                    store::WrappedKey{kek.id(), *version, stmt->column_blob(4)}});
-      }
+      stmt->bind_text(1, kek.id())
+          .bind_int64(2, current)
+          .bind_int64(3, store::sql_limit(limit - work.size()));
+      return store::for_each_row(*stmt, [&](const Statement& row) -> Result<void> {
+        auto key = wrapped_key_at(row, kek.id(), 3, 4);
+        if (!key) return key.error();
+        push(row, std::move(*key));
+        return {};
+      });
+    };
+    auto events = old_rows(kReadOldEvents, [&](const Statement& row, store::WrappedKey key) {
+      work.events.push_back(EventRewrap{row.column_int64(0), row.column_text(1), row.column_text(2),
+                                        std::move(key), store::WrappedKey{}});
+    });
+    if (!events) return events;
+    if (work.size() < limit) {
+      auto materials =
+          old_rows(kReadOldMaterials, [&](const Statement& row, store::WrappedKey key) {
+            work.materials.push_back(MaterialsRewrap{row.column_text(0), row.column_text(1),
+                                                     row.column_text(2), std::move(key),
+                                                     store::WrappedKey{}});
+          });
+      if (!materials) return materials;
     }
-    const auto left = bound - static_cast<std::int64_t>(o.events.size());
-    if (left > 0) {
-      auto stmt = db.prepare(kReadOldMaterials);
-      if (!stmt) return stmt.error();
-      stmt->bind_text(1, kek.id()).bind_int64(2, current).bind_int64(3, left);
-      for (;;) {
-        auto step = stmt->step();
-        if (!step) return step.error();
-        if (*step == Step::done) break;
-        auto version = kek_version_from(stmt->column_int64(3));
-        if (!version) return version.error();
-        o.materials.push_back(
-            MaterialsRow{stmt->column_text(0), stmt->column_text(1), stmt->column_text(2),
-                         store::WrappedKey{kek.id(), *version, stmt->column_blob(4)}});
-      }
-    }
-    if (left > static_cast<std::int64_t>(o.materials.size())) {
+    if (work.size() < limit) {
       auto audit_key = store::read_audit_key(db);
       if (!audit_key) return audit_key.error();
       if (*audit_key && (*audit_key)->kek_id == kek.id() && (*audit_key)->kek_version < current) {
-        o.audit_key = std::move(**audit_key);
+        work.audit_key = AuditKeyRewrap{std::move(**audit_key), store::WrappedKey{}};
       }
     }
-    return o;
+    return {};
   });
-  if (!old) return old.error();
+  if (!read) return read.error();
+  work.short_batch = work.size() < limit;
 
   const auto refuse = [](std::string_view table, const std::string& row,
                          const boost::system::error_code& ec) {
@@ -1500,55 +1573,81 @@ Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
          {"error", std::string(error_name(to_errc(ec)))}});
     return ec;
   };
-  RewrapWork work;
-  for (auto& row : old->events) {
-    auto to = store::rewrap_payload_key(kek, row.source, row.idem_key, row.key);
-    if (!to) return refuse("events", "id " + std::to_string(row.id), to.error());
-    if (to->kek_version <= row.key.kek_version) continue;  // no newer version to move to
-    work.events.push_back(EventRewrap{row.id, std::move(row.key), std::move(*to)});
+  for (auto& e : work.events) {
+    auto to = store::rewrap_key(kek, e.from, store::event_key_ad(e.source, e.idem_key));
+    if (!to) return refuse("events", "id " + std::to_string(e.id), to.error());
+    e.to = std::move(*to);
   }
-  for (auto& row : old->materials) {
-    auto to = store::rewrap_materials_key(kek, row.source, row.wallet_id, row.event_id, row.key);
-    if (!to) return refuse("materials", row.source + "/" + row.wallet_id, to.error());
-    if (to->kek_version <= row.key.kek_version) continue;
-    work.materials.push_back(MaterialsRewrap{std::move(row.source), std::move(row.wallet_id),
-                                             std::move(row.event_id), std::move(row.key),
-                                             std::move(*to)});
+  for (auto& m : work.materials) {
+    auto to =
+        store::rewrap_key(kek, m.from, store::materials_key_ad(m.source, m.wallet_id, m.event_id));
+    if (!to) return refuse("materials", m.source + "/" + m.wallet_id, to.error());
+    m.to = std::move(*to);
   }
-  if (old->audit_key) {
-    auto to = store::rewrap_audit_key(kek, *old->audit_key);
+  if (work.audit_key) {
+    auto to = store::rewrap_key(kek, work.audit_key->from, store::audit_key_ad());
     if (!to) return refuse("meta", "audit_key", to.error());
-    if (to->kek_version > old->audit_key->kek_version) {
-      work.audit_key.emplace(std::move(*old->audit_key), std::move(*to));
-    }
+    work.audit_key->to = std::move(*to);
   }
+  // Nothing to move when wrap() used no newer version than the row's.
+  const auto stays = [](const auto& k) { return k.to.kek_version <= k.from.kek_version; };
+  std::erase_if(work.events, stays);
+  std::erase_if(work.materials, stays);
+  if (work.audit_key && stays(*work.audit_key)) work.audit_key.reset();
+  return work;
+}
 
-  RewrapProgress progress;
-  progress.version = current;
-  if (!work.events.empty() || !work.materials.empty() || work.audit_key) {
-    std::promise<Result<std::uint64_t>> promise;
-    auto future = promise.get_future();
-    work.done = [&promise](Result<std::uint64_t> r) { promise.set_value(r); };
-    impl_->enqueue(Work(std::move(work)));
-    auto applied = future.get();
-    if (!applied) return applied.error();
-    progress.rewrapped = *applied;
-  }
-
-  auto remaining = impl_->with_reader([&](Connection& db) -> Result<std::uint64_t> {
+Result<std::uint64_t> Store::Impl::count_old_keys(std::uint32_t current) const {
+  return with_reader([&](Connection& db) -> Result<std::uint64_t> {
     auto stmt = db.prepare(kReadOldCount);
     if (!stmt) return stmt.error();
-    auto step = stmt->bind_text(1, kek.id()).bind_int64(2, current).step();
+    auto step = stmt->bind_text(1, kek_->id()).bind_int64(2, current).step();
     if (!step) return step.error();
     auto n = static_cast<std::uint64_t>(stmt->column_int64(0));
     auto audit_key = store::read_audit_key(db);
     if (!audit_key) return audit_key.error();
-    if (*audit_key && (*audit_key)->kek_id == kek.id() && (*audit_key)->kek_version < current) ++n;
+    if (*audit_key && (*audit_key)->kek_id == kek_->id() && (*audit_key)->kek_version < current) {
+      ++n;
+    }
     return n;
   });
+}
+
+// Counts (a full COUNT over both tables) only when it must: after a short
+// batch (so `remaining` is exact at the end of a run), on the first batch of
+// a run, and whenever the tally would reach 0; after any other batch, the
+// tally minus what it moved.
+Result<std::uint64_t> Store::Impl::remaining_after(std::uint32_t current, std::uint64_t moved,
+                                                   bool short_batch) {
+  std::lock_guard lock(rewrap_mu_);
+  if (!short_batch && rewrap_tally_ && rewrap_tally_->version == current &&
+      rewrap_tally_->remaining > moved) {
+    rewrap_tally_->remaining -= moved;
+    return rewrap_tally_->remaining;
+  }
+  rewrap_tally_.reset();
+  auto counted = count_old_keys(current);
+  if (!counted) return counted.error();
+  rewrap_tally_ = RewrapTally{current, *counted};
+  return *counted;
+}
+
+Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
+  if (limit == 0) return err(Errc::internal);  // a caller bug
+  const std::uint32_t current = impl_->kek_->version();
+  bool short_batch = false;
+  auto moved = impl_->run_sync<std::uint64_t>([&](std::function<void(Result<std::uint64_t>)> done) {
+    auto work = impl_->prepare_rewrap(limit, current);
+    if (!work) return done(work.error());
+    short_batch = work->short_batch;
+    if (work->size() == 0) return done(std::uint64_t{0});
+    work->done = std::move(done);
+    impl_->enqueue(Work(std::move(*work)));
+  });
+  if (!moved) return moved.error();
+  auto remaining = impl_->remaining_after(current, *moved, short_batch);
   if (!remaining) return remaining.error();
-  progress.remaining = *remaining;
-  return progress;
+  return RewrapProgress{*moved, *remaining, current};
 }
 
 bool Store::writable() const noexcept { return impl_->writable_.load(); }

@@ -28,13 +28,6 @@ bool compute_hmac(ByteView key, ByteView message, Mac& out) noexcept {
   return result != nullptr && len == out.size();
 }
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
 
 bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
@@ -69,8 +62,8 @@ Result<Mac> parse_signature_header(std::string_view value, std::string_view pref
   value.remove_prefix(prefix.size());
   Mac mac{};
   for (std::size_t i = 0; i < mac.size(); ++i) {
-    const int hi = hex_value(value[2 * i]);
-    const int lo = hex_value(value[2 * i + 1]);
+    const int hi = hex_digit(value[2 * i]);
+    const int lo = hex_digit(value[2 * i + 1]);
     if (hi < 0 || lo < 0) return fail<Mac>(Errc::invalid_signature);
     mac[i] = static_cast<std::uint8_t>((hi << 4) | lo);
   }

@@ -2,8 +2,10 @@
 // certificates (made with the openssl CLI at test time), real TLS on loopback.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -44,11 +46,16 @@ std::pair<std::filesystem::path, std::filesystem::path> make_foreign_ca(
   return {cert, key};
 }
 
-std::string nodit_message(const std::string& sub, std::uint64_t seq) {
-  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
-         R"(","protocol":"ETHEREUM","network":"MAINNET","eventType":"ADDRESS_ACTIVITY",)"
-         R"("event":{"messages":[{"hash":"0x)" +
-         std::to_string(seq) + R"("}]},"createdAt":"2025-10-01T15:13:26.348Z"})";
+constexpr char kNoditKey[] = "nodit-signing-key-for-admin-tests";
+
+// The value of the sample `series` (name{labels} exactly as rendered) in
+// Prometheus text; -1 when absent.
+double sample_value(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
 }
 
 class AdminTest : public E2E {
@@ -59,16 +66,12 @@ class AdminTest : public E2E {
     ca_cert_ = root / "tls/admin-ca.pem";
     ca_key_ = root / "tls/admin-ca.key";
     signer_ = {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"};
-    write_file(dir_.path() / "nodit_key", "nodit-signing-key-for-admin-tests", 0600);
   }
 
   std::filesystem::path admin_config(const std::string& admin_extra = "",
                                      ConfigOptions o = ConfigOptions{}) {
     const auto& root = setup().root;
-    o.extra_toml +=
-        "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\npath = \"/webhooks/nodit\"\n"
-        "secret_files = [\"" +
-        (dir_.path() / "nodit_key").string() + "\"]\n";
+    add_nodit_source(o, kNoditKey);
     o.extra_toml +=
         "[admin]\nlisten = \"127.0.0.1:0\"\n"
         "tls_cert = \"" +
@@ -91,37 +94,29 @@ class AdminTest : public E2E {
   }
 
   Delegation deliver_delegation() {
-    Delegation d;
-    d.event_id = uuid();
-    d.wallet_id = uuid();
-    d.share = R"({"keyShare":"s3cr3t-share-)" + uuid() + R"("})";
-    d.api_key = "wallet-api-key-" + uuid();
+    const Delegation d = random_delegation();
     auto r = post_signed(compact(created_event(d, setup().rsa_public_pem)));
     EXPECT_EQ(r.status, 200U) << r.body;
     return d;
   }
 
   HttpResponse deliver_nodit(const std::string& body) {
-    return client().request("POST", "/webhooks/nodit",
-                            {{"Content-Type", "application/json"},
-                             {"x-signature", hmac_hex("nodit-signing-key-for-admin-tests", body)}},
-                            body);
+    return post_nodit(client(), kNoditKey, body);
   }
 
-  std::vector<Json> audit() {
-    auto r = cli({"audit", "list", "--limit", "100000"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<Json> out;
-    std::istringstream in(r.out);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) out.push_back(Json::parse(line));
-    }
-    return out;
+  // GET /metrics on a new connection with the "prometheus" (metrics:read) certificate.
+  std::string scrape() {
+    if (!prometheus_cert_) prometheus_cert_ = cert_for("prometheus");
+    auto prometheus = admin_client(*prometheus_cert_);
+    auto r = prometheus->request("GET", "/metrics");
+    EXPECT_EQ(r.status, 200U) << r.body;
+    return r.body;
   }
 
   std::filesystem::path ca_cert_;
   std::filesystem::path ca_key_;
   ClientCertificate signer_;
+  std::optional<ClientCertificate> prometheus_cert_;
 };
 
 TEST_F(AdminTest, SignerReadsMaterialsAndTheReadIsAudited) {
@@ -203,28 +198,81 @@ TEST_F(AdminTest, RolesDecideAndNothingSecretLeaksOnRefusal) {
   EXPECT_EQ(signer->request("POST", path).status, 405U);
   EXPECT_EQ(signer->request("GET", "/v1/nothing").status, 404U);
 
-  // The denied materials attempt is audited with the CN.
+  // "admin" holds every role.
+  auto op = admin_client(cert_for("operator"));
+  auto op_metrics = op->request("GET", "/metrics");
+  EXPECT_EQ(op_metrics.status, 200U);
+  EXPECT_NE(op_metrics.body.find("hookvault_http_requests_total"), std::string::npos);
+  auto op_read = op->request("GET", path);
+  ASSERT_EQ(op_read.status, 200U) << op_read.body;
+  EXPECT_EQ(Json::parse(op_read.body)["walletApiKey"], d.api_key);
+  EXPECT_EQ(op->request("GET", "/v1/materials/" + uuid() + "?source=dynamic").status, 404U);
+  EXPECT_EQ(op->request("GET", "/v1/events").status, 200U);
+
+  // Refusals before any role check are logged with their reason.
+  EXPECT_TRUE(daemon_->wait_for_log("\"reason\":\"unknown_client\"", 1)) << daemon_->log();
+  EXPECT_TRUE(daemon_->wait_for_log("\"reason\":\"no_certificate\"", 1)) << daemon_->log();
+
+  // The denied materials attempt is audited with the CN; the operator's reads
+  // are audited as its own; the unknown CN and the anonymous client never
+  // reached a secret and left no audit record.
   EXPECT_EQ(daemon_->stop(), 0);
   bool found = false;
+  int operator_reads = 0;
   for (const auto& rec : audit()) {
     if (rec["actor"] == "admin:auditor" && rec["action"] == "materials.read") {
       EXPECT_EQ(rec["outcome"], "denied");
       found = true;
     }
+    if (rec["actor"] == "admin:operator" && rec["action"] == "materials.read") ++operator_reads;
+    EXPECT_NE(rec["actor"], "admin:stranger") << rec.dump();
+    EXPECT_NE(rec["actor"], "admin:") << rec.dump();
   }
   EXPECT_TRUE(found);
+  EXPECT_EQ(operator_reads, 2);
 }
 
 TEST_F(AdminTest, CertificateFromAnotherCaFailsTheHandshake) {
   start(admin_config());
+  const std::string failures = "hookvault_tls_handshake_failures_total{listener=\"admin\"}";
+  const double failures_before = sample_value(scrape(), failures);
+  EXPECT_EQ(failures_before, 0.0);
+
   auto [ca, key] = make_foreign_ca(dir_.path());
   auto forged = make_client_cert(dir_.path(), "signer", ca, key);  // right CN, wrong CA
-  EXPECT_THROW(
-      {
-        HttpsClient c(daemon_->admin_port(), ca_cert_, forged);
-        c.request("GET", "/v1/events");
-      },
-      std::exception);
+  std::string failure;
+  try {
+    HttpsClient c(daemon_->admin_port(), ca_cert_, forged);
+    // With TLS 1.3 the server checks the client certificate after the
+    // client's side of the handshake is done: the refusal arrives on the first read.
+    auto r = c.request("GET", "/v1/events");
+    ADD_FAILURE() << "a certificate from another CA was answered: " << r.status << " " << r.body;
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  // The server's alert names the reason: the issuer is not a CA it trusts.
+  static const std::regex kCertificateFailure(
+      "unknown ca|certificate verify failed|bad certificate", std::regex::icase);
+  EXPECT_TRUE(std::regex_search(failure, kCertificateFailure)) << failure;
+
+  // The listener lives on: the real signer certificate is served by the same daemon.
+  auto signer = admin_client(signer_);
+  auto missing = signer->request("GET", "/v1/materials/" + uuid() + "?source=dynamic");
+  EXPECT_EQ(missing.status, 404U) << missing.body;
+  const Delegation d = deliver_delegation();
+  auto found = signer->request("GET", "/v1/materials/" + d.wallet_id + "?source=dynamic");
+  ASSERT_EQ(found.status, 200U) << found.body;
+  EXPECT_EQ(Json::parse(found.body)["walletApiKey"], d.api_key);
+
+  // And the failed handshake was counted on the admin listener.
+  double failures_after = -1;
+  for (int i = 0; i < 50; ++i) {
+    failures_after = sample_value(scrape(), failures);
+    if (failures_after > failures_before) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(failures_after, failures_before + 1);
+
   // The public listener does not serve the admin API.
   EXPECT_EQ(client().request("GET", "/v1/events").status, 404U);
   EXPECT_EQ(client().request("GET", "/metrics").status, 404U);
@@ -232,19 +280,24 @@ TEST_F(AdminTest, CertificateFromAnotherCaFailsTheHandshake) {
 
 TEST_F(AdminTest, EventsCursorReadsEveryEventOnceWhileWebhooksArrive) {
   start(admin_config("rate_limit = 0\n"));  // this consumer polls as fast as it can
-  constexpr int kEvents = 300;
+  // Several producers on their own connections, so that several writes are
+  // in flight at once (and group commits hold more than one event) while the
+  // consumer pages.
+  constexpr int kProducers = 4;
+  constexpr int kEventsEach = 75;
+  constexpr int kEvents = kProducers * kEventsEach;
   std::atomic<int> accepted{0};
-  std::thread producer([&] {
-    HttpsClient c(daemon_->port(), setup().root / "tls/cert.pem");
-    for (int i = 1; i <= kEvents; ++i) {
-      const std::string body = nodit_message("cursor-sub", static_cast<std::uint64_t>(i));
-      auto r = c.request("POST", "/webhooks/nodit",
-                         {{"Content-Type", "application/json"},
-                          {"x-signature", hmac_hex("nodit-signing-key-for-admin-tests", body)}},
-                         body);
-      if (r.status == 200) ++accepted;
-    }
-  });
+  std::vector<std::thread> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      HttpsClient c(daemon_->port(), setup().root / "tls/cert.pem");
+      const std::string sub = "cursor-sub-" + std::to_string(p);
+      for (int i = 1; i <= kEventsEach; ++i) {
+        auto r = post_nodit(c, kNoditKey, nodit_message(sub, static_cast<std::uint64_t>(i)));
+        if (r.status == 200) ++accepted;
+      }
+    });
+  }
   auto consumer = admin_client(cert_for("auditor"));
   std::string after = "0";
   std::vector<std::int64_t> seen;
@@ -252,7 +305,7 @@ TEST_F(AdminTest, EventsCursorReadsEveryEventOnceWhileWebhooksArrive) {
   for (int round = 0; round < 100000 && static_cast<int>(keys.size()) < kEvents; ++round) {
     auto r = consumer->request("GET", "/v1/events?source=nodit&limit=7&after=" + after);
     EXPECT_EQ(r.status, 200U) << r.body;
-    if (r.status != 200) break;  // (the producer thread is still joined below)
+    if (r.status != 200) break;  // (the producer threads are still joined below)
     auto page = Json::parse(r.body);
     for (const auto& e : page["events"]) {
       seen.push_back(std::stoll(e["id"].get<std::string>()));
@@ -262,7 +315,7 @@ TEST_F(AdminTest, EventsCursorReadsEveryEventOnceWhileWebhooksArrive) {
     after = page["next"].get<std::string>();
     if (page["events"].empty()) std::this_thread::sleep_for(5ms);
   }
-  producer.join();
+  for (auto& t : producers) t.join();
   EXPECT_EQ(accepted.load(), kEvents);
   EXPECT_EQ(static_cast<int>(keys.size()), kEvents);
   for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_LT(seen[i - 1], seen[i]);
@@ -310,6 +363,12 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
                                    {{"Content-Type", "application/json"}, {"x-signature", "00"}},
                                    nodit_message("gap-sub", 6));
   EXPECT_EQ(tampered.status, 401U);
+  // One delegation encrypted to a key hookvault does not hold.
+  Delegation undecryptable = random_delegation();
+  auto pending = post_signed(
+      compact(created_event(undecryptable, shared_rsa(3072).public_pem, "other", "other")));
+  ASSERT_EQ(pending.status, 200U) << pending.body;
+  ASSERT_EQ(Json::parse(pending.body)["materials"], "decrypt_failed");
 
   auto prometheus = admin_client(cert_for("prometheus"));
   auto r = prometheus->request("GET", "/metrics");
@@ -341,20 +400,108 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
       "('source', 'nodit'), ('status', '200')] 4.0");
   has("hookvault_open_connections [('listener', 'admin')] 1.0");
   has("hookvault_store_writable [] 1.0");
+  has("hookvault_decrypt_failures_total [('source', 'dynamic')] 1.0");
+  has("hookvault_http_requests_total [('event', 'wallet.delegation.created'), "
+      "('listener', 'public'), ('source', 'dynamic'), ('status', '200')] 1.0");
   EXPECT_NE(samples.find("hookvault_http_request_duration_seconds_bucket"), std::string::npos);
+  // Five deliveries were stored (4 Nodit, 1 Dynamic; the duplicate writes
+  // nothing new): at least one group commit, and never more commits than that.
+  static const std::regex kCommits(R"(hookvault_store_commits_total \[\] ([0-9.]+))");
+  std::smatch commits;
+  ASSERT_TRUE(std::regex_search(samples, commits, kCommits)) << samples;
+  EXPECT_GE(std::stod(commits[1]), 1.0) << samples;
 }
 
 TEST_F(AdminTest, ClientsOverTheirRateGet429) {
   start(admin_config("rate_limit = 1\nrate_burst = 3\n"));
-  auto auditor = admin_client(cert_for("auditor"));
+  const ClientCertificate auditor_cert = cert_for("auditor");
+  // A second certificate with the same CN (another key): the bucket is the CN's.
+  const auto reissued_dir = dir_.path() / "reissued";
+  std::filesystem::create_directories(reissued_dir);
+  const ClientCertificate reissued = make_client_cert(reissued_dir, "auditor", ca_cert_, ca_key_);
+  const std::string rate_limited = "hookvault_admin_denied_total{reason=\"rate_limited\"}";
+  const double refused_before = std::max(0.0, sample_value(scrape(), rate_limited));
+
+  auto auditor = admin_client(auditor_cert);
   for (int i = 0; i < 3; ++i) EXPECT_EQ(auditor->request("GET", "/v1/events").status, 200U);
   auto limited = auditor->request("GET", "/v1/events");
   EXPECT_EQ(limited.status, 429U);
   EXPECT_EQ(Json::parse(limited.body)["error"], "rate_limited");
   EXPECT_GE(std::stoi(limited.headers["retry-after"]), 1);
+  // A new connection with the same CN does not get a new bucket: its first
+  // request is refused too, with the same certificate or a reissued one.
+  auto second = admin_client(auditor_cert);
+  auto second_first = second->request("GET", "/v1/events");
+  EXPECT_EQ(second_first.status, 429U) << second_first.body;
+  EXPECT_EQ(Json::parse(second_first.body)["error"], "rate_limited");
+  auto third = admin_client(reissued);
+  EXPECT_EQ(third->request("GET", "/v1/events").status, 429U);
   // Another client has its own bucket.
   auto signer = admin_client(signer_);
   EXPECT_EQ(signer->request("GET", "/v1/materials/" + uuid()).status, 404U);
+  // The refusals are counted (the scrape itself is the prometheus CN's) and logged.
+  EXPECT_EQ(sample_value(scrape(), rate_limited), refused_before + 3);
+  EXPECT_TRUE(daemon_->wait_for_log("\"reason\":\"rate_limited\"", 3)) << daemon_->log();
+}
+
+TEST_F(AdminTest, MaterialsAreWithheldWhenTheirAuditRecordCannotBeWritten) {
+  start(admin_config());
+  const Delegation d = deliver_delegation();
+  auto signer = admin_client(signer_);
+  const std::string path = "/v1/materials/" + d.wallet_id + "?source=dynamic";
+  ASSERT_EQ(signer->request("GET", path).status, 200U);
+
+  // Break the audit log under the running daemon: the head's tag no longer
+  // matches (meta 'audit_head_tag', schema.hpp), so no record can be appended.
+  const auto db = dir_.path() / "data/hookvault.db";
+  const auto sql = [&](const std::string& statement) {
+    const auto out = dir_.path() / "sql.out";
+    const std::string command = "sqlite3 -cmd '.timeout 10000' " + db.string() + " \"" + statement +
+                                "\" > " + out.string() + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << command << ": " << read_file(out);
+    std::string text = read_file(out);
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  };
+  const std::string tag_query = "SELECT value FROM meta WHERE key = 'audit_head_tag'";
+  const std::string good_tag = sql(tag_query);
+  ASSERT_EQ(good_tag.size(), 64U) << good_tag;
+  const std::string wrong_tag = good_tag.substr(0, 63) + (good_tag.back() == '0' ? "1" : "0");
+  sql("UPDATE meta SET value = '" + wrong_tag + "' WHERE key = 'audit_head_tag'");
+  ASSERT_EQ(sql(tag_query), wrong_tag);
+
+  auto withheld = signer->request("GET", path);
+  EXPECT_EQ(withheld.status, 503U) << withheld.body;
+  EXPECT_EQ(Json::parse(withheld.body)["error"], "store_unavailable");
+  EXPECT_EQ(withheld.body.find(d.api_key), std::string::npos);
+  EXPECT_EQ(withheld.body.find("s3cr3t-share"), std::string::npos);
+  EXPECT_TRUE(daemon_->wait_for_log("\"msg\":\"audit append failed; ", 1)) << daemon_->log();
+  const std::string log = daemon_->log();
+  static const std::regex kWithheld(
+      R"re(\{[^\n]*"level":"error"[^\n]*"msg":"audit append failed; secret withheld")re");
+  EXPECT_TRUE(std::regex_search(log, kWithheld)) << log;
+  EXPECT_EQ(log.find(d.api_key), std::string::npos);
+  EXPECT_EQ(log.find("s3cr3t-share"), std::string::npos);
+
+  // With the tag put back, reads are answered (and audited) again.
+  sql("UPDATE meta SET value = '" + good_tag + "' WHERE key = 'audit_head_tag'");
+  ASSERT_EQ(sql(tag_query), good_tag);
+  auto again = signer->request("GET", path);
+  ASSERT_EQ(again.status, 200U) << again.body;
+  EXPECT_EQ(Json::parse(again.body)["walletApiKey"], d.api_key);
+
+  // Exactly the reads that were answered have their records, and the chain holds.
+  EXPECT_EQ(daemon_->stop(), 0);
+  int reads = 0;
+  for (const auto& rec : audit()) {
+    if (rec["action"] == "materials.read" && rec["actor"] == "admin:signer") {
+      EXPECT_EQ(rec["outcome"], "ok");
+      ++reads;
+    }
+  }
+  EXPECT_EQ(reads, 2);
+  auto verify = cli({"audit", "verify"});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST_F(AdminTest, ReprocessOverTheApiNeedsTheAdminRole) {

@@ -122,15 +122,25 @@ ProcessResult E2E::cli(std::vector<std::string> args) {
   return run_hookvault(args);
 }
 
-std::vector<Json> E2E::events() {
-  auto r = cli({"events", "list", "--limit", "100000"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::vector<Json> out;
-  std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(Json::parse(line));
-  }
-  return out;
+std::vector<Json> E2E::cli_json_lines(std::vector<std::string> args) {
+  std::string command;
+  for (const auto& a : args) command += " " + a;
+  auto r = cli(std::move(args));
+  EXPECT_EQ(r.exit_code, 0) << "hookvault" << command << ": " << r.err;
+  return json_lines(r.out);
+}
+
+std::vector<Json> E2E::events() { return cli_json_lines({"events", "list", "--limit", "100000"}); }
+
+std::vector<Json> E2E::audit() { return cli_json_lines({"audit", "list", "--limit", "100000"}); }
+
+void E2E::add_nodit_source(ConfigOptions& o, const std::string& signing_key) {
+  const auto key_file = dir_.path() / "nodit_key";
+  write_file(key_file, signing_key, 0600);
+  o.extra_toml +=
+      "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\npath = \"/webhooks/nodit\"\n"
+      "secret_files = [\"" +
+      key_file.string() + "\"]\n";
 }
 
 std::string uuid() {
@@ -141,6 +151,39 @@ std::string uuid() {
   std::string h = to_hex(ByteView(b, sizeof b));
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
+}
+
+Delegation random_delegation() {
+  Delegation d;
+  d.event_id = uuid();
+  d.wallet_id = uuid();
+  d.share = R"({"secretShare":"s3cr3t-share-)" + uuid() + R"("})";
+  d.api_key = "wallet-api-key-" + uuid();
+  return d;
+}
+
+std::string ping_event(const std::string& event_id) {
+  return R"({"messageId":")" + uuid() + R"(","eventId":")" + event_id +
+         R"(","eventName":"ping","timestamp":"2025-10-01T15:13:26.348Z","data":{}})";
+}
+
+std::string nodit_message(const std::string& sub, std::uint64_t seq,
+                          const std::string& created_at) {
+  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
+         R"(","description":"hookvault test","protocol":"ETHEREUM","network":"MAINNET",)"
+         R"("subscriptionType":"WEBHOOK","notification":{"webhookUrl":"https://127.0.0.1/webhooks/nodit"},)"
+         R"("eventType":"ADDRESS_ACTIVITY","event":{"targetAddress":"0x4f1a","messages":[)"
+         R"({"hash":"0xabc)" +
+         std::to_string(seq) +
+         R"(","value":123456789012345678901234567890,"block_number":20000000}]},"createdAt":")" +
+         created_at + R"("})";
+}
+
+HttpResponse post_nodit(HttpsClient& client, const std::string& signing_key,
+                        const std::string& body) {
+  return client.request(
+      "POST", "/webhooks/nodit",
+      {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(signing_key, body)}}, body);
 }
 
 Json created_event(const Delegation& d, const std::string& pub,

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -57,7 +58,14 @@ class E2E : public ::testing::Test {
   std::string sign(const std::string& body) const;
 
   ProcessResult cli(std::vector<std::string> args);
+  // `hookvault ARGS --config <config>`, expected to exit 0, its JSON lines parsed.
+  std::vector<Json> cli_json_lines(std::vector<std::string> args);
   std::vector<Json> events();  // `hookvault events list`, parsed
+  std::vector<Json> audit();   // `hookvault audit list`, parsed
+
+  // Writes <test dir>/nodit_key (0600) holding `signing_key` and appends a
+  // [[sources]] table "nodit" (path /webhooks/nodit) reading it to `o.extra_toml`.
+  void add_nodit_source(ConfigOptions& o, const std::string& signing_key);
 
   TempDir dir_;
   std::filesystem::path config_;
@@ -77,6 +85,19 @@ struct Delegation {
 };
 
 std::string uuid();
+// A delegation with fresh ids, a share JSON holding "s3cr3t-share-<uuid>" and
+// an API key "wallet-api-key-<uuid>".
+Delegation random_delegation();
+// A Dynamic "ping" event (signed with post_signed, it is stored like any event).
+std::string ping_event(const std::string& event_id);
+
+// A Nodit webhook body as Nodit sends it, with an integer beyond 2^53 in it.
+std::string nodit_message(const std::string& sub, std::uint64_t seq,
+                          const std::string& created_at = "2025-10-01T15:13:26.348123456Z");
+// POSTs `body` to /webhooks/nodit, signed with `signing_key` (x-signature).
+HttpResponse post_nodit(HttpsClient& client, const std::string& signing_key,
+                        const std::string& body);
+
 Json created_event(const Delegation& d, const std::string& rsa_public_pem,
                    std::optional<std::string> share_kid = std::nullopt,
                    std::optional<std::string> api_key_kid = "dynamic_rsa_lSuvWlCy");

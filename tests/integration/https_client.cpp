@@ -149,26 +149,66 @@ int spawn(const std::vector<std::string>& args, const std::map<std::string, std:
   return pid;
 }
 
-int wait_status(int pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
-  }
+int decode_status(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
   return -1;
 }
 
+int wait_status(int pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return decode_status(status);
+}
+
 }  // namespace
+
+ChildProcess::ChildProcess(const std::vector<std::string>& args, const std::filesystem::path& out,
+                           const std::filesystem::path& err,
+                           const std::map<std::string, std::string>& env)
+    : pid_(spawn(args, env, out, err)), out_(out), err_(err) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) kill9();
+}
+
+std::string ChildProcess::out() const { return read_file(out_); }
+std::string ChildProcess::err() const { return read_file(err_); }
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+  pid_ = -1;
+  exit_status_ = decode_status(status);
+  return false;
+}
+
+int ChildProcess::wait() {
+  if (pid_ > 0) {
+    exit_status_ = wait_status(pid_);
+    pid_ = -1;
+  }
+  return exit_status_;
+}
+
+void ChildProcess::kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  exit_status_ = wait_status(pid_);
+  pid_ = -1;
+}
 
 ProcessResult run_hookvault(const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env) {
   TempDir tmp;
-  int pid = spawn(args, env, tmp / "out", tmp / "err");
+  ChildProcess child(args, tmp / "out", tmp / "err", env);
   ProcessResult r;
-  r.exit_code = wait_status(pid);
-  r.out = read_file(tmp / "out");
-  r.err = read_file(tmp / "err");
+  r.exit_code = child.wait();
+  r.out = child.out();
+  r.err = child.err();
   return r;
 }
 
@@ -232,16 +272,20 @@ int Daemon::stop(std::chrono::milliseconds timeout) {
   }
 }
 
+std::size_t Daemon::log_count(const std::string& needle) const {
+  const std::string text = read_file(log_file_);
+  std::size_t seen = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++seen;
+  }
+  return seen;
+}
+
 bool Daemon::wait_for_log(const std::string& needle, std::size_t count,
                           std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    const std::string text = read_file(log_file_);
-    std::size_t seen = 0;
-    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-      ++seen;
-    }
-    if (seen >= count) return true;
+    if (log_count(needle) >= count) return true;
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

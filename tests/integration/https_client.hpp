@@ -56,6 +56,36 @@ struct ProcessResult {
   std::string err;
 };
 
+// `hookvault ARGS` as a child process: stdin from /dev/null, stdout and stderr
+// to files, the test's environment plus `env`. Killed with SIGKILL on
+// destruction when still running.
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& args, const std::filesystem::path& out,
+               const std::filesystem::path& err,
+               const std::map<std::string, std::string>& env = {});
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  std::string out() const;  // what it wrote to stdout so far
+  std::string err() const;
+  // False once it has exited (reaped here; exit_status() then tells how).
+  bool running();
+  // Waits for it; its exit code, or -signal.
+  int wait();
+  void kill9();
+  // The exit code, -signal, or -1 while running.
+  int exit_status() const { return exit_status_; }
+  int pid() const { return pid_; }
+
+ private:
+  int pid_ = -1;
+  int exit_status_ = -1;
+  std::filesystem::path out_;
+  std::filesystem::path err_;
+};
+
 // Runs the hookvault binary with `args` and waits for it.
 ProcessResult run_hookvault(const std::vector<std::string>& args,
                             const std::map<std::string, std::string>& env = {});
@@ -79,6 +109,8 @@ class Daemon {
   // Waits until the log holds `needle` at least `count` times.
   bool wait_for_log(const std::string& needle, std::size_t count,
                     std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // How often `needle` occurs in the log so far.
+  std::size_t log_count(const std::string& needle) const;
   std::string log() const;  // everything the daemon wrote to stderr so far
   int pid() const { return pid_; }
 

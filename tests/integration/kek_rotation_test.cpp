@@ -5,26 +5,19 @@
 // (refused before the rewrap) succeeds, every record opens in-process with the
 // keyring that no longer has version 1, no acknowledged webhook is missing,
 // and the audit chain verifies.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
-#include <sstream>
+#include <optional>
 #include <thread>
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
 #include "softhsm.hpp"
-
-extern char** environ;
 
 namespace hookvault::testing {
 namespace {
@@ -35,88 +28,13 @@ constexpr char kNoditKey[] = "nodit-signing-key-for-kek-rotation";
 constexpr int kRecords = 10000;
 constexpr int kDelegations = 12;
 
-std::string nodit_message(const std::string& sub, std::uint64_t seq) {
-  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
-         R"(","protocol":"ETHEREUM","network":"MAINNET","eventType":"ADDRESS_ACTIVITY",)"
-         R"("event":{"messages":[{"hash":"0x)" +
-         std::to_string(seq) +
-         R"(","value":123456789012345678901234567890}]},)"
-         R"("createdAt":"2025-10-01T15:13:26.348Z"})";
-}
-
-std::vector<Json> json_lines(const std::string& text) {
-  std::vector<Json> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(Json::parse(line));
-  }
-  return out;
-}
-
-// `hookvault ARGS` in the background, stdout and stderr to files.
-class Child {
- public:
-  Child(std::vector<std::string> args, const std::filesystem::path& out,
-        const std::filesystem::path& err)
-      : out_(out), err_(err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    std::vector<char*> argv{const_cast<char*>(HOOKVAULT_BINARY)};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, HOOKVAULT_BINARY, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) throw std::runtime_error("posix_spawn failed");
-  }
-  ~Child() {
-    if (pid_ > 0) kill9();
-  }
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-
-  std::string out() const { return read_file(out_); }
-  std::string err() const { return read_file(err_); }
-  bool running() {
-    int status = 0;
-    if (pid_ <= 0) return false;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      return false;
-    }
-    return true;
-  }
-  int exit_status() const { return exit_status_; }
-  void kill9() {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    exit_status_ = -SIGKILL;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int exit_status_ = -1;
-  std::filesystem::path out_;
-  std::filesystem::path err_;
-};
-
 class KekRotationTest : public E2E {
  protected:
   // The config of E2E with its own KEK (a copy of the setup's file, or a
   // SoftHSM2 token of its own) and a Nodit source.
   void configure(bool pkcs11) {
-    write_file(dir_.path() / "nodit_key", kNoditKey, 0600);
     ConfigOptions o;
-    o.extra_toml =
-        "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\npath = \"/webhooks/nodit\"\n"
-        "secret_files = [\"" +
-        (dir_.path() / "nodit_key").string() + "\"]\n";
+    add_nodit_source(o, kNoditKey);
     write_config(o);
     std::string text = read_file(config_);
     const auto from = text.find("[kek]");
@@ -146,12 +64,6 @@ class KekRotationTest : public E2E {
     return open_file_kek(kek_file());
   }
 
-  HttpResponse deliver_nodit(HttpsClient& c, const std::string& body) {
-    return c.request(
-        "POST", "/webhooks/nodit",
-        {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(kNoditKey, body)}}, body);
-  }
-
   // Records what the daemon acknowledged, for the checks at the end.
   void note_ack(const HttpResponse& r, const std::string& body) {
     std::lock_guard lock(mu_);
@@ -163,11 +75,7 @@ class KekRotationTest : public E2E {
   }
 
   void deliver_delegation(HttpsClient& c) {
-    Delegation d;
-    d.event_id = uuid();
-    d.wallet_id = uuid();
-    d.share = R"({"keyShare":"share-)" + uuid() + R"("})";
-    d.api_key = "wallet-api-key-" + uuid();
+    const Delegation d = random_delegation();
     const std::string body = compact(created_event(d, setup().rsa_public_pem));
     auto r = c.request(
         "POST", "/webhooks/dynamic",
@@ -178,11 +86,18 @@ class KekRotationTest : public E2E {
   }
 
   std::map<std::uint32_t, Json> status() {
-    auto r = cli({"keys", "status"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
     std::map<std::uint32_t, Json> out;
-    for (auto& line : json_lines(r.out)) out[line["version"].get<std::uint32_t>()] = line;
+    for (auto& line : cli_json_lines({"keys", "status"})) {
+      out[line["version"].get<std::uint32_t>()] = line;
+    }
     return out;
+  }
+
+  // What the daemon has acknowledged so far: all events, and delegations whose
+  // materials were stored.
+  std::pair<std::size_t, std::size_t> acked_counts() {
+    std::lock_guard lock(mu_);
+    return {acked_.size(), delegations_.size()};
   }
 
   static std::uint64_t keys_of(const Json& line) {
@@ -212,7 +127,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
         HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
         for (int i = c; i < kRecords; i += 2) {
           const std::string body = nodit_message("bulk", static_cast<std::uint64_t>(i + 1));
-          note_ack(deliver_nodit(conn, body), body);
+          note_ack(post_nodit(conn, kNoditKey, body), body);
         }
       });
     }
@@ -237,7 +152,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   EXPECT_NE(daemon_->log().find("\"kek_version\":2"), std::string::npos) << daemon_->log();
   {
     const std::string body = nodit_message("after-rotate", 1);
-    auto r = deliver_nodit(client(), body);
+    auto r = post_nodit(client(), kNoditKey, body);
     ASSERT_EQ(r.status, 200U);
     note_ack(r, body);
     EXPECT_EQ(status()[2]["events"], 1);  // new records use version 2
@@ -247,27 +162,33 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   EXPECT_EQ(early_retire.exit_code, 1);
   EXPECT_NE(early_retire.err.find("still in use"), std::string::npos) << early_retire.err;
 
-  // Webhooks keep coming while the rewrap runs.
+  // Webhooks keep coming while the rewrap runs; delegations among them from
+  // the 50th message on, so none is sent before the rewrap has started.
   std::atomic<bool> stop{false};
   std::atomic<int> produced{0};
   std::thread producer([&] {
     HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
     for (std::uint64_t seq = 1; !stop.load(); ++seq) {
       const std::string body = nodit_message("live", seq);
-      note_ack(deliver_nodit(conn, body), body);
-      if (seq % 100 == 1) deliver_delegation(conn);
+      note_ack(post_nodit(conn, kNoditKey, body), body);
+      if (seq % 100 == 50) deliver_delegation(conn);
       ++produced;
     }
   });
 
+  // What had been acknowledged when the first rewrap reported its first batch.
+  std::optional<std::pair<std::size_t, std::size_t>> at_first_progress;
   // First run: killed with SIGKILL once it has committed some batches.
   {
-    Child rewrap({"keys", "rewrap", "--batch", "200", "--config", config_.string()},
-                 dir_.path() / "rewrap1.out", dir_.path() / "rewrap1.err");
+    ChildProcess rewrap({"keys", "rewrap", "--batch", "200", "--config", config_.string()},
+                        dir_.path() / "rewrap1.out", dir_.path() / "rewrap1.err");
     bool killed = false;
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     while (std::chrono::steady_clock::now() < deadline) {
-      const auto lines = json_lines(rewrap.out());
+      std::string out = rewrap.out();
+      out.resize(out.rfind('\n') + 1);  // whole lines only (npos + 1 == 0)
+      const auto lines = json_lines(out);
+      if (!lines.empty() && !at_first_progress) at_first_progress = acked_counts();
       if (!lines.empty() && lines.back()["rewrapped"].get<std::uint64_t>() >= 600) {
         rewrap.kill9();
         killed = true;
@@ -286,8 +207,17 @@ void KekRotationTest::run_rotation(bool pkcs11) {
 
   // Second run, to completion, still under traffic.
   auto finished = cli({"keys", "rewrap", "--batch", "200"});
+  const auto at_second_exit = acked_counts();
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
   EXPECT_EQ(json_lines(finished.out).back()["remaining"], 0);
+  // Webhooks, delegations among them, were acknowledged while the rewraps ran.
+  ASSERT_TRUE(at_first_progress.has_value());
+  EXPECT_GE(at_second_exit.first, at_first_progress->first + 10)
+      << "acknowledged events at the first rewrap's first progress line: "
+      << at_first_progress->first << ", when the second rewrap exited: " << at_second_exit.first;
+  EXPECT_GE(at_second_exit.second, at_first_progress->second + 1)
+      << "stored delegations at the first rewrap's first progress line: "
+      << at_first_progress->second << ", when the second rewrap exited: " << at_second_exit.second;
   std::this_thread::sleep_for(200ms);
   stop = true;
   producer.join();
@@ -307,15 +237,17 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   EXPECT_EQ(status().count(1), 0U);
   auto verify = cli({"audit", "verify"});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
-  auto audit = cli({"audit", "list", "--limit", "100000"});
-  ASSERT_EQ(audit.exit_code, 0) << audit.err;
   std::map<std::string, int> kek_actions;
-  for (auto& r : json_lines(audit.out)) {
+  int rewraps_ok = 0;
+  for (auto& r : audit()) {
     const std::string action = r["action"];
-    if (action.rfind("kek.", 0) == 0) ++kek_actions[action + " " + r["outcome"].get<std::string>()];
+    const std::string outcome = r["outcome"];
+    if (action.rfind("kek.", 0) == 0) ++kek_actions[action + " " + outcome];
+    if (action == "kek.rewrap" && outcome.rfind("ok", 0) == 0) ++rewraps_ok;
   }
   EXPECT_EQ(kek_actions["kek.rotate ok"], 1);
   EXPECT_EQ(kek_actions["kek.rewrap started"], 2);  // the killed run left its start
+  EXPECT_EQ(rewraps_ok, 1) << "only the second rewrap finished";
   EXPECT_EQ(kek_actions["kek.retire ok"], 1);
   EXPECT_EQ(kek_actions.count("kek.retire refused: still in use by " +
                               std::to_string(kRecords + kDelegations) + " event keys, " +

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <functional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "e2e.hpp"
@@ -23,28 +22,13 @@ constexpr char kVectorSignature[] =
 constexpr char kVectorBody[] =
     R"({"subscriptionId":"1","sequenceNumber":"1","description":"Signature Test","protocol":"APTOS","network":"TESTNET","subscriptionType":"WEBHOOK","notification":{"webhookUrl":"YOUR_WEBHOOK_ENDPOINT"},"eventType":"EVENT","event":{"eventType":"0x13a9f1a109368730f2e355d831ba8fbf5942fb82321863d55de54cb4ebe5d18f::just::RandomIndexEvent","eventAccountAddress":"0x0","messages":[{"guid":{"creation_number":"0","account_address":"0x0"},"sequence_number":"0","type":"0x13a9f1a109368730f2e355d831ba8fbf5942fb82321863d55de54cb4ebe5d18f::just::RandomIndexEvent","data":{"price":"44289819"},"event_index":2,"version":"6627015772"}]},"createdAt":"2025-02-18T05:52:53.559342615Z"})";
 
-std::string nodit_message(const std::string& sub, std::uint64_t seq,
-                          const std::string& created_at = "2025-10-01T15:13:26.348123456Z") {
-  return R"({"subscriptionId":")" + sub + R"(","sequenceNumber":")" + std::to_string(seq) +
-         R"(","description":"hookvault test","protocol":"ETHEREUM","network":"MAINNET",)"
-         R"("subscriptionType":"WEBHOOK","notification":{"webhookUrl":"https://127.0.0.1/webhooks/nodit"},)"
-         R"("eventType":"ADDRESS_ACTIVITY","event":{"targetAddress":"0x4f1a","messages":[)"
-         R"({"hash":"0xabc)" +
-         std::to_string(seq) +
-         R"(","value":123456789012345678901234567890,"block_number":20000000}]},"createdAt":")" +
-         created_at + R"("})";
-}
-
 class NoditTest : public E2E {
  protected:
   // A Nodit source keyed with the published vector's key, optionally with history.
   std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "") {
-    write_file(dir_.path() / "nodit_key", kVectorKey, 0600);
-    std::string toml =
-        "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\n"
-        "path = \"/webhooks/nodit\"\n"
-        "secret_files = [\"" +
-        (dir_.path() / "nodit_key").string() + "\"]\n";
+    ConfigOptions o;
+    add_nodit_source(o, kVectorKey);
+    std::string toml;
     if (fake != nullptr) {
       write_file(dir_.path() / "nodit_api_key", "nodit-api-key-for-tests", 0600);
       toml += "[sources.history]\napi_base_url = \"" + fake->base_url() + "\"\n" +
@@ -55,27 +39,13 @@ class NoditTest : public E2E {
               "backoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\n" +
               "request_timeout = \"500ms\"\npage_size = 2\n" + extra;
     }
-    ConfigOptions o;
-    o.extra_toml = toml;
+    o.extra_toml += toml;
     return write_config(o);
   }
 
-  HttpResponse deliver(const std::string& body) {
-    return client().request(
-        "POST", "/webhooks/nodit",
-        {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(kVectorKey, body)}}, body);
-  }
+  HttpResponse deliver(const std::string& body) { return post_nodit(client(), kVectorKey, body); }
 
-  std::vector<Json> gaps() {
-    auto r = cli({"nodit", "gaps"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::vector<Json> out;
-    std::istringstream in(r.out);
-    for (std::string line; std::getline(in, line);) {
-      if (!line.empty()) out.push_back(Json::parse(line));
-    }
-    return out;
-  }
+  std::vector<Json> gaps() { return cli_json_lines({"nodit", "gaps"}); }
 
   std::vector<Json> nodit_events() {
     std::vector<Json> out;

@@ -1,12 +1,16 @@
-// SIGHUP reload: rotated webhook secrets and RSA delegation keys take effect
-// without a restart and without dropping an open connection; a reload that
-// fails keeps the running keys.
+// SIGHUP reload: rotated webhook secrets, RSA delegation keys and the log
+// level take effect without a restart and without dropping an open
+// connection; a reload that fails keeps the running keys.
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "e2e.hpp"
 
 namespace hookvault::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 class ReloadTest : public E2E {
  protected:
@@ -28,11 +32,6 @@ class ReloadTest : public E2E {
     return post(body, {{"Content-Type", "application/json"},
                        {"x-dynamic-signature-256", "sha256=" + hmac_hex(secret, body)}});
   }
-
-  static std::string ping(const std::string& id) {
-    return R"({"messageId":")" + uuid() + R"(","eventId":")" + id +
-           R"(","eventName":"ping","timestamp":"2025-10-01T15:13:26.348Z","data":{}})";
-  }
 };
 
 TEST_F(ReloadTest, WebhookSecretRotationOnTheSameConnection) {
@@ -44,16 +43,16 @@ TEST_F(ReloadTest, WebhookSecretRotationOnTheSameConnection) {
   const std::string old_line =
       "secret_files = [\"" + (setup().root / "secrets/dynamic_webhook_secret").string() + "\"]";
 
-  ASSERT_EQ(post_with_secret(ping(uuid()), old_secret).status, 200U);
-  EXPECT_EQ(post_with_secret(ping(uuid()), new_secret).status, 401U);
+  ASSERT_EQ(post_with_secret(ping_event(uuid()), old_secret).status, 200U);
+  EXPECT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 401U);
 
   // Overlap: both accepted after the reload, on the connection opened before it.
   rewrite(old_line, "secret_files = [\"" +
                         (setup().root / "secrets/dynamic_webhook_secret").string() + "\", \"" +
                         new_file.string() + "\"]");
   reload_and_wait(1);
-  EXPECT_EQ(post_with_secret(ping(uuid()), old_secret).status, 200U);
-  EXPECT_EQ(post_with_secret(ping(uuid()), new_secret).status, 200U);
+  EXPECT_EQ(post_with_secret(ping_event(uuid()), old_secret).status, 200U);
+  EXPECT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 200U);
 
   // The old secret retired.
   const std::string both = "secret_files = [\"" +
@@ -61,8 +60,8 @@ TEST_F(ReloadTest, WebhookSecretRotationOnTheSameConnection) {
                            new_file.string() + "\"]";
   rewrite(both, "secret_files = [\"" + new_file.string() + "\"]");
   reload_and_wait(2);
-  EXPECT_EQ(post_with_secret(ping(uuid()), old_secret).status, 401U);
-  EXPECT_EQ(post_with_secret(ping(uuid()), new_secret).status, 200U);
+  EXPECT_EQ(post_with_secret(ping_event(uuid()), old_secret).status, 401U);
+  EXPECT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 200U);
   EXPECT_EQ(events().size(), 4U);
 }
 
@@ -114,6 +113,54 @@ TEST_F(ReloadTest, NewRsaKeyIsUsedAfterReloadAndABrokenReloadKeepsTheOldKeys) {
   auto kept = post_signed(compact(created_event(d4, next.public_pem, "next", "next")));
   EXPECT_EQ(Json::parse(kept.body)["materials"], "stored");
   EXPECT_EQ(client().request("GET", "/readyz").status, 200U);
+}
+
+TEST_F(ReloadTest, LogLevelTakesEffectOnReload) {
+  start();
+  const std::string request_line = "\"msg\":\"request\"";
+  // At level "info" every answered request is logged.
+  ASSERT_EQ(post_signed(ping_event(uuid())).status, 200U);
+  ASSERT_TRUE(daemon_->wait_for_log(request_line, 1)) << daemon_->log();
+
+  // One reload sets level "warn" and rotates the webhook secret: the new
+  // secret being accepted tells that the reload ran (its own "reloaded" line
+  // is at info, so it is not written any more).
+  const std::string new_secret = "rotated-with-the-log-level-" + uuid();
+  const auto new_file = dir_.path() / "new_secret";
+  write_file(new_file, new_secret + "\n", 0600);
+  rewrite("level = \"info\"", "level = \"warn\"");
+  rewrite("secret_files = [\"" + (setup().root / "secrets/dynamic_webhook_secret").string() + "\"]",
+          "secret_files = [\"" + new_file.string() + "\"]");
+  daemon_->hangup();
+  bool applied = false;
+  for (int i = 0; i < 200 && !applied; ++i) {
+    applied = post_with_secret(ping_event(uuid()), new_secret).status == 200;
+    if (!applied) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(applied) << daemon_->log();
+  // The level is set right after the sources are swapped; let that and the
+  // request lines of the polling above land.
+  std::this_thread::sleep_for(300ms);
+  const std::size_t before = daemon_->log_count(request_line);
+  ASSERT_GE(before, 1U);
+
+  ASSERT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 200U);
+  // Warnings are still written: a delegation that does not decrypt.
+  const Delegation d = random_delegation();
+  auto r = post_with_secret(
+      compact(created_event(d, shared_rsa(3072).public_pem, "other", "other")), new_secret);
+  ASSERT_EQ(r.status, 200U) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["materials"], "decrypt_failed");
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"delegation decrypt failed\"", 1)) << daemon_->log();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(daemon_->log_count(request_line), before) << daemon_->log();
+  EXPECT_EQ(daemon_->log_count("\"msg\":\"reloaded\""), 0U) << daemon_->log();
+
+  // Back to "info": request lines are written again.
+  rewrite("level = \"warn\"", "level = \"info\"");
+  reload_and_wait(1);
+  ASSERT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 200U);
+  EXPECT_TRUE(daemon_->wait_for_log(request_line, before + 1)) << daemon_->log();
 }
 
 }  // namespace

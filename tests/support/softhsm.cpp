@@ -175,13 +175,15 @@ KeyInspection inspect_key(const SoftHsmToken& token, const std::string& label) {
   return out;
 }
 
-void import_aes_key(const SoftHsmToken& token, const std::string& label, const SecretBytes& key) {
+void import_aes_key(const SoftHsmToken& token, const std::string& label, const SecretBytes& key,
+                    bool may_encrypt) {
   RawSession s(token);
   SecretBytes value = key.clone();
   std::string l = label;
   CK_OBJECT_CLASS klass = CKO_SECRET_KEY;
   CK_KEY_TYPE type = CKK_AES;
   CK_BBOOL yes = CK_TRUE;
+  CK_BBOOL use = may_encrypt ? CK_TRUE : CK_FALSE;
   std::array<CK_ATTRIBUTE, 8> attrs{{
       {CKA_CLASS, &klass, sizeof klass},
       {CKA_KEY_TYPE, &type, sizeof type},
@@ -189,8 +191,8 @@ void import_aes_key(const SoftHsmToken& token, const std::string& label, const S
       {CKA_VALUE, value.reveal_mutable().data(), value.size()},
       {CKA_TOKEN, &yes, sizeof yes},
       {CKA_PRIVATE, &yes, sizeof yes},
-      {CKA_ENCRYPT, &yes, sizeof yes},
-      {CKA_DECRYPT, &yes, sizeof yes},
+      {CKA_ENCRYPT, &use, sizeof use},
+      {CKA_DECRYPT, &use, sizeof use},
   }};
   CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
   RawSession::expect(s.fn()->C_CreateObject(s.get(), attrs.data(), attrs.size(), &handle),

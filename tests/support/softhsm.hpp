@@ -68,7 +68,10 @@ KeyInspection inspect_key(const SoftHsmToken& token, const std::string& label);
 
 // Creates an AES key of known value labelled `label` on the token (C_CreateObject),
 // so a test can compare the pkcs11 provider with the file provider byte for byte.
-void import_aes_key(const SoftHsmToken& token, const std::string& label, const SecretBytes& key);
+// With `may_encrypt` false the key has CKA_ENCRYPT and CKA_DECRYPT false: a key
+// the provider finds but cannot use (its self-test fails).
+void import_aes_key(const SoftHsmToken& token, const std::string& label, const SecretBytes& key,
+                    bool may_encrypt = true);
 
 // Destroys every secret key labelled `label` (a key lost under a running Kek).
 void destroy_key(const SoftHsmToken& token, const std::string& label);

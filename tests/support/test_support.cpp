@@ -153,4 +153,16 @@ std::string read_file(const std::filesystem::path& p) {
   return ss.str();
 }
 
+std::vector<Json> json_lines(std::string_view text) {
+  std::vector<Json> out;
+  while (!text.empty()) {
+    const auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.empty()) out.push_back(Json::parse(line));
+  }
+  return out;
+}
+
 }  // namespace hookvault::testing

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "hookvault/json.hpp"
 
@@ -45,5 +47,8 @@ std::string hmac_hex(std::string_view key, std::string_view message);
 
 void write_file(const std::filesystem::path& p, std::string_view content, int mode = 0600);
 std::string read_file(const std::filesystem::path& p);
+
+// Each non-empty line of `text` parsed as JSON (the CLI's JSON-lines output).
+std::vector<Json> json_lines(std::string_view text);
 
 }  // namespace hookvault::testing

@@ -430,6 +430,11 @@ TEST(ConfigParse, Pkcs11ProviderMistakesNameTheKey) {
             std::string::npos)
       << inline_pin;
   EXPECT_EQ(inline_pin.find("123456"), std::string::npos);
+  const std::string user_pin = config_error(with_pkcs11_kek("user_pin = \"123456\""));
+  EXPECT_NE(user_pin.find("kek.user_pin: unknown key: secrets are never written inline"),
+            std::string::npos)
+      << user_pin;
+  EXPECT_EQ(user_pin.find("123456"), std::string::npos);
   const std::string password = config_error(with_pkcs11_kek("user_password = \"654321\""));
   EXPECT_NE(password.find("kek.user_password"), std::string::npos) << password;
   EXPECT_NE(password.find("pin_file, pin_env or pin_credential"), std::string::npos) << password;
@@ -514,10 +519,20 @@ TEST(ConfigRequired, AdminNeedsAClient) {
 }
 
 TEST(ConfigRequired, HistoryNeedsExactlyOneApiKey) {
-  expect_error(without_line(kFull, "api_key_file"), {"sources[1].history", "exactly one"});
+  expect_error(without_line(kFull, "api_key_file"),
+               {"sources[1].history.api_key_file",
+                "exactly one of api_key_file, api_key_env, api_key_credential"});
   expect_error(replaced(kFull, "network = \"mainnet\"",
                         "network = \"mainnet\"\napi_key_env = \"NODIT_API_KEY\""),
-               {"sources[1].history", "exactly one"});
+               {"sources[1].history.api_key_file",
+                "only one of api_key_file, api_key_env, api_key_credential"});
+  // The same checks as for the PIN (one_secret): names and credentials are validated.
+  expect_error(
+      replaced(kFull, "api_key_file = \"secrets/nodit_api_key\"", "api_key_env = \"not a name\""),
+      {"sources[1].history.api_key_env", "not a valid environment variable name"});
+  expect_error(
+      replaced(kFull, "api_key_file = \"secrets/nodit_api_key\"", "api_key_credential = \"../x\""),
+      {"sources[1].history.api_key_credential", "not a valid credential name"});
 }
 
 // ---------------------------------------------------------------------------
@@ -834,6 +849,31 @@ TEST(ConfigSecrets, MissingOrEmptyFileIsAnError) {
   write_file(dir / "empty", "\n");
   EXPECT_THROW(load_secret(file_secret(dir / "empty")), ConfigError);
   EXPECT_THROW(load_secret(file_secret(dir.path())), ConfigError);  // a folder
+}
+
+TEST(ConfigSecrets, AFifoIsRefusedWithoutBlocking) {
+  TempDir dir;
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  try {
+    load_secret(file_secret(dir / "fifo"));
+    FAIL() << "read a FIFO";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("sources[0].secret_files[0]"), std::string::npos) << what;
+    EXPECT_NE(what.find((dir / "fifo").string() + "\": not a regular file"), std::string::npos)
+        << what;
+  }
+}
+
+TEST(ConfigSecrets, AFileOverTheLimitIsRefused) {
+  TempDir dir;
+  write_file(dir / "huge", std::string(64 * 1024 + 1, 'k'));
+  try {
+    load_secret(file_secret(dir / "huge"));
+    FAIL() << "read a file over 64 KiB";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than 65536 bytes"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ConfigSecrets, LargeFileIsReadWhole) {

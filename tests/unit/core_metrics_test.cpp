@@ -54,19 +54,46 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
             "lat_seconds_count 4\n");
 }
 
-TEST(Metrics, CollectorsRunAtRenderTimeAndSortWithFamilies) {
+TEST(Metrics, CollectorsRunAtEachRenderAndTheirFamiliesSortWithTheOthers) {
   Metrics m;
   int calls = 0;
-  m.collector("b_gap", "Gaps", MetricType::gauge, {"sub"}, [&calls] {
+  double gap = 2;
+  m.collector([&calls, &gap] {
     ++calls;
-    return std::vector<MetricSample>{{{"s1"}, 2}, {{"s2"}, 0}};
+    CollectedFamily b{"b_gap", "Gaps", MetricType::gauge, {"sub"}, {{{"s1"}, gap}, {{"s2"}, 0}}};
+    CollectedFamily d{"d_total", "D", MetricType::counter, {}, {{{}, 5}}};
+    return std::vector<CollectedFamily>{b, d};
   });
   m.counter("a_total", "A").with({}).inc();
   m.counter("c_total", "C").with({}).inc();
   const std::string text = m.render();
   EXPECT_EQ(calls, 1);
-  EXPECT_LT(text.find("a_total 1"), text.find("b_gap{sub=\"s1\"} 2"));
-  EXPECT_LT(text.find("b_gap{sub=\"s2\"} 0"), text.find("c_total 1"));
+  const auto a = text.find("a_total 1");
+  const auto b1 = text.find("b_gap{sub=\"s1\"} 2\n");
+  const auto b2 = text.find("b_gap{sub=\"s2\"} 0\n");
+  const auto c = text.find("c_total 1");
+  const auto d = text.find("# TYPE d_total counter\nd_total 5\n");
+  for (auto at : {a, b1, b2, c, d}) EXPECT_NE(at, std::string::npos) << text;
+  EXPECT_LT(a, b1);
+  EXPECT_LT(b2, c);
+  EXPECT_LT(c, d);
+  // Computed again at the next scrape, not cached.
+  gap = 7;
+  const std::string again = m.render();
+  EXPECT_EQ(calls, 2);
+  EXPECT_NE(again.find("b_gap{sub=\"s1\"} 7\n"), std::string::npos) << again;
+}
+
+TEST(Metrics, SeriesAreFoundAgainByTheirLabelValues) {
+  Metrics m;
+  auto& f = m.counter("x_total", "X", {"a", "b"});
+  auto& s = f.with({"1", "2"});
+  std::string one = "1";
+  EXPECT_EQ(&s, &f.with({std::string_view(one), "2"}));
+  EXPECT_NE(&s, &f.with({"1", "3"}));
+  EXPECT_NE(&s, &f.with({"12", ""}));
+  // Values not given are empty.
+  EXPECT_EQ(&f.with({"9"}), &f.with({"9", ""}));
 }
 
 TEST(Metrics, RedefiningAFamilyReturnsItUnlessTheShapeDiffers) {

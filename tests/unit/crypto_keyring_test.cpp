@@ -184,6 +184,62 @@ TEST_F(KeyringTest, RetireRemovesAnOldVersionAndTheIdLineKeepsTheId) {
   EXPECT_EQ(open_file_kek(file())->versions(), (Versions{2, 3}));
 }
 
+// New versions are always the highest + 1, so an unknown version at or below
+// the current one was retired: unwrap answers kek_unavailable without reading
+// the file again (refresh() still reads it).
+TEST_F(KeyringTest, UnwrapReadsTheFileOnlyForAVersionAboveTheCurrentOne) {
+  write_file(file(), base64_encode(key1_.reveal()) + "\n");
+  const auto v1 = open_file_kek(file())->wrap(SecretBytes::random(32), kAd);
+  ASSERT_TRUE(v1);
+  ASSERT_EQ(v1->version, 1U);
+  ASSERT_EQ(rotate_file_kek(file()), 2U);
+  const std::string both = read_file(file());
+  retire_file_kek_version(file(), 1);
+  const auto kek = open_file_kek(file());
+  ASSERT_EQ(kek->versions(), Versions{2});
+  write_file(file(), both);  // version 1 back (a restore from backup)
+  EXPECT_EQ(outcome(kek->unwrap(v1->bytes, 1, kAd)), "kek_unavailable");
+  EXPECT_EQ(kek->versions(), Versions{2});
+  kek->refresh();
+  EXPECT_EQ(kek->versions(), (Versions{1, 2}));
+  EXPECT_EQ(outcome(kek->unwrap(v1->bytes, 1, kAd)), "ok");
+
+  // A wrapped key of the wrong size is corrupt whatever its version, and
+  // checked before any read of the file.
+  ASSERT_EQ(rotate_file_kek(file()), 3U);
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(59, 0), 3, kAd)), "store_corrupt");
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(61, 0), 3, kAd)), "store_corrupt");
+  EXPECT_EQ(kek->version(), 2U);  // not read
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(60, 0), 3, kAd)), "store_corrupt");
+  EXPECT_EQ(kek->version(), 3U);  // read, and found version 3
+}
+
+// read_secret_file() (crypto/secret_file.hpp) refuses what is not a regular
+// file, a FIFO included, without blocking on it.
+TEST_F(KeyringTest, AFifoOrAFolderIsNotAKeyringAndDoesNotHang) {
+  ASSERT_EQ(::mkfifo(file().c_str(), 0600), 0);
+  try {
+    (void)open_file_kek(file());
+    ADD_FAILURE() << "opened a FIFO";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(
+        std::string(e.what()).find("KEK file \"" + file().string() + "\": not a regular file"),
+        std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove(file());
+  std::filesystem::create_directory(file());
+  EXPECT_THROW((void)open_file_kek(file()), std::runtime_error);
+  std::filesystem::remove(file());
+  write_file(file(), std::string(16385, 'v'));
+  try {
+    (void)open_file_kek(file());
+    ADD_FAILURE() << "opened a file of 16385 bytes";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("larger than 16384 bytes"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(KeyringTest, HandWrittenKeyringsWithCrlfBlankLinesAndNoIdLineOpen) {
   const SecretBytes key2 = SecretBytes::random(32);
   write_file(file(), "v2 " + base64url_encode(key2.reveal()) + "\r\n\r\nv1 " +

@@ -34,6 +34,11 @@ std::string outcome(const Result<T>& r) {
 
 ByteView ad(std::string_view s) { return as_bytes(s); }
 
+// What a failed open says (defined below).
+void expect_open_fails(Pkcs11KekOptions options, Pkcs11Error::Stage stage,
+                       const std::vector<std::string>& mentions,
+                       const std::vector<std::string>& never);
+
 class Pkcs11KekTest : public ::testing::Test {
  protected:
   void SetUp() override { token_ = std::make_unique<SoftHsmToken>(); }
@@ -174,6 +179,89 @@ TEST_F(Pkcs11KekTest, RefreshSwitchesWrapsToTheNewVersionAndRetireDestroysTheOld
   EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "kek_unavailable");
   EXPECT_EQ(outcome(kek->unwrap(v2_wrap->bytes, 2, ad("row"))), "ok");
   EXPECT_EQ(open()->version(), 2U);  // a token without version 1 still opens
+}
+
+// A version is never installed before its self-test passed: not on open, not
+// on refresh(), not on the rescan an unwrap of a newer version makes. The Kek
+// keeps wrapping under the version it had, and that version stays in its list.
+TEST_F(Pkcs11KekTest, AVersionThatFailsItsSelfTestIsNeverInstalled) {
+  const auto kek = open();
+  const SecretBytes dek = SecretBytes::random(32);
+  auto v1_wrap = kek->wrap(dek, ad("row"));
+  ASSERT_TRUE(v1_wrap);
+  testing::import_aes_key(*token_, "hookvault-kek.v2", SecretBytes::random(32),
+                          /*may_encrypt=*/false);
+
+  Bytes v2_wrapped(60, 0x5a);  // any 60 bytes: the version is what matters here
+  EXPECT_EQ(outcome(kek->unwrap(v2_wrapped, 2, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(kek->version(), 1U);
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
+  try {
+    kek->refresh();
+    ADD_FAILURE() << "refreshed to a key that cannot encrypt";
+  } catch (const Pkcs11Error& e) {
+    EXPECT_EQ(e.stage(), Pkcs11Error::Stage::key);
+    EXPECT_NE(std::string(e.what()).find("\"hookvault-kek.v2\" failed a wrap/unwrap self-test"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(kek->version(), 1U);
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
+  auto still_v1 = kek->wrap(dek, ad("row"));
+  ASSERT_TRUE(still_v1) << outcome(still_v1);
+  EXPECT_EQ(still_v1->version, 1U);
+  EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "ok");
+  expect_open_fails(token_->options(), Pkcs11Error::Stage::key,
+                    {"\"hookvault-kek.v2\"", "self-test"}, {token_->pin()});
+}
+
+// kek.hpp: a key labelled as a version that is not AES-256 makes open and
+// refresh() refuse the token; the Kek keeps what it had.
+TEST_F(Pkcs11KekTest, AKeyThatIsNotAes256IsRefusedAndTheKekKeepsItsKeys) {
+  const auto kek = open();
+  testing::import_aes_key(*token_, "hookvault-kek.v2", SecretBytes::random(16));
+  try {
+    kek->refresh();
+    ADD_FAILURE() << "refreshed to an AES-128 key";
+  } catch (const Pkcs11Error& e) {
+    EXPECT_EQ(e.stage(), Pkcs11Error::Stage::key);
+    EXPECT_NE(std::string(e.what()).find("\"hookvault-kek.v2\" is AES-128, not AES-256"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
+  EXPECT_EQ(outcome(kek->wrap(SecretBytes::random(32), ad("row"))), "ok");
+  expect_open_fails(token_->options(), Pkcs11Error::Stage::key, {"AES-128"}, {token_->pin()});
+}
+
+// Only a version above the current one can appear after open (rotation makes
+// highest + 1); an unknown lower one was retired, and unwrap does not look at
+// the token for it. refresh() still does.
+TEST_F(Pkcs11KekTest, UnwrapLooksAtTheTokenOnlyForAVersionAboveTheCurrentOne) {
+  ASSERT_EQ(create_pkcs11_kek_version(token_->options()), 2U);
+  destroy_pkcs11_kek_version(token_->options(), 1);
+  const auto kek = open();
+  ASSERT_EQ(kek->versions(), (std::vector<std::uint32_t>{2}));
+  // Version 1 back on the token under its label (a restore from backup).
+  const SecretBytes key1 = SecretBytes::random(32);
+  testing::import_aes_key(*token_, "hookvault-kek", key1);
+  auto v1_wrap =
+      make_memory_kek(key1.clone(), "memory:v1")->wrap(SecretBytes::random(32), ad("row"));
+  ASSERT_TRUE(v1_wrap);
+  EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "kek_unavailable");
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{2}));
+  kek->refresh();
+  EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(outcome(kek->unwrap(v1_wrap->bytes, 1, ad("row"))), "ok");
+
+  // A wrapped key of the wrong size is corrupt whatever its version, and
+  // checked before any look at the token.
+  ASSERT_EQ(create_pkcs11_kek_version(token_->options()), 3U);
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(59, 0), 3, ad("row"))), "store_corrupt");
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(61, 0), 3, ad("row"))), "store_corrupt");
+  EXPECT_EQ(kek->version(), 2U);  // not looked at
+  EXPECT_EQ(outcome(kek->unwrap(Bytes(60, 0), 3, ad("row"))), "store_corrupt");
+  EXPECT_EQ(kek->version(), 3U);  // looked at, and found version 3
 }
 
 TEST_F(Pkcs11KekTest, AKeyLostUnderAnOpenKekIsUnavailableNotAnException) {

@@ -596,3 +596,66 @@ TEST_F(StoreAuditTest, NoSecretReachesTheAuditLog) {
 }
 
 }  // namespace
+
+// A file written by an earlier hookvault (tests/unit/data/store_v2_written_by_de02e08.sql,
+// whose header says how) still opens with this code: its payloads and
+// materials decrypt, its revocation holds, its audit chain verifies and keeps
+// growing. Catches any change to the envelope, key wrapping or audit MAC layout
+// that would strand existing stores.
+TEST(StoreCompatibility, OpensVerifiesAndExtendsAFileOfSchemaVersionTwo) {
+  TempDir dir;
+  const auto db = dir.path() / "hookvault.db";
+  {
+    const std::string dump =
+        hookvault::testing::read_file(std::filesystem::path(HOOKVAULT_SOURCE_DIR) /
+                                      "tests/unit/data/store_v2_written_by_de02e08.sql");
+    ASSERT_FALSE(dump.empty());
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+    char* msg = nullptr;
+    EXPECT_EQ(sqlite3_exec(raw, dump.c_str(), nullptr, nullptr, &msg), SQLITE_OK)
+        << (msg ? msg : "");
+    sqlite3_free(msg);
+    ASSERT_EQ(sqlite3_close(raw), SQLITE_OK);
+  }
+  StoreOptions options;
+  options.path = db;
+  auto opened = Store::open(
+      options, hookvault::make_memory_kek(SecretBytes::copy_of("hookvault-fixture-kek-0123456789"),
+                                          "fixture:1"));
+  ASSERT_TRUE(opened) << opened.error().message();
+  Store& store = **opened;
+
+  auto p1 = store.find_event(kSource, "p1");
+  ASSERT_TRUE(p1 && *p1);
+  auto payload = store.event_payload(**p1);
+  ASSERT_TRUE(payload && *payload);
+  EXPECT_EQ((*payload)->reveal_string(), R"({"eventId":"p1","body":"payload of p1"})");
+
+  auto w1 = store.materials(kSource, "w1");
+  ASSERT_TRUE(w1 && *w1) << (w1 ? "no row" : w1.error().message());
+  EXPECT_EQ((*w1)->share.reveal_string(), "share of w1");
+  EXPECT_EQ((*w1)->api_key.reveal_string(), "api key of w1");
+  EXPECT_EQ((*w1)->event_id, "c1");
+  auto w2 = store.materials(kSource, "w2");
+  ASSERT_TRUE(w2);
+  EXPECT_FALSE(*w2);  // revoked by r2
+
+  auto verify = store.verify_audit();
+  ASSERT_TRUE(verify);
+  EXPECT_TRUE(verify->ok) << verify->problem;
+  EXPECT_EQ(verify->records, 4);
+  auto records = store.audit_records(0, 10);
+  ASSERT_TRUE(records);
+  ASSERT_EQ(records->size(), 4U);
+  EXPECT_EQ((*records)[2].entry.actor, "admin:signer-\xc3\xa9");
+  EXPECT_EQ((*records)[3].entry.outcome, "decrypt_failed: no \"key\"\n");
+
+  auto seq = store.audit_sync(AuditEntry{"cli:test", "materials.read", "dynamic/w1", "ok"});
+  ASSERT_TRUE(seq) << seq.error().message();
+  EXPECT_EQ(*seq, 5);
+  auto after = store.verify_audit();
+  ASSERT_TRUE(after);
+  EXPECT_TRUE(after->ok) << after->problem;
+  EXPECT_EQ(after->records, 5);
+}

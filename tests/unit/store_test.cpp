@@ -578,7 +578,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   EXPECT_EQ(failures->front().failure_reason, "no_matching_key");
 
   // Still failing: a new reason.
-  auto again = store->resolve_decrypt_failure(w.id, std::string("auth_failed"));
+  auto again = store->resolve_decrypt_failure(w.id, std::string("auth_failed"), "cli:test");
   ASSERT_TRUE(again);
   EXPECT_EQ(*again, MaterialsState::decrypt_failed);
   meta = store->event_meta(w.id);
@@ -586,7 +586,8 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   EXPECT_EQ((*meta)->failure_reason, "auth_failed");
 
   // Fixed: materials stored under the event's identity.
-  auto fixed = store->resolve_decrypt_failure(w.id, materials_for("w1", "late-share", "late-api"));
+  auto fixed = store->resolve_decrypt_failure(w.id, materials_for("w1", "late-share", "late-api"),
+                                              "cli:test");
   ASSERT_TRUE(fixed) << fixed.error().message();
   EXPECT_EQ(*fixed, MaterialsState::stored);
   auto m = store->materials(kSource, "w1");
@@ -607,20 +608,21 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   EXPECT_EQ(dup.materials, MaterialsState::stored);
 
   // Not pending any more, or unknown.
-  auto twice = store->resolve_decrypt_failure(w.id, materials_for("w1", "x", "y"));
+  auto twice = store->resolve_decrypt_failure(w.id, materials_for("w1", "x", "y"), "cli:test");
   ASSERT_FALSE(twice);
   EXPECT_EQ(errc_of(twice.error()), Errc::not_found);
-  auto unknown = store->resolve_decrypt_failure(w.id + 1000, std::string("x"));
+  auto unknown = store->resolve_decrypt_failure(w.id + 1000, std::string("x"), "cli:test");
   ASSERT_FALSE(unknown);
   EXPECT_EQ(errc_of(unknown.error()), Errc::not_found);
   const auto plain = ok(store->write(plain_event("plain"))).id;
-  auto not_failed = store->resolve_decrypt_failure(plain, std::string("x"));
+  auto not_failed = store->resolve_decrypt_failure(plain, std::string("x"), "cli:test");
   ASSERT_FALSE(not_failed);
   EXPECT_EQ(errc_of(not_failed.error()), Errc::not_found);
 
   // A resolution follows the ordering rules: older than the current materials.
   const WriteResult old = ok(store->write(created_failed("f0", "w1", 50)));
-  auto superseded = store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"));
+  auto superseded =
+      store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"), "cli:test");
   ASSERT_TRUE(superseded);
   EXPECT_EQ(*superseded, MaterialsState::superseded);
   m = store->materials(kSource, "w1");
@@ -629,7 +631,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
 
   // Materials for another wallet than the event's are refused.
   const WriteResult f2 = ok(store->write(created_failed("f2", "w2", 100)));
-  auto wrong = store->resolve_decrypt_failure(f2.id, materials_for("w3", "s", "a"));
+  auto wrong = store->resolve_decrypt_failure(f2.id, materials_for("w3", "s", "a"), "cli:test");
   ASSERT_FALSE(wrong);
   EXPECT_EQ(errc_of(wrong.error()), Errc::invalid_field);
 }
@@ -650,10 +652,12 @@ TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
   gate_entered.wait();
   std::vector<Result<MaterialsState>> results(2, Result<MaterialsState>(MaterialsState::none));
   std::thread a([&] {
-    results[0] = store->resolve_decrypt_failure(failed, materials_for("w1", "share-a", "api"));
+    results[0] =
+        store->resolve_decrypt_failure(failed, materials_for("w1", "share-a", "api"), "cli:test");
   });
   std::thread b([&] {
-    results[1] = store->resolve_decrypt_failure(failed, materials_for("w1", "share-b", "api"));
+    results[1] =
+        store->resolve_decrypt_failure(failed, materials_for("w1", "share-b", "api"), "cli:test");
   });
   std::promise<Result<WriteResult>> unrelated;
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -821,7 +825,8 @@ TEST_F(StoreTest, PlaintextSecretsNeverReachTheFiles) {
     WriteRequest failed = created_failed("f1", "w2", 100);
     failed.event.payload = body;
     const auto f1 = ok(store->write(std::move(failed))).id;
-    ASSERT_TRUE(store->resolve_decrypt_failure(f1, materials_for("w2", share, api_key)));
+    ASSERT_TRUE(
+        store->resolve_decrypt_failure(f1, materials_for("w2", share, api_key), "cli:test"));
     EXPECT_GT(slurp(path().string() + "-wal").size(), 0U);
     scan("open");
     ASSERT_TRUE(store->write(revoked("r1", "w1", 300)));
@@ -919,7 +924,7 @@ TEST_F(StoreTest, CloseDrainsTheQueueThenRefuses) {
   auto w = store->write(plain_event("late2"));
   ASSERT_FALSE(w);
   EXPECT_EQ(errc_of(w.error()), Errc::store_unavailable);
-  auto resolve = store->resolve_decrypt_failure(1, std::string("x"));
+  auto resolve = store->resolve_decrypt_failure(1, std::string("x"), "cli:test");
   ASSERT_FALSE(resolve);
   EXPECT_EQ(errc_of(resolve.error()), Errc::store_unavailable);
   auto read = store->event_meta(1);
@@ -939,7 +944,7 @@ TEST_F(StoreTest, BlockingCallsFromACompletionAreRefusedInsteadOfDeadlocking) {
   store->submit(plain_event("outer"), [&](Result<WriteResult>) {
     auto w = store->write(plain_event("inner"));
     write_outcome.set_value({!w, w ? Errc::internal : errc_of(w.error())});
-    auto r = store->resolve_decrypt_failure(1, std::string("x"));
+    auto r = store->resolve_decrypt_failure(1, std::string("x"), "cli:test");
     resolve_outcome.set_value({!r, r ? Errc::internal : errc_of(r.error())});
   });
   EXPECT_EQ(write_outcome.get_future().get(), std::make_pair(true, Errc::internal));

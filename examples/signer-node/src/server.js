@@ -5,6 +5,9 @@ import http from 'node:http';
 import { signatureToJson } from './signer.js';
 
 const MAX_BODY_BYTES = 64 * 1024;
+// Past this much the connection is cut instead of answered (an oversized body is otherwise
+// read to its end and discarded, so that the 413 reaches the client).
+const DRAIN_LIMIT_BYTES = 16 * MAX_BODY_BYTES;
 
 function send(res, status, body, headers = {}) {
   const text = JSON.stringify(body);
@@ -18,14 +21,22 @@ function readJson(req) {
     let size = 0;
     req.on('data', (c) => {
       size += c.length;
-      if (size > MAX_BODY_BYTES) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }));
+      if (size > DRAIN_LIMIT_BYTES) {
         req.destroy();
+        reject(Object.assign(new Error('body too large'), { status: 413 }));
+        return;
+      }
+      if (size > MAX_BODY_BYTES) {
+        chunks.length = 0; // keep reading to the end, keep nothing
         return;
       }
       chunks.push(c);
     });
     req.on('end', () => {
+      if (size > MAX_BODY_BYTES) {
+        reject(Object.assign(new Error(`body too large (over ${MAX_BODY_BYTES} bytes)`), { status: 413 }));
+        return;
+      }
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
       } catch {
@@ -87,7 +98,7 @@ export function createSignerServer(signer, { log = (line) => console.log(JSON.st
         body = await readJson(req);
       } catch (err) {
         status = err.status ?? 400;
-        send(res, status, { error: 'bad_request', message: err.message });
+        send(res, status, { error: status === 413 ? 'body_too_large' : 'bad_request', message: err.message });
         return;
       }
       const { walletId, message } = body ?? {};

@@ -258,11 +258,40 @@ test('a certificate from the admin CA whose name has no role is refused', async 
     fetchMaterials({ ...hookvaultOpts, cert: fs.readFileSync(stranger.cert), key: fs.readFileSync(stranger.key), walletId }),
     (err) => {
       assert.ok(err instanceof MaterialsError);
-      assert.ok(['unauthorized', 'forbidden'].includes(err.code), `${err.code}: ${err.message}`);
-      assert.match(err.message, /40[13]/);
+      // hookvault answers an unknown CN with 403 forbidden (401 is for no certificate at all).
+      assert.equal(err.code, 'forbidden', `${err.code}: ${err.message}`);
+      assert.equal(err.status, 403);
+      assert.match(err.message, /\(403\)/);
       return true;
     },
   );
+});
+
+test('for EVM a 0x… message is signed as the bytes it spells: keccak256 of them, no EIP-191 prefix', async () => {
+  const spies = spyOnMpcSigning();
+  const signer = createSigner({
+    hookvault: hookvaultOpts,
+    dynamic: { environmentId, apiKey: environmentApiKey, baseApiUrl: fakeApi.url, baseMPCRelayApiUrl: relay.host },
+  });
+  const calls = fakeApi.requests.length;
+  const message = `0x${Buffer.from('hello').toString('hex')}`; // 0x68656c6c6f
+  try {
+    await assert.rejects(signer.sign({ walletId, message }), (err) => {
+      assert.equal(err.code, 'sdk_failed', err.message); // the synthetic share stops it, as above
+      return true;
+    });
+  } finally {
+    spies.restore();
+  }
+  const signRequest = fakeApi.requests.slice(calls).find((r) => r.method === 'POST');
+  assert.deepEqual(JSON.parse(signRequest.body), { message, isFormatted: false });
+  assert.equal(spies.nativeCalls.length, 1);
+  const hashed = spies.nativeCalls[0].msgHex.replace(/^0x/, '');
+  // keccak256("hello"), the published value: the five bytes, not the 12 characters "0x68656c6c6f"
+  // (whose hash is MessageHash.keccak256(message)), and not "\x19Ethereum Signed Message:\n5hello".
+  assert.equal(hashed, '1c8aff950685c2ed4bc3174f3472287b56d9517b9c948127319a09a7a36deac8');
+  assert.notEqual(hashed, MessageHash.keccak256(message).toHex().replace(/^0x/, ''));
+  assert.equal(relay.connections.length, 0);
 });
 
 test('the CLI signs through the same path, configured from the environment', async () => {
