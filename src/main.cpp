@@ -49,11 +49,11 @@ int serve(const Config& config) {
        {"secret_memory_locked", hardening.secret_memory_locked},
        {"note", hardening.note}});
   const std::shared_ptr<Kek> kek = open_kek(config);  // kept to refresh it on SIGHUP
-  auto store = open_store(config, kek, /*daemon=*/true);
+  Metrics metrics;
+  auto store = open_store(config, kek, /*daemon=*/true, &metrics);
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
   WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
-  Metrics metrics;
   Pipeline pipeline(sources, *store, pool, metrics);
   // SIGHUP: re-read the config file; rotated webhook secrets and RSA keys and
   // the log level take effect without dropping a connection, and new records

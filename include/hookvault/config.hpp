@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "hookvault/cidr.hpp"
 #include "hookvault/hybrid.hpp"
 #include "hookvault/secret.hpp"
 
@@ -55,8 +56,17 @@ struct ServerConfig {
   std::chrono::milliseconds header_timeout{10000};  // whole request head
   std::chrono::milliseconds body_timeout{30000};    // whole body
   std::chrono::milliseconds idle_timeout{60000};    // keep-alive between requests
+  // SIGTERM: for drain_delay the listener keeps accepting and answering while
+  // /readyz answers 503 (a load balancer's health check takes the instance out
+  // of rotation) and every answer carries "Connection: close"; then the
+  // listener closes and in-flight requests have shutdown_grace to finish.
+  std::chrono::milliseconds drain_delay{0};
   std::chrono::milliseconds shutdown_grace{10000};  // in-flight requests on SIGTERM
-  std::size_t worker_queue = 1024;                  // decryption jobs waiting; more -> 503
+  // PROXY protocol v2 required on every connection (behind a TCP load balancer).
+  bool proxy_protocol = false;
+  // Peers (after PROXY) whose X-Forwarded-For is believed, to find the client.
+  std::vector<Cidr> trusted_proxies;
+  std::size_t worker_queue = 1024;  // decryption jobs waiting; more -> 503
 };
 
 struct StorageConfig {
@@ -133,6 +143,7 @@ struct SourceConfig {
   std::vector<RsaKeySpec> rsa_private_keys;  // entries: "path" or { file = "path", kid = "..." }
   std::vector<std::string> accepted_algs{std::string(kHybridAlg)};
   std::chrono::seconds max_event_age{0};  // 0 = no limit
+  std::vector<Cidr> allow_from;           // empty = any client address; else 403 outside
   std::optional<HistoryConfig> history;
 };
 

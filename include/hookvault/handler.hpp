@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "hookvault/cidr.hpp"
 #include "hookvault/error.hpp"
 #include "hookvault/secret.hpp"
 
@@ -27,7 +28,12 @@ struct Delivery {
   std::function<std::string_view(std::string_view)> header;
   std::string body;
   std::string request_id;
-  std::string peer;
+  std::string peer;  // the TCP peer, "address:port" (a load balancer, when behind one)
+  // The client: the TCP peer's address, or the one a PROXY v2 header or a
+  // trusted proxy's X-Forwarded-For gave ([server] proxy_protocol,
+  // trusted_proxies). Per-source allow_from lists are checked against it.
+  IpAddress client_ip{};
+  std::string client;  // client_ip as text
   // Mutual TLS listeners: the common name of the client certificate that the
   // handshake verified against the listener's client CA; empty when the client
   // sent none.

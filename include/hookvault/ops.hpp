@@ -42,9 +42,10 @@ std::shared_ptr<Kek> open_kek(const Config& config);
 // process's store, which also runs the retention purge of [storage] retention
 // (CLI commands never purge) and waits at most 5 s for another process's
 // write lock; a CLI command's store waits up to 30 s (a `keys rewrap` batch
-// behind a busy daemon), in SQLite's busy handler.
+// behind a busy daemon), in SQLite's busy handler. `metrics`: the registry
+// for the store's commit histograms (StoreOptions::metrics), or none.
 std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek = nullptr,
-                                  bool daemon = false);
+                                  bool daemon = false, Metrics* metrics = nullptr);
 
 int materials_get(const Config& config, const std::string& wallet_id,
                   const std::optional<std::string>& source, std::ostream& out, std::ostream& err);

@@ -60,7 +60,11 @@ class Pipeline : public RequestHandler {
  public:
   // Metric families: hookvault_signature_failures_total,
   // hookvault_decrypt_failures_total, hookvault_duplicates_total,
-  // hookvault_events_stored_total (by source), hookvault_overloaded_total.
+  // hookvault_events_stored_total (by source), hookvault_overloaded_total,
+  // hookvault_forbidden_total (allow_from refusals), and the histogram
+  // hookvault_stage_seconds{source,stage}: "verify" (signature check and
+  // parse), "decrypt" (RSA-OAEP + AES-GCM, on the pool), "queue" (waiting for
+  // a pool thread), "store" (submit to durable commit).
   Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool,
            Metrics& metrics);
 
@@ -90,6 +94,8 @@ class Pipeline : public RequestHandler {
   MetricFamily& duplicates_;
   MetricFamily& stored_;
   MetricFamily& overloaded_;
+  MetricFamily& forbidden_;
+  MetricFamily& stage_seconds_;
   std::atomic<bool> draining_{false};
 };
 

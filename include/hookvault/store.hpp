@@ -75,6 +75,7 @@
 #include "hookvault/audit.hpp"
 #include "hookvault/error.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/secret.hpp"
 
 namespace hookvault {
@@ -89,6 +90,10 @@ struct StoreOptions {
   // transactions while there is a backlog.
   std::chrono::milliseconds retention{0};
   std::chrono::milliseconds retention_interval{3600000};
+  // When set: the histograms hookvault_store_commit_seconds and
+  // hookvault_store_batch_size, observed per committed group commit. Must
+  // outlive the store.
+  Metrics* metrics = nullptr;
 };
 
 enum class Origin { signature, history };

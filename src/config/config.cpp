@@ -370,11 +370,28 @@ bool one_of(std::string_view value, const std::string_view (&set)[N]) {
   return std::find(std::begin(set), std::end(set), value) != std::end(set);
 }
 
+// An array of CIDR ranges ("10.0.0.0/8", "2001:db8::/32", "192.0.2.7").
+std::vector<Cidr> parse_cidrs(const TableReader& r, std::string_view name) {
+  std::vector<Cidr> out;
+  auto texts = r.strings(name);
+  if (!texts) return out;
+  for (std::size_t i = 0; i < texts->size(); ++i) {
+    auto c = Cidr::parse((*texts)[i]);
+    if (!c) {
+      r.fail(name, "entry " + std::to_string(i) + " (\"" + (*texts)[i] +
+                       "\") is not an IP address or CIDR range such as \"10.0.0.0/8\"");
+    }
+    out.push_back(std::move(*c));
+  }
+  return out;
+}
+
 ServerConfig parse_server(const Context& ctx, const toml::table* table) {
-  TableReader r(ctx, table, "server",
-                {"listen", "tls_cert", "tls_key", "tls_min_version", "threads", "max_body_bytes",
-                 "max_header_bytes", "max_header_count", "header_timeout", "body_timeout",
-                 "idle_timeout", "shutdown_grace", "worker_queue"});
+  TableReader r(
+      ctx, table, "server",
+      {"listen", "tls_cert", "tls_key", "tls_min_version", "threads", "max_body_bytes",
+       "max_header_bytes", "max_header_count", "header_timeout", "body_timeout", "idle_timeout",
+       "drain_delay", "shutdown_grace", "worker_queue", "proxy_protocol", "trusted_proxies"});
   ServerConfig s;
   if (auto v = r.string("listen")) s.listen = parse_endpoint(r, "listen", *v);
   s.tls_cert = r.required_path("tls_cert");
@@ -396,7 +413,10 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
   if (auto v = r.positive_duration("header_timeout")) s.header_timeout = *v;
   if (auto v = r.positive_duration("body_timeout")) s.body_timeout = *v;
   if (auto v = r.positive_duration("idle_timeout")) s.idle_timeout = *v;
+  if (auto v = r.duration("drain_delay")) s.drain_delay = *v;
   if (auto v = r.duration("shutdown_grace")) s.shutdown_grace = *v;
+  if (auto v = r.boolean("proxy_protocol")) s.proxy_protocol = *v;
+  s.trusted_proxies = parse_cidrs(r, "trusted_proxies");
   if (auto v = r.integer("worker_queue", 1, 1000000)) s.worker_queue = static_cast<std::size_t>(*v);
   return s;
 }
@@ -678,7 +698,7 @@ HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
 SourceConfig parse_source(const Context& ctx, const toml::table* table, std::size_t index) {
   TableReader r(ctx, table, index_key("sources", index),
                 {"name", "provider", "path", "secret_files", "secret_envs", "secret_credentials",
-                 "rsa_private_keys", "accepted_algs", "max_event_age", "history"},
+                 "rsa_private_keys", "accepted_algs", "max_event_age", "history", "allow_from"},
                 kSourceSecretHint);
   SourceConfig s;
   s.name = r.required_string("name");
@@ -703,6 +723,7 @@ SourceConfig parse_source(const Context& ctx, const toml::table* table, std::siz
   }
   if (one_of(s.path, kReservedPaths)) r.fail("path", "is reserved for health checks");
 
+  s.allow_from = parse_cidrs(r, "allow_from");
   add_file_secrets(ctx, r, "secret_files", s.secrets);
   add_env_secrets(ctx, r, "secret_envs", s.secrets);
   add_credential_secrets(ctx, r, "secret_credentials", s.secrets);
@@ -772,6 +793,10 @@ ServerConfig admin_listener_config(const Config& config) {
   s.tls_key = config.admin.tls_key;
   s.threads = 1;
   s.max_body_bytes = kAdminMaxBody;
+  // Internal and direct: no load balancer in front, nothing to drain for.
+  s.drain_delay = std::chrono::milliseconds(0);
+  s.proxy_protocol = false;
+  s.trusted_proxies.clear();
   return s;
 }
 

@@ -16,7 +16,9 @@
 #include <unordered_map>
 
 #include "hookvault/bytes.hpp"
+#include "hookvault/cidr.hpp"
 #include "hookvault/log.hpp"
+#include "hookvault/proxy_protocol.hpp"
 #include "net/tls.hpp"
 
 namespace hookvault {
@@ -35,6 +37,7 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kFirstReadBytes = 4096;
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
+constexpr auto kIdleLinger = std::chrono::seconds(1);
 
 // Bridges RequestHandler::handle's callback to an awaitable that resumes on
 // the connection's executor.
@@ -60,6 +63,48 @@ std::string make_request_id(std::uint64_t boot, std::uint64_t n) {
   for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::uint8_t>(boot >> (56 - 8 * i));
   for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
   return to_hex(ByteView(raw, sizeof raw));
+}
+
+IpAddress to_ip(const asio::ip::address& a) {
+  if (a.is_v6()) return a.to_v6().to_bytes();
+  IpAddress ip{};
+  ip[10] = 0xff;
+  ip[11] = 0xff;
+  const auto v4 = a.to_v4().to_bytes();
+  std::copy(v4.begin(), v4.end(), ip.begin() + 12);
+  return ip;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Who sent a request: the connection's peer, or the client a PROXY header or
+// a trusted proxy's X-Forwarded-For names.
+struct Client {
+  IpAddress ip{};
+  std::string text;  // the address, no port
+};
+
+// X-Forwarded-For from a trusted peer: the rightmost address that is not
+// itself a trusted proxy (each proxy appends the address it saw, so anything
+// left of the first untrusted hop may be forged). A malformed entry stops the
+// walk at the last address that parsed.
+Client forwarded_client(const Client& peer, std::string_view xff, std::span<const Cidr> trusted) {
+  Client out = peer;
+  while (!xff.empty()) {
+    const auto comma = xff.rfind(',');
+    const std::string_view entry =
+        trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+    xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
+    auto ip = parse_ip(entry);
+    if (!ip) break;
+    out = Client{*ip, ip_to_string(*ip)};
+    if (!any_contains(trusted, *ip)) break;
+  }
+  return out;
 }
 
 }  // namespace
@@ -91,8 +136,15 @@ struct Server::Impl {
                                .counter("hookvault_tls_handshake_failures_total",
                                         "TLS handshakes that failed", {"listener"})
                                .with({options.name})),
+        proxy_failures(metrics
+                           .counter("hookvault_proxy_protocol_failures_total",
+                                    "Connections closed for a missing or malformed PROXY v2 header",
+                                    {"listener"})
+                           .with({options.name})),
         acceptor(ioc),
         signals(ioc),
+        drain(ioc),
+        idle_cut(ioc),
         grace(ioc) {
     std::uint8_t r[8];
     if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
@@ -108,12 +160,16 @@ struct Server::Impl {
   MetricSeries& latency;
   MetricSeries& open_connections;
   MetricSeries& handshake_failures;
+  MetricSeries& proxy_failures;
   asio::io_context ioc;
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
   asio::signal_set signals;
-  asio::steady_timer grace;
+  asio::steady_timer drain;     // drain_delay: readyz is 503, the listener still accepts
+  asio::steady_timer idle_cut;  // kIdleLinger after the listener closed: idle connections go
+  asio::steady_timer grace;     // shutdown_grace: in-flight requests finish
   std::atomic<bool> draining{false};
+  std::atomic<bool> listener_closed{false};
   std::uint64_t boot_id = 0;
   std::atomic<std::uint64_t> next_request{0};
 
@@ -140,7 +196,7 @@ struct Server::Impl {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
       if (ec) {
-        if (draining || ec == asio::error::operation_aborted) co_return;
+        if (listener_closed || ec == asio::error::operation_aborted) co_return;
         log(LogLevel::warn, "accept failed", {{"error", ec.message()}});
         continue;
       }
@@ -164,7 +220,12 @@ struct Server::Impl {
       last = conns.empty();
     }
     open_connections.dec();
-    if (last && draining) asio::post(ioc, [this] { grace.cancel(); });
+    if (last && listener_closed) {
+      asio::post(ioc, [this] {
+        idle_cut.cancel();
+        grace.cancel();
+      });
+    }
   }
 
   template <class Body>
@@ -185,17 +246,54 @@ struct Server::Impl {
     co_await write(c, res);
   }
 
+  // The PROXY v2 header, read from the TCP stream before TLS without
+  // consuming a byte past it. nullopt: none, malformed, or too slow.
+  asio::awaitable<std::optional<ProxyHeader>> read_proxy_header(Conn& c) {
+    auto& tcp_stream = beast::get_lowest_layer(c.stream);
+    tcp_stream.expires_after(cfg.header_timeout);
+    std::array<std::uint8_t, kProxyV2PrefixBytes> prefix{};
+    auto [ec, n] = co_await asio::async_read(tcp_stream, asio::buffer(prefix), kNoThrow);
+    if (ec) co_return std::nullopt;
+    const auto length = proxy_v2_length(prefix);
+    if (!length) co_return std::nullopt;
+    std::vector<std::uint8_t> rest(*length);
+    auto [rec, rn] = co_await asio::async_read(tcp_stream, asio::buffer(rest), kNoThrow);
+    if (rec) co_return std::nullopt;
+    co_return parse_proxy_v2(prefix, rest);
+  }
+
   asio::awaitable<void> session(std::shared_ptr<Conn> conn) {
     Conn& c = *conn;
     std::string peer;
+    Client client;
     {
       boost::system::error_code ec;
       auto ep = beast::get_lowest_layer(c.stream).socket().remote_endpoint(ec);
-      if (!ec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (!ec) {
+        peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+        client = Client{to_ip(ep.address()), ep.address().to_string()};
+      }
     }
-    beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
-    auto [hs_ec] = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
-    if (hs_ec) {
+    bool proxied_ok = true;
+    if (cfg.proxy_protocol) {
+      auto header = co_await read_proxy_header(c);
+      proxied_ok = header.has_value();
+      if (!header) {
+        proxy_failures.inc();
+        log(LogLevel::warn, "connection without a valid PROXY v2 header closed",
+            {{"listener", options.name}, {"peer", peer}});
+      } else if (header->source) {
+        client = Client{*header->source, ip_to_string(*header->source)};
+      }
+    }
+    boost::system::error_code hs_ec;
+    if (proxied_ok) {
+      beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
+      std::tie(hs_ec) = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    }
+    if (!proxied_ok) {
+      // closed below
+    } else if (hs_ec) {
       handshake_failures.inc();
       log(LogLevel::debug, "TLS handshake failed",
           {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
@@ -203,7 +301,7 @@ struct Server::Impl {
       const std::string client_cn = options.client_ca.empty()
                                         ? std::string()
                                         : net::verified_client_cn(c.stream.native_handle());
-      co_await serve_requests(c, peer, client_cn);
+      co_await serve_requests(c, peer, client, client_cn);
       beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
       auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
       (void)sd_ec;
@@ -214,12 +312,14 @@ struct Server::Impl {
     forget(&c);
   }
 
-  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer,
+  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer, const Client& client,
                                        const std::string& client_cn) {
     beast::flat_buffer buffer;
     for (;;) {
+      // Draining or not, a connection waits for its next request: one already
+      // on its way is answered (with "Connection: close", which ends the
+      // loop); close_idle_connections() cuts those that stay idle.
       c.busy = false;
-      if (draining) co_return;
       // Wait for the first byte of the next request under the idle timeout.
       if (buffer.size() == 0) {
         beast::get_lowest_layer(c.stream).expires_after(cfg.idle_timeout);
@@ -238,12 +338,12 @@ struct Server::Impl {
       auto [hec, hn] = co_await http::async_read_header(c.stream, buffer, parser, kNoThrow);
       if (hec == http::error::body_limit) {
         co_await reply_and_close(c, 413, "body_too_large", request_id);
-        log_request(request_id, peer, "", "", 413, started, nullptr);
+        log_request(request_id, peer, client.text, "", "", 413, started, nullptr);
         co_return;
       }
       if (hec == http::error::header_limit) {
         co_await reply_and_close(c, 431, "header_too_large", request_id);
-        log_request(request_id, peer, "", "", 431, started, nullptr);
+        log_request(request_id, peer, client.text, "", "", 431, started, nullptr);
         co_return;
       }
       if (hec) {
@@ -257,7 +357,8 @@ struct Server::Impl {
       if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) >
           cfg.max_header_count) {
         co_await reply_and_close(c, 431, "too_many_headers", request_id);
-        log_request(request_id, peer, head.method_string(), head.target(), 431, started, nullptr);
+        log_request(request_id, peer, client.text, head.method_string(), head.target(), 431,
+                    started, nullptr);
         co_return;
       }
       if (beast::iequals(head[http::field::expect], "100-continue")) {
@@ -268,7 +369,8 @@ struct Server::Impl {
       auto [bec, bn] = co_await http::async_read(c.stream, buffer, parser, kNoThrow);
       if (bec == http::error::body_limit) {
         co_await reply_and_close(c, 413, "body_too_large", request_id);
-        log_request(request_id, peer, head.method_string(), head.target(), 413, started, nullptr);
+        log_request(request_id, peer, client.text, head.method_string(), head.target(), 413,
+                    started, nullptr);
         co_return;
       }
       if (bec) co_return;  // timeout, reset, malformed chunking: nothing to answer
@@ -282,6 +384,19 @@ struct Server::Impl {
       d.body = std::move(req.body());
       d.request_id = request_id;
       d.peer = peer;
+      Client who = client;
+      if (!cfg.trusted_proxies.empty() && any_contains(cfg.trusted_proxies, client.ip)) {
+        // Several X-Forwarded-For fields read as one list, in order.
+        std::string xff;
+        auto [first, last] = req.equal_range("X-Forwarded-For");
+        for (; first != last; ++first) {
+          if (!xff.empty()) xff += ',';
+          xff += first->value();
+        }
+        who = forwarded_client(client, xff, cfg.trusted_proxies);
+      }
+      d.client_ip = who.ip;
+      d.client = who.text;
       d.client_cn = client_cn;
       Reply reply = co_await async_handle(handler, std::move(d), asio::use_awaitable);
 
@@ -298,8 +413,8 @@ struct Server::Impl {
         prepare(res, reply, request_id, keep);
         written = co_await write(c, res);
       }
-      log_request(request_id, peer, req.method_string(), req.target(), reply.status, started,
-                  &reply);
+      log_request(request_id, peer, who.text, req.method_string(), req.target(), reply.status,
+                  started, &reply);
       if (!written || !keep) co_return;
     }
   }
@@ -316,8 +431,8 @@ struct Server::Impl {
     res.prepare_payload();
   }
 
-  void log_request(const std::string& request_id, const std::string& peer, std::string_view method,
-                   std::string_view target, unsigned status,
+  void log_request(const std::string& request_id, const std::string& peer, std::string_view client,
+                   std::string_view method, std::string_view target, unsigned status,
                    std::chrono::steady_clock::time_point started, const Reply* reply) {
     const auto elapsed = std::chrono::steady_clock::now() - started;
     latency.observe(std::chrono::duration<double>(elapsed).count());
@@ -335,6 +450,7 @@ struct Server::Impl {
         {{"request_id", request_id},
          {"listener", options.name},
          {"peer", peer},
+         {"client", client},
          {"method", method},
          {"path", path},
          {"status", status},
@@ -344,42 +460,79 @@ struct Server::Impl {
          {"latency_us", us}});
   }
 
-  // SIGTERM/SIGINT: graceful shutdown. SIGHUP: the owner's reload (file reads
-  // and key parsing: milliseconds, on this one I/O thread; the others serve).
+  // SIGHUP: the owner's reload (file reads and key parsing: milliseconds, on
+  // this one I/O thread; the others serve). SIGTERM/SIGINT: graceful shutdown;
+  // a second one during the drain delay closes the listener at once.
   void wait_for_signal() {
     signals.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
         options.on_hangup();
-        wait_for_signal();
-        return;
+      } else if (!draining) {
+        begin_shutdown();
+      } else {
+        close_listener();
       }
-      begin_shutdown();
+      if (!listener_closed) wait_for_signal();
     });
   }
 
-  void begin_shutdown() {
-    if (draining.exchange(true)) return;
-    log(LogLevel::info, "shutting down",
-        {{"listener", options.name}, {"grace_ms", cfg.shutdown_grace.count()}});
-    handler.set_draining();
-    boost::system::error_code ec;
-    acceptor.close(ec);
-    signals.cancel(ec);
+  void close_idle_connections() {
     std::vector<std::shared_ptr<Conn>> live;
     {
       std::lock_guard lock(conns_mu);
       for (auto& [ptr, weak] : conns) {
-        if (auto s = weak.lock()) live.push_back(std::move(s));
+        if (auto c = weak.lock()) live.push_back(std::move(c));
       }
     }
     for (auto& conn : live) {
-      // Idle connections close now; busy ones finish their request first.
       asio::post(conn->stream.get_executor(), [conn] {
         if (!conn->busy) beast::get_lowest_layer(conn->stream).cancel();
       });
     }
-    if (live.empty()) return;
+  }
+
+  // Shutdown, first phase: not ready any more (readyz 503, every answer
+  // "Connection: close"), still accepting for drain_delay so a load balancer
+  // notices before connections are refused.
+  void begin_shutdown() {
+    if (draining.exchange(true)) return;
+    log(LogLevel::info, "draining",
+        {{"listener", options.name},
+         {"drain_delay_ms", cfg.drain_delay.count()},
+         {"grace_ms", cfg.shutdown_grace.count()}});
+    handler.set_draining();
+    if (cfg.drain_delay.count() <= 0) {
+      close_listener();
+      return;
+    }
+    drain.expires_after(cfg.drain_delay);
+    drain.async_wait([this](boost::system::error_code) { close_listener(); });
+  }
+
+  // Second phase: the listener closes. A connection that is idle a moment
+  // later (kIdleLinger: long enough for a request already on its way, or a
+  // handshake in progress, to arrive) is closed; busy ones finish their
+  // request, answered with "Connection: close", within shutdown_grace;
+  // whatever is left then is cut.
+  void close_listener() {
+    if (listener_closed.exchange(true)) return;
+    log(LogLevel::info, "listener closed", {{"listener", options.name}});
+    boost::system::error_code ec;
+    drain.cancel();
+    acceptor.close(ec);
+    signals.cancel(ec);
+    bool live = false;
+    {
+      std::lock_guard lock(conns_mu);
+      live = !conns.empty();
+    }
+    if (!live) return;
+    idle_cut.expires_after(
+        std::min<std::chrono::steady_clock::duration>(kIdleLinger, cfg.shutdown_grace));
+    idle_cut.async_wait([this](boost::system::error_code wec) {
+      if (!wec) close_idle_connections();
+    });
     grace.expires_after(cfg.shutdown_grace);
     grace.async_wait([this](boost::system::error_code wec) {
       if (!wec) {

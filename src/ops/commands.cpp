@@ -42,8 +42,8 @@ std::vector<const SourceConfig*> dynamic_sources(const Config& config,
 
 std::shared_ptr<Kek> open_kek(const Config& config) { return open_configured_kek(config.kek); }
 
-std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek,
-                                  bool daemon) {
+std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek, bool daemon,
+                                  Metrics* metrics) {
   // The store's folder is created on first use, private to this user.
   const auto folder = config.storage.path.parent_path();
   if (!folder.empty() && !std::filesystem::exists(folder)) {
@@ -63,6 +63,7 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
     options.retention = config.storage.retention;
     options.retention_interval = config.storage.retention_interval;
   }
+  options.metrics = metrics;
   auto store = Store::open(options, kek ? std::move(kek) : open_kek(config));
   if (!store) {
     throw std::runtime_error("cannot open store " + config.storage.path.string() + ": " +

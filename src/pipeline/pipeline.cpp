@@ -10,6 +10,12 @@
 namespace hookvault {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -71,7 +77,13 @@ Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& st
                               {"source", "event"})),
       overloaded_(metrics.counter(
           "hookvault_overloaded_total",
-          "Deliveries refused with 503 because the decryption queue was full", {"source"})) {}
+          "Deliveries refused with 503 because the decryption queue was full", {"source"})),
+      forbidden_(metrics.counter("hookvault_forbidden_total",
+                                 "Deliveries refused with 403: client address outside allow_from",
+                                 {"source"})),
+      stage_seconds_(metrics.histogram("hookvault_stage_seconds",
+                                       "Time spent in each stage of a webhook delivery",
+                                       {"source", "stage"})) {}
 
 bool Pipeline::ready() const noexcept {
   if (draining_.load() || !store_.writable()) return false;
@@ -125,6 +137,16 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
     r.source = source.config.name;
     done(std::move(r));
   };
+  if (!source.config.allow_from.empty() &&
+      !any_contains(source.config.allow_from, delivery.client_ip)) {
+    forbidden_.with({source.config.name}).inc();
+    log(LogLevel::warn, "client address not in allow_from",
+        {{"request_id", delivery.request_id},
+         {"source", source.config.name},
+         {"client", delivery.client}});
+    finish(error_reply(Errc::forbidden));
+    return;
+  }
   if (!is_json_media_type(delivery.content_type)) {
     finish(error_reply(Errc::unsupported_media_type));
     return;
@@ -134,6 +156,7 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
                                            : std::string_view("x-signature");
   const std::string_view prefix =
       source.config.provider == Provider::dynamic ? std::string_view("sha256=") : "";
+  const auto verify_started = Clock::now();
   auto mac = parse_signature_header(delivery.header(header_name), prefix);
   if (!mac) {
     signature_failures_.with({source.config.name}).inc();
@@ -165,15 +188,22 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
     return;
   }
   auto plan = std::get<detail::Plan>(std::move(planned));
+  stage_seconds_.with({source.config.name, "verify"}).observe(seconds_since(verify_started));
   if (!plan.request.event.sequence && source.config.provider == Provider::nodit) {
     log(LogLevel::warn, "nodit message without sequence number; keyed by content",
-        {{"source", source.config.name}, {"event_id", plan.request.event.idempotency_key}});
+        {{"request_id", delivery.request_id},
+         {"source", source.config.name},
+         {"event_id", plan.request.event.idempotency_key}});
   }
 
   // The completion outlives this call: capture by value.
+  // Set when the request is submitted, read in the completion.
+  auto store_started = std::make_shared<Clock::time_point>();
   auto store_done = [this, done, source_name = source.config.name, delegation = plan.decrypt,
                      event_name = plan.request.event.event_name,
-                     event_id = plan.request.event.idempotency_key](Result<WriteResult> r) {
+                     event_id = plan.request.event.idempotency_key,
+                     request_id = delivery.request_id, store_started](Result<WriteResult> r) {
+    stage_seconds_.with({source_name, "store"}).observe(seconds_since(*store_started));
     Reply reply;
     if (r) {
       if (r->duplicate) {
@@ -187,7 +217,7 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
       reply = stored_reply(*r, event_id, delegation);
     } else {
       log(LogLevel::error, "store write failed",
-          {{"source", source_name}, {"error", r.error().message()}});
+          {{"request_id", request_id}, {"source", source_name}, {"error", r.error().message()}});
       reply = error_reply(Errc::store_unavailable);
     }
     reply.source = source_name;
@@ -197,6 +227,7 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   };
 
   if (!plan.decrypt) {
+    *store_started = Clock::now();
     store_.submit(std::move(plan.request), std::move(store_done));
     return;
   }
@@ -204,25 +235,33 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   // wallet.delegation.created: RSA work belongs on the pool, never here.
   auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
   auto body = std::make_shared<Json>(std::move(verified->body));
-  const bool posted = pool_.try_post([this, source_ptr, shared_plan, body, store_done]() mutable {
-    const Source& src = *source_ptr;
-    WriteRequest& req = shared_plan->request;
-    auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
-    if (!existing || !existing->has_value()) {
-      // New (or the check failed: the write decides). Decrypt first.
-      DecryptOutcome outcome = decrypt_delegation(src, *body);
-      if (outcome.materials) {
-        req.materials = std::move(outcome.materials);
-      } else {
-        log(LogLevel::warn, "delegation decrypt failed",
-            {{"source", src.config.name},
-             {"event_id", req.event.idempotency_key},
-             {"reason", outcome.failure}});
-        req.decrypt_failure = std::move(outcome.failure);
-      }
-    }
-    store_.submit(std::move(req), std::move(store_done));
-  });
+  const auto queued = Clock::now();
+  const bool posted =
+      pool_.try_post([this, source_ptr, shared_plan, body, store_done, store_started, queued,
+                      request_id = delivery.request_id]() mutable {
+        const Source& src = *source_ptr;
+        stage_seconds_.with({src.config.name, "queue"}).observe(seconds_since(queued));
+        WriteRequest& req = shared_plan->request;
+        auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
+        if (!existing || !existing->has_value()) {
+          // New (or the check failed: the write decides). Decrypt first.
+          const auto decrypt_started = Clock::now();
+          DecryptOutcome outcome = decrypt_delegation(src, *body);
+          stage_seconds_.with({src.config.name, "decrypt"}).observe(seconds_since(decrypt_started));
+          if (outcome.materials) {
+            req.materials = std::move(outcome.materials);
+          } else {
+            log(LogLevel::warn, "delegation decrypt failed",
+                {{"request_id", request_id},
+                 {"source", src.config.name},
+                 {"event_id", req.event.idempotency_key},
+                 {"reason", outcome.failure}});
+            req.decrypt_failure = std::move(outcome.failure);
+          }
+        }
+        *store_started = Clock::now();
+        store_.submit(std::move(req), std::move(store_done));
+      });
   if (!posted) {
     overloaded_.with({source.config.name}).inc();
     Reply r = error_reply(Errc::overloaded);

@@ -463,7 +463,19 @@ struct Store::Impl {
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
         writer_db_(std::move(writer_db)),
-        reader_db_(std::move(reader_db)) {}
+        reader_db_(std::move(reader_db)) {
+    if (options.metrics != nullptr) {
+      commit_seconds_ = &options.metrics
+                             ->histogram("hookvault_store_commit_seconds",
+                                         "Group commits: BEGIN to durable COMMIT (fsync included)")
+                             .with({});
+      batch_size_ =
+          &options.metrics
+               ->histogram("hookvault_store_batch_size", "Requests per committed group commit", {},
+                           {1, 2, 4, 8, 16, 32, 64, 128, 256, 512})
+               .with({});
+    }
+  }
 
   ~Impl() { close(); }
 
@@ -596,6 +608,8 @@ struct Store::Impl {
   std::atomic<std::uint64_t> committed_requests_{0};
   std::atomic<std::uint64_t> failed_batches_{0};
   std::atomic<std::size_t> largest_batch_{0};
+  MetricSeries* commit_seconds_ = nullptr;  // set when StoreOptions::metrics is
+  MetricSeries* batch_size_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -741,6 +755,7 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
 
 void Store::Impl::run_batch(std::vector<Work>& batch) {
   overwrote_ = false;
+  const auto started = std::chrono::steady_clock::now();
   auto committed = write_batch(batch);
   // The transaction is over (or about to be rolled back): the audit key goes.
   batch_audit_key_.reset();
@@ -755,6 +770,11 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
     return;
   }
   writable_.store(true);
+  if (commit_seconds_ != nullptr) {
+    commit_seconds_->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    batch_size_->observe(static_cast<double>(batch.size()));
+  }
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
   std::size_t largest = largest_batch_.load(std::memory_order_relaxed);

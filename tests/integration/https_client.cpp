@@ -38,7 +38,7 @@ struct HttpsClient::Impl {
 };
 
 HttpsClient::HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file,
-                         const ClientCertificate& client_cert)
+                         const ClientCertificate& client_cert, const std::string& preamble)
     : impl_(std::make_unique<Impl>()) {
   if (!client_cert.cert.empty()) {
     impl_->ctx.use_certificate_chain_file(client_cert.cert.string());
@@ -56,6 +56,8 @@ HttpsClient::HttpsClient(std::uint16_t port, const std::filesystem::path& ca_fil
   }
   beast::get_lowest_layer(*impl_->stream)
       .connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  if (!preamble.empty())
+    asio::write(beast::get_lowest_layer(*impl_->stream), asio::buffer(preamble));
   impl_->stream->handshake(ssl::stream_base::client);
 }
 
@@ -255,6 +257,15 @@ Daemon::~Daemon() {
 int Daemon::stop(std::chrono::milliseconds timeout) {
   if (!running_) return -1;
   ::kill(pid_, SIGTERM);
+  return wait(timeout);
+}
+
+void Daemon::terminate() {
+  if (running_) ::kill(pid_, SIGTERM);
+}
+
+int Daemon::wait(std::chrono::milliseconds timeout) {
+  if (!running_) return -1;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int status = 0;

@@ -30,8 +30,10 @@ class HttpsClient {
  public:
   // `ca_file`: verify the server certificate against it (for "localhost"/127.0.0.1);
   // empty: no verification. `client_cert`: presented when the server asks.
+  // `preamble`: bytes sent on the TCP connection before the TLS handshake (a
+  // PROXY protocol header).
   HttpsClient(std::uint16_t port, const std::filesystem::path& ca_file = {},
-              const ClientCertificate& client_cert = {});
+              const ClientCertificate& client_cert = {}, const std::string& preamble = {});
   ~HttpsClient();
   HttpsClient(const HttpsClient&) = delete;
   HttpsClient& operator=(const HttpsClient&) = delete;
@@ -104,6 +106,9 @@ class Daemon {
   std::uint16_t admin_port() const { return admin_port_; }  // 0 without [admin]
   // SIGTERM and wait; returns the exit status (or -signal).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  void terminate();  // one SIGTERM, no waiting
+  // Waits for the exit (SIGKILL after `timeout`); its status as stop() gives it.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   void kill9();
   void hangup();  // SIGHUP: reload
   // Waits until the log holds `needle` at least `count` times.

@@ -1167,5 +1167,38 @@ TEST_F(ConfigCheck, StorageFolderMustBeUsable) {
   EXPECT_NE(problems[0].find("storage.path"), std::string::npos);
 }
 
+TEST(ConfigLoadBalancer, DrainProxyTrustedProxiesAndAllowFrom) {
+  const Config m = parse_config(kMinimal, kFile);
+  EXPECT_EQ(m.server.drain_delay, milliseconds(0));
+  EXPECT_FALSE(m.server.proxy_protocol);
+  EXPECT_TRUE(m.server.trusted_proxies.empty());
+  EXPECT_TRUE(m.sources[0].allow_from.empty());
+
+  std::string text = replaced(kMinimal, "[server]\n",
+                              "[server]\ndrain_delay = \"5s\"\nproxy_protocol = true\n"
+                              "trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n");
+  text = replaced(text, "rsa_private_keys = [\"keys/dynamic_rsa.pem\"]\n",
+                  "rsa_private_keys = [\"keys/dynamic_rsa.pem\"]\nallow_from = [\"192.0.2.7\"]\n");
+  const Config c = parse_config(text, kFile);
+  EXPECT_EQ(c.server.drain_delay, milliseconds(5000));
+  EXPECT_TRUE(c.server.proxy_protocol);
+  ASSERT_EQ(c.server.trusted_proxies.size(), 2U);
+  EXPECT_EQ(c.server.trusted_proxies[1].text(), "2001:db8::/32");
+  ASSERT_EQ(c.sources[0].allow_from.size(), 1U);
+  EXPECT_TRUE(c.sources[0].allow_from[0].contains(*hookvault::parse_ip("192.0.2.7")));
+  // The admin listener is direct: none of it applies there.
+  const ServerConfig admin = admin_listener_config(c);
+  EXPECT_EQ(admin.drain_delay, milliseconds(0));
+  EXPECT_FALSE(admin.proxy_protocol);
+  EXPECT_TRUE(admin.trusted_proxies.empty());
+
+  expect_error(replaced(text, "\"10.0.0.0/8\"", "\"10.0.0.0/33\""), {"server.trusted_proxies"});
+  expect_error(replaced(text, "\"192.0.2.7\"", "\"example.com\""), {"sources[0].allow_from"});
+  expect_error(replaced(text, "proxy_protocol = true", "proxy_protocol = \"v2\""),
+               {"server.proxy_protocol"});
+  expect_error(replaced(text, "drain_delay = \"5s\"", "drain_delay = \"soon\""),
+               {"server.drain_delay"});
+}
+
 }  // namespace
 }  // namespace hookvault
