@@ -360,6 +360,7 @@ struct Server::Impl {
 
   void begin_shutdown() {
     if (draining.exchange(true)) return;
+    if (options.on_shutdown) options.on_shutdown();
     log(LogLevel::info, "shutting down",
         {{"listener", options.name}, {"grace_ms", cfg.shutdown_grace.count()}});
     handler.set_draining();
@@ -430,5 +431,7 @@ void Server::run(bool handle_signals) {
 void Server::stop() {
   asio::post(impl_->ioc, [impl = impl_.get()] { impl->begin_shutdown(); });
 }
+
+void Server::post(std::function<void()> fn) { asio::post(impl_->ioc, std::move(fn)); }
 
 }  // namespace hookvault
