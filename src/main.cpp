@@ -20,6 +20,7 @@
 #include "hookvault/pipeline.hpp"
 #include "hookvault/process.hpp"
 #include "hookvault/server.hpp"
+#include "hookvault/service_manager.hpp"
 #include "hookvault/work_pool.hpp"
 
 namespace {
@@ -55,11 +56,14 @@ int serve(const Config& config) {
   unsigned cores = std::thread::hardware_concurrency();
   WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
   Pipeline pipeline(sources, *store, pool, metrics);
+  // systemd's notify protocol (a no-op when not started by systemd).
+  ServiceManager service_manager;
   // SIGHUP: re-read the config file; rotated webhook secrets and RSA keys and
   // the log level take effect without dropping a connection, and new records
   // use the KEK's newest version (`keys rotate`). A reload that fails keeps
   // everything as it was and says why.
-  auto reload = [&config, &pipeline, kek] {
+  auto reload = [&config, &pipeline, kek, &service_manager] {
+    service_manager.reloading();
     try {
       const Config fresh = load_config(config.file);
       if (const auto problems = config_problems(fresh); !problems.empty()) {
@@ -76,8 +80,11 @@ int serve(const Config& config) {
       log(LogLevel::error, "reload failed; keeping the running configuration",
           {{"config", config.file.string()}, {"error", e.what()}});
     }
+    service_manager.ready();  // also after a failed reload: the old config still serves
   };
-  Server server(config.server, pipeline, {"public", {}, &metrics, reload});
+  Server server(config.server, pipeline, {"public", {}, &metrics, reload, [&service_manager] {
+                                            service_manager.stopping();
+                                          }});
   collect_store_metrics(metrics, *store);
   collect_nodit_metrics(metrics, *store, sources);
 
@@ -86,9 +93,9 @@ int serve(const Config& config) {
   std::unique_ptr<Server> admin_server;
   if (config.admin.enabled) {
     admin = std::make_unique<AdminApi>(config.admin, pipeline, *store, pool, metrics);
-    admin_server =
-        std::make_unique<Server>(admin_listener_config(config), *admin,
-                                 ListenerOptions{"admin", config.admin.client_ca, &metrics, {}});
+    admin_server = std::make_unique<Server>(
+        admin_listener_config(config), *admin,
+        ListenerOptions{"admin", config.admin.client_ca, &metrics, {}, {}});
   }
 
   // Nodit gap detection and backfill through the history API.
@@ -111,7 +118,13 @@ int serve(const Config& config) {
 
   std::thread admin_thread;
   if (admin_server) admin_thread = std::thread([&admin_server] { admin_server->run(false); });
+  // Both listeners are bound and the store is open: READY=1 once the public
+  // I/O loop runs. The watchdog pings only while that loop answers.
+  server.post([&service_manager] { service_manager.ready(); });
+  service_manager.start_watchdog(
+      [&server](std::function<void()> probe) { server.post(std::move(probe)); });
   server.run();
+  service_manager.stop_watchdog();  // before `server` goes: the probes are posted to it
   if (admin_server) {
     admin_server->stop();
     admin_thread.join();

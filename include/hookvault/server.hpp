@@ -28,8 +28,9 @@
 //
 // Nothing here knows about webhooks; nothing outside src/net knows Beast.
 //
-// Thread-safety: stop() is safe from any thread (and from a signal, via the
-// built-in signal handling); everything else is called from one thread.
+// Thread-safety: stop() and post() are safe from any thread (stop() also from
+// a signal, via the built-in signal handling); everything else is called from
+// one thread.
 #pragma once
 
 #include <filesystem>
@@ -50,6 +51,9 @@ struct ListenerOptions {
   // Called on an I/O thread for each SIGHUP when run() handles signals; must
   // not throw.
   std::function<void()> on_hangup;
+  // Called once when graceful shutdown begins (SIGTERM, SIGINT, stop()),
+  // before anything closes, on an I/O thread; must not throw.
+  std::function<void()> on_shutdown;
 };
 
 class Server {
@@ -68,6 +72,9 @@ class Server {
   // SIGTERM and SIGINT start a graceful shutdown.
   void run(bool handle_signals = true);
   void stop();
+  // Runs `fn` on an I/O thread once run() is running (never after it returns).
+  // Safe from any thread.
+  void post(std::function<void()> fn);
 
  private:
   struct Impl;

@@ -497,6 +497,7 @@ struct Server::Impl {
   // notices before connections are refused.
   void begin_shutdown() {
     if (draining.exchange(true)) return;
+    if (options.on_shutdown) options.on_shutdown();
     log(LogLevel::info, "draining",
         {{"listener", options.name},
          {"drain_delay_ms", cfg.drain_delay.count()},
@@ -583,5 +584,7 @@ void Server::run(bool handle_signals) {
 void Server::stop() {
   asio::post(impl_->ioc, [impl = impl_.get()] { impl->begin_shutdown(); });
 }
+
+void Server::post(std::function<void()> fn) { asio::post(impl_->ioc, std::move(fn)); }
 
 }  // namespace hookvault
