@@ -23,10 +23,13 @@ docker/hookvault.toml, for real: `hookvault init` into a folder holding it keeps
 creates every file it names, and with the secrets and state where compose puts them
 (relocated into a temporary folder) `hookvault check-config` passes.
 
-Exits 1 naming every problem found.
+Exits 1 naming every problem found. `--self-test REPO_ROOT HOOKVAULT_BINARY` makes each
+mistake of MISTAKES in a copy of the repository and checks that it is reported (ctest
+docker.check_self_test).
 """
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -140,6 +143,7 @@ def ignored(rel, patterns):
 # ---------------------------------------------------------------------------
 # The package rule.
 
+@functools.lru_cache(maxsize=None)
 def package_of(lib):
     """The Debian package that owns `lib` (tries the path, its target, and the /lib <-> /usr/lib
     twin of each: Debian 12 is merged-/usr, dpkg knows one spelling)."""
@@ -463,18 +467,93 @@ def check_config_for_real(root, binary, secret_names):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        return 2
-    root, binary = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+def run_checks(root, binary, with_config=True):
+    problems.clear()
     image = check_dockerfile(root, binary)
     secret_names = check_compose(root, image)
-    if secret_names is not None:
+    if secret_names is not None and with_config:
         check_config_for_real(root, binary, secret_names)
-    for p in problems:
+    return list(problems)
+
+
+# --self-test: each mistake, made in a copy of the repository, must be reported.
+MISTAKES = [
+    ("a library the binary links is not installed (as when a dependency is added)",
+     "docker/Dockerfile", " libtomlplusplus3 ", " ",
+     "does not install libtomlplusplus3 (for libtomlplusplus.so.3)"),
+    ("curl in the runtime image", "docker/Dockerfile", "ca-certificates libfmt9",
+     "ca-certificates curl libfmt9",
+     "installs curl"),
+    ("a package nothing needs", "docker/Dockerfile", "ca-certificates libfmt9",
+     "ca-certificates libxml2 libfmt9", "installs libxml2, which `ldd hookvault` does not need"),
+    ("a HEALTHCHECK with another command", "docker/Dockerfile", '"hookvault", "healthcheck"',
+     '"wget", "-q"', "HEALTHCHECK is not"),
+    ("a COPY of a missing file", "docker/Dockerfile", "COPY docker/hookvault.toml",
+     "COPY docker/hookvault.docker.toml", "COPY docker/hookvault.docker.toml: no such file"),
+    ("a script that does not exist", "docker/Dockerfile", "RUN scripts/install-deps",
+     "RUN scripts/install-packages", "RUN scripts/install-packages: no such executable"),
+    ("running as root", "docker/Dockerfile", "USER hookvault:hookvault", "USER root",
+     "does not run as a non-root USER"),
+    ("a secret the config reads but compose does not give", "docker/compose.yaml",
+     "      - nodit_signing_key\n", "",
+     "reads /run/secrets/nodit_signing_key, which service hookvault does not get"),
+    ("a secret file outside the operator's folders", "docker/compose.yaml",
+     "file: ./secrets/nodit_signing_key", "file: ./nodit_signing_key",
+     "does not exist and is not in"),
+    ("a secret from the config folder instead of /run/secrets", "docker/hookvault.toml",
+     '"/run/secrets/dynamic_webhook_secret"', '"secrets/dynamic_webhook_secret"',
+     "not a Docker secret under /run/secrets/"),
+]
+
+
+def self_test(root, binary):
+    failures = []
+    def ignore(folder, names):  # build output, git and local setups stay behind
+        top = os.path.samefile(folder, root)
+        return [n for n in names if n == "node_modules" or
+                (top and (n.startswith("build") or n in (".git", "var")))]
+
+    for what, rel, old, new, expected in MISTAKES:
+        tmp = tempfile.mkdtemp(prefix="hookvault-docker-self-")
+        try:
+            copy = os.path.join(tmp, "repo")
+            shutil.copytree(root, copy, ignore=ignore, symlinks=True)
+            path = os.path.join(copy, rel)
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if old not in text:
+                failures.append(f"{what}: {rel} no longer contains {old!r}; update MISTAKES")
+                continue
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text.replace(old, new, 1))
+            found = run_checks(copy, binary, with_config=False)
+            if not any(expected in p for p in found):
+                failures.append(f"{what}: not reported (expected {expected!r}; got {found})")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    for f in failures:
+        print(f)
+    if failures:
+        return 1
+    print(f"docker check self-test ok: {len(MISTAKES)} mistakes reported")
+    return 0
+
+
+def main():
+    args = sys.argv[1:]
+    test_mode = bool(args) and args[0] == "--self-test"
+    if test_mode:
+        args = args[1:]
+    if len(args) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    root, binary = os.path.abspath(args[0]), os.path.abspath(args[1])
+    if test_mode:
+        return self_test(root, binary)
+    found = run_checks(root, binary)
+    for p in found:
         print(p)
-    if problems:
+    if found:
         return 1
     print("docker checks ok")
     return 0
