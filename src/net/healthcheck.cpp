@@ -107,7 +107,7 @@ ProbeResult probe_listener(const ServerConfig& server, const std::string& path,
 
     // Small answers only: /readyz and /healthz send a few bytes of JSON.
     const net::Exchange ex = net::https_exchange(tls, peer, req, Clock::now() + timeout,
-                                                 net::ExchangeLimits{16 * 1024, 64 * 1024});
+                                                 net::ExchangeLimits{16U * 1024, 64ULL * 1024});
     if (!ex.failed_stage.empty()) {
       result.problem = describe(ex, timeout);
       return result;

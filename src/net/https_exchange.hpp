@@ -53,7 +53,7 @@ struct HttpsPeer {
 
 struct ExchangeLimits {
   std::uint32_t max_header_bytes = 64 * 1024;
-  std::uint64_t max_body_bytes = 8 * 1024 * 1024;
+  std::uint64_t max_body_bytes = 8ULL * 1024 * 1024;
 };
 
 struct Exchange {
@@ -150,7 +150,7 @@ Exchange https_exchange(boost::asio::ssl::context& tls, const HttpsPeer& peer, c
   Exchange out;
   boost::asio::io_context ioc;
   boost::asio::co_spawn(ioc, detail::run_exchange(tls, peer, req, deadline, limits, out),
-                        [&out](std::exception_ptr e) {
+                        [&out](const std::exception_ptr& e) {
                           out.finished = e == nullptr;
                           if (e) out.failed_stage = "internal";
                         });
