@@ -111,15 +111,18 @@ class HealthcheckTest : public E2E {
     ~WriteLockHolder() { release(); }
     WriteLockHolder(const WriteLockHolder&) = delete;
     WriteLockHolder& operator=(const WriteLockHolder&) = delete;
-    // True once another writer is refused (sqlite3's default busy timeout is 0).
+    // True once another writer is refused three times in a row (sqlite3's
+    // default busy timeout is 0), so a brief write of the daemon's own is not
+    // taken for the lock.
     bool wait_until_held() const {
       const std::string probe =
           "sqlite3 " + db_.string() + " 'BEGIN IMMEDIATE; ROLLBACK;' > /dev/null 2>&1";
-      for (int i = 0; i < 100; ++i) {
-        if (std::system(probe.c_str()) != 0) return true;
+      int refused = 0;
+      for (int i = 0; i < 200 && refused < 3; ++i) {
+        refused = std::system(probe.c_str()) != 0 ? refused + 1 : 0;
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
-      return false;
+      return refused == 3;
     }
     void release() {  // sqlite3 sees end of input, rolls back and exits
       if (pipe_ != nullptr) ::pclose(pipe_);
