@@ -148,6 +148,21 @@ TEST_F(HealthcheckTest, ServingDaemonIsHealthy) {
   EXPECT_NE(live.out.find("/healthz 200"), std::string::npos) << live.out;
 }
 
+TEST_F(HealthcheckTest, WildcardListenIsProbedOnLoopback) {
+  // The daemon on 0.0.0.0 (as in the container), the probe's config saying the same.
+  std::string text = read_file(write_config());
+  replace(text, "listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+  write_file(config_, text, 0600);
+  start(config_);
+  replace(text, "listen = \"0.0.0.0:0\"",
+          "listen = \"0.0.0.0:" + std::to_string(daemon_->port()) + "\"");
+  const auto config = dir_.path() / "probe.toml";
+  write_file(config, text, 0600);
+  auto r = healthcheck(config);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "ok: https://127.0.0.1:" + std::to_string(daemon_->port()) + "/readyz 200\n");
+}
+
 TEST_F(HealthcheckTest, NothingListeningIsUnhealthy) {
   write_config();
   std::uint16_t port = 0;
