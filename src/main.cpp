@@ -13,6 +13,7 @@
 #include "hookvault/backfill.hpp"
 #include "hookvault/collectors.hpp"
 #include "hookvault/config.hpp"
+#include "hookvault/healthcheck.hpp"
 #include "hookvault/init.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/nodit_history.hpp"
@@ -164,6 +165,14 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check-config", "validate the config and its files");
   add_config(check_cmd);
 
+  auto* healthcheck_cmd =
+      app.add_subcommand("healthcheck", "probe the public listener: exit 0 when /readyz is 200");
+  HealthcheckOptions health;
+  std::string health_timeout = "3s";
+  healthcheck_cmd->add_flag("--live", health.live, "probe /healthz (running) instead of /readyz");
+  healthcheck_cmd->add_option("--timeout", health_timeout, "for the whole probe (default 3s)");
+  add_config(healthcheck_cmd);
+
   auto* materials_cmd = app.add_subcommand("materials", "delegated materials");
   materials_cmd->require_subcommand(1);
   auto* materials_get_cmd = materials_cmd->add_subcommand("get", "print a wallet's materials");
@@ -243,6 +252,11 @@ int main(int argc, char** argv) {
         config_file.empty() ? default_config_path() : std::filesystem::path(config_file);
     const Config config = load_config(path);
     if (check_cmd->parsed()) return check(config);
+    if (healthcheck_cmd->parsed()) {
+      health.timeout = parse_duration(health_timeout);
+      if (health.timeout.count() <= 0) throw std::invalid_argument("--timeout must be positive");
+      return healthcheck(config, health, std::cout, std::cerr);
+    }
     if (serve_cmd->parsed()) return serve(config);
     // Operator commands log to stderr in text form, warnings and above.
     init_logging("text", "warn");

@@ -8,18 +8,11 @@
 //   (everything outside RFC 3986 "unreserved").
 // - The API key goes only into the X-API-KEY header of a request whose fields
 //   live in wiped memory; it never reaches a log line or an error.
-// - The deadline is enforced twice: every stream operation expires at it, and
-//   the io_context runs no longer than it (a backstop for name resolution,
-//   which Asio cannot cancel; a hung getaddrinfo still delays the return).
+// - The exchange itself (one deadline, enforced twice) is https_exchange()
+//   (net/https_exchange.hpp), shared with the healthcheck probe.
 #include "hookvault/nodit_history.hpp"
 
 #include <openssl/ssl.h>
-
-#include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 
 #include <array>
 #include <charconv>
@@ -28,6 +21,7 @@
 
 #include "hookvault/json.hpp"
 #include "hookvault/log.hpp"
+#include "net/https_exchange.hpp"
 
 namespace hookvault {
 
@@ -35,16 +29,11 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
-using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::uint64_t kMaxBodyBytes = 8 * 1024 * 1024;
-constexpr std::uint32_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::size_t kMaxIdLength = 64;
-constexpr auto kBackstopGrace = std::chrono::milliseconds(100);
 
 // Header storage is wiped on release: the API key sits in it.
 using SecretFields = http::basic_fields<WipingAllocator<char>>;
@@ -208,76 +197,6 @@ bool header_safe(std::string_view v) {
     if (u < 0x20 || u == 0x7f) return false;
   }
   return true;
-}
-
-// ---------------------------------------------------------------------------
-// The exchange.
-
-struct Outcome {
-  bool finished = false;
-  std::string_view failed_stage;  // empty on success
-  boost::system::error_code ec;
-  unsigned status = 0;
-  std::string body;
-};
-
-asio::awaitable<void> exchange(ssl::context& tls, const BaseUrl& url, const Request& req,
-                               Clock::time_point deadline, Outcome& out) {
-  auto ex = co_await asio::this_coro::executor;
-  tcp::resolver resolver(ex);
-  auto [rec, endpoints] = co_await resolver.async_resolve(url.host, url.port, kNoThrow);
-  if (rec) {
-    out.failed_stage = "resolve";
-    out.ec = rec;
-    co_return;
-  }
-  beast::ssl_stream<beast::tcp_stream> stream(ex, tls);
-  if (!url.host_is_address &&
-      SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str()) != 1) {
-    out.failed_stage = "sni";
-    co_return;
-  }
-  stream.set_verify_callback(ssl::host_name_verification(url.host));
-
-  beast::get_lowest_layer(stream).expires_at(deadline);
-  auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, kNoThrow);
-  if (cec) {
-    out.failed_stage = "connect";
-    out.ec = cec;
-    co_return;
-  }
-  beast::get_lowest_layer(stream).expires_at(deadline);
-  auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, kNoThrow);
-  if (hec) {
-    out.failed_stage = "tls_handshake";
-    out.ec = hec;
-    co_return;
-  }
-  beast::get_lowest_layer(stream).expires_at(deadline);
-  auto [wec, wn] = co_await http::async_write(stream, req, kNoThrow);
-  if (wec) {
-    out.failed_stage = "write";
-    out.ec = wec;
-    co_return;
-  }
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(kMaxHeaderBytes);
-  parser.body_limit(kMaxBodyBytes);
-  beast::get_lowest_layer(stream).expires_at(deadline);
-  auto [rdec, rn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
-  if (rdec) {
-    out.failed_stage = "read";
-    out.ec = rdec;
-    co_return;
-  }
-  out.status = parser.get().result_int();
-  out.body = std::move(parser.get().body());
-  // The request said "Connection: close" and the body is complete: close
-  // without waiting for the peer's close_notify.
-  boost::system::error_code ignored;
-  beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(stream).close();
 }
 
 // ---------------------------------------------------------------------------
@@ -592,21 +511,8 @@ Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
     req.set("X-API-KEY", o.api_key.reveal_string());
     req.keep_alive(false);
 
-    const auto deadline = Clock::now() + o.timeout;
-    Outcome out;
-    {
-      asio::io_context ioc;
-      asio::co_spawn(ioc, exchange(*impl_->tls, *url, req, deadline, out),
-                     [&out](std::exception_ptr e) {
-                       out.finished = e == nullptr;
-                       if (e) out.failed_stage = "internal";
-                     });
-      // The exchange times itself out at the deadline; the grace lets it
-      // finish on its own, and the bound stops a resolve that never ends.
-      ioc.run_until(deadline + kBackstopGrace);
-      if (!out.finished && out.failed_stage.empty()) out.failed_stage = "timeout";
-      // Leaving the scope destroys an unfinished exchange with its socket.
-    }
+    const net::HttpsPeer peer{url->host, url->port, url->host_is_address, true, {}};
+    const net::Exchange out = net::https_exchange(*impl_->tls, peer, req, Clock::now() + o.timeout);
     if (!out.failed_stage.empty()) {
       log(LogLevel::warn, "nodit history request failed",
           {{"host", url->host},
