@@ -3,7 +3,9 @@
 // image that has no curl.
 //
 // It reads the config, connects over TLS to [server] listen and sends
-// GET /readyz (/healthz with `live`), Connection: close. A wildcard listen
+// GET /readyz (/healthz with `live`), Connection: close. With [server]
+// proxy_protocol the connection starts with a PROXY v2 LOCAL header, as a
+// load balancer's own health check does. A wildcard listen
 // address is probed on loopback: 0.0.0.0 as 127.0.0.1, :: as ::1. Exit 0 on
 // a 200 (and one "ok: URL 200" line on `out`), else 1 with one short line on
 // `err`: "unhealthy: URL: <why>" (the status, or the step that failed and its

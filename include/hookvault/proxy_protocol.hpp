@@ -24,6 +24,11 @@
 namespace hookvault {
 
 inline constexpr std::size_t kProxyV2PrefixBytes = 16;
+// A whole header with the LOCAL command and no address block: what a proxy
+// sends for its own connections (health checks).
+inline constexpr char kProxyV2Local[kProxyV2PrefixBytes] = {
+    '\x0D', '\x0A', '\x0D', '\x0A', '\x00', '\x0D', '\x0A', '\x51',
+    '\x55', '\x49', '\x54', '\x0A', '\x20', '\x00', '\x00', '\x00'};
 
 struct ProxyHeader {
   // PROXY command with a TCP over IPv4/IPv6 address block: the original

@@ -12,6 +12,7 @@
 #include <memory>
 #include <ostream>
 
+#include "hookvault/proxy_protocol.hpp"
 #include "net/https_exchange.hpp"
 
 namespace hookvault {
@@ -94,6 +95,11 @@ ProbeResult probe_listener(const ServerConfig& server, const std::string& path,
     peer.port = std::to_string(target.port);
     peer.host_is_address = true;    // [server] listen is an IP address
     peer.verify_host_name = false;  // pinned instead, below
+    if (server.proxy_protocol) {
+      // The listener requires a PROXY v2 header: send the LOCAL form, the one a
+      // load balancer uses for its own health checks (no client address).
+      peer.preamble = std::string(kProxyV2Local, sizeof kProxyV2Local);
+    }
     peer.check_peer = [&pinned](SSL* ssl) {
       X509* presented = SSL_get0_peer_certificate(ssl);
       return presented != nullptr && X509_cmp(presented, pinned.get()) == 0;

@@ -49,6 +49,9 @@ struct HttpsPeer {
   // Called after the handshake with the connection; false fails the exchange
   // at stage "peer_check". May be empty.
   std::function<bool(SSL*)> check_peer;
+  // Bytes written on the TCP connection before the TLS handshake (a PROXY v2
+  // header for a listener that requires one). Usually empty.
+  std::string preamble;
 };
 
 struct ExchangeLimits {
@@ -101,6 +104,16 @@ boost::asio::awaitable<void> run_exchange(boost::asio::ssl::context& tls, const 
     out.failed_stage = "connect";
     out.ec = cec;
     co_return;
+  }
+  if (!peer.preamble.empty()) {
+    beast::get_lowest_layer(stream).expires_at(deadline);
+    auto [pec, pn] = co_await asio::async_write(beast::get_lowest_layer(stream),
+                                                asio::buffer(peer.preamble), kNoThrow);
+    if (pec) {
+      out.failed_stage = "connect";
+      out.ec = pec;
+      co_return;
+    }
   }
   beast::get_lowest_layer(stream).expires_at(deadline);
   auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, kNoThrow);

@@ -511,7 +511,7 @@ Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
     req.set("X-API-KEY", o.api_key.reveal_string());
     req.keep_alive(false);
 
-    const net::HttpsPeer peer{url->host, url->port, url->host_is_address, true, {}};
+    const net::HttpsPeer peer{url->host, url->port, url->host_is_address, true, {}, {}};
     const net::Exchange out = net::https_exchange(*impl_->tls, peer, req, Clock::now() + o.timeout);
     if (!out.failed_stage.empty()) {
       log(LogLevel::warn, "nodit history request failed",

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "e2e.hpp"
+#include "hookvault/proxy_protocol.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -40,9 +41,7 @@ std::string proxy_v2(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_
   return h;
 }
 // LOCAL command: the load balancer's own connection (health checks).
-std::string proxy_v2_local() {
-  return std::string("\x0D\x0A\x0D\x0A\x00\x0D\x0A\x51\x55\x49\x54\x0A\x20\x00\x00\x00", 16);
-}
+std::string proxy_v2_local() { return std::string(kProxyV2Local, sizeof kProxyV2Local); }
 
 std::set<std::string> stored_event_ids(E2E& t) {
   std::set<std::string> ids;
@@ -113,8 +112,11 @@ TEST_F(LoadBalancerTest, SigtermDrainsABurstWithoutLosingAnAnswer) {
   std::optional<Clock::time_point> first_503;
   std::optional<Clock::time_point> first_refused;
   int ready_before = 0;
+  // It runs until it has seen a refusal (the daemon may be gone before the
+  // senders notice), or 60 s.
   auto prober = [&] {
-    while (!done) {
+    const auto give_up = Clock::now() + std::chrono::seconds(60);
+    while (Clock::now() < give_up) {
       try {
         HttpsClient c(port);
         const auto r = c.request("GET", "/readyz");
@@ -220,6 +222,20 @@ TEST_F(LoadBalancerTest, ProxyProtocolNamesTheClientAndAllowFromChecksIt) {
   // Garbage in the header's place: closed too, and the daemon keeps serving.
   EXPECT_THROW((HttpsClient{port, {}, {}, std::string(16, 'x')}), std::exception);
   EXPECT_EQ(HttpsClient(port, {}, {}, proxy_v2_local()).request("GET", "/healthz").status, 200U);
+  // `hookvault healthcheck` speaks PROXY v2 (LOCAL) to such a listener. The
+  // config says port 0, so it is pointed at the bound port.
+  {
+    const std::string text = read_file(config_);
+    const auto at = text.find("listen = \"127.0.0.1:0\"");
+    ASSERT_NE(at, std::string::npos);
+    std::string probe = text;
+    probe.replace(at, std::string("listen = \"127.0.0.1:0\"").size(),
+                  "listen = \"127.0.0.1:" + std::to_string(port) + "\"");
+    const auto probe_config = dir_.path() / "probe.toml";
+    write_file(probe_config, probe, 0600);
+    const auto r = run_hookvault({"healthcheck", "--config", probe_config.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
 
   const std::string log = daemon_->log();
   EXPECT_NE(log.find("\"client\":\"203.0.113.7\""), std::string::npos) << log;

@@ -62,6 +62,10 @@ TEST(ProxyV2, LocalAndUnspecKeepTheConnectionsOwnPeer) {
   auto local = parse(header(0x20, 0x00, {}));
   ASSERT_TRUE(local);
   EXPECT_FALSE(local->source);
+  // The constant a client (hookvault healthcheck) sends is exactly that.
+  const Bytes constant(hookvault::kProxyV2Local,
+                       hookvault::kProxyV2Local + sizeof hookvault::kProxyV2Local);
+  EXPECT_EQ(constant, header(0x20, 0x00, {}));
   auto unspec = parse(header(0x21, 0x00, {1, 2, 3}));
   ASSERT_TRUE(unspec);
   EXPECT_FALSE(unspec->source);
