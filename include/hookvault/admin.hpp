@@ -53,6 +53,7 @@ class AdminApi : public RequestHandler {
   void handle(Delivery delivery, std::function<void(Reply)> done) override;
 
  private:
+  std::vector<std::string> materials_sources(std::string_view query) const;
   struct Call;
   void materials(const std::shared_ptr<Call>& call, std::string wallet_id);
   void list_events(const std::shared_ptr<Call>& call);

@@ -32,6 +32,10 @@ int hex_digit(char c) noexcept;
 // character that is not a hex digit. from_hex(to_hex(b)) == b.
 std::optional<Bytes> from_hex(std::string_view hex);
 
+// ASCII case-insensitive equality (header values, media types, URL schemes);
+// locale-independent, bytes >= 0x80 compared as they are.
+bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
+
 // The whole of `s` as a base-10 int64: digits with an optional leading '-',
 // nothing else (no '+', no spaces); nullopt when empty, malformed or out of range.
 std::optional<std::int64_t> parse_int(std::string_view s) noexcept;

@@ -182,8 +182,15 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
       return;
     }
     // A denied attempt at secret material is audited too.
-    const std::string_view action = route == Route::materials ? "materials.read" : "event.read";
-    store_.audit(AuditEntry{call->actor(), std::string(action), argument, "denied"},
+    // Subjects as a granted read names them: "<source>/<walletId>", "<event id>".
+    std::string action = "event.read";
+    std::string subject = argument;
+    if (route == Route::materials) {
+      action = "materials.read";
+      const auto names = materials_sources(call->query);
+      subject = (names.empty() ? std::string("?") : names.front()) + "/" + argument;
+    }
+    store_.audit(AuditEntry{call->actor(), std::move(action), std::move(subject), "denied"},
                  [call](Result<std::int64_t>) { call->reply(error_reply(Errc::forbidden)); });
     return;
   }
@@ -205,16 +212,23 @@ void AdminApi::offload(const std::shared_ptr<Call>& call, std::function<void()> 
   if (!pool_.try_post(std::move(job))) call->reply(error_reply(Errc::overloaded));
 }
 
-void AdminApi::materials(const std::shared_ptr<Call>& call, std::string wallet_id) {
+// The sources a materials read looks in: ?source=NAME, else every dynamic
+// source. Empty when the query is malformed or names no configured source.
+std::vector<std::string> AdminApi::materials_sources(std::string_view query) const {
   bool malformed = false;
-  auto source = query_param(call->query, "source", malformed);
-  if (malformed) return call->reply(error_reply(Errc::invalid_field, "source"));
+  auto source = query_param(query, "source", malformed);
   std::vector<std::string> names;
+  if (malformed) return names;
   for (const auto& s : *pipeline_.sources()) {
     if (source ? s->config.name == *source : s->config.provider == Provider::dynamic) {
       names.push_back(s->config.name);
     }
   }
+  return names;
+}
+
+void AdminApi::materials(const std::shared_ptr<Call>& call, std::string wallet_id) {
+  std::vector<std::string> names = materials_sources(call->query);
   if (names.empty()) return call->reply(error_reply(Errc::invalid_field, "source"));
   offload(call, [this, call, wallet_id = std::move(wallet_id), names = std::move(names)] {
     std::optional<StoredMaterials> found;

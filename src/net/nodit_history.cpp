@@ -11,6 +11,7 @@
 // - The exchange itself (one deadline, enforced twice) is https_exchange()
 //   (net/https_exchange.hpp), shared with the healthcheck probe.
 #include "hookvault/nodit_history.hpp"
+#include "hookvault/bytes.hpp"
 
 #include <openssl/ssl.h>
 
@@ -57,15 +58,6 @@ bool all_digits(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
     if (!is_digit(c)) return false;
-  }
-  return true;
-}
-
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
 }

@@ -1,7 +1,7 @@
 #include "hookvault/pipeline.hpp"
+#include "hookvault/bytes.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 
 #include "hookvault/log.hpp"
@@ -22,21 +22,14 @@ std::int64_t now_ms() {
       .count();
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 // "application/json", "application/json; charset=utf-8", "application/cloudevents+json".
 bool is_json_media_type(std::string_view ct) {
   ct = ct.substr(0, ct.find(';'));
   while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
   while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
-  if (iequals(ct, "application/json")) return true;
-  return ct.size() > 5 && iequals(ct.substr(0, 12), "application/") &&
-         iequals(ct.substr(ct.size() - 5), "+json");
+  if (iequals_ascii(ct, "application/json")) return true;
+  return ct.size() > 5 && iequals_ascii(ct.substr(0, 12), "application/") &&
+         iequals_ascii(ct.substr(ct.size() - 5), "+json");
 }
 
 Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegation) {

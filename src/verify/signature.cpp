@@ -1,6 +1,7 @@
 // HMAC-SHA256 webhook signatures (signature.hpp).
 
 #include "hookvault/signature.hpp"
+#include "hookvault/bytes.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -29,18 +30,6 @@ bool compute_hmac(ByteView key, ByteView message, Mac& out) noexcept {
 }
 
 bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
-
-bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 }  // namespace
 

@@ -222,6 +222,8 @@ TEST_F(AdminTest, RolesDecideAndNothingSecretLeaksOnRefusal) {
   for (const auto& rec : audit()) {
     if (rec["actor"] == "admin:auditor" && rec["action"] == "materials.read") {
       EXPECT_EQ(rec["outcome"], "denied");
+      // Named as a granted read would name it.
+      EXPECT_EQ(rec["subject"], "dynamic/" + d.wallet_id);
       found = true;
     }
     if (rec["actor"] == "admin:operator" && rec["action"] == "materials.read") ++operator_reads;
