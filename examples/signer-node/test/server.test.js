@@ -47,6 +47,7 @@ test('a signature is answered 200 with its hex fields', async () => {
   assert.deepEqual(res.json, { walletId: 'w-1', signature: '0xabcd' });
   assert.deepEqual(calls.at(-1), { walletId: 'w-1', message: 'hello' });
   assert.deepEqual({ ...logs.at(-1), ms: 0 }, { msg: 'request', method: 'POST', path: '/sign', status: 200, error: undefined, ms: 0 });
+  assert.ok(Number.isFinite(logs.at(-1).ms) && logs.at(-1).ms >= 0, `ms: ${logs.at(-1).ms}`);
 });
 
 test("hookvault's rate limit is 503 rate_limited with Retry-After", async () => {
@@ -80,6 +81,8 @@ test('no materials is 404 not_found; other hookvault and SDK failures are 502', 
   res = await sign({ walletId: 'w-1', message: 'hello' });
   assert.equal(res.status, 500);
   assert.deepEqual(res.json, { error: 'internal' });
+  assert.equal(logs.at(-1).status, 500);
+  assert.doesNotMatch(JSON.stringify(logs.at(-1)), /secret-looking/);
 });
 
 test('a body that is not JSON, or lacks walletId/message, is 400 bad_request; the signer is not called', async () => {
