@@ -71,7 +71,7 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
     << "max_body_bytes = " << o.max_body_bytes << "\n"
     << "header_timeout = \"1s\"\n"
     << "body_timeout = \"1s\"\n"
-    << "idle_timeout = \"5s\"\n"
+    << "idle_timeout = \"" << kIdleTimeout.count() << "s\"\n"
     << o.server_extra << "\n"
     << "[storage]\npath = \"" << (dir_.path() / "data/hookvault.db").string() << "\"\n"
     << kek_toml(s) << "[log]\nformat = \"json\"\nlevel = \"info\"\n"
@@ -92,14 +92,19 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
 
 void E2E::start(const std::filesystem::path& config) {
   client_.reset();
+  connections_opened_ = 0;
   daemon_.reset();
   daemon_ = std::make_unique<Daemon>(config);
 }
 
 HttpsClient& E2E::client() {
+  const auto now = std::chrono::steady_clock::now();
+  if (client_ && now - client_used_ >= kClientReuse) client_.reset();
   if (!client_) {
     client_ = std::make_unique<HttpsClient>(daemon_->port(), setup().root / "tls/cert.pem");
+    ++connections_opened_;
   }
+  client_used_ = now;
   return *client_;
 }
 

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -52,7 +53,15 @@ class E2E : public ::testing::Test {
   void start(const std::filesystem::path& config);
   void start() { start(write_config()); }
 
+  // The test's keep-alive connection to the daemon. A connection left idle
+  // for longer than kClientReuse is replaced by a new one first: the daemon
+  // closes it after the fixture's idle_timeout (kIdleTimeout), and a request
+  // on it would race that close.
   HttpsClient& client();
+  // How many connections client() has opened since start().
+  std::size_t connections_opened() const { return connections_opened_; }
+  static constexpr std::chrono::seconds kIdleTimeout{5};
+  static constexpr std::chrono::seconds kClientReuse{3};
   HttpResponse post(const std::string& body, const std::map<std::string, std::string>& headers);
   HttpResponse post_signed(const std::string& body);
   std::string sign(const std::string& body) const;
@@ -71,6 +80,8 @@ class E2E : public ::testing::Test {
   std::filesystem::path config_;
   std::unique_ptr<Daemon> daemon_;
   std::unique_ptr<HttpsClient> client_;
+  std::chrono::steady_clock::time_point client_used_{};
+  std::size_t connections_opened_ = 0;
 };
 
 // Building delegation events like Dynamic does.

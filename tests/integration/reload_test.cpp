@@ -62,6 +62,7 @@ TEST_F(ReloadTest, WebhookSecretRotationOnTheSameConnection) {
   reload_and_wait(2);
   EXPECT_EQ(post_with_secret(ping_event(uuid()), old_secret).status, 401U);
   EXPECT_EQ(post_with_secret(ping_event(uuid()), new_secret).status, 200U);
+  EXPECT_EQ(connections_opened(), 1U) << "the reloads were not seen on one connection";
   EXPECT_EQ(events().size(), 4U);
 }
 
