@@ -36,6 +36,9 @@ std::optional<Bytes> from_hex(std::string_view hex);
 // locale-independent, bytes >= 0x80 compared as they are.
 bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
 
+// `s` without leading and trailing HTTP optional whitespace (SP and HTAB).
+std::string_view trim_ows(std::string_view s) noexcept;
+
 // The whole of `s` as a base-10 int64: digits with an optional leading '-',
 // nothing else (no '+', no spaces); nullopt when empty, malformed or out of range.
 std::optional<std::int64_t> parse_int(std::string_view s) noexcept;

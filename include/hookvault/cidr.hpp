@@ -21,6 +21,9 @@ namespace hookvault {
 
 using IpAddress = std::array<std::uint8_t, 16>;  // IPv6, or IPv4-mapped IPv6
 
+// The IPv4-mapped form (::ffff:a.b.c.d) of the 4 address bytes at `v4`, in
+// network order.
+IpAddress ipv4_mapped(const std::uint8_t* v4) noexcept;
 // "192.0.2.1", "::1", "::ffff:192.0.2.1"; nullopt for anything else.
 std::optional<IpAddress> parse_ip(std::string_view text);
 // Back to text: dotted quad for an IPv4-mapped address, else RFC 5952 form.

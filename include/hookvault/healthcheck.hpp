@@ -18,8 +18,8 @@
 // verifies the peer against the configured `tls_cert` file as its only trust
 // anchor (every certificate in the file is trusted; X509_V_FLAG_PARTIAL_CHAIN
 // lets a leaf or intermediate in it anchor the chain, so a CA-issued chain file
-// works as well as a self-signed one; validity dates are checked, so an
-// expired certificate makes the check fail) and then requires the leaf the
+// can anchor it too; OpenSSL's verification also checks validity dates. The
+// tests cover self-signed certificates only) and then requires the leaf the
 // listener presented to be the file's first certificate, byte for byte. There
 // is no hostname check: the certificate is pinned, which is stronger. A
 // listener on the address that serves any other certificate, e.g. another

@@ -85,6 +85,8 @@ class Pipeline : public RequestHandler {
  private:
   void handle_webhook(const std::shared_ptr<const Source>& source, Delivery delivery,
                       std::function<void(Reply)> done);
+  template <class Done>
+  void submit_timed(MetricSeries& series, WriteRequest request, Done done);
 
   std::atomic<std::shared_ptr<const Sources>> sources_;
   Store& store_;

@@ -24,6 +24,13 @@ bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+std::string_view trim_ows(std::string_view s) noexcept {
+  auto ows = [](char c) { return c == ' ' || c == '\t'; };
+  while (!s.empty() && ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 int hex_digit(char c) noexcept {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;

@@ -7,6 +7,14 @@
 
 namespace hookvault {
 
+IpAddress ipv4_mapped(const std::uint8_t* v4) noexcept {
+  IpAddress ip{};
+  ip[10] = 0xff;
+  ip[11] = 0xff;
+  std::memcpy(ip.data() + 12, v4, 4);
+  return ip;
+}
+
 std::optional<IpAddress> parse_ip(std::string_view text) {
   // inet_pton wants a NUL-terminated string; addresses are short.
   char buf[INET6_ADDRSTRLEN + 1];
@@ -17,10 +25,7 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
   if (text.find(':') == std::string_view::npos) {
     in_addr v4{};
     if (inet_pton(AF_INET, buf, &v4) != 1) return std::nullopt;
-    ip[10] = 0xff;
-    ip[11] = 0xff;
-    std::memcpy(ip.data() + 12, &v4, 4);
-    return ip;
+    return ipv4_mapped(reinterpret_cast<const std::uint8_t*>(&v4));
   }
   in6_addr v6{};
   if (inet_pton(AF_INET6, buf, &v6) != 1) return std::nullopt;

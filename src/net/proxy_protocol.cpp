@@ -42,11 +42,7 @@ std::optional<ProxyHeader> parse_proxy_v2(std::span<const std::uint8_t> prefix,
   if ((prefix[12] & 0x0F) == kLocal) return h;
   const std::uint8_t family = prefix[13];
   if (family == kTcp4) {
-    IpAddress ip{};
-    ip[10] = 0xff;
-    ip[11] = 0xff;
-    std::memcpy(ip.data() + 12, rest.data(), 4);
-    h.source = ip;
+    h.source = ipv4_mapped(rest.data());
     h.source_port = static_cast<std::uint16_t>((rest[8] << 8) | rest[9]);
   } else if (family == kTcp6) {
     IpAddress ip{};

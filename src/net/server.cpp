@@ -66,19 +66,7 @@ std::string make_request_id(std::uint64_t boot, std::uint64_t n) {
 }
 
 IpAddress to_ip(const asio::ip::address& a) {
-  if (a.is_v6()) return a.to_v6().to_bytes();
-  IpAddress ip{};
-  ip[10] = 0xff;
-  ip[11] = 0xff;
-  const auto v4 = a.to_v4().to_bytes();
-  std::copy(v4.begin(), v4.end(), ip.begin() + 12);
-  return ip;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+  return a.is_v6() ? a.to_v6().to_bytes() : ipv4_mapped(a.to_v4().to_bytes().data());
 }
 
 // Who sent a request: the connection's peer, or the client a PROXY header or
@@ -97,7 +85,7 @@ Client forwarded_client(const Client& peer, std::string_view xff, std::span<cons
   while (!xff.empty()) {
     const auto comma = xff.rfind(',');
     const std::string_view entry =
-        trim(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
+        trim_ows(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
     xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
     auto ip = parse_ip(entry);
     if (!ip) break;
@@ -270,14 +258,14 @@ struct Server::Impl {
       boost::system::error_code ec;
       auto ep = beast::get_lowest_layer(c.stream).socket().remote_endpoint(ec);
       if (!ec) {
-        peer = ep.address().to_string() + ":" + std::to_string(ep.port());
         client = Client{to_ip(ep.address()), ep.address().to_string()};
+        peer = client.text + ":" + std::to_string(ep.port());
       }
     }
-    bool proxied_ok = true;
+    bool admitted = true;
     if (cfg.proxy_protocol) {
       auto header = co_await read_proxy_header(c);
-      proxied_ok = header.has_value();
+      admitted = header.has_value();
       if (!header) {
         proxy_failures.inc();
         log(LogLevel::warn, "connection without a valid PROXY v2 header closed",
@@ -286,30 +274,31 @@ struct Server::Impl {
         client = Client{*header->source, ip_to_string(*header->source)};
       }
     }
-    boost::system::error_code hs_ec;
-    if (proxied_ok) {
-      beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
-      std::tie(hs_ec) = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
-    }
-    if (!proxied_ok) {
-      // closed below
-    } else if (hs_ec) {
-      handshake_failures.inc();
-      log(LogLevel::debug, "TLS handshake failed",
-          {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
-    } else {
-      const std::string client_cn = options.client_ca.empty()
-                                        ? std::string()
-                                        : net::verified_client_cn(c.stream.native_handle());
-      co_await serve_requests(c, peer, client, client_cn);
-      beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
-      auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
-      (void)sd_ec;
-    }
+    if (admitted) co_await handshake_and_serve(c, peer, client);
     boost::system::error_code ignored;
     beast::get_lowest_layer(c.stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(c.stream).close();
     forget(&c);
+  }
+
+  // TLS handshake, the keep-alive loop, TLS shutdown.
+  asio::awaitable<void> handshake_and_serve(Conn& c, const std::string& peer,
+                                            const Client& client) {
+    beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
+    auto [hs_ec] = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    if (hs_ec) {
+      handshake_failures.inc();
+      log(LogLevel::debug, "TLS handshake failed",
+          {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
+      co_return;
+    }
+    const std::string client_cn = options.client_ca.empty()
+                                      ? std::string()
+                                      : net::verified_client_cn(c.stream.native_handle());
+    co_await serve_requests(c, peer, client, client_cn);
+    beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
+    auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
+    (void)sd_ec;
   }
 
   asio::awaitable<void> serve_requests(Conn& c, const std::string& peer, const Client& client,

@@ -24,9 +24,7 @@ std::int64_t now_ms() {
 
 // "application/json", "application/json; charset=utf-8", "application/cloudevents+json".
 bool is_json_media_type(std::string_view ct) {
-  ct = ct.substr(0, ct.find(';'));
-  while (!ct.empty() && (ct.back() == ' ' || ct.back() == '\t')) ct.remove_suffix(1);
-  while (!ct.empty() && (ct.front() == ' ' || ct.front() == '\t')) ct.remove_prefix(1);
+  ct = trim_ows(ct.substr(0, ct.find(';')));
   if (iequals_ascii(ct, "application/json")) return true;
   return ct.size() > 5 && iequals_ascii(ct.substr(0, 12), "application/") &&
          iequals_ascii(ct.substr(ct.size() - 5), "+json");
@@ -50,6 +48,17 @@ Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegat
 }
 
 }  // namespace
+
+// Submits to the store and observes the "store" stage (submit to durable
+// commit) in `series` before `done` runs.
+template <class Done>
+void Pipeline::submit_timed(MetricSeries& series, WriteRequest request, Done done) {
+  store_.submit(std::move(request), [&series, started = Clock::now(),
+                                     done = std::move(done)](Result<WriteResult> r) mutable {
+    series.observe(seconds_since(started));
+    done(r);
+  });
+}
 
 Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool,
                    Metrics& metrics)
@@ -190,13 +199,10 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   }
 
   // The completion outlives this call: capture by value.
-  // Set when the request is submitted, read in the completion.
-  auto store_started = std::make_shared<Clock::time_point>();
   auto store_done = [this, done, source_name = source.config.name, delegation = plan.decrypt,
                      event_name = plan.request.event.event_name,
                      event_id = plan.request.event.idempotency_key,
-                     request_id = delivery.request_id, store_started](Result<WriteResult> r) {
-    stage_seconds_.with({source_name, "store"}).observe(seconds_since(*store_started));
+                     request_id = delivery.request_id](Result<WriteResult> r) {
     Reply reply;
     if (r) {
       if (r->duplicate) {
@@ -220,8 +226,8 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   };
 
   if (!plan.decrypt) {
-    *store_started = Clock::now();
-    store_.submit(std::move(plan.request), std::move(store_done));
+    submit_timed(stage_seconds_.with({source.config.name, "store"}), std::move(plan.request),
+                 std::move(store_done));
     return;
   }
 
@@ -229,32 +235,31 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
   auto body = std::make_shared<Json>(std::move(verified->body));
   const auto queued = Clock::now();
-  const bool posted =
-      pool_.try_post([this, source_ptr, shared_plan, body, store_done, store_started, queued,
-                      request_id = delivery.request_id]() mutable {
-        const Source& src = *source_ptr;
-        stage_seconds_.with({src.config.name, "queue"}).observe(seconds_since(queued));
-        WriteRequest& req = shared_plan->request;
-        auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
-        if (!existing || !existing->has_value()) {
-          // New (or the check failed: the write decides). Decrypt first.
-          const auto decrypt_started = Clock::now();
-          DecryptOutcome outcome = decrypt_delegation(src, *body);
-          stage_seconds_.with({src.config.name, "decrypt"}).observe(seconds_since(decrypt_started));
-          if (outcome.materials) {
-            req.materials = std::move(outcome.materials);
-          } else {
-            log(LogLevel::warn, "delegation decrypt failed",
-                {{"request_id", request_id},
-                 {"source", src.config.name},
-                 {"event_id", req.event.idempotency_key},
-                 {"reason", outcome.failure}});
-            req.decrypt_failure = std::move(outcome.failure);
-          }
-        }
-        *store_started = Clock::now();
-        store_.submit(std::move(req), std::move(store_done));
-      });
+  const bool posted = pool_.try_post([this, source_ptr, shared_plan, body, store_done, queued,
+                                      request_id = delivery.request_id]() mutable {
+    const Source& src = *source_ptr;
+    stage_seconds_.with({src.config.name, "queue"}).observe(seconds_since(queued));
+    WriteRequest& req = shared_plan->request;
+    auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
+    if (!existing || !existing->has_value()) {
+      // New (or the check failed: the write decides). Decrypt first.
+      const auto decrypt_started = Clock::now();
+      DecryptOutcome outcome = decrypt_delegation(src, *body);
+      stage_seconds_.with({src.config.name, "decrypt"}).observe(seconds_since(decrypt_started));
+      if (outcome.materials) {
+        req.materials = std::move(outcome.materials);
+      } else {
+        log(LogLevel::warn, "delegation decrypt failed",
+            {{"request_id", request_id},
+             {"source", src.config.name},
+             {"event_id", req.event.idempotency_key},
+             {"reason", outcome.failure}});
+        req.decrypt_failure = std::move(outcome.failure);
+      }
+    }
+    submit_timed(stage_seconds_.with({src.config.name, "store"}), std::move(req),
+                 std::move(store_done));
+  });
   if (!posted) {
     overloaded_.with({source.config.name}).inc();
     Reply r = error_reply(Errc::overloaded);

@@ -106,6 +106,15 @@ Result<store::WrappedKey> wrapped_key_at(const Statement& row, std::string kek_i
   return store::WrappedKey{std::move(kek_id), *version, row.column_blob(blob_col)};
 }
 
+// The audit key when `kek` wrapped it under a version older than `current`
+// (one for `keys rewrap` to move), else nullopt.
+Result<std::optional<store::WrappedKey>> old_audit_key(Connection& db, const Kek& kek,
+                                                       std::uint32_t current) {
+  auto key = store::read_audit_key(db);
+  if (key && *key && ((*key)->kek_id != kek.id() || (*key)->kek_version >= current)) key->reset();
+  return key;
+}
+
 // ---------------------------------------------------------------------------
 // SQL run by the writer (write connection). Column meanings: schema.hpp.
 
@@ -204,14 +213,16 @@ constexpr char kExpiredPayloads[] =
 constexpr std::int64_t kPurgeBatch = 500;  // rows per short write transaction
 
 // keys rewrap: only where the row still holds the wrapped key that was read.
+// ?1, ?2: the new version and bytes; ?3 .. ?5: the KEK id, version and bytes
+// the row must still hold; from ?6: the row.
 constexpr char kRewrapEvent[] =
     "UPDATE events SET kek_version = ?1, wrapped_dek = ?2 "
-    "WHERE id = ?3 AND kek_id = ?4 AND kek_version = ?5 AND wrapped_dek = ?6";
+    "WHERE kek_id = ?3 AND kek_version = ?4 AND wrapped_dek = ?5 AND id = ?6";
 
 constexpr char kRewrapMaterials[] =
     "UPDATE materials SET kek_version = ?1, wrapped_dek = ?2 "
-    "WHERE source = ?3 AND wallet_id = ?4 AND event_id = ?5 AND kek_id = ?6 "
-    "AND kek_version = ?7 AND wrapped_dek = ?8";
+    "WHERE kek_id = ?3 AND kek_version = ?4 AND wrapped_dek = ?5 "
+    "AND source = ?6 AND wallet_id = ?7 AND event_id = ?8";
 
 // ---------------------------------------------------------------------------
 // SQL run by the reads (read-only connection).
@@ -1102,33 +1113,31 @@ Result<std::int64_t> Store::Impl::apply(AuditWork& w) { return append_audit(w.en
 
 Result<std::uint64_t> Store::Impl::apply(RewrapWork& w) {
   std::uint64_t applied = 0;
-  for (const auto& e : w.events) {
-    auto stmt = writer_db_.prepare(kRewrapEvent);
+  // One guarded UPDATE (kRewrapEvent or kRewrapMaterials): ?1 .. ?5 from the
+  // keys, the row's identity bound by `bind_row`; counts the row when it still
+  // held `from`. prepare() hands back the connection's cached statement.
+  const auto rewrap_row = [&](const char* sql, const auto& k, auto&& bind_row) -> Result<void> {
+    auto stmt = writer_db_.prepare(sql);
     if (!stmt) return stmt.error();
-    auto r = stmt->bind_int64(1, e.to.kek_version)
-                 .bind_blob(2, e.to.wrapped_dek)
-                 .bind_int64(3, e.id)
-                 .bind_text(4, e.from.kek_id)
-                 .bind_int64(5, e.from.kek_version)
-                 .bind_blob(6, e.from.wrapped_dek)
-                 .run();
-    if (!r) return r.error();
+    stmt->bind_int64(1, k.to.kek_version)
+        .bind_blob(2, k.to.wrapped_dek)
+        .bind_text(3, k.from.kek_id)
+        .bind_int64(4, k.from.kek_version)
+        .bind_blob(5, k.from.wrapped_dek);
+    if (auto r = bind_row(*stmt).run(); !r) return r;
     applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
+    return {};
+  };
+  for (const auto& e : w.events) {
+    auto r = rewrap_row(kRewrapEvent, e,
+                        [&](Statement& s) -> Statement& { return s.bind_int64(6, e.id); });
+    if (!r) return r.error();
   }
   for (const auto& m : w.materials) {
-    auto stmt = writer_db_.prepare(kRewrapMaterials);
-    if (!stmt) return stmt.error();
-    auto r = stmt->bind_int64(1, m.to.kek_version)
-                 .bind_blob(2, m.to.wrapped_dek)
-                 .bind_text(3, m.source)
-                 .bind_text(4, m.wallet_id)
-                 .bind_text(5, m.event_id)
-                 .bind_text(6, m.from.kek_id)
-                 .bind_int64(7, m.from.kek_version)
-                 .bind_blob(8, m.from.wrapped_dek)
-                 .run();
+    auto r = rewrap_row(kRewrapMaterials, m, [&](Statement& s) -> Statement& {
+      return s.bind_text(6, m.source).bind_text(7, m.wallet_id).bind_text(8, m.event_id);
+    });
     if (!r) return r.error();
-    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
   }
   if (w.audit_key) {
     auto replaced = store::replace_audit_key(writer_db_, w.audit_key->from, w.audit_key->to);
@@ -1574,11 +1583,9 @@ Result<RewrapWork> Store::Impl::prepare_rewrap(std::size_t limit, std::uint32_t 
       if (!materials) return materials;
     }
     if (work.size() < limit) {
-      auto audit_key = store::read_audit_key(db);
+      auto audit_key = old_audit_key(db, kek, current);
       if (!audit_key) return audit_key.error();
-      if (*audit_key && (*audit_key)->kek_id == kek.id() && (*audit_key)->kek_version < current) {
-        work.audit_key = AuditKeyRewrap{std::move(**audit_key), store::WrappedKey{}};
-      }
+      if (*audit_key) work.audit_key = AuditKeyRewrap{std::move(**audit_key), store::WrappedKey{}};
     }
     return {};
   });
@@ -1624,12 +1631,9 @@ Result<std::uint64_t> Store::Impl::count_old_keys(std::uint32_t current) const {
     auto step = stmt->bind_text(1, kek_->id()).bind_int64(2, current).step();
     if (!step) return step.error();
     auto n = static_cast<std::uint64_t>(stmt->column_int64(0));
-    auto audit_key = store::read_audit_key(db);
+    auto audit_key = old_audit_key(db, *kek_, current);
     if (!audit_key) return audit_key.error();
-    if (*audit_key && (*audit_key)->kek_id == kek_->id() && (*audit_key)->kek_version < current) {
-      ++n;
-    }
-    return n;
+    return *audit_key ? n + 1 : n;
   });
 }
 

@@ -29,8 +29,6 @@ bool compute_hmac(ByteView key, ByteView message, Mac& out) noexcept {
   return result != nullptr && len == out.size();
 }
 
-bool is_space(char c) noexcept { return c == ' ' || c == '\t'; }
-
 }  // namespace
 
 Mac hmac_sha256(ByteView key, ByteView message) {
@@ -41,8 +39,7 @@ Mac hmac_sha256(ByteView key, ByteView message) {
 }
 
 Result<Mac> parse_signature_header(std::string_view value, std::string_view prefix) {
-  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
-  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  value = trim_ows(value);
   // The scheme label is matched case-insensitively ("sha256=" or "SHA256=").
   if (value.size() != prefix.size() + 2 * Mac().size() ||
       !iequals_ascii(value.substr(0, prefix.size()), prefix)) {

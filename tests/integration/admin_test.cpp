@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "e2e.hpp"
+#include "hookvault/proxy_protocol.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -353,6 +354,43 @@ TEST_F(AdminTest, EventPayloadReadIsAudited) {
     }
   }
   EXPECT_EQ(reads, 1);
+}
+
+// README (behind a load balancer): connections closed for a missing or bad
+// PROXY v2 header are counted in hookvault_proxy_protocol_failures_total, and
+// deliveries refused by allow_from in hookvault_forbidden_total.
+TEST_F(AdminTest, ProxyProtocolFailuresAndAllowFromRefusalsAreCounted) {
+  ConfigOptions o;
+  o.server_extra = "proxy_protocol = true\n";
+  o.extra_toml = "allow_from = [\"203.0.113.0/24\"]\n";  // for the dynamic source
+  start(admin_config("", o));
+  const std::string proxy_failures = "hookvault_proxy_protocol_failures_total{listener=\"public\"}";
+  const std::string forbidden = "hookvault_forbidden_total{source=\"dynamic\"}";
+  const std::string before = scrape();
+  EXPECT_LE(sample_value(before, proxy_failures), 0.0) << before;
+  EXPECT_LE(sample_value(before, forbidden), 0.0) << before;
+
+  const std::uint16_t port = daemon_->port();
+  const std::string local(kProxyV2Local, sizeof kProxyV2Local);
+  EXPECT_THROW(HttpsClient{port}, std::exception);  // no header
+  EXPECT_THROW((HttpsClient{port, {}, {}, std::string(16, 'x')}), std::exception);
+  ASSERT_TRUE(daemon_->wait_for_log("connection without a valid PROXY v2 header closed", 2))
+      << daemon_->log();
+  {
+    // LOCAL: the TCP peer (127.0.0.1) is the client, outside allow_from.
+    HttpsClient c(port, {}, {}, local);
+    const std::string body = ping_event("forbidden-counted");
+    const auto r = c.request(
+        "POST", "/webhooks/dynamic",
+        {{"Content-Type", "application/json"}, {"x-dynamic-signature-256", sign(body)}}, body);
+    EXPECT_EQ(r.status, 403U) << r.body;
+    EXPECT_EQ(c.request("GET", "/healthz").status, 200U);  // not a failure, not forbidden
+  }
+
+  const std::string after = scrape();
+  EXPECT_EQ(sample_value(after, proxy_failures), 2.0) << after;
+  EXPECT_EQ(sample_value(after, forbidden), 1.0) << after;
+  EXPECT_EQ(daemon_->stop(), 0);
 }
 
 TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {

@@ -147,7 +147,7 @@ TEST_F(LoadTest, ConcurrentDeliveriesAreStoredExactlyOnce) {
   }
 
   // The store holds each event exactly once, under the id its answers named.
-  daemon_->stop();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
   std::map<std::string, int> stored;
   for (const auto& e : events()) {
     const std::string event_id = e["eventId"].get<std::string>();

@@ -116,7 +116,7 @@ TEST_F(NotifyTest, ReadyReloadingWatchdogAndStoppingReachTheManager) {
   EXPECT_NE(reloading.find("MONOTONIC_USEC="), std::string::npos) << reloading;
   seen.clear();
   ASSERT_NE(manager.wait_for("READY=1", 10s, seen), "") << daemon_->log();
-  EXPECT_TRUE(daemon_->wait_for_log("reloaded", 1));
+  EXPECT_TRUE(daemon_->wait_for_log("\"msg\":\"reloaded\"", 1)) << daemon_->log();
 
   // A reload that fails still ends with READY=1: the old config serves on.
   write_file(cfg, "this is not toml [[[", 0600);

@@ -3,6 +3,7 @@
 // still waiting for `reprocess` is kept.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <thread>
 
 #include "e2e.hpp"
@@ -18,6 +19,7 @@ class RetentionTest : public E2E {
     auto cfg = write_config(o);
     std::string text = read_file(cfg);
     const auto at = text.find("[storage]\n");
+    if (at == std::string::npos) throw std::runtime_error("no [storage] table in " + text);
     text.insert(at + 10, "retention = \"3s\"\nretention_interval = \"200ms\"\n");
     write_file(cfg, text, 0600);
     return cfg;

@@ -1186,6 +1186,9 @@ TEST(ConfigLoadBalancer, DrainProxyTrustedProxiesAndAllowFrom) {
   EXPECT_EQ(c.server.trusted_proxies[1].text(), "2001:db8::/32");
   ASSERT_EQ(c.sources[0].allow_from.size(), 1U);
   EXPECT_TRUE(c.sources[0].allow_from[0].contains(*hookvault::parse_ip("192.0.2.7")));
+  EXPECT_FALSE(c.sources[0].allow_from[0].contains(*hookvault::parse_ip("192.0.2.8")));  // a /32
+  EXPECT_TRUE(c.server.trusted_proxies[0].contains(*hookvault::parse_ip("10.200.0.1")));
+  EXPECT_FALSE(c.server.trusted_proxies[0].contains(*hookvault::parse_ip("11.0.0.1")));
   // The admin listener is direct: none of it applies there.
   const ServerConfig admin = admin_listener_config(c);
   EXPECT_EQ(admin.drain_delay, milliseconds(0));

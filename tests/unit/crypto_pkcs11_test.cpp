@@ -38,6 +38,8 @@ ByteView ad(std::string_view s) { return as_bytes(s); }
 void expect_open_fails(Pkcs11KekOptions options, Pkcs11Error::Stage stage,
                        const std::vector<std::string>& mentions,
                        const std::vector<std::string>& never);
+// refresh() throws a Pkcs11Error of the key stage whose message has `mention`.
+void expect_refresh_refused(Kek& kek, const std::string& mention);
 
 class Pkcs11KekTest : public ::testing::Test {
  protected:
@@ -196,15 +198,7 @@ TEST_F(Pkcs11KekTest, AVersionThatFailsItsSelfTestIsNeverInstalled) {
   EXPECT_EQ(outcome(kek->unwrap(v2_wrapped, 2, ad("row"))), "kek_unavailable");
   EXPECT_EQ(kek->version(), 1U);
   EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
-  try {
-    kek->refresh();
-    ADD_FAILURE() << "refreshed to a key that cannot encrypt";
-  } catch (const Pkcs11Error& e) {
-    EXPECT_EQ(e.stage(), Pkcs11Error::Stage::key);
-    EXPECT_NE(std::string(e.what()).find("\"hookvault-kek.v2\" failed a wrap/unwrap self-test"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_refresh_refused(*kek, "\"hookvault-kek.v2\" failed a wrap/unwrap self-test");
   EXPECT_EQ(kek->version(), 1U);
   EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
   auto still_v1 = kek->wrap(dek, ad("row"));
@@ -220,15 +214,7 @@ TEST_F(Pkcs11KekTest, AVersionThatFailsItsSelfTestIsNeverInstalled) {
 TEST_F(Pkcs11KekTest, AKeyThatIsNotAes256IsRefusedAndTheKekKeepsItsKeys) {
   const auto kek = open();
   testing::import_aes_key(*token_, "hookvault-kek.v2", SecretBytes::random(16));
-  try {
-    kek->refresh();
-    ADD_FAILURE() << "refreshed to an AES-128 key";
-  } catch (const Pkcs11Error& e) {
-    EXPECT_EQ(e.stage(), Pkcs11Error::Stage::key);
-    EXPECT_NE(std::string(e.what()).find("\"hookvault-kek.v2\" is AES-128, not AES-256"),
-              std::string::npos)
-        << e.what();
-  }
+  expect_refresh_refused(*kek, "\"hookvault-kek.v2\" is AES-128, not AES-256");
   EXPECT_EQ(kek->versions(), (std::vector<std::uint32_t>{1}));
   EXPECT_EQ(outcome(kek->wrap(SecretBytes::random(32), ad("row"))), "ok");
   expect_open_fails(token_->options(), Pkcs11Error::Stage::key, {"AES-128"}, {token_->pin()});
@@ -357,6 +343,16 @@ void expect_open_fails(Pkcs11KekOptions options, Pkcs11Error::Stage stage,
     for (const auto& m : mentions) EXPECT_NE(message.find(m), std::string::npos) << message;
     for (const auto& n : never)
       EXPECT_EQ(message.find(n), std::string::npos) << "secret in message";
+  }
+}
+
+void expect_refresh_refused(Kek& kek, const std::string& mention) {
+  try {
+    kek.refresh();
+    ADD_FAILURE() << "refresh() succeeded; expected it to refuse: " << mention;
+  } catch (const Pkcs11Error& e) {
+    EXPECT_EQ(e.stage(), Pkcs11Error::Stage::key) << e.what();
+    EXPECT_NE(std::string(e.what()).find(mention), std::string::npos) << e.what();
   }
 }
 

@@ -3,7 +3,6 @@
 // `audit list`. A config built in code over a TempDir (file KEK, one Dynamic
 // source); tampering through a separate sqlite3 connection.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <sstream>
 #include <string>
@@ -11,6 +10,8 @@
 #include "hookvault/config.hpp"
 #include "hookvault/ops.hpp"
 #include "hookvault/store.hpp"
+#include "ops_support.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 namespace hookvault {
@@ -23,34 +24,15 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 void sql(const std::filesystem::path& db_path, const std::string& statement) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-  ASSERT_EQ(sqlite3_busy_timeout(db, 5000), SQLITE_OK);
-  char* msg = nullptr;
-  EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &msg), SQLITE_OK)
-      << statement << ": " << (msg ? msg : "");
-  sqlite3_free(msg);
-  ASSERT_EQ(sqlite3_close(db), SQLITE_OK);
+  testing::RawDb(db_path).exec(statement);
 }
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
+using Output = testing::CommandOutput;
 
 class OpsAudit : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::write_file(dir_ / "keys/kek.key", SecretBytes::random(32).reveal_string());
-    config_.file = dir_ / "hookvault.toml";
-    config_.storage.path = dir_ / "data/hookvault.db";
-    config_.kek.file = dir_ / "keys/kek.key";
-    SourceConfig source;
-    source.name = "dynamic";
-    source.provider = Provider::dynamic;
-    source.path = "/webhooks/dynamic";
-    config_.sources.push_back(source);
+    config_ = testing::file_kek_config(dir_);
 
     auto store = open_store(config_);
     WriteRequest r;
@@ -76,13 +58,7 @@ class OpsAudit : public ::testing::Test {
 
   template <class F>
   Output run(F&& command) {
-    std::ostringstream out;
-    std::ostringstream err;
-    Output o;
-    o.code = command(out, err);
-    o.out = out.str();
-    o.err = err.str();
-    return o;
+    return testing::run_command(std::forward<F>(command));
   }
   Output materials(const std::string& wallet) {
     return run([&](auto& out, auto& err) {

@@ -14,40 +14,21 @@
 #include "hookvault/kek.hpp"
 #include "hookvault/ops.hpp"
 #include "hookvault/store.hpp"
+#include "ops_support.hpp"
 #include "test_support.hpp"
 
 namespace hookvault {
 namespace {
 
+using testing::json_lines;
 using testing::TempDir;
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::vector<Json> json_lines(const std::string& text) {
-  std::vector<Json> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) out.push_back(Json::parse(line));
-  }
-  return out;
-}
+using Output = testing::CommandOutput;
 
 class OpsKeys : public ::testing::Test {
  protected:
   void SetUp() override {
-    testing::write_file(dir_ / "keys/kek.key", SecretBytes::random(32).reveal_string());
-    config_.file = dir_ / "hookvault.toml";
-    config_.storage.path = dir_ / "data/hookvault.db";
-    config_.kek.file = dir_ / "keys/kek.key";
-    SourceConfig source;
-    source.name = "dynamic";
-    source.provider = Provider::dynamic;
-    source.path = "/webhooks/dynamic";
-    config_.sources.push_back(source);
+    config_ = testing::file_kek_config(dir_);
     write_events(0, 25);
   }
 
@@ -77,13 +58,7 @@ class OpsKeys : public ::testing::Test {
 
   template <class F>
   Output run(F&& command) {
-    std::ostringstream out;
-    std::ostringstream err;
-    Output o;
-    o.code = command(out, err);
-    o.out = out.str();
-    o.err = err.str();
-    return o;
+    return testing::run_command(std::forward<F>(command));
   }
   Output status() {
     return run([&](auto& out, auto& err) { return keys_status(config_, out, err); });

@@ -116,6 +116,10 @@ TEST_F(ServiceManagerTest, PingsEveryHalfIntervalWhileTheLoopAnswers) {
   m.stop_watchdog();
   EXPECT_GE(got.size(), 5U);  // ~10 at 50 ms
   for (const auto& g : got) EXPECT_EQ(g, "WATCHDOG=1");
+  // Stopped: what was sent before stop_watchdog() returned is read first, then
+  // nothing more arrives (six intervals).
+  (void)drain(50ms);
+  EXPECT_TRUE(drain(300ms).empty());
 }
 
 }  // namespace

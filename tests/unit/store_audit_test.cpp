@@ -2,7 +2,6 @@
 // and a memory KEK; tampering is done through a separate sqlite3 connection,
 // as someone with write access to the file (but not the KEK) would do it.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <future>
@@ -16,6 +15,7 @@
 #include "hookvault/audit.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -31,6 +31,7 @@ using hookvault::SecretBytes;
 using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
+using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
 
 constexpr char kSource[] = "dynamic";
@@ -74,40 +75,6 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
   r.revoke = true;
   return r;
 }
-
-// Direct access to the database file, as an attacker with the disk would have.
-class RawDb {
- public:
-  explicit RawDb(const std::filesystem::path& path) {
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    EXPECT_EQ(sqlite3_busy_timeout(db_, 5000), SQLITE_OK);
-  }
-  ~RawDb() { EXPECT_EQ(sqlite3_close(db_), SQLITE_OK); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* msg = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg);
-    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (msg ? msg : "");
-    sqlite3_free(msg);
-  }
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    std::string out = "<no row>";
-    if (sqlite3_step(stmt) == SQLITE_ROW) {
-      const auto* t = sqlite3_column_text(stmt, 0);
-      out = t ? reinterpret_cast<const char*>(t) : "<null>";
-    }
-    EXPECT_EQ(sqlite3_finalize(stmt), SQLITE_OK);
-    return out;
-  }
-  std::int64_t integer(const std::string& sql) { return std::stoll(text(sql)); }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 class StoreAuditTest : public ::testing::Test {
  protected:
@@ -610,13 +577,8 @@ TEST(StoreCompatibility, OpensVerifiesAndExtendsAFileOfSchemaVersionTwo) {
         hookvault::testing::read_file(std::filesystem::path(HOOKVAULT_SOURCE_DIR) /
                                       "tests/unit/data/store_v2_written_by_de02e08.sql");
     ASSERT_FALSE(dump.empty());
-    sqlite3* raw = nullptr;
-    ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-    char* msg = nullptr;
-    EXPECT_EQ(sqlite3_exec(raw, dump.c_str(), nullptr, nullptr, &msg), SQLITE_OK)
-        << (msg ? msg : "");
-    sqlite3_free(msg);
-    ASSERT_EQ(sqlite3_close(raw), SQLITE_OK);
+    RawDb(db, RawDb::Mode::create).exec(dump);
+    ASSERT_FALSE(::testing::Test::HasFailure());
   }
   StoreOptions options;
   options.path = db;

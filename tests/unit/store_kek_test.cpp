@@ -5,7 +5,6 @@
 // a daemon-like writer keeps working while another Store rewraps the file.
 // Real SQLite files and a file KEK (keyring) in a TempDir.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +15,7 @@
 
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -30,6 +30,7 @@ using hookvault::SecretBytes;
 using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
+using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
 
 constexpr char kSource[] = "dynamic";
@@ -68,38 +69,6 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
   r.revoke = true;
   return r;
 }
-
-// A separate connection to the file, as another process would have.
-class RawDb {
- public:
-  explicit RawDb(const std::filesystem::path& path) {
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    EXPECT_EQ(sqlite3_busy_timeout(db_, 5000), SQLITE_OK);
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  // Every row of `sql`, columns joined with '|', rows with '\n'.
-  std::string rows(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    std::string out;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      for (int i = 0; i < sqlite3_column_count(stmt); ++i) {
-        const auto* t = sqlite3_column_text(stmt, i);
-        out += (i ? "|" : "");
-        out += t ? reinterpret_cast<const char*>(t) : "<null>";
-      }
-      out += "\n";
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 class StoreKekTest : public ::testing::Test {
  protected:
@@ -144,23 +113,25 @@ class StoreKekTest : public ::testing::Test {
   static std::uint64_t rewrap_all(Store& store, std::size_t batch) {
     std::uint64_t total = 0;
     int retries = 0;
-    for (int i = 0; i < 100000; ++i) {
+    bool finished = false;
+    for (int i = 0; i < 100000 && !finished; ++i) {
       auto p = store.rewrap_batch(batch);
       if (!p && hookvault::to_errc(p.error()) == Errc::store_unavailable && retries++ < 5) {
         continue;
       }
       EXPECT_TRUE(p) << (p ? "" : p.error().message());
-      if (!p) break;
+      if (!p) return total;
       EXPECT_LE(p->rewrapped, batch);
       total += p->rewrapped;
-      if (p->remaining == 0) break;
+      finished = p->remaining == 0;
     }
+    EXPECT_TRUE(finished) << "keys still remain after " << total << " rewrapped";
     return total;
   }
 
   // Every column of every table except the wrapped keys and their versions.
   std::string everything_but_wrapped_keys() {
-    RawDb raw(path());
+    RawDb raw(path(), RawDb::Mode::read_only);
     return raw.rows(
                "SELECT id, source, idem_key, event_name, message_id, event_time, event_time_ms, "
                "wallet_id, origin, received_at_ms, materials_state, failure_reason, kek_id, "
@@ -180,7 +151,7 @@ class StoreKekTest : public ::testing::Test {
   }
 
   std::string wrapped_keys() {
-    RawDb raw(path());
+    RawDb raw(path(), RawDb::Mode::read_only);
     return raw.rows("SELECT id, kek_version, hex(wrapped_dek) FROM events ORDER BY id") +
            raw.rows(
                "SELECT wallet_id, kek_version, hex(wrapped_dek) FROM materials "
@@ -206,13 +177,16 @@ class StoreKekTest : public ::testing::Test {
       ++opened;
     }
     EXPECT_GT(opened, 0);
+    int materials_opened = 0;
     for (int w = 0; w < wallets; ++w) {
       auto m = store->materials(kSource, "w" + std::to_string(w));
       ASSERT_TRUE(m) << w << ": " << m.error().message();
       if (!*m) continue;  // revoked
       EXPECT_EQ((*m)->share.reveal_string(), "share of " + (*m)->event_id);
       EXPECT_EQ((*m)->api_key.reveal_string(), "api key of " + (*m)->event_id);
+      ++materials_opened;
     }
+    EXPECT_GT(materials_opened, 0);
     auto verify = store->verify_audit();
     ASSERT_TRUE(verify) << verify.error().message();
     EXPECT_TRUE(verify->ok) << verify->problem;
@@ -293,7 +267,7 @@ TEST_F(StoreKekTest, RewrapMovesEveryWrappedKeyAndChangesNothingElse) {
   EXPECT_EQ(everything_but_wrapped_keys(), content);
   const std::string keys_after = wrapped_keys();
   EXPECT_NE(keys_after, keys_before);
-  RawDb raw(path());
+  RawDb raw(path(), RawDb::Mode::read_only);
   EXPECT_EQ(raw.rows("SELECT DISTINCT kek_version FROM events WHERE kek_version IS NOT NULL"),
             "2\n");
   EXPECT_EQ(raw.rows("SELECT DISTINCT kek_version FROM materials"), "2\n");
@@ -376,8 +350,8 @@ TEST_F(StoreKekTest, ADaemonKeepsWritingRevokingAndAuditingWhileAnotherStoreRewr
   EXPECT_TRUE(verify->ok) << verify->problem;
   cli->close();
   daemon->close();
-  RawDb raw(path());
-  const auto events = std::stoi(raw.rows("SELECT count(*) FROM events"));
+  RawDb raw(path(), RawDb::Mode::read_only);
+  const auto events = raw.integer("SELECT count(*) FROM events");
   expect_everything_opens(kek_, events, 10);
 }
 
@@ -418,15 +392,12 @@ TEST_F(StoreKekTest, ATamperedWrappedKeyStopsTheRewrapAndNothingOfItsBatchIsWrit
     for (int i = 0; i < 5; ++i) ASSERT_TRUE(store->write(plain("p" + std::to_string(i))));
   }
   {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open_v2(path().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
+    RawDb raw(path());
     // Row 3's wrapped key moved onto row 4: it does not open there.
-    ASSERT_EQ(sqlite3_exec(db,
-                           "UPDATE events SET wrapped_dek = (SELECT wrapped_dek FROM events "
-                           "WHERE id = 3) WHERE id = 4",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
-    sqlite3_close(db);
+    raw.exec(
+        "UPDATE events SET wrapped_dek = (SELECT wrapped_dek FROM events WHERE id = 3) "
+        "WHERE id = 4");
+    ASSERT_EQ(raw.integer("SELECT count(DISTINCT wrapped_dek) FROM events WHERE id IN (3, 4)"), 1);
   }
   rotate();
   auto store = open_store();

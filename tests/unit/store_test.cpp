@@ -3,7 +3,6 @@
 // memory KEK. Fault injection (commit failures, open failures) is in
 // store_fault_test.cpp.
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +16,7 @@
 
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
+#include "raw_db.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -34,6 +34,7 @@ using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
+using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
 
 constexpr char kSource[] = "dynamic";
@@ -103,46 +104,6 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
   r.revoke = true;
   return r;
 }
-
-// Direct access to the database file, as an attacker with the disk would have.
-class RawDb {
- public:
-  explicit RawDb(const std::filesystem::path& path) {
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr), SQLITE_OK);
-    EXPECT_EQ(sqlite3_busy_timeout(db_, 5000), SQLITE_OK);
-  }
-  ~RawDb() { EXPECT_EQ(sqlite3_close(db_), SQLITE_OK); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-
-  void exec(const std::string& sql) {
-    char* msg = nullptr;
-    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &msg);
-    EXPECT_EQ(rc, SQLITE_OK) << sql << ": " << (msg ? msg : "");
-    sqlite3_free(msg);
-  }
-  // The bytes of the first column of the first row (a BLOB or TEXT).
-  std::string bytes(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
-    const auto* data = static_cast<const char*>(sqlite3_column_blob(stmt, 0));
-    std::string out(data ? data : "", static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
-    EXPECT_EQ(sqlite3_finalize(stmt), SQLITE_OK);
-    return out;
-  }
-  std::int64_t integer(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sql;
-    EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW) << sql;
-    const std::int64_t v = sqlite3_column_int64(stmt, 0);
-    EXPECT_EQ(sqlite3_finalize(stmt), SQLITE_OK);
-    return v;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
 
 class StoreTest : public ::testing::Test {
  protected:
