@@ -8,7 +8,10 @@
 //   only runs SQL, and many callers seal in parallel.
 // - The writer thread owns the write connection. It sleeps on a condition
 //   variable until something is queued, then takes everything queued (at most
-//   max_batch) into one BEGIN IMMEDIATE ... COMMIT, one SAVEPOINT per request.
+//   max_batch) into one BEGIN IMMEDIATE ... COMMIT. It runs the batch without
+//   savepoints first; only when a request fails does it roll the transaction
+//   back and run the batch again with one SAVEPOINT per request, so that the
+//   failing request's writes are undone and the others commit (write_batch).
 //   There is no timer: an idle store commits a lone request at once, a busy one
 //   groups whatever arrived during the previous commit.
 // - Completions run on the writer thread after the COMMIT returned.
@@ -522,6 +525,7 @@ struct Store::Impl {
   void run_batch(std::vector<Work>& batch);
   Result<void> write_batch(std::vector<Work>& batch);
   Result<void> apply_in_savepoint(Work& work);
+  bool apply_work(Work& work);
   Result<WriteResult> apply(WriteWork& w);
   Result<MaterialsState> apply(ResolveWork& w);
   Result<std::int64_t> apply(AuditWork& w);
@@ -808,7 +812,22 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
   for (auto& work : batch) complete(work);
 }
 
+// A SAVEPOINT and a RELEASE per request are a measurable share of the
+// writer's time per event (docs/performance.md), and a failing request is
+// rare. So the batch runs without them first; when a request fails, the
+// transaction is rolled back, the per-transaction state reset, and the batch
+// runs again with a SAVEPOINT per request.
 Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
+  if (auto r = run(kBegin); !r) return r;
+  const bool all_ok =
+      std::all_of(batch.begin(), batch.end(), [this](Work& work) { return apply_work(work); });
+  if (all_ok) return run(kCommit);
+  if (writer_db_.in_transaction()) {
+    if (auto r = run(kRollback); !r) return r;
+  }
+  batch_audit_key_.reset();
+  overwrote_ = false;
+  for (auto& work : batch) std::visit([](auto& w) { w.result.reset(); }, work);
   if (auto r = run(kBegin); !r) return r;
   for (auto& work : batch) {
     if (auto r = apply_in_savepoint(work); !r) return r;
@@ -816,13 +835,9 @@ Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
   return run(kCommit);
 }
 
-// One request inside its SAVEPOINT. The request's own failure is kept in its
-// result and rolled back to the savepoint; an error returned from here fails
-// the whole batch (the savepoint statements failed, or SQLite ended the
-// transaction on its own).
-Result<void> Store::Impl::apply_in_savepoint(Work& work) {
-  if (auto r = run(kSavepoint); !r) return r;
-  const bool ok = std::visit(
+// Applies one request; its outcome is kept in its result. True when it succeeded.
+bool Store::Impl::apply_work(Work& work) {
+  return std::visit(
       [this](auto& w) {
         try {
           w.result = apply(w);
@@ -832,7 +847,15 @@ Result<void> Store::Impl::apply_in_savepoint(Work& work) {
         return w.result->has_value();
       },
       work);
-  if (ok) return run(kRelease);
+}
+
+// One request inside its SAVEPOINT. The request's own failure is kept in its
+// result and rolled back to the savepoint; an error returned from here fails
+// the whole batch (the savepoint statements failed, or SQLite ended the
+// transaction on its own).
+Result<void> Store::Impl::apply_in_savepoint(Work& work) {
+  if (auto r = run(kSavepoint); !r) return r;
+  if (apply_work(work)) return run(kRelease);
   if (!writer_db_.in_transaction()) return err(Errc::store_unavailable);
   if (auto r = run(kRollbackTo); !r) return r;
   return run(kRelease);

@@ -692,6 +692,70 @@ TEST_F(StoreTest, OneFailingRequestDoesNotFailItsBatch) {
   EXPECT_GT(after->id, before->id);
 }
 
+// The batch first runs without savepoints; a failing request makes the writer
+// roll it back and run it again with one SAVEPOINT per request. What the
+// first pass did must not leak into the second: a revocation (its zero
+// overwrite and its audit record, under the audit key the first pass read)
+// commits once, next to the request that fails.
+TEST_F(StoreTest, ARevocationBesideAFailingRequestCommitsOnceWithItsAuditRecord) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(created("kept", "w0", 100, "share-0", "api-0")));
+  const std::string sealed_share =
+      RawDb(path()).bytes("SELECT share FROM materials WHERE wallet_id = 'w0'");
+  ASSERT_GE(sealed_share.size(), 16U);
+  const auto audit_before = store->verify_audit();
+  ASSERT_TRUE(audit_before && audit_before->ok) << (audit_before ? audit_before->problem : "");
+  RawDb(path()).exec(
+      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
+      "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+
+  std::promise<void> release;
+  std::latch gate_entered(1);
+  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
+    gate_entered.count_down();
+    release.get_future().wait();
+  });
+  gate_entered.wait();
+  std::vector<std::promise<Result<WriteResult>>> promises(3);
+  std::vector<WriteRequest> requests;
+  requests.push_back(revoked("revoke-w0", "w0", 200));
+  requests.push_back(created("bad", "poison", 100));
+  requests.push_back(plain_event("after"));
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    store->submit(std::move(requests[i]),
+                  [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
+  }
+  const auto commits_before = store->stats().commits;
+  release.set_value();
+  auto revoke = promises[0].get_future().get();
+  auto bad = promises[1].get_future().get();
+  auto after = promises[2].get_future().get();
+  ASSERT_TRUE(revoke);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(errc_of(bad.error()), Errc::internal);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(store->stats().commits, commits_before + 1);
+
+  auto w0 = store->materials(kSource, "w0");
+  ASSERT_TRUE(w0);
+  EXPECT_FALSE(*w0);  // revoked
+  auto bad_event = store->find_event(kSource, "bad");
+  ASSERT_TRUE(bad_event);
+  EXPECT_FALSE(*bad_event);
+  // Exactly one more audit record (the revocation's), and the chain holds.
+  const auto audit_after = store->verify_audit();
+  ASSERT_TRUE(audit_after);
+  EXPECT_TRUE(audit_after->ok) << audit_after->problem;
+  EXPECT_EQ(audit_after->records, audit_before->records + 1);
+  // The revocation's zero overwrite reached the files (checkpointed before the
+  // answers): the sealed share is in neither the database nor its WAL.
+  for (const auto& file : {path(), std::filesystem::path(path().string() + "-wal")}) {
+    if (!std::filesystem::exists(file)) continue;
+    EXPECT_EQ(hookvault::testing::read_file(file).find(sealed_share), std::string::npos) << file;
+  }
+}
+
 TEST_F(StoreTest, RowsCannotBeSwapped) {
   auto store = open_store();
   ASSERT_TRUE(store);
