@@ -1,13 +1,16 @@
 // Crash consistency (issue 8, point 2): signed deliveries keep arriving on
 // several connections while the daemon is killed with SIGKILL at a random
 // moment, 20 rounds on one store, each round restarting the daemon. Some
-// deliveries repeat events acknowledged earlier, before or after a crash.
-// Afterwards:
-// - every delivery answered 200 "accepted" is stored exactly once, under the
-//   id its answer named, and its payload opens to the bytes that were sent;
-// - every repeat answered 200 "duplicate" named that same id;
+// deliveries repeat events acknowledged earlier, before or after a crash, and
+// some resend events whose answer a kill cut off. Afterwards:
+// - per event, every answer named the same id and at most one said
+//   "accepted";
+// - every acknowledged event is stored exactly once, under that id, and its
+//   payload opens to the bytes that were sent;
 // - every acknowledged delegation's materials open to what was encrypted;
 // - nothing is stored that was never sent, and PRAGMA integrity_check is ok.
+// A kill cannot test fsync (the page cache survives the process); it tests
+// that nothing is answered before its commit and that recovery keeps commits.
 #include <gtest/gtest.h>
 
 #include <atomic>
