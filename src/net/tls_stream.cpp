@@ -177,6 +177,7 @@ TlsStreamImpl::Next TlsStreamImpl::attempt(TlsOp op, void* data, std::size_t siz
   const int sys_errno = errno;
   const int ssl_error = SSL_get_error(ssl, result);
   const auto queued = ERR_get_error();
+  ERR_clear_error();  // leave nothing queued for other OpenSSL users on this thread
   switch (ssl_error) {
     case SSL_ERROR_WANT_READ:
       return Next::want_read;
