@@ -217,16 +217,21 @@ bool TlsStreamImpl::begin(error_code& ec) {
     ec = asio::error::bad_descriptor;
     return false;
   }
-  if (deadline != clock::time_point::max()) {
-    if (deadline <= clock::now()) {
-      expire();
-      ec = timeout_error();
-      return false;
-    }
-    if (!timer_armed) arm_timer();
+  if (deadline != clock::time_point::max() && deadline <= clock::now()) {
+    expire();
+    ec = timeout_error();
+    return false;
   }
   ++pending;
   return true;
+}
+
+// The timer is set only when an operation has to wait: most finish at once
+// (the data is there, the socket takes the record), and arming and
+// cancelling a timer for each would cost a timer queue update and a posted
+// handler each time.
+void TlsStreamImpl::waiting() {
+  if (deadline != clock::time_point::max() && !timer_armed) arm_timer();
 }
 
 void TlsStreamImpl::end() {

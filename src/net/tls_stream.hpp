@@ -37,9 +37,10 @@
 //
 // Timeouts are beast::tcp_stream's: expires_after() sets a deadline for the
 // operations that are pending or start before the next expires_after() or
-// expires_never(); the timer runs only while an operation is pending. When
-// it passes, the socket is closed and those operations, and any started
-// later, complete with beast::error::timeout.
+// expires_never(); the timer runs only while an operation is pending (and
+// is set only once one has to wait). When it passes, the socket is closed
+// and those operations, and any started later, complete with
+// beast::error::timeout.
 //
 // Completion handlers are never called from inside the initiating function:
 // an operation that finishes without waiting posts its completion to the
@@ -92,6 +93,7 @@ struct TlsStreamImpl : std::enable_shared_from_this<TlsStreamImpl> {
   // At the start of an operation: false, with ec set, when it must fail at
   // once (timed out, closed); true: it is pending until end().
   bool begin(error_code& ec);
+  void waiting();  // before a pending operation waits for readiness
   void end();
   // The error of an operation whose wait for readiness failed.
   error_code wait_failed(error_code ec) const { return timed_out ? timeout_error() : ec; }
@@ -174,6 +176,7 @@ struct TlsStreamOp {
   template <class Self>
   void wait(Self& self, boost::asio::socket_base::wait_type what) {
     state = State::waiting;
+    impl->waiting();
     auto& socket = impl->socket;
     socket.async_wait(what, std::move(self));
   }
