@@ -5,7 +5,6 @@
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 
 #include <atomic>
 #include <charconv>
@@ -20,6 +19,7 @@
 #include "hookvault/log.hpp"
 #include "hookvault/proxy_protocol.hpp"
 #include "net/tls.hpp"
+#include "net/tls_stream.hpp"
 
 namespace hookvault {
 
@@ -28,7 +28,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-using Stream = beast::ssl_stream<beast::tcp_stream>;
+using Stream = net::TlsStream;
 using SecretBody = http::vector_body<char, WipingAllocator<char>>;
 
 namespace {
@@ -99,7 +99,8 @@ Client forwarded_client(const Client& peer, std::string_view xff, std::span<cons
 
 struct Server::Impl {
   struct Conn {
-    explicit Conn(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls) {}
+    explicit Conn(tcp::socket socket, ssl::context& tls)
+        : stream(std::move(socket), tls.native_handle()) {}
     Stream stream;
     bool busy = false;  // touched only on the connection's strand
   };
@@ -218,7 +219,7 @@ struct Server::Impl {
 
   template <class Body>
   asio::awaitable<bool> write(Conn& c, http::response<Body>& res) {
-    beast::get_lowest_layer(c.stream).expires_after(kWriteTimeout);
+    c.stream.expires_after(kWriteTimeout);
     auto [ec, n] = co_await http::async_write(c.stream, res, kNoThrow);
     co_return !ec;
   }
@@ -237,15 +238,14 @@ struct Server::Impl {
   // The PROXY v2 header, read from the TCP stream before TLS without
   // consuming a byte past it. nullopt: none, malformed, or too slow.
   asio::awaitable<std::optional<ProxyHeader>> read_proxy_header(Conn& c) {
-    auto& tcp_stream = beast::get_lowest_layer(c.stream);
-    tcp_stream.expires_after(cfg.header_timeout);
+    c.stream.expires_after(cfg.header_timeout);
     std::array<std::uint8_t, kProxyV2PrefixBytes> prefix{};
-    auto [ec, n] = co_await asio::async_read(tcp_stream, asio::buffer(prefix), kNoThrow);
+    auto [ec, n] = co_await c.stream.async_read_raw(asio::buffer(prefix), kNoThrow);
     if (ec) co_return std::nullopt;
     const auto length = proxy_v2_length(prefix);
     if (!length) co_return std::nullopt;
     std::vector<std::uint8_t> rest(*length);
-    auto [rec, rn] = co_await asio::async_read(tcp_stream, asio::buffer(rest), kNoThrow);
+    auto [rec, rn] = co_await c.stream.async_read_raw(asio::buffer(rest), kNoThrow);
     if (rec) co_return std::nullopt;
     co_return parse_proxy_v2(prefix, rest);
   }
@@ -256,7 +256,7 @@ struct Server::Impl {
     Client client;
     {
       boost::system::error_code ec;
-      auto ep = beast::get_lowest_layer(c.stream).socket().remote_endpoint(ec);
+      auto ep = c.stream.socket().remote_endpoint(ec);
       if (!ec) {
         client = Client{to_ip(ep.address()), ep.address().to_string()};
         peer = client.text + ":" + std::to_string(ep.port());
@@ -276,16 +276,16 @@ struct Server::Impl {
     }
     if (admitted) co_await handshake_and_serve(c, peer, client);
     boost::system::error_code ignored;
-    beast::get_lowest_layer(c.stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(c.stream).close();
+    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.stream.close();
     forget(&c);
   }
 
   // TLS handshake, the keep-alive loop, TLS shutdown.
   asio::awaitable<void> handshake_and_serve(Conn& c, const std::string& peer,
                                             const Client& client) {
-    beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
-    auto [hs_ec] = co_await c.stream.async_handshake(ssl::stream_base::server, kNoThrow);
+    c.stream.expires_after(cfg.header_timeout);
+    auto [hs_ec] = co_await c.stream.async_handshake(kNoThrow);
     if (hs_ec) {
       handshake_failures.inc();
       log(LogLevel::debug, "TLS handshake failed",
@@ -296,7 +296,7 @@ struct Server::Impl {
                                       ? std::string()
                                       : net::verified_client_cn(c.stream.native_handle());
     co_await serve_requests(c, peer, client, client_cn);
-    beast::get_lowest_layer(c.stream).expires_after(kTlsShutdownTimeout);
+    c.stream.expires_after(kTlsShutdownTimeout);
     auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
     (void)sd_ec;
   }
@@ -309,11 +309,18 @@ struct Server::Impl {
       // on its way is answered (with "Connection: close", which ends the
       // loop); close_idle_connections() cuts those that stay idle.
       c.busy = false;
-      // Wait for the first byte of the next request under the idle timeout.
+      // Wait for the first byte of the next request under the idle timeout,
+      // holding no buffer meanwhile (4 KiB per idle connection otherwise):
+      // the buffer is allocated once decrypted data is there, and read_some()
+      // then takes it without waiting.
       if (buffer.size() == 0) {
-        beast::get_lowest_layer(c.stream).expires_after(cfg.idle_timeout);
-        auto [ec, n] = co_await c.stream.async_read_some(buffer.prepare(kFirstReadBytes), kNoThrow);
+        buffer.shrink_to_fit();  // frees it: nothing is buffered
+        c.stream.expires_after(cfg.idle_timeout);
+        auto [ec] = co_await c.stream.async_wait_data(kNoThrow);
         if (ec) co_return;
+        boost::system::error_code rec;
+        const std::size_t n = c.stream.read_some(buffer.prepare(kFirstReadBytes), rec);
+        if (rec) co_return;
         buffer.commit(n);
       }
       c.busy = true;
@@ -323,7 +330,7 @@ struct Server::Impl {
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
       parser.body_limit(cfg.max_body_bytes);
-      beast::get_lowest_layer(c.stream).expires_after(cfg.header_timeout);
+      c.stream.expires_after(cfg.header_timeout);
       auto [hec, hn] = co_await http::async_read_header(c.stream, buffer, parser, kNoThrow);
       if (hec == http::error::body_limit) {
         co_await reply_and_close(c, 413, "body_too_large", request_id);
@@ -354,7 +361,7 @@ struct Server::Impl {
         http::response<http::empty_body> cont{http::status::continue_, 11};
         if (!co_await write(c, cont)) co_return;
       }
-      beast::get_lowest_layer(c.stream).expires_after(cfg.body_timeout);
+      c.stream.expires_after(cfg.body_timeout);
       auto [bec, bn] = co_await http::async_read(c.stream, buffer, parser, kNoThrow);
       if (bec == http::error::body_limit) {
         co_await reply_and_close(c, 413, "body_too_large", request_id);
@@ -476,7 +483,7 @@ struct Server::Impl {
     }
     for (auto& conn : live) {
       asio::post(conn->stream.get_executor(), [conn] {
-        if (!conn->busy) beast::get_lowest_layer(conn->stream).cancel();
+        if (!conn->busy) conn->stream.cancel();
       });
     }
   }

@@ -1,0 +1,471 @@
+// net::TlsStream against a blocking OpenSSL client in a thread: the
+// operations, their errors, beast::tcp_stream's timeout semantics, and that
+// no completion runs inside its initiating function.
+#include <netinet/in.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/error.hpp>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "net/tls.hpp"
+#include "net/tls_stream.hpp"
+#include "test_support.hpp"
+
+namespace hookvault::net {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+// A self-signed P-256 certificate and its key, as PEM files in `dir`.
+void write_certificate(const std::filesystem::path& cert, const std::filesystem::path& key) {
+  EVP_PKEY* pkey = EVP_EC_gen("P-256");
+  ASSERT_NE(pkey, nullptr);
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, pkey);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  ASSERT_GT(X509_sign(x, pkey, EVP_sha256()), 0);
+  FILE* f = std::fopen(cert.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(key.c_str(), "w");
+  PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+}
+
+// A blocking TLS client on its own socket.
+struct Client {
+  explicit Client(std::uint16_t port) {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ctx = SSL_CTX_new(TLS_client_method());
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+  }
+  ~Client() {
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (fd >= 0) ::close(fd);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  bool handshake() { return SSL_connect(ssl) == 1; }
+  bool write(const std::string& s) {
+    std::size_t n = 0;
+    return SSL_write_ex(ssl, s.data(), s.size(), &n) == 1 && n == s.size();
+  }
+  // One SSL_read: what one record (or less) holds; empty on failure.
+  std::string read_once(std::size_t max = 65536) {
+    std::string buf(max, '\0');
+    std::size_t n = 0;
+    if (SSL_read_ex(ssl, buf.data(), buf.size(), &n) != 1) return {};
+    buf.resize(n);
+    return buf;
+  }
+  std::string read_exactly(std::size_t want) {
+    std::string out;
+    while (out.size() < want) {
+      std::string part = read_once(want - out.size());
+      if (part.empty()) break;
+      out += part;
+    }
+    return out;
+  }
+  void reset() {
+    linger l{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(fd);
+    fd = -1;
+  }
+
+  int fd = -1;
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+};
+
+class TlsStreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_certificate(dir_ / "cert.pem", dir_ / "key.pem");
+    configure_server_tls(tls_, dir_ / "cert.pem", dir_ / "key.pem", "1.2");
+    acceptor_.open(tcp::v4());
+    acceptor_.bind(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    acceptor_.listen();
+    client_ = std::make_unique<Client>(acceptor_.local_endpoint().port());
+    stream_ = std::make_unique<TlsStream>(acceptor_.accept(), tls_.native_handle());
+  }
+  void TearDown() override {
+    if (peer_.joinable()) peer_.join();
+  }
+
+  // Runs the client side in a thread while the test drives the server.
+  void peer(std::function<void(Client&)> fn) {
+    peer_ = std::thread([this, fn = std::move(fn)] { fn(*client_); });
+  }
+  void join() { peer_.join(); }
+  void run() {
+    ioc_.restart();
+    ioc_.run_for(10s);
+  }
+
+  // Both handshakes; the client then does `then`.
+  void handshake(std::function<void(Client&)> then = {}) {
+    peer([then = std::move(then)](Client& c) {
+      ASSERT_TRUE(c.handshake());
+      if (then) then(c);
+    });
+    std::optional<error_code> result;
+    stream_->async_handshake([&](error_code ec) { result = ec; });
+    run();
+    ASSERT_TRUE(result.has_value());
+    ASSERT_FALSE(*result) << result->message();
+  }
+
+  // async_read_some into `buf`; (ec, n) after run().
+  std::pair<error_code, std::size_t> read_some(std::string& buf) {
+    std::optional<std::pair<error_code, std::size_t>> result;
+    stream_->async_read_some(asio::buffer(buf),
+                             [&](error_code ec, std::size_t n) { result.emplace(ec, n); });
+    run();
+    EXPECT_TRUE(result.has_value());
+    return result.value_or(std::pair<error_code, std::size_t>{});
+  }
+
+  hookvault::testing::TempDir dir_;
+  asio::io_context ioc_;
+  asio::ssl::context tls_{asio::ssl::context::tls_server};
+  tcp::acceptor acceptor_{ioc_};
+  std::unique_ptr<Client> client_;
+  std::unique_ptr<TlsStream> stream_;
+  std::thread peer_;
+};
+
+TEST_F(TlsStreamTest, HandshakeReadWriteAndBothCloseNotifies) {
+  handshake([](Client& c) {
+    EXPECT_TRUE(c.write("ping"));
+    EXPECT_EQ(c.read_exactly(4), "pong");
+    EXPECT_EQ(SSL_shutdown(c.ssl), 0);  // close_notify out; the server's comes next
+    EXPECT_EQ(SSL_shutdown(c.ssl), 1);
+  });
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  ASSERT_FALSE(ec) << ec.message();
+  EXPECT_EQ(buf.substr(0, n), "ping");
+
+  std::optional<std::pair<error_code, std::size_t>> wrote;
+  stream_->async_write_some(asio::buffer(std::string_view("pong")),
+                            [&](error_code wec, std::size_t wn) { wrote.emplace(wec, wn); });
+  run();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(wrote->first);
+  EXPECT_EQ(wrote->second, 4U);
+
+  // The client's close_notify: eof, as asio::ssl::stream reports it.
+  auto [eof, zero] = read_some(buf);
+  EXPECT_EQ(eof, asio::error::eof);
+  std::optional<error_code> shut;
+  stream_->async_shutdown([&](error_code sec) { shut = sec; });
+  run();
+  ASSERT_TRUE(shut);
+  EXPECT_FALSE(*shut) << shut->message();
+  join();
+}
+
+TEST_F(TlsStreamTest, NoCompletionRunsInsideItsInitiatingFunction) {
+  handshake([](Client& c) { EXPECT_TRUE(c.write("data")); });
+  join();
+  // Data is there: the read can finish without waiting.
+  std::optional<error_code> waited;
+  stream_->async_wait_data([&](error_code ec) { waited = ec; });
+  run();
+  ASSERT_TRUE(waited);
+  ASSERT_FALSE(*waited);
+
+  bool initiating = true;
+  bool called_inside = false;
+  std::string buf(16, '\0');
+  std::size_t got = 0;
+  stream_->async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t n) {
+    called_inside = called_inside || initiating;
+    EXPECT_FALSE(ec);
+    got = n;
+  });
+  stream_->async_write_some(asio::buffer(std::string_view("x")), [&](error_code ec, std::size_t) {
+    called_inside = called_inside || initiating;
+    EXPECT_FALSE(ec);
+  });
+  stream_->async_read_some(asio::mutable_buffer(), [&](error_code ec, std::size_t n) {
+    called_inside = called_inside || initiating;
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(n, 0U);
+  });
+  initiating = false;
+  run();
+  EXPECT_FALSE(called_inside);
+  EXPECT_EQ(got, 4U);
+
+  // An operation refused at once (closed stream) completes from the executor too.
+  stream_->close();
+  initiating = true;
+  std::optional<error_code> refused;
+  stream_->async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) {
+    called_inside = called_inside || initiating;
+    refused = ec;
+  });
+  initiating = false;
+  run();
+  EXPECT_FALSE(called_inside);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(*refused, asio::error::bad_descriptor);
+}
+
+TEST_F(TlsStreamTest, TheDeadlineClosesTheSocketAndTimesOutPendingAndLaterOperations) {
+  handshake();
+  join();
+  stream_->expires_after(200ms);
+  std::string buf(16, '\0');
+  const auto t0 = Clock::now();
+  auto [ec, n] = read_some(buf);  // the client sends nothing
+  EXPECT_EQ(ec, boost::beast::error::timeout);
+  EXPECT_GE(Clock::now() - t0, 190ms);
+  EXPECT_LT(Clock::now() - t0, 2s);
+  EXPECT_FALSE(stream_->socket().is_open());
+  auto [later, zero] = read_some(buf);
+  EXPECT_EQ(later, boost::beast::error::timeout);
+  // The client sees the connection closed.
+  EXPECT_EQ(client_->read_once(), "");
+}
+
+// As beast::tcp_stream: the deadline only runs while an operation is pending,
+// so a deadline passed while nothing was pending does not close the socket,
+// and a new expires_after() before the next operation applies.
+TEST_F(TlsStreamTest, TheDeadlineRunsOnlyWhileAnOperationIsPending) {
+  handshake([](Client& c) { EXPECT_EQ(c.read_exactly(5), "hello"); });
+  stream_->expires_after(50ms);
+  std::this_thread::sleep_for(150ms);
+  run();
+  EXPECT_TRUE(stream_->socket().is_open());
+  stream_->expires_after(5s);
+  std::optional<error_code> wrote;
+  stream_->async_write_some(asio::buffer(std::string_view("hello")),
+                            [&](error_code ec, std::size_t) { wrote = ec; });
+  run();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(*wrote) << wrote->message();
+  join();
+
+  // A deadline that passed before the operation starts: timeout at once.
+  stream_->expires_after(10ms);
+  std::this_thread::sleep_for(20ms);
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_EQ(ec, boost::beast::error::timeout);
+  EXPECT_FALSE(stream_->socket().is_open());
+}
+
+TEST_F(TlsStreamTest, ExpiresNeverLiftsTheDeadline) {
+  handshake([](Client& c) {
+    std::this_thread::sleep_for(300ms);
+    EXPECT_TRUE(c.write("late"));
+  });
+  stream_->expires_after(100ms);
+  stream_->expires_never();
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(buf.substr(0, n), "late");
+  join();
+}
+
+TEST_F(TlsStreamTest, CancelAbortsAPendingReadAndTheStreamGoesOn) {
+  handshake();
+  std::string buf(16, '\0');
+  std::optional<error_code> result;
+  stream_->async_read_some(asio::buffer(buf), [&](error_code ec, std::size_t) { result = ec; });
+  ioc_.restart();
+  ioc_.run_for(50ms);
+  EXPECT_FALSE(result);
+  stream_->cancel();
+  run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, asio::error::operation_aborted);
+
+  join();
+  peer([](Client& c) { EXPECT_TRUE(c.write("after")); });
+  auto [ec, n] = read_some(buf);
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(buf.substr(0, n), "after");
+}
+
+TEST_F(TlsStreamTest, DestroyingTheStreamWithAPendingReadAbortsIt) {
+  handshake();
+  join();
+  stream_->expires_after(10s);
+  auto buf = std::make_shared<std::string>(16, '\0');
+  std::optional<error_code> result;
+  stream_->async_read_some(asio::buffer(*buf),
+                           [&result, buf](error_code ec, std::size_t) { result = ec; });
+  ioc_.restart();
+  ioc_.run_for(20ms);
+  stream_.reset();
+  run();
+  ASSERT_TRUE(result);
+  EXPECT_EQ(*result, asio::error::operation_aborted);
+  EXPECT_TRUE(ioc_.stopped());  // nothing left behind: the timer was cancelled too
+}
+
+TEST_F(TlsStreamTest, RawReadTakesTheBytesAskedForAndLeavesTheRestToTls) {
+  // The preamble and the ClientHello arrive together before the server reads.
+  peer([](Client& c) {
+    ASSERT_EQ(::send(c.fd, "PROXYHDR", 8, MSG_NOSIGNAL), 8);
+    ASSERT_TRUE(c.handshake());
+    EXPECT_TRUE(c.write("tls"));
+  });
+  std::this_thread::sleep_for(100ms);
+  std::string raw(8, '\0');
+  std::optional<std::pair<error_code, std::size_t>> got;
+  stream_->expires_after(5s);
+  stream_->async_read_raw(asio::buffer(raw),
+                          [&](error_code ec, std::size_t n) { got.emplace(ec, n); });
+  run();
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->first);
+  EXPECT_EQ(got->second, 8U);
+  EXPECT_EQ(raw, "PROXYHDR");
+  std::optional<error_code> hs;
+  stream_->async_handshake([&](error_code ec) { hs = ec; });
+  run();
+  ASSERT_TRUE(hs);
+  ASSERT_FALSE(*hs) << hs->message();
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_EQ(buf.substr(0, n), "tls");
+  join();
+}
+
+TEST_F(TlsStreamTest, EofWithoutCloseNotifyIsStreamTruncated) {
+  handshake();
+  join();
+  ::shutdown(client_->fd, SHUT_WR);
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
+}
+
+TEST_F(TlsStreamTest, AResetIsASystemErrorAndWritingAfterItRaisesNoSigpipe) {
+  handshake();
+  join();
+  client_->reset();
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_EQ(ec, asio::error::connection_reset) << ec.message();
+  // close_notify into a reset connection: an error, not a SIGPIPE that would
+  // end this test process.
+  std::optional<error_code> shut;
+  stream_->async_shutdown([&](error_code sec) { shut = sec; });
+  run();
+  ASSERT_TRUE(shut);
+  EXPECT_TRUE(*shut);
+}
+
+TEST_F(TlsStreamTest, ABrokenRecordIsAnSslCategoryError) {
+  handshake();
+  join();
+  const std::string junk("\x17\x03\x03\x00\x20", 5);
+  ASSERT_EQ(::send(client_->fd, junk.data(), junk.size(), MSG_NOSIGNAL), 5);
+  const std::string body(32, 'x');  // not a valid encrypted record
+  ASSERT_EQ(::send(client_->fd, body.data(), body.size(), MSG_NOSIGNAL), 32);
+  std::string buf(16, '\0');
+  auto [ec, n] = read_some(buf);
+  EXPECT_EQ(&ec.category(), &asio::error::get_ssl_category()) << ec.message();
+}
+
+TEST_F(TlsStreamTest, SmallBuffersGoOutAsOneRecord) {
+  handshake([](Client& c) { EXPECT_EQ(c.read_once(), "HTTP/1.1 200 OK\r\n\r\nbody"); });
+  const std::string a = "HTTP/1.1 200 OK\r\n";
+  const std::string b = "\r\n";
+  const std::string d = "body";
+  const std::array<asio::const_buffer, 4> buffers{asio::buffer(a), asio::const_buffer(),
+                                                  asio::buffer(b), asio::buffer(d)};
+  std::optional<std::pair<error_code, std::size_t>> wrote;
+  stream_->async_write_some(buffers, [&](error_code ec, std::size_t n) { wrote.emplace(ec, n); });
+  run();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(wrote->first);
+  EXPECT_EQ(wrote->second, a.size() + b.size() + d.size());
+  join();
+}
+
+// A write larger than the socket buffers waits for writability, a read
+// larger than what arrived waits for readability: the data comes out whole.
+TEST_F(TlsStreamTest, LargeWritesAndReadsWaitForTheSocket) {
+  const int small = 65536;
+  ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  ::setsockopt(client_->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  std::string payload(1 << 20, '\0');
+  for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 251);
+  handshake([&payload](Client& c) {
+    std::this_thread::sleep_for(200ms);  // let the server fill the socket
+    EXPECT_TRUE(c.read_exactly(payload.size()) == payload);
+    EXPECT_TRUE(c.write(payload));
+  });
+  stream_->expires_after(10s);
+  std::optional<std::pair<error_code, std::size_t>> wrote;
+  asio::async_write(*stream_, asio::buffer(payload),
+                    [&](error_code ec, std::size_t n) { wrote.emplace(ec, n); });
+  run();
+  ASSERT_TRUE(wrote);
+  EXPECT_FALSE(wrote->first) << wrote->first.message();
+  EXPECT_EQ(wrote->second, payload.size());
+  std::string back(payload.size(), '\0');
+  std::optional<std::pair<error_code, std::size_t>> read;
+  asio::async_read(*stream_, asio::buffer(back),
+                   [&](error_code ec, std::size_t n) { read.emplace(ec, n); });
+  run();
+  ASSERT_TRUE(read);
+  EXPECT_FALSE(read->first) << read->first.message();
+  EXPECT_TRUE(back == payload);
+  join();
+}
+
+}  // namespace
+}  // namespace hookvault::net
