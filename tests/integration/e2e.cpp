@@ -230,4 +230,28 @@ Json revoked_event(const std::string& event_id, const std::string& wallet_id,
 
 std::string compact(const Json& j) { return j.dump(); }
 
+std::map<std::string, OpenedEvent> open_all_events(Store& store, std::string& error) {
+  std::map<std::string, OpenedEvent> out;
+  for (std::int64_t after_id = 0;;) {
+    EventQuery q;
+    q.after = after_id;
+    q.limit = 1000;
+    auto page = store.list_events(q);
+    if (!page) {
+      error = "list_events: " + page.error().message();
+      return out;
+    }
+    if (page->empty()) return out;
+    for (const auto& meta : *page) {
+      after_id = meta.id;
+      auto payload = store.event_payload(meta.id);
+      if (!payload || !payload->has_value()) {
+        error = "event " + std::to_string(meta.id) + " does not open";
+        return out;
+      }
+      out[meta.idempotency_key] = OpenedEvent{meta.id, std::string((**payload).reveal_string())};
+    }
+  }
+}
+
 }  // namespace hookvault::testing

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "hookvault/json.hpp"
+#include "hookvault/store.hpp"
 #include "https_client.hpp"
 #include "test_support.hpp"
 
@@ -115,5 +116,13 @@ Json created_event(const Delegation& d, const std::string& rsa_public_pem,
 Json revoked_event(const std::string& event_id, const std::string& wallet_id,
                    const std::string& timestamp);
 std::string compact(const Json& j);
+
+// Every event of `store`, its payload opened: idempotency key -> (id, payload
+// bytes). A list or open error fails the test (and is named in `error`).
+struct OpenedEvent {
+  std::int64_t id = 0;
+  std::string payload;
+};
+std::map<std::string, OpenedEvent> open_all_events(Store& store, std::string& error);
 
 }  // namespace hookvault::testing

@@ -264,32 +264,21 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   options.path = dir_.path() / "data/hookvault.db";
   auto store = Store::open(options, kek);
   ASSERT_TRUE(store) << store.error().message();
-  std::size_t events = 0;
+  std::string error;
+  const auto stored = open_all_events(**store, error);
+  ASSERT_TRUE(error.empty()) << error;
   std::size_t mismatched = 0;
   std::map<std::string, std::string> expected = acked_;
-  for (std::int64_t after_id = 0;;) {
-    EventQuery q;
-    q.after = after_id;
-    q.limit = 1000;
-    auto page = (*store)->list_events(q);
-    ASSERT_TRUE(page) << page.error().message();
-    if (page->empty()) break;
-    for (const auto& meta : *page) {
-      after_id = meta.id;
-      ++events;
-      auto payload = (*store)->event_payload(meta.id);
-      ASSERT_TRUE(payload) << meta.id << ": " << payload.error().message();
-      ASSERT_TRUE(payload->has_value()) << meta.id;
-      auto it = expected.find(meta.idempotency_key);
-      if (it == expected.end()) continue;
-      if ((**payload).reveal_string() != it->second) ++mismatched;
-      expected.erase(it);
-    }
+  for (const auto& [key, event] : stored) {
+    auto it = expected.find(key);
+    if (it == expected.end()) continue;
+    if (event.payload != it->second) ++mismatched;
+    expected.erase(it);
   }
   EXPECT_TRUE(expected.empty()) << expected.size() << " acknowledged but not stored, first: "
                                 << expected.begin()->first;
   EXPECT_EQ(mismatched, 0U);
-  EXPECT_EQ(events, acked_.size());
+  EXPECT_EQ(stored.size(), acked_.size());
   for (const auto& d : delegations_) {
     auto m = (*store)->materials("dynamic", d.wallet_id);
     ASSERT_TRUE(m) << m.error().message();

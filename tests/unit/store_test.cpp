@@ -107,6 +107,42 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
 
 class StoreTest : public ::testing::Test {
  protected:
+  // Makes the materials insert of wallet "poison" fail after its event row
+  // was inserted (a trigger), so that a request fails halfway.
+  void poison_wallet() {
+    RawDb(path()).exec(
+        "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
+        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+  }
+
+  // Submits `requests` while the writer is held in the completion of a "gate"
+  // request, so that they are written as one batch. Their results in order,
+  // and how many commits the store made meanwhile.
+  struct Batched {
+    std::vector<Result<WriteResult>> results;
+    std::uint64_t commits = 0;
+  };
+  static Batched submit_as_one_batch(Store& store, std::vector<WriteRequest> requests) {
+    std::promise<void> release;
+    std::latch gate_entered(1);
+    store.submit(plain_event("gate"), [&](Result<WriteResult>) {
+      gate_entered.count_down();
+      release.get_future().wait();
+    });
+    gate_entered.wait();
+    std::vector<std::promise<Result<WriteResult>>> promises(requests.size());
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      store.submit(std::move(requests[i]),
+                   [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
+    }
+    const auto commits_before = store.stats().commits;
+    release.set_value();
+    Batched out;
+    for (auto& p : promises) out.results.push_back(p.get_future().get());
+    out.commits = store.stats().commits - commits_before;
+    return out;
+  }
+
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
     StoreOptions options;
     options.path = path();
@@ -649,38 +685,22 @@ TEST_F(StoreTest, OneFailingRequestDoesNotFailItsBatch) {
   auto store = open_store();
   ASSERT_TRUE(store);
   ASSERT_TRUE(store->write(plain_event("warm-up")));
-  // A trigger makes the materials insert of wallet "poison" fail after its
-  // event row was inserted: the request's SAVEPOINT must undo that row.
-  RawDb(path()).exec(
-      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
-      "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
-
-  std::promise<void> release;
-  std::latch gate_entered(1);
-  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
-    gate_entered.count_down();
-    release.get_future().wait();
-  });
-  gate_entered.wait();
-  std::vector<std::promise<Result<WriteResult>>> promises(3);
+  // The "bad" request fails after its event row was inserted: the batch's
+  // second pass, with a SAVEPOINT per request, must undo that row.
+  poison_wallet();
   std::vector<WriteRequest> requests;
   requests.push_back(created("before", "w1", 100));
   requests.push_back(created("bad", "poison", 100));
   requests.push_back(created("after", "w2", 100));
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    store->submit(std::move(requests[i]),
-                  [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
-  }
-  const auto commits_before = store->stats().commits;
-  release.set_value();
-  auto before = promises[0].get_future().get();
-  auto bad = promises[1].get_future().get();
-  auto after = promises[2].get_future().get();
+  auto batch = submit_as_one_batch(*store, std::move(requests));
+  const auto& before = batch.results[0];
+  const auto& bad = batch.results[1];
+  const auto& after = batch.results[2];
   ASSERT_TRUE(before);
   ASSERT_FALSE(bad);
   EXPECT_EQ(errc_of(bad.error()), Errc::internal);
   ASSERT_TRUE(after);
-  EXPECT_EQ(store->stats().commits, commits_before + 1);  // one batch
+  EXPECT_EQ(batch.commits, 1U);  // one batch
   EXPECT_TRUE(store->writable());
 
   auto bad_event = store->find_event(kSource, "bad");
@@ -706,36 +726,17 @@ TEST_F(StoreTest, ARevocationBesideAFailingRequestCommitsOnceWithItsAuditRecord)
   ASSERT_GE(sealed_share.size(), 16U);
   const auto audit_before = store->verify_audit();
   ASSERT_TRUE(audit_before && audit_before->ok) << (audit_before ? audit_before->problem : "");
-  RawDb(path()).exec(
-      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
-      "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
-
-  std::promise<void> release;
-  std::latch gate_entered(1);
-  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
-    gate_entered.count_down();
-    release.get_future().wait();
-  });
-  gate_entered.wait();
-  std::vector<std::promise<Result<WriteResult>>> promises(3);
+  poison_wallet();
   std::vector<WriteRequest> requests;
   requests.push_back(revoked("revoke-w0", "w0", 200));
   requests.push_back(created("bad", "poison", 100));
   requests.push_back(plain_event("after"));
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    store->submit(std::move(requests[i]),
-                  [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
-  }
-  const auto commits_before = store->stats().commits;
-  release.set_value();
-  auto revoke = promises[0].get_future().get();
-  auto bad = promises[1].get_future().get();
-  auto after = promises[2].get_future().get();
-  ASSERT_TRUE(revoke);
-  ASSERT_FALSE(bad);
-  EXPECT_EQ(errc_of(bad.error()), Errc::internal);
-  ASSERT_TRUE(after);
-  EXPECT_EQ(store->stats().commits, commits_before + 1);
+  auto batch = submit_as_one_batch(*store, std::move(requests));
+  ASSERT_TRUE(batch.results[0]);
+  ASSERT_FALSE(batch.results[1]);
+  EXPECT_EQ(errc_of(batch.results[1].error()), Errc::internal);
+  ASSERT_TRUE(batch.results[2]);
+  EXPECT_EQ(batch.commits, 1U);
 
   auto w0 = store->materials(kSource, "w0");
   ASSERT_TRUE(w0);
