@@ -69,7 +69,6 @@ using store::Connection;
 using store::Statement;
 using store::Step;
 
-constexpr std::string_view kDelegationCreated = "wallet.delegation.created";
 constexpr auto kProbeInterval = std::chrono::seconds(1);
 constexpr std::int64_t kAllTimes = std::numeric_limits<std::int64_t>::max();
 
@@ -226,6 +225,17 @@ constexpr char kRewrapMaterials[] =
     "UPDATE materials SET kek_version = ?1, wrapped_dek = ?2 "
     "WHERE kek_id = ?3 AND kek_version = ?4 AND wrapped_dek = ?5 "
     "AND source = ?6 AND wallet_id = ?7 AND event_id = ?8";
+
+// ?1 .. ?5 of kRewrapEvent and kRewrapMaterials: the new key, and the key the
+// row must still hold.
+Statement& bind_rewrap(Statement& stmt, const store::WrappedKey& from,
+                       const store::WrappedKey& to) {
+  return stmt.bind_int64(1, to.kek_version)
+      .bind_blob(2, to.wrapped_dek)
+      .bind_text(3, from.kek_id)
+      .bind_int64(4, from.kek_version)
+      .bind_blob(5, from.wrapped_dek);
+}
 
 // ---------------------------------------------------------------------------
 // SQL run by the reads (read-only connection).
@@ -822,9 +832,10 @@ Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
   const bool all_ok =
       std::all_of(batch.begin(), batch.end(), [this](Work& work) { return apply_work(work); });
   if (all_ok) return run(kCommit);
-  if (writer_db_.in_transaction()) {
-    if (auto r = run(kRollback); !r) return r;
-  }
+  // SQLite ended the transaction itself (a full disk, an I/O error): the
+  // batch fails, as it would inside a savepoint, without being run again.
+  if (!writer_db_.in_transaction()) return err(Errc::store_unavailable);
+  if (auto r = run(kRollback); !r) return r;
   batch_audit_key_.reset();
   overwrote_ = false;
   for (auto& work : batch) std::visit([](auto& w) { w.result.reset(); }, work);
@@ -1135,32 +1146,23 @@ Result<std::int64_t> Store::Impl::append_audit(const AuditEntry& entry) {
 Result<std::int64_t> Store::Impl::apply(AuditWork& w) { return append_audit(w.entry); }
 
 Result<std::uint64_t> Store::Impl::apply(RewrapWork& w) {
-  std::uint64_t applied = 0;
-  // One guarded UPDATE (kRewrapEvent or kRewrapMaterials): ?1 .. ?5 from the
-  // keys, the row's identity bound by `bind_row`; counts the row when it still
-  // held `from`. prepare() hands back the connection's cached statement.
-  const auto rewrap_row = [&](const char* sql, const auto& k, auto&& bind_row) -> Result<void> {
-    auto stmt = writer_db_.prepare(sql);
-    if (!stmt) return stmt.error();
-    stmt->bind_int64(1, k.to.kek_version)
-        .bind_blob(2, k.to.wrapped_dek)
-        .bind_text(3, k.from.kek_id)
-        .bind_int64(4, k.from.kek_version)
-        .bind_blob(5, k.from.wrapped_dek);
-    if (auto r = bind_row(*stmt).run(); !r) return r;
-    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
-    return {};
-  };
+  std::uint64_t applied = 0;  // rows that still held the key that was read
   for (const auto& e : w.events) {
-    auto r = rewrap_row(kRewrapEvent, e,
-                        [&](Statement& s) -> Statement& { return s.bind_int64(6, e.id); });
-    if (!r) return r.error();
+    auto stmt = writer_db_.prepare(kRewrapEvent);
+    if (!stmt) return stmt.error();
+    if (auto r = bind_rewrap(*stmt, e.from, e.to).bind_int64(6, e.id).run(); !r) return r.error();
+    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
   }
   for (const auto& m : w.materials) {
-    auto r = rewrap_row(kRewrapMaterials, m, [&](Statement& s) -> Statement& {
-      return s.bind_text(6, m.source).bind_text(7, m.wallet_id).bind_text(8, m.event_id);
-    });
+    auto stmt = writer_db_.prepare(kRewrapMaterials);
+    if (!stmt) return stmt.error();
+    auto r = bind_rewrap(*stmt, m.from, m.to)
+                 .bind_text(6, m.source)
+                 .bind_text(7, m.wallet_id)
+                 .bind_text(8, m.event_id)
+                 .run();
     if (!r) return r.error();
+    applied += static_cast<std::uint64_t>(sqlite3_changes(writer_db_.handle()));
   }
   if (w.audit_key) {
     auto replaced = store::replace_audit_key(writer_db_, w.audit_key->from, w.audit_key->to);

@@ -13,7 +13,6 @@
 // that nothing is answered before its commit and that recovery keeps commits.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <map>

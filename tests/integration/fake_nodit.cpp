@@ -1,12 +1,5 @@
 #include "fake_nodit.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -37,38 +30,6 @@ constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kShutdownTimeout = std::chrono::seconds(2);
 constexpr std::uint64_t kDefaultRpp = 10;
-
-// ---------------------------------------------------------------------------
-// The certificate.
-
-template <class T, void (*F)(T*)>
-struct Free {
-  void operator()(T* p) const { F(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Free<EVP_PKEY, EVP_PKEY_free>>;
-using X509Ptr = std::unique_ptr<X509, Free<X509, X509_free>>;
-using ExtPtr = std::unique_ptr<X509_EXTENSION, Free<X509_EXTENSION, X509_EXTENSION_free>>;
-using BioPtr = std::unique_ptr<BIO, Free<BIO, BIO_free_all>>;
-
-void check(bool ok, const char* what) {
-  if (!ok) throw std::runtime_error(std::string("fake nodit certificate: ") + what + " failed");
-}
-
-void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
-  ExtPtr ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value));
-  check(ext != nullptr, "X509V3_EXT_nconf_nid");
-  check(X509_add_ext(cert, ext.get(), -1) == 1, "X509_add_ext");
-}
-
-template <class Write>
-std::string to_pem(Write write) {
-  BioPtr bio(BIO_new(BIO_s_mem()));
-  check(bio != nullptr, "BIO_new");
-  check(write(bio.get()), "PEM_write");
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(n));
-}
 
 // ---------------------------------------------------------------------------
 // Requests.
@@ -148,46 +109,6 @@ Answer error_answer(unsigned status, const std::string& code, const std::string&
 }
 
 }  // namespace
-
-TlsFiles write_self_signed_cert(const std::filesystem::path& dir) {
-  PkeyPtr key(EVP_EC_gen("P-256"));
-  check(key != nullptr, "EVP_EC_gen");
-  X509Ptr cert(X509_new());
-  check(cert != nullptr, "X509_new");
-  check(X509_set_version(cert.get(), X509_VERSION_3) == 1, "X509_set_version");
-  std::uint64_t serial = 0;
-  check(RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) == 1, "RAND_bytes");
-  check(ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), (serial >> 1) | 1) == 1,
-        "ASN1_INTEGER_set_uint64");
-  check(X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr, "X509_gmtime_adj");
-  check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600) != nullptr,
-        "X509_gmtime_adj");
-  check(X509_set_pubkey(cert.get(), key.get()) == 1, "X509_set_pubkey");
-  X509_NAME* name = X509_get_subject_name(cert.get());
-  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-                                   reinterpret_cast<const unsigned char*>("hookvault fake nodit"),
-                                   -1, -1, 0) == 1,
-        "X509_NAME_add_entry_by_txt");
-  check(X509_set_issuer_name(cert.get(), name) == 1, "X509_set_issuer_name");
-  X509V3_CTX ctx;
-  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
-  add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
-  add_extension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
-  add_extension(cert.get(), &ctx, NID_ext_key_usage, "serverAuth");
-  add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
-  add_extension(cert.get(), &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
-  check(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0, "X509_sign");
-
-  TlsFiles files{dir / "cert.pem", dir / "key.pem"};
-  write_file(files.cert, to_pem([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()) == 1; }),
-             0644);
-  write_file(files.key, to_pem([&](BIO* b) {
-               return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr,
-                                               nullptr) == 1;
-             }),
-             0600);
-  return files;
-}
 
 struct FakeNodit::Impl {
   explicit Impl(std::string key) : api_key(std::move(key)) {}

@@ -46,17 +46,9 @@
 #include <string>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace hookvault::testing {
-
-struct TlsFiles {
-  std::filesystem::path cert;  // PEM certificate (its own trust anchor)
-  std::filesystem::path key;   // PEM PKCS#8 private key, mode 0600
-};
-
-// Writes a fresh self-signed ECDSA P-256 certificate (SAN IP:127.0.0.1 and
-// DNS:localhost, serverAuth, valid from an hour ago for 30 days) and its key as
-// `dir`/cert.pem and `dir`/key.pem. Throws std::runtime_error on failure.
-TlsFiles write_self_signed_cert(const std::filesystem::path& dir);
 
 class FakeNodit {
  public:

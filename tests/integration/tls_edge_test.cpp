@@ -1,9 +1,8 @@
 // The listeners' TLS at its edges, end to end: clients that stall inside a
 // TLS record, close without close_notify, reset the connection during the
 // handshake or while idle, and ask for a TLS 1.3 KeyUpdate. A raw OpenSSL
-// client on a plain socket does what the Beast test client cannot.
-#include <arpa/inet.h>
-#include <netinet/in.h>
+// client on a plain socket (tls_support.hpp) does what the Beast test
+// client cannot.
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -12,7 +11,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <sstream>
@@ -21,29 +19,13 @@
 #include <thread>
 
 #include "e2e.hpp"
+#include "tls_support.hpp"
 
 namespace hookvault::testing {
 namespace {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-int connect_loopback(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("connect failed");
-  }
-  timeval tv{10, 0};  // no test hangs on a silent server
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  return fd;
-}
 
 // Whether the server closes `fd` (EOF or reset) within `limit`; bytes that
 // arrive meanwhile (an alert, close_notify) are skipped.
@@ -59,103 +41,6 @@ bool closed_within(int fd, std::chrono::milliseconds limit) {
     if (n <= 0) return true;
   }
 }
-
-// Closes with a TCP reset instead of a FIN.
-void reset(int fd) {
-  linger l{1, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  ::close(fd);
-}
-
-// A TLS client on a plain blocking socket, OpenSSL used directly.
-class RawTlsClient {
- public:
-  explicit RawTlsClient(std::uint16_t port) : fd_(connect_loopback(port)) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
-    ssl_ = SSL_new(ctx_);
-    SSL_set_fd(ssl_, fd_);
-    SSL_set_app_data(ssl_, this);
-    SSL_set_msg_callback(ssl_, &RawTlsClient::on_message);
-  }
-  ~RawTlsClient() {
-    SSL_free(ssl_);
-    SSL_CTX_free(ctx_);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawTlsClient(const RawTlsClient&) = delete;
-  RawTlsClient& operator=(const RawTlsClient&) = delete;
-
-  int fd() const { return fd_; }
-  void handshake() {
-    if (SSL_connect(ssl_) != 1) throw std::runtime_error("handshake failed");
-  }
-  void write(const std::string& bytes) {
-    std::size_t n = 0;
-    if (SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n) != 1 || n != bytes.size()) {
-      throw std::runtime_error("SSL_write failed");
-    }
-  }
-  // Bytes on the TCP connection, outside TLS.
-  void write_raw(const std::string& bytes) {
-    if (::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) !=
-        static_cast<ssize_t>(bytes.size())) {
-      throw std::runtime_error("send failed");
-    }
-  }
-  // GET `target` on the keep-alive connection; the status, 0 on failure.
-  unsigned get(const std::string& target) {
-    write("GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    std::string got;
-    std::size_t head_end = std::string::npos;
-    std::size_t length = 0;
-    for (;;) {
-      if (head_end == std::string::npos) {
-        head_end = got.find("\r\n\r\n");
-        if (head_end != std::string::npos) {
-          std::string head = got.substr(0, head_end);
-          for (auto& ch : head)
-            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-          const auto at = head.find("content-length: ");
-          if (at != std::string::npos) length = std::stoul(head.substr(at + 16));
-        }
-      }
-      if (head_end != std::string::npos && got.size() >= head_end + 4 + length) break;
-      char buf[4096];
-      std::size_t n = 0;
-      if (SSL_read_ex(ssl_, buf, sizeof buf, &n) != 1) return 0;
-      got.append(buf, n);
-    }
-    if (got.rfind("HTTP/1.1 ", 0) != 0) return 0;
-    return static_cast<unsigned>(std::stoul(got.substr(9, 3)));
-  }
-  void key_update(bool ask_peer) {
-    if (SSL_key_update(ssl_, ask_peer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) !=
-        1) {
-      throw std::runtime_error("SSL_key_update failed");
-    }
-  }
-  const char* version() const { return SSL_get_version(ssl_); }
-  // KeyUpdate messages received from the server.
-  int key_updates_received() const { return key_updates_received_; }
-
- private:
-  static void on_message(int write_p, int /*version*/, int content_type, const void* buf,
-                         std::size_t len, SSL* ssl, void* /*arg*/) {
-    auto* self = static_cast<RawTlsClient*>(SSL_get_app_data(ssl));
-    constexpr int kHandshake = 22;
-    constexpr unsigned char kKeyUpdate = 24;
-    if (write_p == 0 && content_type == kHandshake && len > 0 &&
-        static_cast<const unsigned char*>(buf)[0] == kKeyUpdate) {
-      ++self->key_updates_received_;
-    }
-  }
-
-  int fd_;
-  SSL_CTX* ctx_ = nullptr;
-  SSL* ssl_ = nullptr;
-  int key_updates_received_ = 0;
-};
 
 void run(const std::string& command) {
   const std::string quiet = command + " >/dev/null 2>&1";
@@ -220,7 +105,7 @@ class TlsEdgeTest : public E2E {
   // The daemon still answers, on a fresh connection and on the fixture's.
   void expect_healthy() {
     RawTlsClient fresh(daemon_->port());
-    fresh.handshake();
+    ASSERT_TRUE(fresh.handshake());
     EXPECT_EQ(fresh.get("/healthz"), 200U);
     EXPECT_EQ(client().request("GET", "/healthz").status, 200U);
   }
@@ -230,12 +115,12 @@ class TlsEdgeTest : public E2E {
 
 TEST_F(TlsEdgeTest, AStallInsideATlsRecordIsCutByTheHeaderTimeout) {
   RawTlsClient c(daemon_->port());
-  c.handshake();
+  ASSERT_TRUE(c.handshake());
   // A complete record holding half a request head, then the first bytes of
   // a record whose rest never comes: OpenSSL waits for it under
   // header_timeout (1 s).
-  c.write("POST /webhooks/dynamic HTTP/1.1\r\nHost: x\r\n");
-  c.write_raw(std::string("\x17\x03\x03\x01\x00", 5) + std::string(10, 'x'));
+  ASSERT_TRUE(c.write("POST /webhooks/dynamic HTTP/1.1\r\nHost: x\r\n"));
+  ASSERT_TRUE(c.write_raw(std::string("\x17\x03\x03\x01\x00", 5) + std::string(10, 'x')));
   const auto t0 = Clock::now();
   EXPECT_TRUE(closed_within(c.fd(), 4s));
   EXPECT_GE(Clock::now() - t0, 800ms);
@@ -259,7 +144,7 @@ TEST_F(TlsEdgeTest, AStallInsideTheClientHelloIsCutByTheHeaderTimeout) {
 TEST_F(TlsEdgeTest, APeerThatClosesWithoutCloseNotifyIsForgotten) {
   for (int i = 0; i < 5; ++i) {
     RawTlsClient c(daemon_->port());
-    c.handshake();
+    ASSERT_TRUE(c.handshake());
     EXPECT_EQ(c.get("/healthz"), 200U);
     ::shutdown(c.fd(), SHUT_RDWR);  // a FIN, no close_notify
   }
@@ -272,9 +157,9 @@ TEST_F(TlsEdgeTest, APeerThatClosesWithoutCloseNotifyIsForgotten) {
 TEST_F(TlsEdgeTest, APeerThatResetsAnIdleConnectionLeavesTheDaemonRunning) {
   for (int i = 0; i < 5; ++i) {
     RawTlsClient c(daemon_->port());
-    c.handshake();
+    ASSERT_TRUE(c.handshake());
     EXPECT_EQ(c.get("/healthz"), 200U);
-    reset(c.fd());
+    c.reset();
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(wait_metric(kOpen, 0), 0);
@@ -297,10 +182,10 @@ TEST_F(TlsEdgeTest, AResetDuringTheHandshakeIsAFailedHandshake) {
     char* hello = nullptr;
     const long hello_size = BIO_get_mem_data(out, &hello);
     ASSERT_GT(hello_size, 0);
-    c.write_raw(std::string(hello, static_cast<std::size_t>(hello_size)));
+    ASSERT_TRUE(c.write_raw(std::string(hello, static_cast<std::size_t>(hello_size))));
     pollfd p{c.fd(), POLLIN, 0};
     ASSERT_EQ(::poll(&p, 1, 5000), 1);  // the ServerHello is on its way
-    reset(c.fd());
+    c.reset();
     SSL_free(ssl);
     SSL_CTX_free(ctx);
   }
@@ -311,17 +196,17 @@ TEST_F(TlsEdgeTest, AResetDuringTheHandshakeIsAFailedHandshake) {
 
 TEST_F(TlsEdgeTest, KeyUpdatesFromTheClientAreAnsweredOnTheSameConnection) {
   RawTlsClient c(daemon_->port());
-  c.handshake();
+  ASSERT_TRUE(c.handshake());
   ASSERT_STREQ(c.version(), "TLSv1.3");
   EXPECT_EQ(c.get("/healthz"), 200U);
   // The client's new keys only ("k" in s_client).
-  c.key_update(false);
+  ASSERT_TRUE(c.key_update(false));
   EXPECT_EQ(c.get("/healthz"), 200U);
   EXPECT_EQ(c.key_updates_received(), 0);
   // New keys and a request for the server's ("K"): the server's read must
   // write its own KeyUpdate before answering.
   for (int i = 1; i <= 3; ++i) {
-    c.key_update(true);
+    ASSERT_TRUE(c.key_update(true));
     EXPECT_EQ(c.get("/readyz"), 200U);
     EXPECT_EQ(c.key_updates_received(), i);
   }

@@ -6,6 +6,9 @@
 //   fit its ECDSA certificate;
 // - a client-initiated renegotiation is refused and the connection serves
 //   nothing after it, where the same request without it is answered.
+// OpenSSL 3 refuses client renegotiation by default and this libssl has no
+// zlib, so the context's own options (no renegotiation, no compression) are
+// checked in tests/unit/net_tls_test.cpp, where removing them fails a test.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -84,10 +87,6 @@ TEST_F(TlsPolicyTest, ClientInitiatedRenegotiationIsRefused) {
   auto [ok_rc, ok_out] =
       shell("(sleep 0.5; " + get + ") | " + s_client(daemon_->port(), "-tls1_2"));
   EXPECT_NE(ok_out.find("HTTP/1.1 200"), std::string::npos) << ok_out;
-  // Debian's OpenSSL is built without zlib, so no peer can negotiate
-  // compression here; the listener also sets SSL_OP_NO_COMPRESSION.
-  EXPECT_NE(ok_out.find("Compression: NONE"), std::string::npos) << ok_out;
-
   // "R" asks s_client to renegotiate before sending the request.
   auto [rc, out] = shell("(sleep 0.5; printf 'R\\n'; sleep 0.5; " + get + ") | " +
                          s_client(daemon_->port(), "-tls1_2"));

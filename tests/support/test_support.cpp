@@ -6,6 +6,8 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +33,8 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX, EVP_PKEY_CTX_free>>;
 using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, Deleter<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
+using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
+using ExtPtr = std::unique_ptr<X509_EXTENSION, Deleter<X509_EXTENSION, X509_EXTENSION_free>>;
 
 void check(bool ok, const char* what) {
   if (!ok) throw std::runtime_error(std::string("openssl: ") + what);
@@ -40,6 +44,21 @@ std::string bio_string(BIO* bio) {
   char* data = nullptr;
   long n = BIO_get_mem_data(bio, &data);
   return std::string(data, static_cast<std::size_t>(n));
+}
+
+void add_extension(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
+  ExtPtr ext(X509V3_EXT_nconf_nid(nullptr, ctx, nid, value));
+  check(ext != nullptr, "X509V3_EXT_nconf_nid");
+  check(X509_add_ext(cert, ext.get(), -1) == 1, "X509_add_ext");
+}
+
+// PEM text written by `write` into a memory BIO.
+template <class Write>
+std::string to_pem(Write write) {
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  check(bio != nullptr, "BIO_new");
+  check(write(bio.get()), "PEM_write");
+  return bio_string(bio.get());
 }
 
 }  // namespace
@@ -163,6 +182,46 @@ std::vector<Json> json_lines(std::string_view text) {
     if (!line.empty()) out.push_back(Json::parse(line));
   }
   return out;
+}
+
+TlsFiles write_self_signed_cert(const std::filesystem::path& dir) {
+  PkeyPtr key(EVP_EC_gen("P-256"));
+  check(key != nullptr, "EVP_EC_gen");
+  X509Ptr cert(X509_new());
+  check(cert != nullptr, "X509_new");
+  check(X509_set_version(cert.get(), X509_VERSION_3) == 1, "X509_set_version");
+  std::uint64_t serial = 0;
+  check(RAND_bytes(reinterpret_cast<unsigned char*>(&serial), sizeof serial) == 1, "RAND_bytes");
+  check(ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), (serial >> 1) | 1) == 1,
+        "ASN1_INTEGER_set_uint64");
+  check(X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600) != nullptr, "X509_gmtime_adj");
+  check(X509_gmtime_adj(X509_getm_notAfter(cert.get()), 30L * 24 * 3600) != nullptr,
+        "X509_gmtime_adj");
+  check(X509_set_pubkey(cert.get(), key.get()) == 1, "X509_set_pubkey");
+  X509_NAME* name = X509_get_subject_name(cert.get());
+  check(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                                   reinterpret_cast<const unsigned char*>("hookvault test server"),
+                                   -1, -1, 0) == 1,
+        "X509_NAME_add_entry_by_txt");
+  check(X509_set_issuer_name(cert.get(), name) == 1, "X509_set_issuer_name");
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
+  add_extension(cert.get(), &ctx, NID_basic_constraints, "critical,CA:FALSE");
+  add_extension(cert.get(), &ctx, NID_key_usage, "critical,digitalSignature");
+  add_extension(cert.get(), &ctx, NID_ext_key_usage, "serverAuth");
+  add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
+  add_extension(cert.get(), &ctx, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+  check(X509_sign(cert.get(), key.get(), EVP_sha256()) > 0, "X509_sign");
+
+  TlsFiles files{dir / "cert.pem", dir / "key.pem"};
+  write_file(files.cert, to_pem([&](BIO* b) { return PEM_write_bio_X509(b, cert.get()) == 1; }),
+             0644);
+  write_file(files.key, to_pem([&](BIO* b) {
+               return PEM_write_bio_PrivateKey(b, key.get(), nullptr, nullptr, 0, nullptr,
+                                               nullptr) == 1;
+             }),
+             0600);
+  return files;
 }
 
 }  // namespace hookvault::testing

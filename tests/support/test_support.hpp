@@ -45,6 +45,16 @@ Json hybrid_encrypt(const std::string& public_pem, std::string_view plaintext,
 
 std::string hmac_hex(std::string_view key, std::string_view message);
 
+struct TlsFiles {
+  std::filesystem::path cert;  // PEM certificate (its own trust anchor)
+  std::filesystem::path key;   // PEM PKCS#8 private key, mode 0600
+};
+
+// Writes a fresh self-signed ECDSA P-256 certificate (SAN IP:127.0.0.1 and
+// DNS:localhost, serverAuth, valid from an hour ago for 30 days) and its key as
+// `dir`/cert.pem and `dir`/key.pem. Throws std::runtime_error on failure.
+TlsFiles write_self_signed_cert(const std::filesystem::path& dir);
+
 void write_file(const std::filesystem::path& p, std::string_view content, int mode = 0600);
 std::string read_file(const std::filesystem::path& p);
 

@@ -1,12 +1,7 @@
 // net::TlsStream against a blocking OpenSSL client in a thread: the
 // operations, their errors, beast::tcp_stream's timeout semantics, and that
 // no completion runs inside its initiating function.
-#include <netinet/in.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -20,7 +15,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <chrono>
-#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -30,6 +24,7 @@
 #include "net/tls.hpp"
 #include "net/tls_stream.hpp"
 #include "test_support.hpp"
+#include "tls_support.hpp"
 
 namespace hookvault::net {
 namespace {
@@ -40,93 +35,13 @@ using error_code = boost::system::error_code;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A self-signed P-256 certificate and its key, as PEM files in `dir`.
-void write_certificate(const std::filesystem::path& cert, const std::filesystem::path& key) {
-  EVP_PKEY* pkey = EVP_EC_gen("P-256");
-  ASSERT_NE(pkey, nullptr);
-  X509* x = X509_new();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-  X509_set_pubkey(x, pkey);
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  ASSERT_GT(X509_sign(x, pkey, EVP_sha256()), 0);
-  FILE* f = std::fopen(cert.c_str(), "w");
-  PEM_write_X509(f, x);
-  std::fclose(f);
-  f = std::fopen(key.c_str(), "w");
-  PEM_write_PrivateKey(f, pkey, nullptr, nullptr, 0, nullptr, nullptr);
-  std::fclose(f);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
-}
-
-// A blocking TLS client on its own socket.
-struct Client {
-  explicit Client(std::uint16_t port) {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ctx = SSL_CTX_new(TLS_client_method());
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-  }
-  ~Client() {
-    SSL_free(ssl);
-    SSL_CTX_free(ctx);
-    if (fd >= 0) ::close(fd);
-  }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  bool handshake() { return SSL_connect(ssl) == 1; }
-  bool write(const std::string& s) {
-    std::size_t n = 0;
-    return SSL_write_ex(ssl, s.data(), s.size(), &n) == 1 && n == s.size();
-  }
-  // One SSL_read: what one record (or less) holds; empty on failure.
-  std::string read_once(std::size_t max = 65536) {
-    std::string buf(max, '\0');
-    std::size_t n = 0;
-    if (SSL_read_ex(ssl, buf.data(), buf.size(), &n) != 1) return {};
-    buf.resize(n);
-    return buf;
-  }
-  std::string read_exactly(std::size_t want) {
-    std::string out;
-    while (out.size() < want) {
-      std::string part = read_once(want - out.size());
-      if (part.empty()) break;
-      out += part;
-    }
-    return out;
-  }
-  void reset() {
-    linger l{1, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    ::close(fd);
-    fd = -1;
-  }
-
-  int fd = -1;
-  SSL_CTX* ctx = nullptr;
-  SSL* ssl = nullptr;
-};
+using Client = hookvault::testing::RawTlsClient;
 
 class TlsStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_certificate(dir_ / "cert.pem", dir_ / "key.pem");
-    configure_server_tls(tls_, dir_ / "cert.pem", dir_ / "key.pem", "1.2");
+    const auto files = hookvault::testing::write_self_signed_cert(dir_.path());
+    configure_server_tls(tls_, files.cert, files.key, "1.2");
     acceptor_.open(tcp::v4());
     acceptor_.bind(tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     acceptor_.listen();
@@ -183,8 +98,8 @@ TEST_F(TlsStreamTest, HandshakeReadWriteAndBothCloseNotifies) {
   handshake([](Client& c) {
     EXPECT_TRUE(c.write("ping"));
     EXPECT_EQ(c.read_exactly(4), "pong");
-    EXPECT_EQ(SSL_shutdown(c.ssl), 0);  // close_notify out; the server's comes next
-    EXPECT_EQ(SSL_shutdown(c.ssl), 1);
+    EXPECT_EQ(SSL_shutdown(c.ssl()), 0);  // close_notify out; the server's comes next
+    EXPECT_EQ(SSL_shutdown(c.ssl()), 1);
   });
   std::string buf(16, '\0');
   auto [ec, n] = read_some(buf);
@@ -356,7 +271,7 @@ TEST_F(TlsStreamTest, DestroyingTheStreamWithAPendingReadAbortsIt) {
 TEST_F(TlsStreamTest, RawReadTakesTheBytesAskedForAndLeavesTheRestToTls) {
   // The preamble and the ClientHello arrive together before the server reads.
   peer([](Client& c) {
-    ASSERT_EQ(::send(c.fd, "PROXYHDR", 8, MSG_NOSIGNAL), 8);
+    ASSERT_EQ(::send(c.fd(), "PROXYHDR", 8, MSG_NOSIGNAL), 8);
     ASSERT_TRUE(c.handshake());
     EXPECT_TRUE(c.write("tls"));
   });
@@ -385,7 +300,7 @@ TEST_F(TlsStreamTest, RawReadTakesTheBytesAskedForAndLeavesTheRestToTls) {
 TEST_F(TlsStreamTest, EofWithoutCloseNotifyIsStreamTruncated) {
   handshake();
   join();
-  ::shutdown(client_->fd, SHUT_WR);
+  ::shutdown(client_->fd(), SHUT_WR);
   std::string buf(16, '\0');
   auto [ec, n] = read_some(buf);
   EXPECT_EQ(ec, asio::ssl::error::stream_truncated) << ec.message();
@@ -411,9 +326,9 @@ TEST_F(TlsStreamTest, ABrokenRecordIsAnSslCategoryError) {
   handshake();
   join();
   const std::string junk("\x17\x03\x03\x00\x20", 5);
-  ASSERT_EQ(::send(client_->fd, junk.data(), junk.size(), MSG_NOSIGNAL), 5);
+  ASSERT_EQ(::send(client_->fd(), junk.data(), junk.size(), MSG_NOSIGNAL), 5);
   const std::string body(32, 'x');  // not a valid encrypted record
-  ASSERT_EQ(::send(client_->fd, body.data(), body.size(), MSG_NOSIGNAL), 32);
+  ASSERT_EQ(::send(client_->fd(), body.data(), body.size(), MSG_NOSIGNAL), 32);
   std::string buf(16, '\0');
   auto [ec, n] = read_some(buf);
   EXPECT_EQ(&ec.category(), &asio::error::get_ssl_category()) << ec.message();
@@ -440,7 +355,7 @@ TEST_F(TlsStreamTest, SmallBuffersGoOutAsOneRecord) {
 TEST_F(TlsStreamTest, LargeWritesAndReadsWaitForTheSocket) {
   const int small = 65536;
   ::setsockopt(stream_->socket().native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  ::setsockopt(client_->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  ::setsockopt(client_->fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   std::string payload(1 << 20, '\0');
   for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i * 7 + i / 251);
   handshake([&payload](Client& c) {

@@ -757,6 +757,35 @@ TEST_F(StoreTest, ARevocationBesideAFailingRequestCommitsOnceWithItsAuditRecord)
   }
 }
 
+// A request during which SQLite ends the whole transaction (RAISE(ROLLBACK)
+// here; a full disk or an I/O error in production) fails its batch: nothing
+// of it is stored, every request in it is told store_unavailable, and the
+// next write goes through.
+TEST_F(StoreTest, ATransactionEndedBySqliteFailsTheWholeBatch) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  RawDb(path()).exec(
+      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
+      "BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END");
+  std::vector<WriteRequest> requests;
+  requests.push_back(created("before", "w1", 100));
+  requests.push_back(created("bad", "poison", 100));
+  requests.push_back(plain_event("after"));
+  auto batch = submit_as_one_batch(*store, std::move(requests));
+  for (const auto& r : batch.results) {
+    ASSERT_FALSE(r);
+    EXPECT_EQ(errc_of(r.error()), Errc::store_unavailable);
+  }
+  EXPECT_EQ(batch.commits, 0U);
+  for (const char* key : {"before", "bad", "after"}) {
+    auto found = store->find_event(kSource, key);
+    ASSERT_TRUE(found);
+    EXPECT_FALSE(*found) << key;
+  }
+  EXPECT_TRUE(store->write(plain_event("later")));
+  EXPECT_TRUE(store->writable());
+}
+
 TEST_F(StoreTest, RowsCannotBeSwapped) {
   auto store = open_store();
   ASSERT_TRUE(store);
