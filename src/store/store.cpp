@@ -534,6 +534,7 @@ struct Store::Impl {
   void writer_loop();
   void run_batch(std::vector<Work>& batch);
   Result<void> write_batch(std::vector<Work>& batch);
+  Result<void> begin_batch();
   Result<void> apply_in_savepoint(Work& work);
   bool apply_work(Work& work);
   Result<WriteResult> apply(WriteWork& w);
@@ -604,7 +605,8 @@ struct Store::Impl {
   // a redaction): run_batch checkpoints before the completions.
   bool overwrote_ = false;
   // The audit key, unwrapped by the first append of the current write
-  // transaction; reset (wiped) when that transaction ends (run_batch).
+  // transaction; reset (wiped) when that transaction ends (run_batch) and
+  // when a batch begins (begin_batch: its second pass reads it again).
   std::optional<SecretBytes> batch_audit_key_;
 
   // rewrap_batch(): keys of this KEK older than `version`, as last counted and
@@ -779,7 +781,6 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
 }
 
 void Store::Impl::run_batch(std::vector<Work>& batch) {
-  overwrote_ = false;
   const auto started = std::chrono::steady_clock::now();
   auto committed = write_batch(batch);
   // The transaction is over (or about to be rolled back): the audit key goes.
@@ -828,7 +829,7 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
 // transaction is rolled back, the per-transaction state reset, and the batch
 // runs again with a SAVEPOINT per request.
 Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
-  if (auto r = run(kBegin); !r) return r;
+  if (auto r = begin_batch(); !r) return r;
   const bool all_ok =
       std::all_of(batch.begin(), batch.end(), [this](Work& work) { return apply_work(work); });
   if (all_ok) return run(kCommit);
@@ -836,14 +837,20 @@ Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
   // batch fails, as it would inside a savepoint, without being run again.
   if (!writer_db_.in_transaction()) return err(Errc::store_unavailable);
   if (auto r = run(kRollback); !r) return r;
-  batch_audit_key_.reset();
-  overwrote_ = false;
-  for (auto& work : batch) std::visit([](auto& w) { w.result.reset(); }, work);
-  if (auto r = run(kBegin); !r) return r;
+  // Every request's result is set again by the second pass.
+  if (auto r = begin_batch(); !r) return r;
   for (auto& work : batch) {
     if (auto r = apply_in_savepoint(work); !r) return r;
   }
   return run(kCommit);
+}
+
+// BEGIN IMMEDIATE for a batch (either pass), its per-transaction state fresh:
+// nothing overwritten yet, no audit key read yet.
+Result<void> Store::Impl::begin_batch() {
+  overwrote_ = false;
+  batch_audit_key_.reset();
+  return run(kBegin);
 }
 
 // Applies one request; its outcome is kept in its result. True when it succeeded.

@@ -18,46 +18,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
-void run(const std::string& command) {
-  const std::string quiet = command + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(quiet.c_str()), 0) << command;
-}
-
-// A client certificate for `cn` signed by the CA in ca_cert/ca_key.
-ClientCertificate make_client_cert(const std::filesystem::path& dir, const std::string& cn,
-                                   const std::filesystem::path& ca_cert,
-                                   const std::filesystem::path& ca_key) {
-  ClientCertificate c{dir / (cn + "-cert.pem"), dir / (cn + "-key.pem")};
-  const auto csr = dir / (cn + ".csr");
-  run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" + cn +
-      " -keyout " + c.key.string() + " -out " + csr.string());
-  run("openssl x509 -req -in " + csr.string() + " -CA " + ca_cert.string() + " -CAkey " +
-      ca_key.string() + " -CAcreateserial -days 1 -out " + c.cert.string());
-  return c;
-}
-
 // A CA of our own that hookvault does not trust.
 std::pair<std::filesystem::path, std::filesystem::path> make_foreign_ca(
     const std::filesystem::path& dir) {
   auto cert = dir / "foreign-ca.pem";
   auto key = dir / "foreign-ca.key";
-  run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "
+  run_quiet(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "
       "/CN=foreign-ca -days 1 -keyout " +
       key.string() + " -out " + cert.string());
   return {cert, key};
 }
 
 constexpr char kNoditKey[] = "nodit-signing-key-for-admin-tests";
-
-// The value of the sample `series` (name{labels} exactly as rendered) in
-// Prometheus text; -1 when absent.
-double sample_value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
 
 class AdminTest : public E2E {
  protected:
@@ -71,18 +44,13 @@ class AdminTest : public E2E {
 
   std::filesystem::path admin_config(const std::string& admin_extra = "",
                                      ConfigOptions o = ConfigOptions{}) {
-    const auto& root = setup().root;
     add_nodit_source(o, kNoditKey);
     o.extra_toml +=
-        "[admin]\nlisten = \"127.0.0.1:0\"\n"
-        "tls_cert = \"" +
-        (root / "tls/admin-cert.pem").string() + "\"\ntls_key = \"" +
-        (root / "tls/admin-key.pem").string() + "\"\nclient_ca = \"" + ca_cert_.string() + "\"\n" +
-        admin_extra +
-        "[[admin.clients]]\nsubject_cn = \"signer\"\nroles = [\"materials:read\"]\n"
-        "[[admin.clients]]\nsubject_cn = \"auditor\"\nroles = [\"events:read\"]\n"
-        "[[admin.clients]]\nsubject_cn = \"prometheus\"\nroles = [\"metrics:read\"]\n"
-        "[[admin.clients]]\nsubject_cn = \"operator\"\nroles = [\"admin\"]\n";
+        admin_toml(admin_extra +
+                   "[[admin.clients]]\nsubject_cn = \"signer\"\nroles = [\"materials:read\"]\n"
+                   "[[admin.clients]]\nsubject_cn = \"auditor\"\nroles = [\"events:read\"]\n"
+                   "[[admin.clients]]\nsubject_cn = \"prometheus\"\nroles = [\"metrics:read\"]\n"
+                   "[[admin.clients]]\nsubject_cn = \"operator\"\nroles = [\"admin\"]\n");
     return write_config(o);
   }
 

@@ -436,11 +436,7 @@ namespace {
 
 // `openssl s_client` as the peer: exit status 0 when the handshake succeeds.
 int handshake(std::uint16_t port, const std::string& version_flag) {
-  // OPENSSL_CONF=/dev/null: without Debian's MinProtocol, so the server decides.
-  const std::string cmd =
-      "OPENSSL_CONF=/dev/null openssl s_client -connect 127.0.0.1:" + std::to_string(port) + " " +
-      version_flag + " </dev/null >/dev/null 2>&1";
-  return std::system(cmd.c_str());
+  return run_shell(s_client_command(port, version_flag) + " </dev/null").first;
 }
 
 class TlsTest : public E2E {};

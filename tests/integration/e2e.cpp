@@ -230,6 +230,44 @@ Json revoked_event(const std::string& event_id, const std::string& wallet_id,
 
 std::string compact(const Json& j) { return j.dump(); }
 
+void run_quiet(const std::string& command) {
+  const auto [status, output] = run_shell(command);
+  ASSERT_EQ(status, 0) << command << ":\n" << output;
+}
+
+ClientCertificate make_client_cert(const std::filesystem::path& dir, const std::string& cn,
+                                   const std::filesystem::path& ca_cert,
+                                   const std::filesystem::path& ca_key) {
+  ClientCertificate c{dir / (cn + "-cert.pem"), dir / (cn + "-key.pem")};
+  const auto csr = dir / (cn + ".csr");
+  run_quiet("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=" + cn +
+            " -keyout " + c.key.string() + " -out " + csr.string());
+  run_quiet("openssl x509 -req -in " + csr.string() + " -CA " + ca_cert.string() + " -CAkey " +
+            ca_key.string() + " -CAcreateserial -days 1 -out " + c.cert.string());
+  return c;
+}
+
+std::string admin_toml(const std::string& rest) {
+  const auto& root = setup().root;
+  return "[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"" +
+         (root / "tls/admin-cert.pem").string() + "\"\ntls_key = \"" +
+         (root / "tls/admin-key.pem").string() + "\"\nclient_ca = \"" +
+         (root / "tls/admin-ca.pem").string() + "\"\n" + rest;
+}
+
+double sample_value(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+std::string s_client_command(std::uint16_t port, const std::string& flags) {
+  return "OPENSSL_CONF=/dev/null openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+         " " + flags;
+}
+
 std::map<std::string, OpenedEvent> open_all_events(Store& store, std::string& error) {
   std::map<std::string, OpenedEvent> out;
   for (std::int64_t after_id = 0;;) {
@@ -249,7 +287,13 @@ std::map<std::string, OpenedEvent> open_all_events(Store& store, std::string& er
         error = "event " + std::to_string(meta.id) + " does not open";
         return out;
       }
-      out[meta.idempotency_key] = OpenedEvent{meta.id, std::string((**payload).reveal_string())};
+      const bool first = out.emplace(meta.idempotency_key,
+                                     OpenedEvent{meta.id, std::string((**payload).reveal_string())})
+                             .second;
+      if (!first) {
+        error = "stored twice: " + meta.idempotency_key;
+        return out;
+      }
     }
   }
 }

@@ -117,8 +117,33 @@ Json revoked_event(const std::string& event_id, const std::string& wallet_id,
                    const std::string& timestamp);
 std::string compact(const Json& j);
 
+// Runs a shell command, its output discarded; a non-zero exit fails the test.
+void run_quiet(const std::string& command);
+
+// A client certificate for `cn` signed by the CA in ca_cert/ca_key (a new
+// P-256 key; the openssl CLI).
+ClientCertificate make_client_cert(const std::filesystem::path& dir, const std::string& cn,
+                                   const std::filesystem::path& ca_cert,
+                                   const std::filesystem::path& ca_key);
+
+// An [admin] table for the admin listener `hookvault init` set up (port 0,
+// its certificate, its client CA), followed by `rest`: more [admin] keys and
+// the [[admin.clients]] entries.
+std::string admin_toml(const std::string& rest);
+
+// The value of the sample `series` (name{labels} exactly as rendered) in
+// Prometheus text; -1 when absent.
+double sample_value(const std::string& text, const std::string& series);
+
+// The `openssl s_client` command line for 127.0.0.1:port with `flags`, with
+// OPENSSL_CONF=/dev/null: without Debian's system policy (MinProtocol,
+// cipher level), so the server decides.
+std::string s_client_command(std::uint16_t port, const std::string& flags);
+
 // Every event of `store`, its payload opened: idempotency key -> (id, payload
-// bytes). A list or open error fails the test (and is named in `error`).
+// bytes). Stops at the first problem and names it in `error` (which the
+// caller asserts empty): a list or open error, or an idempotency key stored
+// twice (the map alone would hide a second row).
 struct OpenedEvent {
   std::int64_t id = 0;
   std::string payload;

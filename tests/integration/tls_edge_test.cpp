@@ -12,8 +12,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdlib>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -42,21 +40,6 @@ bool closed_within(int fd, std::chrono::milliseconds limit) {
   }
 }
 
-void run(const std::string& command) {
-  const std::string quiet = command + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(quiet.c_str()), 0) << command;
-}
-
-// The value of `series` (name{labels} as rendered) in Prometheus text; -1
-// when absent.
-double sample_value(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
-
 const std::string kOpen = "hookvault_open_connections{listener=\"public\"}";
 const std::string kFailedHandshakes = "hookvault_tls_handshake_failures_total{listener=\"public\"}";
 
@@ -65,23 +48,13 @@ class TlsEdgeTest : public E2E {
  protected:
   void SetUp() override {
     E2E::SetUp();
-    const auto& root = setup().root;
     ConfigOptions o;
-    o.extra_toml = "[admin]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"" +
-                   (root / "tls/admin-cert.pem").string() + "\"\ntls_key = \"" +
-                   (root / "tls/admin-key.pem").string() + "\"\nclient_ca = \"" +
-                   (root / "tls/admin-ca.pem").string() +
-                   "\"\n[[admin.clients]]\nsubject_cn = \"prometheus\"\n"
-                   "roles = [\"metrics:read\"]\n";
+    o.extra_toml =
+        admin_toml("[[admin.clients]]\nsubject_cn = \"prometheus\"\nroles = [\"metrics:read\"]\n");
     start(write_config(o));
-    prometheus_ = {dir_ / "prometheus-cert.pem", dir_ / "prometheus-key.pem"};
-    const auto csr = dir_ / "prometheus.csr";
-    run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=prometheus "
-        "-keyout " +
-        prometheus_.key.string() + " -out " + csr.string());
-    run("openssl x509 -req -in " + csr.string() + " -CA " + (root / "tls/admin-ca.pem").string() +
-        " -CAkey " + (root / "tls/admin-ca.key").string() + " -CAcreateserial -days 1 -out " +
-        prometheus_.cert.string());
+    const auto& root = setup().root;
+    prometheus_ = make_client_cert(dir_.path(), "prometheus", root / "tls/admin-ca.pem",
+                                   root / "tls/admin-ca.key");
   }
 
   double metric(const std::string& series) {

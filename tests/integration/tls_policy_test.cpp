@@ -11,7 +11,6 @@
 // checked in tests/unit/net_tls_test.cpp, where removing them fails a test.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -24,29 +23,11 @@
 namespace hookvault::testing {
 namespace {
 
-// Runs a shell command; its exit status and what it printed (stdout + stderr).
-std::pair<int, std::string> shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return {-1, ""};
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {status, out};
-}
-
-// OPENSSL_CONF=/dev/null: without Debian's system policy, so the server decides.
-std::string s_client(std::uint16_t port, const std::string& flags) {
-  return "OPENSSL_CONF=/dev/null openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
-         " " + flags;
-}
-
 class TlsPolicyTest : public E2E {};
 
 TEST_F(TlsPolicyTest, OnlyEcdheAeadSuitesAreAcceptedOverTls12) {
   start();
-  auto [rc, list] = shell(
+  auto [rc, list] = run_shell(
       "OPENSSL_CONF=/dev/null openssl ciphers -tls1_2 "
       "'ALL:COMPLEMENTOFALL:@SECLEVEL=0'");
   ASSERT_EQ(rc, 0) << list;
@@ -64,8 +45,8 @@ TEST_F(TlsPolicyTest, OnlyEcdheAeadSuitesAreAcceptedOverTls12) {
   for (unsigned w = 0; w < 4; ++w) {
     workers.emplace_back([&, w] {
       for (std::size_t i = w; i < suites.size(); i += 4) {
-        auto [status, out] =
-            shell(s_client(port, "-tls1_2 -cipher '" + suites[i] + ":@SECLEVEL=0' </dev/null"));
+        auto [status, out] = run_shell(
+            s_client_command(port, "-tls1_2 -cipher '" + suites[i] + ":@SECLEVEL=0' </dev/null"));
         if (status == 0) {
           std::lock_guard lock(mu);
           accepted.insert(suites[i]);
@@ -85,11 +66,11 @@ TEST_F(TlsPolicyTest, ClientInitiatedRenegotiationIsRefused) {
   const std::string get = "printf 'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'; sleep 1";
   // Control: the same client and request without renegotiating is answered.
   auto [ok_rc, ok_out] =
-      shell("(sleep 0.5; " + get + ") | " + s_client(daemon_->port(), "-tls1_2"));
+      run_shell("(sleep 0.5; " + get + ") | " + s_client_command(daemon_->port(), "-tls1_2"));
   EXPECT_NE(ok_out.find("HTTP/1.1 200"), std::string::npos) << ok_out;
   // "R" asks s_client to renegotiate before sending the request.
-  auto [rc, out] = shell("(sleep 0.5; printf 'R\\n'; sleep 0.5; " + get + ") | " +
-                         s_client(daemon_->port(), "-tls1_2"));
+  auto [rc, out] = run_shell("(sleep 0.5; printf 'R\\n'; sleep 0.5; " + get + ") | " +
+                             s_client_command(daemon_->port(), "-tls1_2"));
   EXPECT_NE(out.find("RENEGOTIATING"), std::string::npos) << out;
   EXPECT_NE(out.find("no renegotiation"), std::string::npos) << out;
   EXPECT_EQ(out.find("HTTP/1.1 200"), std::string::npos) << out;

@@ -2,12 +2,10 @@
 
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
-#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -35,17 +33,6 @@ const std::filesystem::path& softhsm_folder() {
   }();
   if (!configured) throw std::runtime_error("cannot set SOFTHSM2_CONF");
   return dir.path();
-}
-
-// Runs a command, returns its exit status and combined output.
-std::pair<int, std::string> run(const std::string& command) {
-  std::string out;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed: " + command);
-  std::array<char, 512> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), pipe) != nullptr) out += buf.data();
-  const int status = ::pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 // A raw PKCS#11 session on the token, logged in as the user. Initializes the
@@ -134,8 +121,8 @@ SoftHsmToken::SoftHsmToken(bool create_key) {
   (void)softhsm_folder();
   label_ = "hv-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
   const auto [status, output] =
-      run("softhsm2-util --init-token --free --label '" + label_ + "' --pin '" + pin_ +
-          "' --so-pin '" + std::string(kSoPin) + "'");
+      run_shell("softhsm2-util --init-token --free --label '" + label_ + "' --pin '" + pin_ +
+                "' --so-pin '" + std::string(kSoPin) + "'");
   if (status != 0) throw std::runtime_error("softhsm2-util --init-token failed: " + output);
   if (create_key) {
     const std::uint32_t version = create_pkcs11_kek_version(options());

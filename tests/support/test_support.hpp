@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hookvault/json.hpp"
@@ -54,6 +55,10 @@ struct TlsFiles {
 // DNS:localhost, serverAuth, valid from an hour ago for 30 days) and its key as
 // `dir`/cert.pem and `dir`/key.pem. Throws std::runtime_error on failure.
 TlsFiles write_self_signed_cert(const std::filesystem::path& dir);
+
+// Runs `command` in a shell: its exit status (-1 when it did not exit) and
+// what it printed on stdout and stderr.
+std::pair<int, std::string> run_shell(const std::string& command);
 
 void write_file(const std::filesystem::path& p, std::string_view content, int mode = 0600);
 std::string read_file(const std::filesystem::path& p);

@@ -68,21 +68,33 @@ class TlsStreamTest : public ::testing::Test {
       ASSERT_TRUE(c.handshake());
       if (then) then(c);
     });
-    std::optional<error_code> result;
-    stream_->async_handshake([&](error_code ec) { result = ec; });
+    const error_code ec = complete([&](auto handler) { stream_->async_handshake(handler); });
+    ASSERT_FALSE(ec) << ec.message();
+  }
+
+  // Starts an operation with `start(handler)` and runs it to completion:
+  // what its handler received. A handler never called fails the test.
+  using Transfer = std::pair<error_code, std::size_t>;
+  template <class Start>
+  Transfer transfer(Start start) {  // handler: void(error_code, std::size_t)
+    std::optional<Transfer> result;
+    start([&](error_code ec, std::size_t n) { result.emplace(ec, n); });
     run();
-    ASSERT_TRUE(result.has_value());
-    ASSERT_FALSE(*result) << result->message();
+    EXPECT_TRUE(result.has_value()) << "the operation did not complete";
+    return result.value_or(Transfer{});
+  }
+  template <class Start>
+  error_code complete(Start start) {  // handler: void(error_code)
+    std::optional<error_code> result;
+    start([&](error_code ec) { result = ec; });
+    run();
+    EXPECT_TRUE(result.has_value()) << "the operation did not complete";
+    return result.value_or(error_code{});
   }
 
   // async_read_some into `buf`; (ec, n) after run().
-  std::pair<error_code, std::size_t> read_some(std::string& buf) {
-    std::optional<std::pair<error_code, std::size_t>> result;
-    stream_->async_read_some(asio::buffer(buf),
-                             [&](error_code ec, std::size_t n) { result.emplace(ec, n); });
-    run();
-    EXPECT_TRUE(result.has_value());
-    return result.value_or(std::pair<error_code, std::size_t>{});
+  Transfer read_some(std::string& buf) {
+    return transfer([&](auto handler) { stream_->async_read_some(asio::buffer(buf), handler); });
   }
 
   hookvault::testing::TempDir dir_;
@@ -106,22 +118,17 @@ TEST_F(TlsStreamTest, HandshakeReadWriteAndBothCloseNotifies) {
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_EQ(buf.substr(0, n), "ping");
 
-  std::optional<std::pair<error_code, std::size_t>> wrote;
-  stream_->async_write_some(asio::buffer(std::string_view("pong")),
-                            [&](error_code wec, std::size_t wn) { wrote.emplace(wec, wn); });
-  run();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(wrote->first);
-  EXPECT_EQ(wrote->second, 4U);
+  const auto [wec, wn] = transfer([&](auto handler) {
+    stream_->async_write_some(asio::buffer(std::string_view("pong")), handler);
+  });
+  EXPECT_FALSE(wec) << wec.message();
+  EXPECT_EQ(wn, 4U);
 
   // The client's close_notify: eof, as asio::ssl::stream reports it.
   auto [eof, zero] = read_some(buf);
   EXPECT_EQ(eof, asio::error::eof);
-  std::optional<error_code> shut;
-  stream_->async_shutdown([&](error_code sec) { shut = sec; });
-  run();
-  ASSERT_TRUE(shut);
-  EXPECT_FALSE(*shut) << shut->message();
+  const error_code shut = complete([&](auto handler) { stream_->async_shutdown(handler); });
+  EXPECT_FALSE(shut) << shut.message();
   join();
 }
 
@@ -129,11 +136,8 @@ TEST_F(TlsStreamTest, NoCompletionRunsInsideItsInitiatingFunction) {
   handshake([](Client& c) { EXPECT_TRUE(c.write("data")); });
   join();
   // Data is there: the read can finish without waiting.
-  std::optional<error_code> waited;
-  stream_->async_wait_data([&](error_code ec) { waited = ec; });
-  run();
-  ASSERT_TRUE(waited);
-  ASSERT_FALSE(*waited);
+  const error_code waited = complete([&](auto handler) { stream_->async_wait_data(handler); });
+  ASSERT_FALSE(waited) << waited.message();
 
   bool initiating = true;
   bool called_inside = false;
@@ -200,12 +204,10 @@ TEST_F(TlsStreamTest, TheDeadlineRunsOnlyWhileAnOperationIsPending) {
   run();
   EXPECT_TRUE(stream_->socket().is_open());
   stream_->expires_after(5s);
-  std::optional<error_code> wrote;
-  stream_->async_write_some(asio::buffer(std::string_view("hello")),
-                            [&](error_code ec, std::size_t) { wrote = ec; });
-  run();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(*wrote) << wrote->message();
+  const auto [wrote, wn] = transfer([&](auto handler) {
+    stream_->async_write_some(asio::buffer(std::string_view("hello")), handler);
+  });
+  EXPECT_FALSE(wrote) << wrote.message();
   join();
 
   // A deadline that passed before the operation starts: timeout at once.
@@ -277,20 +279,14 @@ TEST_F(TlsStreamTest, RawReadTakesTheBytesAskedForAndLeavesTheRestToTls) {
   });
   std::this_thread::sleep_for(100ms);
   std::string raw(8, '\0');
-  std::optional<std::pair<error_code, std::size_t>> got;
   stream_->expires_after(5s);
-  stream_->async_read_raw(asio::buffer(raw),
-                          [&](error_code ec, std::size_t n) { got.emplace(ec, n); });
-  run();
-  ASSERT_TRUE(got);
-  EXPECT_FALSE(got->first);
-  EXPECT_EQ(got->second, 8U);
+  const auto [raw_ec, raw_n] =
+      transfer([&](auto handler) { stream_->async_read_raw(asio::buffer(raw), handler); });
+  EXPECT_FALSE(raw_ec) << raw_ec.message();
+  EXPECT_EQ(raw_n, 8U);
   EXPECT_EQ(raw, "PROXYHDR");
-  std::optional<error_code> hs;
-  stream_->async_handshake([&](error_code ec) { hs = ec; });
-  run();
-  ASSERT_TRUE(hs);
-  ASSERT_FALSE(*hs) << hs->message();
+  const error_code hs = complete([&](auto handler) { stream_->async_handshake(handler); });
+  ASSERT_FALSE(hs) << hs.message();
   std::string buf(16, '\0');
   auto [ec, n] = read_some(buf);
   EXPECT_EQ(buf.substr(0, n), "tls");
@@ -315,11 +311,8 @@ TEST_F(TlsStreamTest, AResetIsASystemErrorAndWritingAfterItRaisesNoSigpipe) {
   EXPECT_EQ(ec, asio::error::connection_reset) << ec.message();
   // close_notify into a reset connection: an error, not a SIGPIPE that would
   // end this test process.
-  std::optional<error_code> shut;
-  stream_->async_shutdown([&](error_code sec) { shut = sec; });
-  run();
-  ASSERT_TRUE(shut);
-  EXPECT_TRUE(*shut);
+  const error_code shut = complete([&](auto handler) { stream_->async_shutdown(handler); });
+  EXPECT_TRUE(shut);
 }
 
 TEST_F(TlsStreamTest, ABrokenRecordIsAnSslCategoryError) {
@@ -341,12 +334,9 @@ TEST_F(TlsStreamTest, SmallBuffersGoOutAsOneRecord) {
   const std::string d = "body";
   const std::array<asio::const_buffer, 4> buffers{asio::buffer(a), asio::const_buffer(),
                                                   asio::buffer(b), asio::buffer(d)};
-  std::optional<std::pair<error_code, std::size_t>> wrote;
-  stream_->async_write_some(buffers, [&](error_code ec, std::size_t n) { wrote.emplace(ec, n); });
-  run();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(wrote->first);
-  EXPECT_EQ(wrote->second, a.size() + b.size() + d.size());
+  const auto [ec, n] = transfer([&](auto handler) { stream_->async_write_some(buffers, handler); });
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(n, a.size() + b.size() + d.size());
   join();
 }
 
@@ -364,20 +354,15 @@ TEST_F(TlsStreamTest, LargeWritesAndReadsWaitForTheSocket) {
     EXPECT_TRUE(c.write(payload));
   });
   stream_->expires_after(10s);
-  std::optional<std::pair<error_code, std::size_t>> wrote;
-  asio::async_write(*stream_, asio::buffer(payload),
-                    [&](error_code ec, std::size_t n) { wrote.emplace(ec, n); });
-  run();
-  ASSERT_TRUE(wrote);
-  EXPECT_FALSE(wrote->first) << wrote->first.message();
-  EXPECT_EQ(wrote->second, payload.size());
+  const auto [wec, wn] =
+      transfer([&](auto handler) { asio::async_write(*stream_, asio::buffer(payload), handler); });
+  EXPECT_FALSE(wec) << wec.message();
+  EXPECT_EQ(wn, payload.size());
   std::string back(payload.size(), '\0');
-  std::optional<std::pair<error_code, std::size_t>> read;
-  asio::async_read(*stream_, asio::buffer(back),
-                   [&](error_code ec, std::size_t n) { read.emplace(ec, n); });
-  run();
-  ASSERT_TRUE(read);
-  EXPECT_FALSE(read->first) << read->first.message();
+  const auto [rec, rn] =
+      transfer([&](auto handler) { asio::async_read(*stream_, asio::buffer(back), handler); });
+  EXPECT_FALSE(rec) << rec.message();
+  EXPECT_EQ(rn, payload.size());
   EXPECT_TRUE(back == payload);
   join();
 }

@@ -108,11 +108,13 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
 class StoreTest : public ::testing::Test {
  protected:
   // Makes the materials insert of wallet "poison" fail after its event row
-  // was inserted (a trigger), so that a request fails halfway.
-  void poison_wallet() {
+  // was inserted (a trigger), so that a request fails halfway: with ABORT the
+  // statement fails, with ROLLBACK SQLite ends the whole transaction.
+  void poison_wallet(std::string_view raise = "ABORT") {
     RawDb(path()).exec(
         "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
-        "BEGIN SELECT RAISE(ABORT, 'poisoned'); END");
+        "BEGIN SELECT RAISE(" +
+        std::string(raise) + ", 'poisoned'); END");
   }
 
   // Submits `requests` while the writer is held in the completion of a "gate"
@@ -764,9 +766,7 @@ TEST_F(StoreTest, ARevocationBesideAFailingRequestCommitsOnceWithItsAuditRecord)
 TEST_F(StoreTest, ATransactionEndedBySqliteFailsTheWholeBatch) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  RawDb(path()).exec(
-      "CREATE TRIGGER poison BEFORE INSERT ON materials WHEN NEW.wallet_id = 'poison' "
-      "BEGIN SELECT RAISE(ROLLBACK, 'poisoned'); END");
+  poison_wallet("ROLLBACK");
   std::vector<WriteRequest> requests;
   requests.push_back(created("before", "w1", 100));
   requests.push_back(created("bad", "poison", 100));
