@@ -288,9 +288,12 @@ class Store {
   // The newest event time (ms) stored for `source`; nullopt when none.
   Result<std::optional<std::int64_t>> latest_event_time_ms(std::string_view source) const;
 
-  // True while the last commit (or open) succeeded; for /readyz. While false,
-  // the idle writer retries a small probe write every second, so it turns true
-  // again once the fault clears, even without traffic.
+  // For /readyz: false once a commit failed, true again once a commit wrote
+  // to the file (open's probe write counts). A commit that wrote nothing (a
+  // batch of duplicates) leaves it as it was. While false, the idle writer
+  // retries a small probe write every second, so it turns true again once the
+  // fault clears, even without traffic. Each change is logged, a failure with
+  // SQLite's reason.
   bool writable() const noexcept;
 
   // --- audit log (audit.hpp) ---

@@ -17,6 +17,11 @@
 // - Completions run on the writer thread after the COMMIT returned.
 // - Reads use one read-only connection under a mutex; rows are copied out
 //   under the mutex and opened (unwrap + aead_open) after it is released.
+// - writable() (/readyz) turns false when a batch fails to commit and true
+//   again when a commit wrote to the file (a batch, or the probe): a batch
+//   that wrote nothing (only duplicates) proves nothing about the disk and
+//   leaves it as it was. Each turn is logged once, a failure with SQLite's
+//   reason ("database or disk is full", "database is locked", ...).
 // - While not writable, the idle writer retries a probe write every second,
 //   so /readyz recovers without traffic once the fault clears.
 // - Audit records (audit(), the 'revoke' record of a revocation, the
@@ -543,6 +548,21 @@ struct Store::Impl {
   Result<std::uint64_t> apply(RewrapWork& w);
   Result<std::int64_t> append_audit(const AuditEntry& entry);
   Result<void> probe();
+  // writable_ turns false (logged with SQLite's reason, `sqlite_code`) or true
+  // (logged); a call that changes nothing logs nothing.
+  void mark_unwritable(int sqlite_code);
+  void mark_writable();
+  // Pages the write connection wrote to the WAL since the last call (SQLite
+  // counts them per connection; this resets the count).
+  int take_pages_written() noexcept {
+    int current = 0;
+    int highwater = 0;
+    if (sqlite3_db_status(writer_db_.handle(), SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater,
+                          1) != SQLITE_OK) {
+      return 0;
+    }
+    return current;
+  }
   // PRAGMA wal_checkpoint(TRUNCATE) on the write connection; the SQLite code.
   int checkpoint_truncate() noexcept {
     return sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main", SQLITE_CHECKPOINT_TRUNCATE,
@@ -725,7 +745,7 @@ void Store::Impl::writer_loop() {
         lock.unlock();
         if (!writable_.load()) {
           // Idle and not writable: try again, so readiness recovers on its own.
-          if (probe()) writable_.store(true);
+          if (probe()) mark_writable();
         } else if (retention && std::chrono::steady_clock::now() >= next_purge_) {
           auto purged = purge_expired();
           const bool more = purged && *purged == static_cast<std::uint64_t>(kPurgeBatch);
@@ -782,7 +802,11 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
 
 void Store::Impl::run_batch(std::vector<Work>& batch) {
   const auto started = std::chrono::steady_clock::now();
+  static_cast<void>(take_pages_written());
   auto committed = write_batch(batch);
+  // Why it failed: the failed call's code, before a ROLLBACK replaces it.
+  const int code = committed ? SQLITE_OK : sqlite3_extended_errcode(writer_db_.handle());
+  const bool wrote = committed && take_pages_written() > 0;
   // The transaction is over (or about to be rolled back): the audit key goes.
   batch_audit_key_.reset();
   if (!committed) {
@@ -790,12 +814,13 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
       // Nothing more can be done if even ROLLBACK fails; the next BEGIN reports it.
       static_cast<void>(run(kRollback));
     }
-    writable_.store(false);
+    mark_unwritable(code);
     failed_batches_.fetch_add(1, std::memory_order_relaxed);
     for (auto& work : batch) complete_with(work, Errc::store_unavailable);
     return;
   }
-  writable_.store(true);
+  // A commit that wrote nothing (only duplicates) says nothing about the disk.
+  if (wrote) mark_writable();
   if (commit_seconds_ != nullptr) {
     commit_seconds_->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
@@ -883,6 +908,17 @@ Result<void> Store::Impl::run(const char* sql) {
   auto stmt = writer_db_.prepare(sql);
   if (!stmt) return stmt.error();
   return stmt->run();
+}
+
+void Store::Impl::mark_unwritable(int sqlite_code) {
+  if (!writable_.exchange(false)) return;
+  log(LogLevel::error, "store not writable; writes fail until one succeeds",
+      {{"error", sqlite3_errstr(sqlite_code)}, {"sqlite_code", sqlite_code}});
+}
+
+void Store::Impl::mark_writable() {
+  if (writable_.exchange(true)) return;
+  log(LogLevel::warn, "store writable again");
 }
 
 Result<void> Store::Impl::probe() {

@@ -293,6 +293,29 @@ TEST_P(StoreFaultTest, TrafficAloneAlsoRecovers) {
   EXPECT_TRUE(store->writable());
 }
 
+// Regression: a batch of duplicates commits without writing a page, so it
+// succeeds on a full disk too; it used to mark the store writable, and
+// /readyz answered 200 while every new event was refused.
+TEST_P(StoreFaultTest, ADuplicateDuringTheFaultLeavesTheStoreNotWritable) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("before")));
+  FaultVfs::fail(true, GetParam());
+  ASSERT_FALSE(store->write(plain_event("new")));
+  EXPECT_FALSE(store->writable());
+
+  auto duplicate = store->write(plain_event("before"));
+  ASSERT_TRUE(duplicate) << duplicate.error().message();
+  EXPECT_TRUE(duplicate->duplicate);
+  EXPECT_FALSE(store->writable()) << "a commit that wrote nothing made the store look writable";
+
+  FaultVfs::fail(false);
+  EXPECT_TRUE(eventually([&] { return store->writable(); }));
+  auto fresh = store->write(plain_event("new"));
+  ASSERT_TRUE(fresh) << fresh.error().message();
+  EXPECT_FALSE(fresh->duplicate);
+}
+
 TEST_P(StoreFaultTest, OpenFailsWhenTheFirstCommitFails) {
   FaultVfs::fail(true, GetParam());
   StoreOptions options;
