@@ -82,6 +82,8 @@ namespace hookvault {
 
 struct StoreOptions {
   std::filesystem::path path;
+  // How long a write waits for another process's write lock, in all, counted
+  // from its submission (time queued behind earlier batches included).
   std::chrono::milliseconds busy_timeout{5000};
   std::size_t max_batch = 256;  // requests per group commit
   // Retention: when > 0, the idle writer redacts the payloads of events
@@ -291,9 +293,9 @@ class Store {
   // For /readyz: false once a commit failed, true again once a commit wrote
   // to the file (open's probe write counts). A commit that wrote nothing (a
   // batch of duplicates) leaves it as it was. While false, the idle writer
-  // retries a small probe write every second, so it turns true again once the
-  // fault clears, even without traffic. Each change is logged, a failure with
-  // SQLite's reason.
+  // retries a small probe write every second (without waiting for another
+  // process's lock), so it turns true again once the fault clears, even
+  // without traffic. Each change is logged, a failure with SQLite's reason.
   bool writable() const noexcept;
 
   // --- audit log (audit.hpp) ---

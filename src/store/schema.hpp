@@ -13,7 +13,9 @@
 //     SQLITE_DBCONFIG_DEFENSIVE = 1;  no writable_schema / shadow-table tricks
 //     busy_timeout = StoreOptions::busy_timeout (the daemon 5 s, CLI commands
 //                    30 s: ops.hpp open_store), so SQLite's busy handler
-//                    waits for another process's write transaction
+//                    waits for another process's write transaction; the
+//                    writer lowers it per batch to what the batch's oldest
+//                    request has left, and to 0 for its retry probe
 //   and checks that the file is writable by committing a probe write. Reads use
 //   a second connection opened SQLITE_OPEN_READONLY. All tables are STRICT
 //   (SQLite 3.37+), so a column never holds a value of another type.

@@ -136,13 +136,19 @@ Result<Connection> Connection::open(const std::filesystem::path& path, int flags
   if (sqlite3_extended_result_codes(db.get(), 1) != SQLITE_OK) {
     return make_error_code(Errc::store_unavailable);
   }
-  const auto ms = std::min<std::chrono::milliseconds::rep>(busy_timeout.count(),
-                                                           std::numeric_limits<int>::max());
-  if (sqlite3_busy_timeout(db.get(), static_cast<int>(std::max<decltype(ms)>(ms, 0))) !=
-      SQLITE_OK) {
+  Connection connection(std::move(db));
+  if (auto r = connection.set_busy_timeout(busy_timeout); !r) return r.error();
+  return connection;
+}
+
+Result<void> Connection::set_busy_timeout(std::chrono::milliseconds timeout) noexcept {
+  if (!db_) return make_error_code(Errc::store_unavailable);
+  const auto ms = std::clamp<std::chrono::milliseconds::rep>(timeout.count(), 0,
+                                                             std::numeric_limits<int>::max());
+  if (sqlite3_busy_timeout(db_.get(), static_cast<int>(ms)) != SQLITE_OK) {
     return make_error_code(Errc::store_unavailable);
   }
-  return Connection(std::move(db));
+  return {};
 }
 
 Result<void> Connection::exec(const char* sql) noexcept {

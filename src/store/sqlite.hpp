@@ -125,6 +125,10 @@ class Connection {
 
   sqlite3* handle() const noexcept { return db_.get(); }
 
+  // How long SQLite's busy handler retries a lock another connection holds
+  // (0: not at all), clamped to [0, INT_MAX] ms.
+  Result<void> set_busy_timeout(std::chrono::milliseconds timeout) noexcept;
+
   // Runs one or more statements that return no rows we need.
   Result<void> exec(const char* sql) noexcept;
   // A statement prepared once per connection (SQLITE_PREPARE_PERSISTENT) and

@@ -23,7 +23,13 @@
 //   leaves it as it was. Each turn is logged once, a failure with SQLite's
 //   reason ("database or disk is full", "database is locked", ...).
 // - While not writable, the idle writer retries a probe write every second,
-//   so /readyz recovers without traffic once the fault clears.
+//   so /readyz recovers without traffic once the fault clears. The probe does
+//   not wait for another process's write lock: a request queued meanwhile
+//   would wait behind it.
+// - Another process's write lock: a request waits for it at most
+//   busy_timeout in all, counted from its submission. Each batch gets the
+//   busy timeout its oldest request has left, so requests queued behind a
+//   batch that waited out the lock are not kept waiting as long again.
 // - Audit records (audit(), the 'revoke' record of a revocation, the
 //   'reprocess' record of resolve_decrypt_failure()) are appended by the
 //   writer inside the request's SAVEPOINT (audit_chain.hpp). The first append
@@ -75,6 +81,7 @@ using store::Statement;
 using store::Step;
 
 constexpr auto kProbeInterval = std::chrono::seconds(1);
+using Clock = std::chrono::steady_clock;
 constexpr std::int64_t kAllTimes = std::numeric_limits<std::int64_t>::max();
 
 boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
@@ -410,6 +417,13 @@ struct RewrapWork {
 
 using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork>;
 
+// A request in the writer's queue, with when it was queued (its share of the
+// busy timeout is counted from then).
+struct Queued {
+  Work work;
+  Clock::time_point since;
+};
+
 // Runs a completion; a throwing completion must not take the writer down.
 template <class F, class R>
 void call_completion(F& done, R&& result) noexcept {
@@ -537,7 +551,8 @@ struct Store::Impl {
   // --- writer thread --------------------------------------------------------
 
   void writer_loop();
-  void run_batch(std::vector<Work>& batch);
+  // `oldest`: when the batch's first (oldest) request was queued.
+  void run_batch(std::vector<Work>& batch, Clock::time_point oldest);
   Result<void> write_batch(std::vector<Work>& batch);
   Result<void> begin_batch();
   Result<void> apply_in_savepoint(Work& work);
@@ -562,6 +577,11 @@ struct Store::Impl {
       return 0;
     }
     return current;
+  }
+  // The write connection's busy timeout; best effort (it only fails on a
+  // closed connection, where every statement fails anyway).
+  void set_busy_timeout(std::chrono::milliseconds timeout) noexcept {
+    static_cast<void>(writer_db_.set_busy_timeout(timeout));
   }
   // PRAGMA wal_checkpoint(TRUNCATE) on the write connection; the SQLite code.
   int checkpoint_truncate() noexcept {
@@ -643,9 +663,9 @@ struct Store::Impl {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Work> queue_;  // guarded by mu_
-  bool accepting_ = true;   // guarded by mu_
-  bool stopping_ = false;   // guarded by mu_
+  std::deque<Queued> queue_;  // guarded by mu_
+  bool accepting_ = true;     // guarded by mu_
+  bool stopping_ = false;     // guarded by mu_
   std::thread writer_;
   std::atomic<std::thread::id> writer_id_{};
   std::mutex close_mu_;  // serializes close()
@@ -713,7 +733,7 @@ void Store::Impl::enqueue(Work work) {
   {
     std::unique_lock lock(mu_);
     if (accepting_) {
-      queue_.push_back(std::move(work));
+      queue_.push_back(Queued{std::move(work), Clock::now()});
       lock.unlock();
       cv_.notify_one();
       return;
@@ -729,6 +749,7 @@ void Store::Impl::writer_loop() {
   std::vector<Work> batch;
   batch.reserve(std::min<std::size_t>(max_batch_, 1024));
   for (;;) {
+    Clock::time_point oldest;
     {
       std::unique_lock lock(mu_);
       const auto ready = [this] { return !queue_.empty() || stopping_; };
@@ -744,8 +765,13 @@ void Store::Impl::writer_loop() {
         if (stopping_) return;
         lock.unlock();
         if (!writable_.load()) {
-          // Idle and not writable: try again, so readiness recovers on its own.
-          if (probe()) mark_writable();
+          // Idle and not writable: try again, so readiness recovers on its own;
+          // without waiting for a lock, so a request that arrives meanwhile
+          // does not wait behind the probe.
+          set_busy_timeout(std::chrono::milliseconds(0));
+          const bool probed = probe().has_value();
+          set_busy_timeout(options_.busy_timeout);
+          if (probed) mark_writable();
         } else if (retention && std::chrono::steady_clock::now() >= next_purge_) {
           auto purged = purge_expired();
           const bool more = purged && *purged == static_cast<std::uint64_t>(kPurgeBatch);
@@ -760,12 +786,13 @@ void Store::Impl::writer_loop() {
         continue;
       }
       const std::size_t n = std::min(queue_.size(), max_batch_);
+      oldest = queue_.front().since;
       for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
+        batch.push_back(std::move(queue_.front().work));
         queue_.pop_front();
       }
     }
-    run_batch(batch);
+    run_batch(batch, oldest);
     batch.clear();
   }
 }
@@ -800,13 +827,18 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
   return ids.size();
 }
 
-void Store::Impl::run_batch(std::vector<Work>& batch) {
-  const auto started = std::chrono::steady_clock::now();
+void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) {
+  const auto started = Clock::now();
+  // What the oldest request has left of the busy timeout: no request waits
+  // for another process's lock longer than that in all.
+  const auto queued = std::chrono::duration_cast<std::chrono::milliseconds>(started - oldest);
+  set_busy_timeout(std::max(options_.busy_timeout - queued, std::chrono::milliseconds(0)));
   static_cast<void>(take_pages_written());
   auto committed = write_batch(batch);
   // Why it failed: the failed call's code, before a ROLLBACK replaces it.
   const int code = committed ? SQLITE_OK : sqlite3_extended_errcode(writer_db_.handle());
   const bool wrote = committed && take_pages_written() > 0;
+  set_busy_timeout(options_.busy_timeout);
   // The transaction is over (or about to be rolled back): the audit key goes.
   batch_audit_key_.reset();
   if (!committed) {
@@ -822,8 +854,7 @@ void Store::Impl::run_batch(std::vector<Work>& batch) {
   // A commit that wrote nothing (only duplicates) says nothing about the disk.
   if (wrote) mark_writable();
   if (commit_seconds_ != nullptr) {
-    commit_seconds_->observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    commit_seconds_->observe(std::chrono::duration<double>(Clock::now() - started).count());
     batch_size_->observe(static_cast<double>(batch.size()));
   }
   commits_.fetch_add(1, std::memory_order_relaxed);

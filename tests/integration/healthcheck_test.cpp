@@ -97,8 +97,8 @@ class HealthcheckTest : public E2E {
   }
 
   // Another process holding the store's write lock (sqlite3 in BEGIN
-  // IMMEDIATE) for as long as this lives: the daemon's commits and write
-  // probes time out (its busy timeout is 5 s) and it reports not ready.
+  // IMMEDIATE) for as long as this lives: the daemon's commits time out (its
+  // busy timeout is 5 s), its write probes fail, and it reports not ready.
   class WriteLockHolder {
    public:
     explicit WriteLockHolder(const std::filesystem::path& db) : db_(db) {

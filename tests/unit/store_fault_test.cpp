@@ -1,4 +1,5 @@
-// Store under faults: files that cannot be opened, and commits that fail.
+// Store under faults: files that cannot be opened, commits that fail, and
+// another connection holding the write lock.
 //
 // Commit failures come from FaultVfs, a shim over SQLite's default VFS
 // registered as the default for the test's duration (the store opens its
@@ -17,6 +18,7 @@
 #include <latch>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "hookvault/kek.hpp"
@@ -331,6 +333,69 @@ INSTANTIATE_TEST_SUITE_P(DiskFullAndFsync, StoreFaultTest,
                            return param_info.param == FaultVfs::Mode::full ? "DiskFull"
                                                                            : "FsyncFails";
                          });
+
+// --- Another connection holds the write lock ----------------------------------
+
+// Regression: a request queued behind a batch that waited out the busy
+// timeout waited a whole busy timeout again in its own batch, and one that
+// arrived while the idle writer's probe waited for the lock waited for the
+// probe first: up to twice the busy timeout. Now each batch gets what its
+// oldest request has left, and the probe does not wait. These bounds are
+// timed: half a second of slack each way (the old code took a second more).
+TEST(StoreLock, NoRequestWaitsForAnotherWritersLockLongerThanTheBusyTimeout) {
+  using namespace std::chrono_literals;
+  using Clock = std::chrono::steady_clock;
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir / "hookvault.db";
+  options.busy_timeout = 2000ms;
+  auto opened = Store::open(options, test_kek());
+  ASSERT_TRUE(opened) << opened.error().message();
+  Store& store = **opened;
+  ASSERT_TRUE(store.write(plain_event("before")));
+
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(options.path.c_str(), &other, SQLITE_OPEN_READWRITE, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+  const auto timed_write = [&store](const std::string& key) {
+    const auto started = Clock::now();
+    auto r = store.write(plain_event(key));
+    return std::make_pair(std::move(r), Clock::now() - started);
+  };
+  // `a` waits out the lock; `b` is queued while it does.
+  auto a = std::async(std::launch::async, timed_write, "a");
+  std::this_thread::sleep_for(1000ms);
+  auto [b, b_took] = timed_write("b");
+  auto [a_result, a_took] = a.get();
+  ASSERT_FALSE(a_result);
+  EXPECT_EQ(errc_of(a_result.error()), Errc::store_unavailable);
+  EXPECT_GE(a_took, options.busy_timeout - 100ms);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(errc_of(b.error()), Errc::store_unavailable);
+  EXPECT_LT(b_took, options.busy_timeout + 500ms);
+  EXPECT_FALSE(store.writable());
+
+  // Not writable and idle: the writer probes every second. `c` arrives while
+  // a probe would be waiting for the lock.
+  std::this_thread::sleep_for(1500ms);
+  auto [c, c_took] = timed_write("c");
+  ASSERT_FALSE(c);
+  EXPECT_LT(c_took, options.busy_timeout + 500ms);
+
+  // The lock released: writable again without a write, and writes succeed.
+  ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_close(other), SQLITE_OK);
+  const auto deadline = Clock::now() + 10s;
+  while (!store.writable() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  EXPECT_TRUE(store.writable());
+  for (const char* key : {"a", "b", "c"}) {
+    auto w = store.write(plain_event(key));
+    ASSERT_TRUE(w) << key << ": " << w.error().message();
+    EXPECT_FALSE(w->duplicate) << key;
+  }
+}
 
 // --- Open failures ------------------------------------------------------------
 
