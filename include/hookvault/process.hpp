@@ -6,10 +6,17 @@
 //     kSecretArenaBytes, where RLIMIT_MEMLOCK allows.
 // What could not be done is reported, not fatal (a container may forbid mlock).
 //
+// And the open-file limit (RLIMIT_NOFILE): every connection holds a file
+// descriptor, so the daemon raises its soft limit to what its connection caps
+// need (raise_file_limit). The hard limit is the operator's (LimitNOFILE= in
+// the unit, `ulimit -Hn`, `docker run --ulimit nofile=`): it is never raised,
+// and check-config refuses caps that do not fit in it.
+//
 // Thread-safety: call once, from main(), before other threads start.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace hookvault {
@@ -23,5 +30,17 @@ struct HardeningReport {
 };
 
 HardeningReport harden_process();
+
+// RLIMIT_NOFILE of this process; RLIM_INFINITY reads as UINT64_MAX.
+struct FileLimit {
+  std::uint64_t soft = 0;
+  std::uint64_t hard = 0;
+};
+FileLimit file_limit();
+
+// Raises the soft limit to `needed` when it is lower (to the hard limit at
+// most); never lowers it. Returns the limit afterwards (unchanged when
+// setrlimit fails).
+FileLimit raise_file_limit(std::uint64_t needed);
 
 }  // namespace hookvault

@@ -3,8 +3,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "hookvault/secret.hpp"
@@ -29,6 +31,32 @@ HardeningReport harden_process() {
     r.note += e.what();
   }
   return r;
+}
+
+namespace {
+
+std::uint64_t from_rlim(rlim_t v) {
+  return v == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max()
+                            : static_cast<std::uint64_t>(v);
+}
+
+}  // namespace
+
+FileLimit file_limit() {
+  rlimit now{};
+  if (::getrlimit(RLIMIT_NOFILE, &now) != 0) return {};
+  return {from_rlim(now.rlim_cur), from_rlim(now.rlim_max)};
+}
+
+FileLimit raise_file_limit(std::uint64_t needed) {
+  rlimit now{};
+  if (::getrlimit(RLIMIT_NOFILE, &now) != 0) return {};
+  const FileLimit before{from_rlim(now.rlim_cur), from_rlim(now.rlim_max)};
+  if (before.soft >= needed) return before;
+  rlimit raised = now;
+  raised.rlim_cur = static_cast<rlim_t>(std::min(needed, before.hard));
+  if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) return before;
+  return file_limit();
 }
 
 }  // namespace hookvault

@@ -4,7 +4,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include "hookvault/process.hpp"
@@ -55,6 +57,33 @@ TEST(Process, HardeningDisablesCoreDumpsAndMovesSecretsIntoTheArena) {
   const HardeningReport again = harden_process();
   EXPECT_TRUE(again.core_dumps_disabled);
   EXPECT_EQ(again.secret_memory_locked, r.secret_memory_locked);
+}
+
+// The soft open-file limit is raised to what is needed, never lowered, never
+// past the hard limit. The test lowers its own soft limit first and puts it
+// back (a soft limit may move freely below the hard one).
+TEST(Process, RaiseFileLimitRaisesTheSoftLimitUpToTheHardOne) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (saved.rlim_max != RLIM_INFINITY && saved.rlim_max < 512) {
+    GTEST_SKIP() << "the hard RLIMIT_NOFILE is below 512 here";
+  }
+  rlimit low = saved;
+  low.rlim_cur = 256;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  EXPECT_EQ(file_limit().soft, 256U);
+
+  FileLimit l = raise_file_limit(300);
+  EXPECT_EQ(l.soft, 300U);
+  EXPECT_EQ(file_limit().soft, 300U);
+  l = raise_file_limit(100);  // never lowered
+  EXPECT_EQ(l.soft, 300U);
+  l = raise_file_limit(std::numeric_limits<std::uint64_t>::max());
+  EXPECT_EQ(l.soft, l.hard);  // up to the hard limit only
+  EXPECT_EQ(l.hard, saved.rlim_max == RLIM_INFINITY ? std::numeric_limits<std::uint64_t>::max()
+                                                    : std::uint64_t{saved.rlim_max});
+
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
 }  // namespace
