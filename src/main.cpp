@@ -50,6 +50,29 @@ int serve(const Config& config) {
       {{"core_dumps_disabled", hardening.core_dumps_disabled},
        {"secret_memory_locked", hardening.secret_memory_locked},
        {"note", hardening.note}});
+  // A descriptor per connection up to the caps, and our own files; check_config
+  // made sure the hard limit allows it.
+  const std::uint64_t files = files_needed(config);
+  const FileLimit before = file_limit();
+  const FileLimit limit = raise_file_limit(files);
+  if (limit.soft < files) {
+    log(LogLevel::critical, "refusing to start",
+        {{"problem",
+          "cannot raise the open-file limit (RLIMIT_NOFILE) to what max_connections "
+          "needs"},
+         {"needed", files},
+         {"soft_limit", limit.soft},
+         {"hard_limit", limit.hard}});
+    return kExitError;
+  }
+  log(LogLevel::info, "open-file limit",
+      {{"needed", files},
+       {"soft_limit", limit.soft},
+       {"raised_from", before.soft},
+       {"hard_limit", limit.hard},
+       {"max_connections", config.server.max_connections},
+       {"admin_max_connections",
+        config.admin.enabled ? config.admin.max_connections : std::size_t{0}}});
   const std::shared_ptr<Kek> kek = open_kek(config);  // kept to refresh it on SIGHUP
   Metrics metrics;
   auto store = open_store(config, kek, /*daemon=*/true, &metrics);

@@ -67,6 +67,10 @@ struct ServerConfig {
   // Peers (after PROXY) whose X-Forwarded-For is believed, to find the client.
   std::vector<Cidr> trusted_proxies;
   std::size_t worker_queue = 1024;  // decryption jobs waiting; more -> 503
+  // Open connections at most; a connection beyond it is accepted and closed
+  // at once, before TLS (counted in hookvault_connections_refused_total).
+  // Each connection holds a file descriptor: see files_needed().
+  std::size_t max_connections = 4096;
 };
 
 struct StorageConfig {
@@ -91,6 +95,9 @@ struct AdminConfig {
   std::vector<AdminClient> clients;
   unsigned rate_limit = 50;   // requests per second per client (CN); 0 = unlimited
   unsigned rate_burst = 100;  // requests a client may make at once
+  // The admin listener's own cap, so a flood on the public listener never
+  // locks signers and operators out (and the reverse).
+  std::size_t max_connections = 256;
 };
 
 struct LogConfig {
@@ -160,6 +167,18 @@ struct Config {
 // The listener settings of [admin]: its address and certificate, the public
 // listener's TLS version and timeouts, one I/O thread, small bodies.
 ServerConfig admin_listener_config(const Config& config);
+
+// File descriptors `serve` keeps for itself besides its connections: the
+// store (database, WAL, shared memory), the log, the listeners, epoll and
+// timers, Nodit history connections, a connection being refused at the cap.
+// About 30 are in use; the rest is headroom.
+inline constexpr std::uint64_t kReservedFiles = 128;
+
+// The open files `serve` needs: server.max_connections, plus
+// admin.max_connections when the admin listener is enabled, plus
+// kReservedFiles. `serve` raises its soft RLIMIT_NOFILE to it; check-config
+// reports a config that needs more than the hard limit.
+std::uint64_t files_needed(const Config& config);
 
 // Default config path: $HOOKVAULT_CONFIG, else /etc/hookvault/hookvault.toml.
 std::filesystem::path default_config_path();

@@ -21,6 +21,7 @@
 #include "hookvault/config.hpp"
 #include "hookvault/hybrid.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/process.hpp"
 
 namespace hookvault {
 namespace {
@@ -202,6 +203,26 @@ void check_pkcs11_kek(Problems& problems, const KekConfig& kek) {
   }
 }
 
+// Every connection up to the caps holds a file descriptor: `serve` raises its
+// soft RLIMIT_NOFILE to files_needed(), which the hard limit must allow.
+// Checked against this process's limit: run check-config as the service runs
+// (the unit's LimitNOFILE=, the container's --ulimit).
+void check_file_limit(Problems& problems, const Config& config) {
+  const std::uint64_t needed = files_needed(config);
+  const std::uint64_t hard = file_limit().hard;
+  if (needed <= hard) return;
+  std::string what = std::to_string(config.server.max_connections) + " connections";
+  if (config.admin.enabled) {
+    what += ", admin.max_connections " + std::to_string(config.admin.max_connections);
+  }
+  what += " and " + std::to_string(kReservedFiles) + " files of hookvault's own need " +
+          std::to_string(needed) + " open files, but the hard limit (RLIMIT_NOFILE) is " +
+          std::to_string(hard) +
+          ": raise it (LimitNOFILE= in the unit, `ulimit -Hn`, `docker run --ulimit nofile=`) "
+          "or lower max_connections";
+  problems.add("server.max_connections", what);
+}
+
 }  // namespace
 
 std::vector<std::string> check_config(const Config& config) {
@@ -228,6 +249,7 @@ std::vector<std::string> check_config(const Config& config) {
   }
 
   check_storage(problems, config.storage.path);
+  check_file_limit(problems, config);
 
   for (std::size_t i = 0; i < config.sources.size(); ++i) {
     check_source(problems, config.sources[i], i);

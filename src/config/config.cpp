@@ -48,6 +48,8 @@ constexpr std::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
 constexpr std::string_view kAdminRoles[] = {"materials:read", "events:read", "metrics:read",
                                             "admin"};
 constexpr std::string_view kReservedPaths[] = {"/healthz", "/readyz"};
+// Linux's default ceiling for any open-file limit (fs.nr_open) is 1048576.
+constexpr std::int64_t kMaxConnections = 1000000;
 
 // Where messages and relative paths come from.
 class Context {
@@ -387,11 +389,11 @@ std::vector<Cidr> parse_cidrs(const TableReader& r, std::string_view name) {
 }
 
 ServerConfig parse_server(const Context& ctx, const toml::table* table) {
-  TableReader r(
-      ctx, table, "server",
-      {"listen", "tls_cert", "tls_key", "tls_min_version", "threads", "max_body_bytes",
-       "max_header_bytes", "max_header_count", "header_timeout", "body_timeout", "idle_timeout",
-       "drain_delay", "shutdown_grace", "worker_queue", "proxy_protocol", "trusted_proxies"});
+  TableReader r(ctx, table, "server",
+                {"listen", "tls_cert", "tls_key", "tls_min_version", "threads", "max_body_bytes",
+                 "max_header_bytes", "max_header_count", "header_timeout", "body_timeout",
+                 "idle_timeout", "drain_delay", "shutdown_grace", "worker_queue", "proxy_protocol",
+                 "trusted_proxies", "max_connections"});
   ServerConfig s;
   if (auto v = r.string("listen")) s.listen = parse_endpoint(r, "listen", *v);
   s.tls_cert = r.required_path("tls_cert");
@@ -418,6 +420,9 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
   if (auto v = r.boolean("proxy_protocol")) s.proxy_protocol = *v;
   s.trusted_proxies = parse_cidrs(r, "trusted_proxies");
   if (auto v = r.integer("worker_queue", 1, 1000000)) s.worker_queue = static_cast<std::size_t>(*v);
+  if (auto v = r.integer("max_connections", 1, kMaxConnections)) {
+    s.max_connections = static_cast<std::size_t>(*v);
+  }
   return s;
 }
 
@@ -508,11 +513,14 @@ AdminConfig parse_admin(const Context& ctx, const toml::table* table) {
   if (table == nullptr) return a;  // no [admin]: no admin listener
   TableReader r(ctx, table, "admin",
                 {"enabled", "listen", "tls_cert", "tls_key", "client_ca", "clients", "rate_limit",
-                 "rate_burst"});
+                 "rate_burst", "max_connections"});
   a.enabled = r.boolean("enabled").value_or(true);
   if (auto v = r.string("listen")) a.listen = parse_endpoint(r, "listen", *v);
   if (auto v = r.integer("rate_limit", 0, 1000000)) a.rate_limit = static_cast<unsigned>(*v);
   if (auto v = r.integer("rate_burst", 1, 1000000)) a.rate_burst = static_cast<unsigned>(*v);
+  if (auto v = r.integer("max_connections", 1, kMaxConnections)) {
+    a.max_connections = static_cast<std::size_t>(*v);
+  }
   if (a.enabled) {
     a.tls_cert = r.required_path("tls_cert");
     a.tls_key = r.required_path("tls_key");
@@ -793,11 +801,18 @@ ServerConfig admin_listener_config(const Config& config) {
   s.tls_key = config.admin.tls_key;
   s.threads = 1;
   s.max_body_bytes = kAdminMaxBody;
+  s.max_connections = config.admin.max_connections;
   // Internal and direct: no load balancer in front, nothing to drain for.
   s.drain_delay = std::chrono::milliseconds(0);
   s.proxy_protocol = false;
   s.trusted_proxies.clear();
   return s;
+}
+
+std::uint64_t files_needed(const Config& config) {
+  std::uint64_t n = config.server.max_connections + kReservedFiles;
+  if (config.admin.enabled) n += config.admin.max_connections;
+  return n;
 }
 
 std::filesystem::path default_config_path() {

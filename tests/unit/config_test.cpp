@@ -6,6 +6,8 @@
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "hookvault/config.hpp"
+#include "hookvault/process.hpp"
 #include "softhsm.hpp"
 #include "test_support.hpp"
 
@@ -348,6 +351,42 @@ TEST(ConfigParse, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.sources[0].max_event_age, seconds(0));
 }
 
+TEST(ConfigParse, MaxConnections) {
+  const Config m = parse_config(kMinimal, kFile);
+  EXPECT_EQ(m.server.max_connections, 4096U);
+  EXPECT_EQ(m.admin.max_connections, 256U);
+  EXPECT_EQ(files_needed(m), 4096U + kReservedFiles);  // no admin listener
+  const Config full = parse_config(kFull, kFile);
+  EXPECT_EQ(files_needed(full), 4096U + 256U + kReservedFiles);
+
+  const std::string text =
+      replaced(replaced(kFull, "worker_queue = 16\n", "worker_queue = 16\nmax_connections = 50\n"),
+               "rate_burst = 20\n", "rate_burst = 20\nmax_connections = 8\n");
+  const Config c = parse_config(text, kFile);
+  EXPECT_EQ(c.server.max_connections, 50U);
+  EXPECT_EQ(c.admin.max_connections, 8U);
+  EXPECT_EQ(admin_listener_config(c).max_connections, 8U);
+  EXPECT_EQ(files_needed(c), 50U + 8U + kReservedFiles);
+  EXPECT_EQ(parse_config(replaced(text, "max_connections = 50", "max_connections = 1000000"), kFile)
+                .server.max_connections,
+            1000000U);
+
+  for (const char* bad : {"0", "-1", "1000001"}) {
+    expect_error(replaced(text, "max_connections = 50", std::string("max_connections = ") + bad),
+                 {"server.max_connections", "must be from 1 to 1000000"});
+    expect_error(replaced(text, "max_connections = 8", std::string("max_connections = ") + bad),
+                 {"admin.max_connections", "must be from 1 to 1000000"});
+  }
+  expect_error(replaced(text, "max_connections = 50", "max_connections = \"many\""),
+               {"server.max_connections", "must be an integer, not a string"});
+  expect_error(replaced(text, "max_connections = 50", "max_connections = 50.5"),
+               {"server.max_connections", "must be an integer, not a float"});
+  expect_error(replaced(text, "max_connections = 50", "max_connections = true"),
+               {"server.max_connections", "must be an integer, not a boolean"});
+  expect_error(replaced(text, "max_connections = 8", "max_connections = [8]"),
+               {"admin.max_connections", "must be an integer, not an array"});
+}
+
 TEST(ConfigParse, DesignExampleParses) {
   const Config c = parse_config(kDesignExample, kFile);
   EXPECT_EQ(c.server.listen.port, 8443);
@@ -362,6 +401,10 @@ TEST(ConfigParse, RepositoryExampleFileLoads) {
   EXPECT_EQ(c.sources.size(), 2U);
   EXPECT_EQ(c.server.tls_cert,
             fs::path(HOOKVAULT_SOURCE_DIR) / "config/tls/cert.pem");  // relative to the file
+  // The example states the defaults.
+  const Config defaults = parse_config(kMinimal, kFile);
+  EXPECT_EQ(c.server.max_connections, defaults.server.max_connections);
+  EXPECT_EQ(c.admin.max_connections, defaults.admin.max_connections);
 }
 
 TEST(ConfigParse, AdminCanBeDisabled) {
@@ -1017,6 +1060,47 @@ TEST_F(ConfigCheck, ProvisionedConfigHasNoProblems) {
   const Config c = load_config(dir / "hookvault.toml");
   const auto problems = check_config(c);
   EXPECT_TRUE(problems.empty()) << join(problems);
+}
+
+// Caps that need more descriptors than the hard RLIMIT_NOFILE: serve could
+// not raise its soft limit that far, so check-config (and serve) refuse.
+TEST_F(ConfigCheck, CapsOverTheHardOpenFileLimitAreReported) {
+  TempDir dir;
+  const std::string text = provision(dir);
+  const std::uint64_t hard = file_limit().hard;
+  const auto with_caps = [&](std::uint64_t server, std::uint64_t admin) {
+    std::string t =
+        replaced(text, "worker_queue = 16\n",
+                 "worker_queue = 16\nmax_connections = " + std::to_string(server) + "\n");
+    t = replaced(t, "rate_burst = 20\n",
+                 "rate_burst = 20\nmax_connections = " + std::to_string(admin) + "\n");
+    write_file(dir / "hookvault.toml", t, 0644);
+    return check_config(load_config(dir / "hookvault.toml"));
+  };
+  // Exactly at the limit: fine.
+  if (hard >= 1 + 256 + kReservedFiles && hard - 256 - kReservedFiles <= 1000000) {
+    const auto fits = with_caps(hard - 256 - kReservedFiles, 256);
+    EXPECT_TRUE(fits.empty()) << join(fits);
+  }
+  const std::uint64_t most = 2 * 1000000 + kReservedFiles;
+  if (hard < most) {
+    const std::uint64_t server = std::min<std::uint64_t>(1000000, hard);
+    const auto problems = with_caps(server, 1000000);
+    ASSERT_EQ(problems.size(), 1U) << join(problems);
+    const std::string& p = problems[0];
+    EXPECT_NE(p.find(": server.max_connections: " + std::to_string(server) + " connections"),
+              std::string::npos)
+        << p;
+    EXPECT_NE(p.find("admin.max_connections 1000000"), std::string::npos) << p;
+    EXPECT_NE(p.find("need " + std::to_string(server + 1000000 + kReservedFiles) + " open files"),
+              std::string::npos)
+        << p;
+    EXPECT_NE(p.find("hard limit (RLIMIT_NOFILE) is " + std::to_string(hard)), std::string::npos)
+        << p;
+    EXPECT_NE(p.find("LimitNOFILE="), std::string::npos) << p;
+  } else {
+    GTEST_SKIP() << "the hard RLIMIT_NOFILE here (" << hard << ") holds the largest caps";
+  }
 }
 
 TEST_F(ConfigCheck, EveryMissingFileIsListed) {
