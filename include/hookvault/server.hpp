@@ -8,6 +8,16 @@
 // first byte of a request, `header_timeout` for the rest of the head (a client
 // trickling bytes is cut off), `body_timeout` for the body.
 // Oversized bodies get 413, oversized heads 431, then the connection closes.
+// A timeout gets no answer: the connection is closed.
+//
+// Connection cap (`max_connections`): while that many connections are open,
+// a new one is accepted and closed at once, before TLS (the client sees its
+// handshake fail), counted and logged at most once per 10 s. Connections
+// already open are never touched; a slot frees when one closes. The public
+// and the admin listener each have their own cap. Each connection holds a
+// file descriptor: the process's RLIMIT_NOFILE must allow for the caps
+// (files_needed() in config.hpp). When accept() fails for want of
+// descriptors anyway, the listener pauses for 100 ms instead of spinning.
 //
 // Mutual TLS (`ListenerOptions::client_ca` set): a client certificate is asked
 // for and, when sent, must chain to that CA or the handshake fails; its
@@ -15,9 +25,13 @@
 // none gets through the handshake with an empty client_cn, so the handler can
 // answer 401 clearly.
 //
-// Metrics (families hookvault_http_*, hookvault_tls_*, hookvault_open_*):
-// requests by listener/source/event/status, request latency, open
-// connections, failed TLS handshakes.
+// Metrics (families hookvault_http_*, hookvault_tls_*, hookvault_open_*,
+// hookvault_connection*): requests by listener/source/event/status, request
+// latency, open connections (hookvault_open_connections) and the cap
+// (hookvault_max_connections), connections refused at the cap
+// (hookvault_connections_refused_total{reason="cap"}), connections cut off by
+// a timeout (hookvault_connection_timeouts_total{timeout="handshake", "idle",
+// "header", "body" or "write"}), failed TLS handshakes.
 //
 // SIGHUP calls ListenerOptions::on_hangup (reload) when run() handles signals.
 //

@@ -38,6 +38,12 @@ constexpr std::size_t kFirstReadBytes = 4096;
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 constexpr auto kIdleLinger = std::chrono::seconds(1);
+// Repeated warnings (refusals at the cap, failed accepts) are logged at most
+// once per interval, each line counting the events since the previous one.
+constexpr auto kWarningInterval = std::chrono::seconds(10);
+// After accept() failed for want of descriptors or memory: the connection
+// stays in the backlog, so accepting again at once would spin.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 // Bridges RequestHandler::handle's callback to an awaitable that resumes on
 // the connection's executor.
@@ -95,6 +101,35 @@ Client forwarded_client(const Client& peer, std::string_view xff, std::span<cons
   return out;
 }
 
+// A warning that may repeat thousands of times a second under a flood: the
+// first is logged, then at most one line per kWarningInterval. Used from one
+// coroutine (the accept loop), so unsynchronized.
+class ThrottledWarning {
+ public:
+  // Counts one event; true when a line should be written now, with
+  // `events` set to the events since the last line (this one included).
+  bool due(std::uint64_t& events) {
+    ++events_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    next_ = now + kWarningInterval;
+    events = events_;
+    events_ = 0;
+    return true;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point next_{};
+  std::uint64_t events_ = 0;
+};
+
+// accept() failed for want of descriptors or memory.
+bool out_of_resources(const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::too_many_files_open || ec == errc::too_many_files_open_in_system ||
+         ec == errc::no_buffer_space || ec == errc::not_enough_memory;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -130,7 +165,23 @@ struct Server::Impl {
                                     "Connections closed for a missing or malformed PROXY v2 header",
                                     {"listener"})
                            .with({options.name})),
+        refused_at_cap(metrics
+                           .counter("hookvault_connections_refused_total",
+                                    "Connections closed at once, before TLS, by reason (cap: "
+                                    "max_connections were open)",
+                                    {"listener", "reason"})
+                           .with({options.name, "cap"})),
+        timeouts(metrics.counter("hookvault_connection_timeouts_total",
+                                 "Connections cut off by a timeout, by what they were doing "
+                                 "(handshake, idle, header, body, write)",
+                                 {"listener", "timeout"})),
+        handshake_timeouts(timeouts.with({options.name, "handshake"})),
+        idle_timeouts(timeouts.with({options.name, "idle"})),
+        header_timeouts(timeouts.with({options.name, "header"})),
+        body_timeouts(timeouts.with({options.name, "body"})),
+        write_timeouts(timeouts.with({options.name, "write"})),
         acceptor(ioc),
+        accept_backoff(ioc),
         signals(ioc),
         drain(ioc),
         idle_cut(ioc),
@@ -138,6 +189,9 @@ struct Server::Impl {
     std::uint8_t r[8];
     if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
     for (auto b : r) boot_id = (boot_id << 8) | b;
+    metrics.gauge("hookvault_max_connections", "The listener's max_connections", {"listener"})
+        .with({options.name})
+        .set(static_cast<double>(cfg.max_connections));
   }
 
   const ServerConfig cfg;
@@ -150,9 +204,19 @@ struct Server::Impl {
   MetricSeries& open_connections;
   MetricSeries& handshake_failures;
   MetricSeries& proxy_failures;
+  MetricSeries& refused_at_cap;
+  MetricFamily& timeouts;
+  MetricSeries& handshake_timeouts;
+  MetricSeries& idle_timeouts;
+  MetricSeries& header_timeouts;
+  MetricSeries& body_timeouts;
+  MetricSeries& write_timeouts;
   asio::io_context ioc;
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
+  asio::steady_timer accept_backoff;
+  ThrottledWarning refusal_warning;  // accept loop only
+  ThrottledWarning accept_warning;   // accept loop only
   asio::signal_set signals;
   asio::steady_timer drain;     // drain_delay: readyz is 503, the listener still accepts
   asio::steady_timer idle_cut;  // kIdleLinger after the listener closed: idle connections go
@@ -162,6 +226,9 @@ struct Server::Impl {
   std::uint64_t boot_id = 0;
   std::atomic<std::uint64_t> next_request{0};
 
+  // Accepted connections not yet forgotten, for max_connections (the gauge
+  // open_connections is a double, for /metrics).
+  std::atomic<std::size_t> open_count{0};
   std::mutex conns_mu;
   std::unordered_map<Conn*, std::weak_ptr<Conn>> conns;
 
@@ -181,16 +248,33 @@ struct Server::Impl {
     acceptor.listen(asio::socket_base::max_listen_connections);
   }
 
+  // Accepts until the listener closes. At max_connections a new connection
+  // is closed at once, before a byte of TLS: it costs a descriptor for a
+  // moment and nothing else, and the connections already open are not
+  // touched. A slot frees when a connection is forgotten (forget()).
   asio::awaitable<void> accept_loop() {
     for (;;) {
       auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
       if (ec) {
         if (listener_closed || ec == asio::error::operation_aborted) co_return;
-        log(LogLevel::warn, "accept failed", {{"error", ec.message()}});
+        if (std::uint64_t n = 0; accept_warning.due(n)) {
+          log(LogLevel::warn, "accept failed",
+              {{"listener", options.name}, {"error", ec.message()}, {"failures", n}});
+        }
+        if (out_of_resources(ec)) {
+          accept_backoff.expires_after(kAcceptBackoff);
+          auto [wec] = co_await accept_backoff.async_wait(kNoThrow);
+          (void)wec;
+        }
+        continue;
+      }
+      if (open_count.load() >= cfg.max_connections) {
+        refuse(socket);
         continue;
       }
       socket.set_option(tcp::no_delay(true), ec);
       auto conn = std::make_shared<Conn>(std::move(socket), tls);
+      ++open_count;
       open_connections.inc();
       {
         std::lock_guard lock(conns_mu);
@@ -201,6 +285,20 @@ struct Server::Impl {
     }
   }
 
+  // Closes a connection over the cap. The client sees its handshake fail:
+  // a FIN, or a reset when its ClientHello had already arrived (the kernel
+  // resets a socket closed with unread data).
+  template <class Socket>
+  void refuse(Socket& socket) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    refused_at_cap.inc();
+    if (std::uint64_t n = 0; refusal_warning.due(n)) {
+      log(LogLevel::warn, "connections refused: max_connections are open",
+          {{"listener", options.name}, {"max_connections", cfg.max_connections}, {"refused", n}});
+    }
+  }
+
   void forget(Conn* c) {
     bool last = false;
     {
@@ -208,6 +306,7 @@ struct Server::Impl {
       conns.erase(c);
       last = conns.empty();
     }
+    --open_count;  // first: once the gauge shows a free slot, it is free
     open_connections.dec();
     if (last && listener_closed) {
       asio::post(ioc, [this] {
@@ -221,6 +320,7 @@ struct Server::Impl {
   asio::awaitable<bool> write(Conn& c, http::response<Body>& res) {
     c.stream.expires_after(kWriteTimeout);
     auto [ec, n] = co_await http::async_write(c.stream, res, kNoThrow);
+    if (ec == beast::error::timeout) write_timeouts.inc();
     co_return !ec;
   }
 
@@ -288,6 +388,7 @@ struct Server::Impl {
     auto [hs_ec] = co_await c.stream.async_handshake(kNoThrow);
     if (hs_ec) {
       handshake_failures.inc();
+      if (hs_ec == beast::error::timeout) handshake_timeouts.inc();
       log(LogLevel::debug, "TLS handshake failed",
           {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
       co_return;
@@ -317,6 +418,7 @@ struct Server::Impl {
         buffer.shrink_to_fit();  // frees it: nothing is buffered
         c.stream.expires_after(cfg.idle_timeout);
         auto [ec] = co_await c.stream.async_wait_data(kNoThrow);
+        if (ec == beast::error::timeout) idle_timeouts.inc();
         if (ec) co_return;
         boost::system::error_code rec;
         const std::size_t n = c.stream.read_some(buffer.prepare(kFirstReadBytes), rec);
@@ -343,6 +445,9 @@ struct Server::Impl {
         co_return;
       }
       if (hec) {
+        // A head that does not arrive in time (a slow client) is cut off
+        // without an answer, as are a closed or reset connection.
+        if (hec == beast::error::timeout) header_timeouts.inc();
         if (hec != beast::error::timeout && hec != http::error::end_of_stream &&
             hec != asio::ssl::error::stream_truncated && hec != asio::error::operation_aborted) {
           co_await reply_and_close(c, 400, "bad_request", request_id);
@@ -369,6 +474,7 @@ struct Server::Impl {
                     started, nullptr);
         co_return;
       }
+      if (bec == beast::error::timeout) body_timeouts.inc();
       if (bec) co_return;  // timeout, reset, malformed chunking: nothing to answer
 
       auto req = parser.release();
