@@ -69,9 +69,11 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
     << "tls_key = \"" << (s.root / "tls/key.pem").string() << "\"\n"
     << "threads = 2\n"
     << "max_body_bytes = " << o.max_body_bytes << "\n"
-    << "header_timeout = \"1s\"\n"
-    << "body_timeout = \"1s\"\n"
-    << "idle_timeout = \"" << kIdleTimeout.count() << "s\"\n"
+    << "header_timeout = \"" << o.header_timeout << "\"\n"
+    << "body_timeout = \"" << o.body_timeout << "\"\n"
+    << "idle_timeout = \""
+    << (o.idle_timeout.empty() ? std::to_string(kIdleTimeout.count()) + "s" : o.idle_timeout)
+    << "\"\n"
     << o.server_extra << "\n"
     << "[storage]\npath = \"" << (dir_.path() / "data/hookvault.db").string() << "\"\n"
     << kek_toml(s) << "[log]\nformat = \"json\"\nlevel = \"info\"\n"
@@ -90,11 +92,12 @@ std::filesystem::path E2E::write_config(const ConfigOptions& o) {
   return config_;
 }
 
-void E2E::start(const std::filesystem::path& config) {
+void E2E::start(const std::filesystem::path& config,
+                const std::map<std::string, std::string>& env) {
   client_.reset();
   connections_opened_ = 0;
   daemon_.reset();
-  daemon_ = std::make_unique<Daemon>(config);
+  daemon_ = std::make_unique<Daemon>(config, env);
 }
 
 HttpsClient& E2E::client() {

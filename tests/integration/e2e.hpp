@@ -35,6 +35,9 @@ const Setup& setup();
 struct ConfigOptions {
   std::vector<std::string> rsa_keys_toml;  // entries of rsa_private_keys, as TOML
   std::string server_extra;                // extra [server] lines
+  std::string header_timeout = "1s";       // [server] timeouts
+  std::string body_timeout = "1s";
+  std::string idle_timeout;  // empty: E2E::kIdleTimeout
   std::size_t max_body_bytes = 65536;
   std::string extra_toml;  // appended (further [[sources]])
 };
@@ -51,7 +54,9 @@ class E2E : public ::testing::Test {
   // Writes <test dir>/hookvault.toml and returns its path.
   std::filesystem::path write_config(const ConfigOptions& options);
   std::filesystem::path write_config() { return write_config(ConfigOptions{}); }
-  void start(const std::filesystem::path& config);
+  // `env`: added to the daemon's environment (Daemon).
+  void start(const std::filesystem::path& config,
+             const std::map<std::string, std::string>& env = {});
   void start() { start(write_config()); }
 
   // The test's keep-alive connection to the daemon. A connection left idle
