@@ -171,7 +171,7 @@ ServerConfig admin_listener_config(const Config& config);
 // File descriptors `serve` keeps for itself besides its connections: the
 // store (database, WAL, shared memory), the log, the listeners, epoll and
 // timers, Nodit history connections, a connection being refused at the cap.
-// About 30 are in use; the rest is headroom.
+// About 20 are open at rest; the rest is headroom.
 inline constexpr std::uint64_t kReservedFiles = 128;
 
 // The open files `serve` needs: server.max_connections, plus

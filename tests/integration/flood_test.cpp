@@ -218,10 +218,11 @@ constexpr double kP99LimitMs = 50;  // issue 8
 
 // Memory per flood connection (the daemon's RSS growth / 2,000), bounded so
 // that a per-connection buffer coming back fails the test. Measured on this
-// 2-core machine: 42 KiB under ASan with the daemon's ASan quarantine at
-// 16 MiB (below), and about 19 KiB per idle connection in a release build
-// (docs/performance.md). A 64 KiB buffer more per connection (what
-// beast::ssl_stream held) exceeds either bound.
+// 2-core machine: 35 to 42 KiB under ASan with the daemon's ASan quarantine
+// at 16 MiB (below; with the default 256 MiB it was 162 KiB, the quarantine
+// filling with the handshakes' freed memory), and about 19 KiB per idle
+// connection in a release build (docs/performance.md). A 64 KiB buffer more
+// per connection (what beast::ssl_stream held) exceeds either bound.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr std::size_t kRssPerConnectionKib = 64;
 #else
