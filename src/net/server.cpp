@@ -1,13 +1,10 @@
 #include "hookvault/server.hpp"
 
-#include <openssl/rand.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/core/error.hpp>
 
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <mutex>
 #include <stdexcept>
@@ -18,24 +15,21 @@
 #include "hookvault/cidr.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/proxy_protocol.hpp"
+#include "net/http_session.hpp"
 #include "net/tls.hpp"
 #include "net/tls_stream.hpp"
 
 namespace hookvault {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using Stream = net::TlsStream;
-using SecretBody = http::vector_body<char, WipingAllocator<char>>;
 
 namespace {
 
-constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t kFirstReadBytes = 4096;
-constexpr auto kWriteTimeout = std::chrono::seconds(30);
+using net::Client;
+using net::detail::kNoThrow;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 constexpr auto kIdleLinger = std::chrono::seconds(1);
 // Repeated warnings (refusals at the cap, failed accepts) are logged at most
@@ -45,60 +39,8 @@ constexpr auto kWarningInterval = std::chrono::seconds(10);
 // stays in the backlog, so accepting again at once would spin.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
-// Bridges RequestHandler::handle's callback to an awaitable that resumes on
-// the connection's executor.
-template <class Token>
-auto async_handle(RequestHandler& target, Delivery delivery, Token&& token) {
-  return asio::async_initiate<Token, void(Reply)>(
-      [&target](auto handler, Delivery d) {
-        using Handler = decltype(handler);
-        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-        auto shared = std::make_shared<Handler>(std::move(handler));
-        target.handle(std::move(d), [shared, work](Reply reply) mutable {
-          auto ex = work.get_executor();
-          asio::post(ex,
-                     [shared, reply = std::move(reply)]() mutable { (*shared)(std::move(reply)); });
-          work.reset();
-        });
-      },
-      token, std::move(delivery));
-}
-
-std::string make_request_id(std::uint64_t boot, std::uint64_t n) {
-  std::uint8_t raw[16];
-  for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::uint8_t>(boot >> (56 - 8 * i));
-  for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
-  return to_hex(ByteView(raw, sizeof raw));
-}
-
 IpAddress to_ip(const asio::ip::address& a) {
   return a.is_v6() ? a.to_v6().to_bytes() : ipv4_mapped(a.to_v4().to_bytes().data());
-}
-
-// Who sent a request: the connection's peer, or the client a PROXY header or
-// a trusted proxy's X-Forwarded-For names.
-struct Client {
-  IpAddress ip{};
-  std::string text;  // the address, no port
-};
-
-// X-Forwarded-For from a trusted peer: the rightmost address that is not
-// itself a trusted proxy (each proxy appends the address it saw, so anything
-// left of the first untrusted hop may be forged). A malformed entry stops the
-// walk at the last address that parsed.
-Client forwarded_client(const Client& peer, std::string_view xff, std::span<const Cidr> trusted) {
-  Client out = peer;
-  while (!xff.empty()) {
-    const auto comma = xff.rfind(',');
-    const std::string_view entry =
-        trim_ows(comma == std::string_view::npos ? xff : xff.substr(comma + 1));
-    xff = comma == std::string_view::npos ? std::string_view() : xff.substr(0, comma);
-    auto ip = parse_ip(entry);
-    if (!ip) break;
-    out = Client{*ip, ip_to_string(*ip)};
-    if (!any_contains(trusted, *ip)) break;
-  }
-  return out;
 }
 
 // A warning that may repeat thousands of times a second under a flood: the
@@ -146,13 +88,6 @@ struct Server::Impl {
         options(std::move(o)),
         own_metrics(options.metrics ? nullptr : std::make_unique<Metrics>()),
         metrics(options.metrics ? *options.metrics : *own_metrics),
-        requests(metrics.counter("hookvault_http_requests_total",
-                                 "HTTP requests answered, by listener, source, event and status",
-                                 {"listener", "source", "event", "status"})),
-        latency(metrics
-                    .histogram("hookvault_http_request_duration_seconds",
-                               "Time from the first byte of a request to its answer", {"listener"})
-                    .with({options.name})),
         open_connections(
             metrics.gauge("hookvault_open_connections", "Open client connections", {"listener"})
                 .with({options.name})),
@@ -171,24 +106,14 @@ struct Server::Impl {
                                     "max_connections were open)",
                                     {"listener", "reason"})
                            .with({options.name, "cap"})),
-        timeouts(metrics.counter("hookvault_connection_timeouts_total",
-                                 "Connections cut off by a timeout, by what they were doing "
-                                 "(handshake, idle, header, body, write)",
-                                 {"listener", "timeout"})),
-        handshake_timeouts(timeouts.with({options.name, "handshake"})),
-        idle_timeouts(timeouts.with({options.name, "idle"})),
-        header_timeouts(timeouts.with({options.name, "header"})),
-        body_timeouts(timeouts.with({options.name, "body"})),
-        write_timeouts(timeouts.with({options.name, "write"})),
+        handshake_timeouts(net::connection_timeouts(metrics).with({options.name, "handshake"})),
         acceptor(ioc),
         accept_backoff(ioc),
         signals(ioc),
         drain(ioc),
         idle_cut(ioc),
-        grace(ioc) {
-    std::uint8_t r[8];
-    if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
-    for (auto b : r) boot_id = (boot_id << 8) | b;
+        grace(ioc),
+        sessions(cfg, handler, options.name, metrics, draining) {
     metrics.gauge("hookvault_max_connections", "The listener's max_connections", {"listener"})
         .with({options.name})
         .set(static_cast<double>(cfg.max_connections));
@@ -199,18 +124,11 @@ struct Server::Impl {
   const ListenerOptions options;
   std::unique_ptr<Metrics> own_metrics;
   Metrics& metrics;
-  MetricFamily& requests;
-  MetricSeries& latency;
   MetricSeries& open_connections;
   MetricSeries& handshake_failures;
   MetricSeries& proxy_failures;
   MetricSeries& refused_at_cap;
-  MetricFamily& timeouts;
   MetricSeries& handshake_timeouts;
-  MetricSeries& idle_timeouts;
-  MetricSeries& header_timeouts;
-  MetricSeries& body_timeouts;
-  MetricSeries& write_timeouts;
   asio::io_context ioc;
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
@@ -223,8 +141,7 @@ struct Server::Impl {
   asio::steady_timer grace;     // shutdown_grace: in-flight requests finish
   std::atomic<bool> draining{false};
   std::atomic<bool> listener_closed{false};
-  std::uint64_t boot_id = 0;
-  std::atomic<std::uint64_t> next_request{0};
+  net::HttpSessionContext sessions;  // after draining: it keeps a reference
 
   // Accepted connections not yet forgotten, for max_connections (the gauge
   // open_connections is a double, for /metrics).
@@ -316,25 +233,6 @@ struct Server::Impl {
     }
   }
 
-  template <class Body>
-  asio::awaitable<bool> write(Conn& c, http::response<Body>& res) {
-    c.stream.expires_after(kWriteTimeout);
-    auto [ec, n] = co_await http::async_write(c.stream, res, kNoThrow);
-    if (ec == beast::error::timeout) write_timeouts.inc();
-    co_return !ec;
-  }
-
-  asio::awaitable<void> reply_and_close(Conn& c, unsigned status, std::string_view error,
-                                        const std::string& request_id) {
-    http::response<http::string_body> res{static_cast<http::status>(status), 11};
-    res.set(http::field::content_type, "application/json");
-    res.set("X-Request-Id", request_id);
-    res.keep_alive(false);
-    res.body() = "{\"error\":\"" + std::string(error) + "\"}";
-    res.prepare_payload();
-    co_await write(c, res);
-  }
-
   // The PROXY v2 header, read from the TCP stream before TLS without
   // consuming a byte past it. nullopt: none, malformed, or too slow.
   asio::awaitable<std::optional<ProxyHeader>> read_proxy_header(Conn& c) {
@@ -388,7 +286,7 @@ struct Server::Impl {
     auto [hs_ec] = co_await c.stream.async_handshake(kNoThrow);
     if (hs_ec) {
       handshake_failures.inc();
-      if (hs_ec == beast::error::timeout) handshake_timeouts.inc();
+      if (hs_ec == boost::beast::error::timeout) handshake_timeouts.inc();
       log(LogLevel::debug, "TLS handshake failed",
           {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
       co_return;
@@ -396,170 +294,10 @@ struct Server::Impl {
     const std::string client_cn = options.client_ca.empty()
                                       ? std::string()
                                       : net::verified_client_cn(c.stream.native_handle());
-    co_await serve_requests(c, peer, client, client_cn);
+    co_await net::serve_requests(sessions, c.stream, c.busy, peer, client, client_cn);
     c.stream.expires_after(kTlsShutdownTimeout);
     auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
     (void)sd_ec;
-  }
-
-  asio::awaitable<void> serve_requests(Conn& c, const std::string& peer, const Client& client,
-                                       const std::string& client_cn) {
-    beast::flat_buffer buffer;
-    for (;;) {
-      // Draining or not, a connection waits for its next request: one already
-      // on its way is answered (with "Connection: close", which ends the
-      // loop); close_idle_connections() cuts those that stay idle.
-      c.busy = false;
-      // Wait for the first byte of the next request under the idle timeout,
-      // holding no buffer meanwhile (4 KiB per idle connection otherwise):
-      // the buffer is allocated once decrypted data is there, and read_some()
-      // then takes it without waiting.
-      if (buffer.size() == 0) {
-        buffer.shrink_to_fit();  // frees it: nothing is buffered
-        c.stream.expires_after(cfg.idle_timeout);
-        auto [ec] = co_await c.stream.async_wait_data(kNoThrow);
-        if (ec == beast::error::timeout) idle_timeouts.inc();
-        if (ec) co_return;
-        boost::system::error_code rec;
-        const std::size_t n = c.stream.read_some(buffer.prepare(kFirstReadBytes), rec);
-        if (rec) co_return;
-        buffer.commit(n);
-      }
-      c.busy = true;
-      const auto started = std::chrono::steady_clock::now();
-      const std::string request_id = make_request_id(boot_id, ++next_request);
-
-      http::request_parser<http::string_body> parser;
-      parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-      parser.body_limit(cfg.max_body_bytes);
-      c.stream.expires_after(cfg.header_timeout);
-      auto [hec, hn] = co_await http::async_read_header(c.stream, buffer, parser, kNoThrow);
-      if (hec == http::error::body_limit) {
-        co_await reply_and_close(c, 413, "body_too_large", request_id);
-        log_request(request_id, peer, client.text, "", "", 413, started, nullptr);
-        co_return;
-      }
-      if (hec == http::error::header_limit) {
-        co_await reply_and_close(c, 431, "header_too_large", request_id);
-        log_request(request_id, peer, client.text, "", "", 431, started, nullptr);
-        co_return;
-      }
-      if (hec) {
-        // A head that does not arrive in time (a slow client) is cut off
-        // without an answer, as are a closed or reset connection.
-        if (hec == beast::error::timeout) header_timeouts.inc();
-        if (hec != beast::error::timeout && hec != http::error::end_of_stream &&
-            hec != asio::ssl::error::stream_truncated && hec != asio::error::operation_aborted) {
-          co_await reply_and_close(c, 400, "bad_request", request_id);
-        }
-        co_return;
-      }
-      auto& head = parser.get();
-      if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) >
-          cfg.max_header_count) {
-        co_await reply_and_close(c, 431, "too_many_headers", request_id);
-        log_request(request_id, peer, client.text, head.method_string(), head.target(), 431,
-                    started, nullptr);
-        co_return;
-      }
-      if (beast::iequals(head[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, 11};
-        if (!co_await write(c, cont)) co_return;
-      }
-      c.stream.expires_after(cfg.body_timeout);
-      auto [bec, bn] = co_await http::async_read(c.stream, buffer, parser, kNoThrow);
-      if (bec == http::error::body_limit) {
-        co_await reply_and_close(c, 413, "body_too_large", request_id);
-        log_request(request_id, peer, client.text, head.method_string(), head.target(), 413,
-                    started, nullptr);
-        co_return;
-      }
-      if (bec == beast::error::timeout) body_timeouts.inc();
-      if (bec) co_return;  // timeout, reset, malformed chunking: nothing to answer
-
-      auto req = parser.release();
-      Delivery d;
-      d.method = req.method_string();
-      d.target = req.target();
-      d.content_type = req[http::field::content_type];
-      d.header = [&req](std::string_view name) { return req[name]; };
-      d.body = std::move(req.body());
-      d.request_id = request_id;
-      d.peer = peer;
-      Client who = client;
-      if (!cfg.trusted_proxies.empty() && any_contains(cfg.trusted_proxies, client.ip)) {
-        // Several X-Forwarded-For fields read as one list, in order.
-        std::string xff;
-        auto [first, last] = req.equal_range("X-Forwarded-For");
-        for (; first != last; ++first) {
-          if (!xff.empty()) xff += ',';
-          xff += first->value();
-        }
-        who = forwarded_client(client, xff, cfg.trusted_proxies);
-      }
-      d.client_ip = who.ip;
-      d.client = who.text;
-      d.client_cn = client_cn;
-      Reply reply = co_await async_handle(handler, std::move(d), asio::use_awaitable);
-
-      const bool keep = req.keep_alive() && !draining;
-      bool written = false;
-      if (reply.secret_body.empty()) {
-        http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
-        res.body() = std::move(reply.body);
-        prepare(res, reply, request_id, keep);
-        written = co_await write(c, res);
-      } else {
-        http::response<SecretBody> res{static_cast<http::status>(reply.status), 11};
-        res.body() = std::move(reply.secret_body);
-        prepare(res, reply, request_id, keep);
-        written = co_await write(c, res);
-      }
-      log_request(request_id, peer, who.text, req.method_string(), req.target(), reply.status,
-                  started, &reply);
-      if (!written || !keep) co_return;
-    }
-  }
-
-  template <class Body>
-  static void prepare(http::response<Body>& res, const Reply& reply, const std::string& request_id,
-                      bool keep) {
-    res.set(http::field::content_type, reply.content_type);
-    res.set("X-Request-Id", request_id);
-    if (reply.retry_after_s > 0) {
-      res.set(http::field::retry_after, std::to_string(reply.retry_after_s));
-    }
-    res.keep_alive(keep);
-    res.prepare_payload();
-  }
-
-  void log_request(const std::string& request_id, const std::string& peer, std::string_view client,
-                   std::string_view method, std::string_view target, unsigned status,
-                   std::chrono::steady_clock::time_point started, const Reply* reply) {
-    const auto elapsed = std::chrono::steady_clock::now() - started;
-    latency.observe(std::chrono::duration<double>(elapsed).count());
-    char status_text[8];
-    auto [end, ec] = std::to_chars(status_text, status_text + sizeof status_text, status);
-    requests
-        .with({options.name, reply ? std::string_view(reply->source) : "",
-               reply ? std::string_view(reply->event_name) : "",
-               std::string_view(status_text, static_cast<std::size_t>(end - status_text))})
-        .inc();
-    if (!log_enabled(LogLevel::info)) return;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count();
-    const std::string_view path = target.substr(0, target.find('?'));
-    log(LogLevel::info, "request",
-        {{"request_id", request_id},
-         {"listener", options.name},
-         {"peer", peer},
-         {"client", client},
-         {"method", method},
-         {"path", path},
-         {"status", status},
-         {"source", reply ? std::string_view(reply->source) : ""},
-         {"event", reply ? std::string_view(reply->event_name) : ""},
-         {"event_id", reply ? std::string_view(reply->event_id) : ""},
-         {"latency_us", us}});
   }
 
   // SIGHUP: the owner's reload (file reads and key parsing: milliseconds, on
