@@ -1,10 +1,11 @@
-// The driver of a fuzz target outside libFuzzer (the gcc test build): runs
+// The driver of a fuzz target outside libFuzzer (fuzz_<name>_replay): runs
 // LLVMFuzzerTestOneInput once on every file named, or in a directory named,
 // on the command line. ctest runs each target this way over its seed corpus
 // and its regressions (tests/fuzz/CMakeLists.txt), so a crash a fuzzer once
 // found stays a test. Exits 1 when no input was found: a test that replays
 // nothing must not pass. Written by hand because libFuzzer (which has
-// -runs=0 for this) needs clang, and the test build is gcc.
+// -runs=0 for this) needs clang, and a test build may be gcc; it also never
+// writes into the directories it reads, which libFuzzer may.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
