@@ -10,8 +10,6 @@
 //     of the plaintext under kAesKey and the envelope's iv (encrypted here
 //     with OpenSSL directly) gives the envelope's ct and tag.
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +22,8 @@
 
 using namespace hookvault;
 using fuzz::check;
+using fuzz::make_run_key;
+using fuzz::RunKey;
 
 namespace {
 
@@ -39,32 +39,11 @@ struct World {
 World& world() {
   static World* w = [] {
     auto* out = new World;
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    check(key != nullptr, "RSA key generation");
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-    char* pem = nullptr;
-    const long n = BIO_get_mem_data(bio, &pem);
+    const RunKey run_key = make_run_key(kAesKey);
     std::vector<std::pair<std::string, SecretBytes>> keys;
-    keys.emplace_back("fuzz-kid",
-                      SecretBytes::copy_of(std::string_view(pem, static_cast<std::size_t>(n))));
-    BIO_free(bio);
+    keys.emplace_back("fuzz-kid", SecretBytes::copy_of(std::string_view(run_key.pem)));
     out->decryptor = HybridDecryptor::from_pem(keys);
-
-    EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key, nullptr);
-    std::size_t len = 0;
-    check(EVP_PKEY_encrypt_init(ctx) == 1 &&
-              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-              EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
-              EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
-              EVP_PKEY_encrypt(ctx, nullptr, &len, kAesKey, sizeof kAesKey) == 1,
-          "RSA-OAEP set-up");
-    Bytes wrapped(len);
-    check(EVP_PKEY_encrypt(ctx, wrapped.data(), &len, kAesKey, sizeof kAesKey) == 1, "RSA-OAEP");
-    wrapped.resize(len);
-    out->ek = base64url_encode(wrapped);
-    EVP_PKEY_CTX_free(ctx);
-    EVP_PKEY_free(key);
+    out->ek = run_key.ek;
     return out;
   }();
   return *w;

@@ -16,9 +16,6 @@
 //            carry AES-GCM fields made with kAesKey (tests/fuzz/make_seeds.js).
 // Properties: every byte written back parses as HTTP/1.1 responses, each
 // with an X-Request-Id; none is a 500 (an unexpected failure).
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -42,6 +39,8 @@
 
 using namespace hookvault;
 using fuzz::check;
+using fuzz::make_run_key;
+using fuzz::RunKey;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 
@@ -133,33 +132,6 @@ struct World {
   std::unique_ptr<net::HttpSessionContext> sessions;
 };
 
-std::string rsa_key(std::string& ek) {
-  EVP_PKEY* key = EVP_RSA_gen(2048);
-  check(key != nullptr, "RSA key generation");
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
-  char* pem = nullptr;
-  const long n = BIO_get_mem_data(bio, &pem);
-  std::string out(pem, static_cast<std::size_t>(n));
-  BIO_free(bio);
-
-  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key, nullptr);
-  std::size_t len = 0;
-  check(EVP_PKEY_encrypt_init(ctx) == 1 &&
-            EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
-            EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
-            EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1 &&
-            EVP_PKEY_encrypt(ctx, nullptr, &len, kAesKey, sizeof kAesKey) == 1,
-        "RSA-OAEP set-up");
-  Bytes wrapped(len);
-  check(EVP_PKEY_encrypt(ctx, wrapped.data(), &len, kAesKey, sizeof kAesKey) == 1, "RSA-OAEP");
-  wrapped.resize(len);
-  ek = base64url_encode(wrapped);
-  EVP_PKEY_CTX_free(ctx);
-  EVP_PKEY_free(key);
-  return out;
-}
-
 World& world() {
   static World* w = [] {
     auto* out = new World;
@@ -180,7 +152,9 @@ World& world() {
       std::optional<HybridDecryptor> decryptor;
       if (provider == Provider::dynamic) {
         std::vector<std::pair<std::string, SecretBytes>> keys;
-        keys.emplace_back("", SecretBytes::copy_of(std::string_view(rsa_key(out->ek))));
+        const RunKey run_key = make_run_key(kAesKey);
+        out->ek = run_key.ek;
+        keys.emplace_back("", SecretBytes::copy_of(std::string_view(run_key.pem)));
         decryptor = HybridDecryptor::from_pem(keys);
       }
       sources.push_back(std::make_shared<const Source>(
