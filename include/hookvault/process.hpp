@@ -43,4 +43,8 @@ FileLimit file_limit();
 // setrlimit fails).
 FileLimit raise_file_limit(std::uint64_t needed);
 
+// Names the calling thread for top, perf and /proc/<pid>/task/*/comm (Linux
+// keeps the first 15 bytes). Best effort: a failure changes nothing else.
+void name_this_thread(const std::string& name) noexcept;
+
 }  // namespace hookvault

@@ -1,5 +1,6 @@
 #include "hookvault/process.hpp"
 
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -57,6 +58,10 @@ FileLimit raise_file_limit(std::uint64_t needed) {
   raised.rlim_cur = static_cast<rlim_t>(std::min(needed, before.hard));
   if (::setrlimit(RLIMIT_NOFILE, &raised) != 0) return before;
   return file_limit();
+}
+
+void name_this_thread(const std::string& name) noexcept {
+  static_cast<void>(::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str()));
 }
 
 }  // namespace hookvault

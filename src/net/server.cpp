@@ -14,6 +14,7 @@
 #include "hookvault/bytes.hpp"
 #include "hookvault/cidr.hpp"
 #include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
 #include "hookvault/proxy_protocol.hpp"
 #include "net/http_session.hpp"
 #include "net/tls.hpp"
@@ -416,7 +417,13 @@ void Server::run(bool handle_signals) {
   unsigned n = impl.cfg.threads != 0 ? impl.cfg.threads : std::thread::hardware_concurrency();
   if (n == 0) n = 1;
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < n; ++i) threads.emplace_back([&impl] { impl.ioc.run(); });
+  // The calling thread keeps its name (the process's, for ps and pidof).
+  for (unsigned i = 1; i < n; ++i) {
+    threads.emplace_back([&impl] {
+      name_this_thread("hv-" + impl.options.name);
+      impl.ioc.run();
+    });
+  }
   impl.ioc.run();
   for (auto& t : threads) t.join();
 }

@@ -1,11 +1,17 @@
 #include "hookvault/work_pool.hpp"
 
+#include "hookvault/process.hpp"
+
 namespace hookvault {
 
 WorkPool::WorkPool(unsigned threads, std::size_t max_queue) : max_queue_(max_queue) {
   if (threads == 0) threads = 1;
   threads_.reserve(threads);
-  for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (unsigned i = 0; i < threads; ++i)
+    threads_.emplace_back([this] {
+      name_this_thread("hv-pool");
+      run();
+    });
 }
 
 WorkPool::~WorkPool() { stop(); }

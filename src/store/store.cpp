@@ -66,6 +66,7 @@
 #include <utility>
 
 #include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
 #include "hookvault/store.hpp"
 #include "store/audit_chain.hpp"
 #include "store/envelope.hpp"
@@ -625,7 +626,10 @@ struct Store::Impl {
   // --- lifetime -------------------------------------------------------------
 
   void start() {
-    writer_ = std::thread([this] { writer_loop(); });
+    writer_ = std::thread([this] {
+      name_this_thread("hv-writer");
+      writer_loop();
+    });
     writer_id_.store(writer_.get_id());
   }
   // A blocking call from a completion would wait for its own thread.
