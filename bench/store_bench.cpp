@@ -149,11 +149,16 @@ int main(int argc, char** argv) {
   const auto n = static_cast<double>(events);
   std::printf(
       "events=%llu in_flight=%llu failed=%llu events_per_s=%.0f writer_cpu_us_per_event=%.1f "
-      "writer_cpu_share=%.2f mean_batch=%.1f wall_us_per_commit=%.0f\n",
+      "writer_cpu_share=%.2f mean_batch=%.1f wall_us_per_commit=%.0f checkpoints=%llu "
+      "checkpoint_failures=%llu\n",
       static_cast<unsigned long long>(events), static_cast<unsigned long long>(in_flight),
       static_cast<unsigned long long>(failed), n / seconds, cpu / n * 1e6, cpu / seconds,
-      n / commits, seconds / commits * 1e6);
+      n / commits, seconds / commits * 1e6,
+      static_cast<unsigned long long>(after.checkpoints - before.checkpoints),
+      static_cast<unsigned long long>(after.checkpoint_failures));
+  const auto wal_bytes = std::filesystem::file_size(dir / "bench.db-wal");
   store->reset();
+  std::printf("wal_bytes_at_end=%llu\n", static_cast<unsigned long long>(wal_bytes));
   std::filesystem::remove_all(dir);
   return failed == 0 ? 0 : 1;
 }

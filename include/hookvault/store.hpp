@@ -96,6 +96,12 @@ struct StoreOptions {
   // hookvault_store_batch_size, observed per committed group commit. Must
   // outlive the store.
   Metrics* metrics = nullptr;
+  // WAL checkpoints (src/store/checkpointer.hpp): a thread of the store's
+  // copies the WAL into the database file once it holds `checkpoint_pages`
+  // pages; past `wal_limit_pages` the writer also checkpoints after a batch,
+  // so the WAL restarts instead of growing.
+  int checkpoint_pages = 1000;
+  int wal_limit_pages = 16384;
 };
 
 enum class Origin { signature, history };
@@ -191,6 +197,8 @@ struct StoreStats {
   std::uint64_t committed_requests = 0;  // requests completed by those commits
   std::uint64_t failed_batches = 0;      // batches completed with store_unavailable
   std::size_t largest_batch = 0;         // most requests in one committed batch
+  std::uint64_t checkpoints = 0;  // WAL checkpoints run (the checkpointer's and the writer's)
+  std::uint64_t checkpoint_failures = 0;  // checkpoints that failed (not counting SQLITE_BUSY)
 };
 
 // Sequence tracking of one Nodit subscription (see src/store/sequences.hpp for

@@ -26,11 +26,21 @@ void collect_store_metrics(Metrics& metrics, const Store& store) {
     auto largest = family("hookvault_store_largest_batch",
                           "Most requests committed in one batch since start", MetricType::gauge);
     largest.samples.push_back({{}, double(s.largest_batch)});
+    auto checkpoints = family("hookvault_store_wal_checkpoints_total",
+                              "WAL checkpoints run (by the checkpointer thread and the writer)",
+                              MetricType::counter);
+    checkpoints.samples.push_back({{}, double(s.checkpoints)});
+    auto checkpoint_failures = family(
+        "hookvault_store_wal_checkpoint_failures_total",
+        "WAL checkpoints that failed (the WAL grows until one succeeds)", MetricType::counter);
+    checkpoint_failures.samples.push_back({{}, double(s.checkpoint_failures)});
     auto writable = family("hookvault_store_writable", "1 while the store accepts commits, else 0",
                            MetricType::gauge);
     writable.samples.push_back({{}, store.writable() ? 1.0 : 0.0});
-    return std::vector<CollectedFamily>{std::move(commits), std::move(requests), std::move(failed),
-                                        std::move(largest), std::move(writable)};
+    return std::vector<CollectedFamily>{std::move(commits),     std::move(requests),
+                                        std::move(failed),      std::move(largest),
+                                        std::move(checkpoints), std::move(checkpoint_failures),
+                                        std::move(writable)};
   });
 }
 

@@ -69,6 +69,7 @@
 #include "hookvault/process.hpp"
 #include "hookvault/store.hpp"
 #include "store/audit_chain.hpp"
+#include "store/checkpointer.hpp"
 #include "store/envelope.hpp"
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
@@ -502,12 +503,14 @@ std::string resolution_outcome(MaterialsState state, std::string_view failure_re
 
 struct Store::Impl {
   Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
-       Connection reader_db)
+       Connection reader_db, std::unique_ptr<store::Checkpointer> checkpointer)
       : options_(options),
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
         writer_db_(std::move(writer_db)),
+        checkpointer_(std::move(checkpointer)),
         reader_db_(std::move(reader_db)) {
+    checkpointer_->install(writer_db_);
     if (options.metrics != nullptr) {
       commit_seconds_ = &options.metrics
                              ->histogram("hookvault_store_commit_seconds",
@@ -584,8 +587,10 @@ struct Store::Impl {
   void set_busy_timeout(std::chrono::milliseconds timeout) noexcept {
     static_cast<void>(writer_db_.set_busy_timeout(timeout));
   }
-  // PRAGMA wal_checkpoint(TRUNCATE) on the write connection; the SQLite code.
-  int checkpoint_truncate() noexcept {
+  // PRAGMA wal_checkpoint(TRUNCATE) on the write connection, never at the
+  // same time as the checkpointer's; the SQLite code.
+  int checkpoint_truncate() {
+    const auto lock = checkpointer_->exclusive();
     return sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main", SQLITE_CHECKPOINT_TRUNCATE,
                                      nullptr, nullptr);
   }
@@ -645,6 +650,9 @@ struct Store::Impl {
 
   // Writer thread only (and open/close, when the thread is not running).
   Connection writer_db_;
+  // Checkpoints the WAL on a thread of its own (checkpointer.hpp); stopped
+  // by close() before the connections close.
+  std::unique_ptr<store::Checkpointer> checkpointer_;
   // The batch zero-overwrote old ciphertext (a revocation, replaced materials,
   // a redaction): run_batch checkpoints before the completions.
   bool overwrote_ = false;
@@ -881,6 +889,8 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
     }
   }
   for (auto& work : batch) complete(work);
+  // After the completions, so no request waits for it.
+  if (checkpointer_->limit_reached()) checkpointer_->passive_now(writer_db_);
 }
 
 // A SAVEPOINT and a RELEASE per request are a measurable share of the
@@ -1269,6 +1279,7 @@ void Store::Impl::close() {
     writer_.join();
   }
   writable_.store(false);
+  checkpointer_->stop();
   {
     std::lock_guard lock(read_mu_);
     reader_db_.close();
@@ -1357,8 +1368,11 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
     return err(Errc::store_unavailable);
   }
 
-  auto impl =
-      std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader));
+  auto checkpointer = store::Checkpointer::start(
+      options.path, store::CheckpointOptions{options.checkpoint_pages, options.wal_limit_pages});
+  if (!checkpointer) return checkpointer.error();
+  auto impl = std::make_unique<Impl>(options, std::move(kek), std::move(*writer),
+                                     std::move(*reader), std::move(*checkpointer));
   // Prove that a commit reaches the disk before reporting the store writable.
   if (!impl->probe()) return err(Errc::store_unavailable);
   impl->start();
@@ -1785,6 +1799,8 @@ StoreStats Store::stats() const noexcept {
   s.committed_requests = impl_->committed_requests_.load(std::memory_order_relaxed);
   s.failed_batches = impl_->failed_batches_.load(std::memory_order_relaxed);
   s.largest_batch = impl_->largest_batch_.load(std::memory_order_relaxed);
+  s.checkpoints = impl_->checkpointer_->checkpoints();
+  s.checkpoint_failures = impl_->checkpointer_->failures();
   return s;
 }
 

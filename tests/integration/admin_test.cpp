@@ -408,6 +408,9 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
       "('source', 'nodit'), ('status', '200')] 4.0");
   has("hookvault_open_connections [('listener', 'admin')] 1.0");
   has("hookvault_store_writable [] 1.0");
+  // The WAL checkpointer's counters (src/store/checkpointer.hpp); none failed.
+  has("hookvault_store_wal_checkpoint_failures_total [] 0.0");
+  has("hookvault_store_wal_checkpoints_total [] ");
   has("hookvault_decrypt_failures_total [('source', 'dynamic')] 1.0");
   has("hookvault_http_requests_total [('event', 'wallet.delegation.created'), "
       "('listener', 'public'), ('source', 'dynamic'), ('status', '200')] 1.0");

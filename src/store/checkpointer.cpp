@@ -1,0 +1,117 @@
+#include "store/checkpointer.hpp"
+
+#include <utility>
+
+#include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
+
+namespace hookvault::store {
+
+Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem::path& path,
+                                                          CheckpointOptions options) {
+  // A PASSIVE checkpoint never calls the busy handler; none is needed.
+  auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             std::chrono::milliseconds(0));
+  if (!db || !db->exec("PRAGMA trusted_schema = OFF")) {
+    return make_error_code(Errc::store_unavailable);
+  }
+  // Reading the journal mode opens the WAL on this connection; a connection
+  // that has not, checkpoints nothing (sqlite3_wal_checkpoint_v2 reports -1).
+  auto mode = db->query_text("PRAGMA journal_mode");
+  if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
+  std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(*db), options));
+  c->thread_ = std::thread([self = c.get()] {
+    name_this_thread("hv-checkpoint");
+    self->loop();
+  });
+  return c;
+}
+
+Checkpointer::Checkpointer(Connection db, CheckpointOptions options)
+    : options_(options), db_(std::move(db)) {}
+
+Checkpointer::~Checkpointer() { stop(); }
+
+void Checkpointer::install(Connection& writer) noexcept {
+  sqlite3_wal_hook(writer.handle(), &Checkpointer::on_commit, this);
+}
+
+int Checkpointer::on_commit(void* self, sqlite3* /*db*/, const char* /*schema*/,
+                            int pages) noexcept {
+  auto* c = static_cast<Checkpointer*>(self);
+  c->wal_pages_.store(pages, std::memory_order_relaxed);
+  if (c->due()) {
+    {
+      std::lock_guard lock(c->mu_);
+      c->requested_ = true;
+    }
+    c->cv_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+bool Checkpointer::due() const noexcept {
+  const int pages = wal_pages_.load(std::memory_order_relaxed);
+  // Fewer frames in the WAL than the last checkpoint copied: it restarted.
+  int copied = copied_.load(std::memory_order_relaxed);
+  if (pages < copied) copied = 0;
+  return pages - copied >= options_.checkpoint_pages;
+}
+
+void Checkpointer::passive_now(Connection& writer) noexcept {
+  std::lock_guard lock(checkpoint_mu_);
+  checkpoint(writer.handle());
+}
+
+void Checkpointer::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return requested_ || stopping_; });
+      if (stopping_) return;
+      requested_ = false;
+    }
+    // A request made while the last checkpoint ran may be covered by it.
+    if (!due()) continue;
+    std::lock_guard lock(checkpoint_mu_);
+    checkpoint(db_.handle());
+  }
+}
+
+void Checkpointer::checkpoint(sqlite3* db) noexcept {
+  int log_frames = 0;
+  int copied = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
+  // -1 frames: this connection does not see the WAL (it would copy nothing).
+  if (rc == SQLITE_OK && log_frames >= 0) {
+    checkpoints_.fetch_add(1, std::memory_order_relaxed);
+    copied_.store(copied, std::memory_order_relaxed);
+    if (failing_) {
+      failing_ = false;
+      log(LogLevel::info, "WAL checkpoints succeed again");
+    }
+    return;
+  }
+  // Another process's checkpoint is running: not a failure.
+  if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) return;
+  const char* why = rc == SQLITE_OK ? "the connection does not see the WAL" : sqlite3_errstr(rc);
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  if (!failing_) {
+    failing_ = true;
+    log(LogLevel::warn, "WAL checkpoint failed; the WAL grows until one succeeds",
+        {{"error", why}});
+  }
+}
+
+void Checkpointer::stop() noexcept {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  db_.close();
+}
+
+}  // namespace hookvault::store
