@@ -44,7 +44,8 @@ FileLimit file_limit();
 FileLimit raise_file_limit(std::uint64_t needed);
 
 // Names the calling thread for top, perf and /proc/<pid>/task/*/comm (Linux
-// keeps the first 15 bytes). Best effort: a failure changes nothing else.
+// keeps the first 15 bytes). Does nothing on the process's main thread, whose
+// name is the process's (ps, pidof). Best effort: a failure changes nothing else.
 void name_this_thread(const std::string& name) noexcept;
 
 }  // namespace hookvault

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -61,6 +62,7 @@ FileLimit raise_file_limit(std::uint64_t needed) {
 }
 
 void name_this_thread(const std::string& name) noexcept {
+  if (::gettid() == ::getpid()) return;
   static_cast<void>(::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str()));
 }
 

@@ -417,14 +417,12 @@ void Server::run(bool handle_signals) {
   unsigned n = impl.cfg.threads != 0 ? impl.cfg.threads : std::thread::hardware_concurrency();
   if (n == 0) n = 1;
   std::vector<std::thread> threads;
-  // The calling thread keeps its name (the process's, for ps and pidof).
-  for (unsigned i = 1; i < n; ++i) {
-    threads.emplace_back([&impl] {
-      name_this_thread("hv-" + impl.options.name);
-      impl.ioc.run();
-    });
-  }
-  impl.ioc.run();
+  const auto run = [&impl] {
+    name_this_thread("hv-" + impl.options.name);
+    impl.ioc.run();
+  };
+  for (unsigned i = 1; i < n; ++i) threads.emplace_back(run);
+  run();
   for (auto& t : threads) t.join();
 }
 

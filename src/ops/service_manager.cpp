@@ -7,6 +7,7 @@
 #include <string>
 
 #include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
 
 namespace hookvault {
 
@@ -56,6 +57,7 @@ void ServiceManager::start_watchdog(std::function<void(std::function<void()>)> p
   }
   log(LogLevel::info, "watchdog enabled", {{"interval_us", watchdog_interval_.count()}});
   watchdog_ = std::thread([this, post = std::move(post)] {
+    name_this_thread("hv-watchdog");
     const auto period = watchdog_interval_ / 2;
     std::unique_lock lock(mu_);
     for (;;) {

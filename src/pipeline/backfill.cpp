@@ -5,6 +5,7 @@
 #include <set>
 
 #include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
 #include "pipeline/plan.hpp"
 
 namespace hookvault {
@@ -41,7 +42,10 @@ Backfiller::Backfiller(std::shared_ptr<const Source> source, Store& store, Histo
 Backfiller::~Backfiller() { stop(); }
 
 void Backfiller::start() {
-  thread_ = std::thread([this] { loop(); });
+  thread_ = std::thread([this] {
+    name_this_thread("hv-backfill");
+    loop();
+  });
 }
 
 void Backfiller::stop() {

@@ -1,6 +1,7 @@
 // Process hardening: no core dumps, secret buffers in the locked arena.
 #include <gtest/gtest.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <string>
+#include <thread>
 
 #include "hookvault/process.hpp"
 #include "hookvault/secret.hpp"
@@ -84,6 +86,26 @@ TEST(Process, RaiseFileLimitRaisesTheSoftLimitUpToTheHardOne) {
                                                     : std::uint64_t{saved.rlim_max});
 
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+std::string this_thread_name() {
+  char name[16] = {};
+  EXPECT_EQ(::pthread_getname_np(::pthread_self(), name, sizeof name), 0);
+  return name;
+}
+
+TEST(ThreadName, NamesOtherThreadsAndLeavesTheMainThreadsName) {
+  // gtest runs the tests on the main thread, whose name is the process's.
+  const std::string process_name = this_thread_name();
+  name_this_thread("hv-not-main");
+  EXPECT_EQ(this_thread_name(), process_name);
+
+  std::string seen;
+  std::thread([&seen] {
+    name_this_thread("hv-a-name-longer-than-15");
+    seen = this_thread_name();
+  }).join();
+  EXPECT_EQ(seen, "hv-a-name-longe");  // Linux keeps 15 bytes
 }
 
 }  // namespace
