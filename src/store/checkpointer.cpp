@@ -4,6 +4,7 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
+#include "store/schema.hpp"
 
 namespace hookvault::store {
 
@@ -12,7 +13,7 @@ Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem:
   // A PASSIVE checkpoint never calls the busy handler; none is needed.
   auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                              std::chrono::milliseconds(0));
-  if (!db || !db->exec("PRAGMA trusted_schema = OFF")) {
+  if (!db || !db->exec(schema::kReaderPragmas)) {
     return make_error_code(Errc::store_unavailable);
   }
   // Reading the journal mode opens the WAL on this connection; a connection
@@ -58,9 +59,16 @@ bool Checkpointer::due() const noexcept {
   return pages - copied >= options_.checkpoint_pages;
 }
 
-void Checkpointer::passive_now(Connection& writer) noexcept {
+void Checkpointer::after_batch(Connection& writer) noexcept {
+  if (wal_pages_.load(std::memory_order_relaxed) < options_.wal_limit_pages) return;
   std::lock_guard lock(checkpoint_mu_);
   checkpoint(writer.handle());
+}
+
+int Checkpointer::truncate(Connection& writer) noexcept {
+  std::lock_guard lock(checkpoint_mu_);
+  return sqlite3_wal_checkpoint_v2(writer.handle(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr,
+                                   nullptr);
 }
 
 void Checkpointer::loop() {

@@ -11,13 +11,15 @@
 // checkpoint running beside a busy writer rarely copies the last frames, so
 // the WAL could not restart and would grow; when it holds `wal_limit_pages`
 // frames, the writer itself runs a PASSIVE checkpoint after its batch's
-// completions (limit_reached(), passive_now()): the frames the checkpointer
-// already copied are skipped, and the next write transaction starts the WAL
-// from the beginning again.
+// completions (after_batch()): the frames the checkpointer already copied are
+// skipped, and the next write transaction starts the WAL from the beginning
+// again.
 //
-// Only one checkpoint runs at a time in SQLite; exclusive() serialises the
-// writer's own checkpoints (TRUNCATE after zero-overwrites, the WAL limit,
-// close) with the checkpointer's, so neither gets SQLITE_BUSY from the other.
+// Every checkpoint of the store goes through this class. SQLite runs one
+// checkpoint at a time and answers SQLITE_BUSY to a second; one lock here
+// serialises the thread's with the writer's (the limit above, and truncate():
+// after zero-overwrites and at close), so neither gets SQLITE_BUSY from the
+// other.
 #pragma once
 
 #include <atomic>
@@ -51,15 +53,12 @@ class Checkpointer {
   // automatic checkpoint off. Call once, before the writer thread starts.
   void install(Connection& writer) noexcept;
 
-  // The WAL held at least wal_limit_pages frames after the last commit.
-  bool limit_reached() const noexcept {
-    return wal_pages_.load(std::memory_order_relaxed) >= options_.wal_limit_pages;
-  }
-  // A PASSIVE checkpoint on `writer`, serialised with the checkpointer's.
-  void passive_now(Connection& writer) noexcept;
-
-  // Holds the checkpoint lock for a checkpoint of the caller's own.
-  std::unique_lock<std::mutex> exclusive() { return std::unique_lock(checkpoint_mu_); }
+  // The writer, after a batch's completions: a PASSIVE checkpoint on `writer`
+  // when the WAL held at least wal_limit_pages frames after the last commit.
+  void after_batch(Connection& writer) noexcept;
+  // PRAGMA wal_checkpoint(TRUNCATE) on `writer` (it waits for readers up to
+  // the connection's busy timeout); SQLite's result code.
+  int truncate(Connection& writer) noexcept;
 
   // Stops and joins the thread and closes its connection; idempotent.
   void stop() noexcept;

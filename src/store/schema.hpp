@@ -19,8 +19,9 @@
 //   and checks that the file is writable by committing a probe write. Reads use
 //   a second connection opened SQLITE_OPEN_READONLY. A third connection, of
 //   the checkpointer thread, copies the WAL into the file (checkpointer.hpp):
-//   the write connection's automatic checkpoint is replaced by its WAL hook. All tables are STRICT
-//   (SQLite 3.37+), so a column never holds a value of another type.
+//   the write connection's automatic checkpoint is replaced by its WAL hook.
+//   All tables are STRICT (SQLite 3.37+), so a column never holds a value of
+//   another type.
 //
 // ENVELOPE ENCRYPTION (see envelope.hpp)
 //

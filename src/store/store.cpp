@@ -587,13 +587,8 @@ struct Store::Impl {
   void set_busy_timeout(std::chrono::milliseconds timeout) noexcept {
     static_cast<void>(writer_db_.set_busy_timeout(timeout));
   }
-  // PRAGMA wal_checkpoint(TRUNCATE) on the write connection, never at the
-  // same time as the checkpointer's; the SQLite code.
-  int checkpoint_truncate() {
-    const auto lock = checkpointer_->exclusive();
-    return sqlite3_wal_checkpoint_v2(writer_db_.handle(), "main", SQLITE_CHECKPOINT_TRUNCATE,
-                                     nullptr, nullptr);
-  }
+  // PRAGMA wal_checkpoint(TRUNCATE) on the write connection; the SQLite code.
+  int checkpoint_truncate() noexcept { return checkpointer_->truncate(writer_db_); }
 
   Result<void> run(const char* sql);
   Result<std::optional<std::int64_t>> tombstone_time(std::string_view source,
@@ -890,7 +885,7 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
   }
   for (auto& work : batch) complete(work);
   // After the completions, so no request waits for it.
-  if (checkpointer_->limit_reached()) checkpointer_->passive_now(writer_db_);
+  checkpointer_->after_batch(writer_db_);
 }
 
 // A SAVEPOINT and a RELEASE per request are a measurable share of the

@@ -1,14 +1,16 @@
 // Store: idempotency, envelope encryption, ordering of delegations and
-// revocations, group commit, reopen. Real SQLite files in a TempDir and a
-// memory KEK. Fault injection (commit failures, open failures) is in
-// store_fault_test.cpp.
+// revocations, group commit, WAL checkpoints (src/store/checkpointer.hpp),
+// reopen. Real SQLite files in a TempDir and a memory KEK. Fault injection (commit failures, open
+// failures) is in store_fault_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <latch>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -147,8 +149,11 @@ class StoreTest : public ::testing::Test {
 
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
     StoreOptions options;
-    options.path = path();
     options.max_batch = max_batch;
+    return open_store(std::move(options));
+  }
+  std::unique_ptr<Store> open_store(StoreOptions options) {
+    options.path = path();
     auto store = Store::open(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
@@ -1106,6 +1111,125 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
   ASSERT_TRUE(kept && kept->has_value());
   auto payload = store->event_payload(**kept);
   ASSERT_TRUE(payload && payload->has_value());
+}
+
+// --- WAL checkpoints (src/store/checkpointer.hpp) ---------------------------
+
+constexpr std::uintmax_t kPage = 4096;
+
+// A Nodit-like event of about 1 KiB, so that every few events fill a page.
+WriteRequest nodit_event(int i) {
+  const std::string sub = "sub-" + std::to_string(i % 4);
+  const auto number = static_cast<std::uint64_t>(i / 4 + 1);
+  WriteRequest r = plain_event(
+      sub + ":" + std::to_string(number),
+      R"({"n":)" + std::to_string(i) + R"(,"pad":")" + std::string(1000, 'x') + "\"}", "nodit");
+  r.event.sequence = hookvault::SequencePosition{sub, number};
+  return r;
+}
+
+class StoreCheckpointTest : public StoreTest {
+ protected:
+  std::unique_ptr<Store> open_store(int checkpoint_pages, int wal_limit_pages) {
+    StoreOptions options;
+    options.checkpoint_pages = checkpoint_pages;
+    options.wal_limit_pages = wal_limit_pages;
+    return StoreTest::open_store(std::move(options));
+  }
+  std::uintmax_t wal_bytes() const {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path().string() + "-wal", ec);
+    return ec ? 0 : n;
+  }
+
+  // Submits nodit_event(0 .. count - 1) keeping `window` of them waiting for
+  // their commit, so the writer never idles; calls `each` after every
+  // submission (on this thread). Returns how many failed or were duplicates.
+  template <class F>
+  static int write_continuously(Store& store, int count, int window, F&& each) {
+    std::mutex mu;
+    std::condition_variable cv;
+    int waiting = 0;
+    int bad = 0;
+    for (int i = 0; i < count; ++i) {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return waiting < window; });
+      ++waiting;
+      lock.unlock();
+      store.submit(nodit_event(i), [&](Result<WriteResult> r) {
+        std::lock_guard guard(mu);
+        if (!r || r->duplicate) ++bad;
+        --waiting;
+        cv.notify_all();
+      });
+      each();
+    }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return waiting == 0; });
+    return bad;
+  }
+};
+
+TEST_F(StoreCheckpointTest, TheCheckpointerCopiesTheWalIntoTheDatabaseFile) {
+  // A WAL limit the test never reaches: only the checkpointer's thread
+  // checkpoints, and the database file grows only through it.
+  auto store = open_store(/*checkpoint_pages=*/16, /*wal_limit_pages=*/1 << 30);
+  ASSERT_TRUE(store);
+  const auto db_before = std::filesystem::file_size(path());
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(store->write(nodit_event(i)));
+
+  // 200 events of 1 KiB are at least 50 pages; the checkpoints copy them
+  // (the thread may still be copying the last ones: wait for it, at most 20 s).
+  const auto grown = [&] { return std::filesystem::file_size(path()) >= db_before + 40 * kPage; };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!grown() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(grown()) << "database file: " << std::filesystem::file_size(path()) << " bytes";
+  EXPECT_GT(store->stats().checkpoints, 0U);
+  EXPECT_EQ(store->stats().checkpoint_failures, 0U);
+  EXPECT_EQ(count_events(), 200);
+}
+
+TEST_F(StoreCheckpointTest, TheWalStaysBoundedWhileTheWriterNeverIdles) {
+  constexpr int kLimit = 200;
+  auto store = open_store(/*checkpoint_pages=*/20, /*wal_limit_pages=*/kLimit);
+  ASSERT_TRUE(store);
+  std::uintmax_t largest = 0;
+  // 3,000 events of 1 KiB are more than 750 pages of table alone: without a
+  // WAL restart the WAL would hold them all.
+  const int bad =
+      write_continuously(*store, 3000, 32, [&] { largest = std::max(largest, wal_bytes()); });
+  EXPECT_EQ(bad, 0);
+  // The limit, plus what one batch (at most 32 events, a few pages each) and
+  // the commits that overlapped the writer's checkpoint can add.
+  EXPECT_LE(largest, (kLimit + 400) * (kPage + 24) + 32) << "largest WAL: " << largest;
+  EXPECT_GT(store->stats().checkpoints, 0U);
+  EXPECT_EQ(store->stats().checkpoint_failures, 0U);
+
+  store.reset();
+  // close() folded the WAL in and removed it.
+  EXPECT_FALSE(std::filesystem::exists(path().string() + "-wal"));
+  RawDb raw(path());
+  EXPECT_EQ(raw.integer("SELECT count(*) FROM events"), 3000);
+  EXPECT_EQ(raw.text("PRAGMA integrity_check"), "ok");
+}
+
+TEST_F(StoreCheckpointTest, TheTruncateAfterAnOverwriteNeverCollidesWithTheCheckpointer) {
+  // The thread checkpoints after every commit, right when the writer runs its
+  // TRUNCATE after a revocation's zero-overwrites. Had the two collided,
+  // SQLite would answer SQLITE_BUSY to one and the WAL would keep the
+  // overwritten page images after the revocation was acknowledged.
+  auto store = open_store(/*checkpoint_pages=*/1, /*wal_limit_pages=*/1 << 30);
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 60; ++i) {
+    const std::string wallet = "w" + std::to_string(i);
+    ASSERT_TRUE(store->write(created("d" + std::to_string(i), wallet, 100)));
+    ASSERT_TRUE(store->write(revoked("r" + std::to_string(i), wallet, 200)));
+    ASSERT_EQ(wal_bytes(), 0U) << "revocation " << i << " left the WAL untruncated";
+  }
+  EXPECT_GT(store->stats().checkpoints, 0U);
+  EXPECT_EQ(store->stats().checkpoint_failures, 0U);
 }
 
 }  // namespace
