@@ -11,6 +11,14 @@ constexpr char kPutSequence[] =
     "INSERT INTO sequences (source, subscription_id, contiguous, highest) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (source, subscription_id) DO UPDATE SET contiguous = excluded.contiguous, "
     "highest = excluded.highest";
+// The common case in one statement: the next number of a subscription with
+// nothing missing. contiguous = highest means no range is missing (every
+// missing range lies below highest, and contiguous is one below the first),
+// so n = highest + 1 leaves nothing missing either: contiguous = highest = n,
+// what the general rules below compute with three statements.
+constexpr char kAdvanceInOrder[] =
+    "UPDATE sequences SET contiguous = ?3, highest = ?3 "
+    "WHERE source = ?1 AND subscription_id = ?2 AND contiguous = highest AND highest = ?3 - 1";
 constexpr char kInsertGap[] =
     "INSERT INTO sequence_gaps (source, subscription_id, first, last, detected_at_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -53,6 +61,16 @@ Result<void> advance_sequence(Connection& db, std::string_view source,
                               std::int64_t now_ms) {
   if (number == 0 || number > as_uint(std::numeric_limits<std::int64_t>::max())) {
     return make_error_code(Errc::invalid_field);
+  }
+  {
+    auto stmt = db.prepare(kAdvanceInOrder);
+    if (!stmt) return stmt.error();
+    auto r = stmt->bind_text(1, source)
+                 .bind_text(2, subscription_id)
+                 .bind_int64(3, as_int(number))
+                 .run();
+    if (!r) return r;
+    if (sqlite3_changes(db.handle()) == 1) return {};
   }
   std::optional<std::pair<std::uint64_t, std::uint64_t>> current;
   {

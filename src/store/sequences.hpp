@@ -22,7 +22,8 @@
 //   - n inside a missing range: the range is split around n.
 //   - n at or below the baseline: nothing to track.
 //   Then contiguous = (smallest missing first) - 1, or highest when nothing is missing.
-// The ranges keep a jump of any size to one row.
+// The ranges keep a jump of any size to one row. The common case, n = highest + 1
+// with nothing missing, is one UPDATE (sequences.cpp: kAdvanceInOrder).
 #pragma once
 
 #include <cstdint>

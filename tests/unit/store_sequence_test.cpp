@@ -75,6 +75,26 @@ TEST_F(SequenceTest, OneTwoFiveLeavesThreeAndFourMissingUntilTheyArrive) {
   EXPECT_EQ(state("s").contiguous, 5U);
 }
 
+// The in-order number takes a one-statement path only while nothing is
+// missing: past an open range it must keep the range and `contiguous`.
+TEST_F(SequenceTest, TheNextNumberPastAMissingRangeKeepsTheRangeOpen) {
+  ASSERT_TRUE(put("s", 1));
+  ASSERT_TRUE(put("s", 2));
+  ASSERT_TRUE(put("s", 5));
+  ASSERT_TRUE(put("s", 6));
+  auto s = state("s");
+  EXPECT_EQ(ranges(s), (Ranges{{3, 4}}));
+  EXPECT_EQ(s.contiguous, 2U);
+  EXPECT_EQ(s.highest, 6U);
+  ASSERT_TRUE(put("s", 3));
+  ASSERT_TRUE(put("s", 4));
+  ASSERT_TRUE(put("s", 7));
+  s = state("s");
+  EXPECT_TRUE(s.gaps.empty());
+  EXPECT_EQ(s.contiguous, 7U);
+  EXPECT_EQ(s.highest, 7U);
+}
+
 TEST_F(SequenceTest, FillingTheMiddleOfARangeSplitsItAndKeepsItsDetectionTime) {
   ASSERT_TRUE(put("s", 1));
   ASSERT_TRUE(put("s", 10));
