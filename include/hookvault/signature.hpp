@@ -21,12 +21,11 @@
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/error.hpp"
+#include "hookvault/hmac.hpp"
 #include "hookvault/json.hpp"
 #include "hookvault/secret.hpp"
 
 namespace hookvault {
-
-using Mac = std::array<std::uint8_t, 32>;
 
 // Parses "<prefix><64 hex>" (hex case-insensitive, surrounding spaces ignored).
 // Errc::invalid_signature when absent or malformed.
@@ -59,8 +58,5 @@ class SignatureVerifier {
  private:
   std::vector<SecretBytes> secrets_;
 };
-
-// HMAC-SHA256(key, message).
-Mac hmac_sha256(ByteView key, ByteView message);
 
 }  // namespace hookvault

@@ -11,7 +11,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include <array>
@@ -23,6 +22,7 @@
 #include <span>
 
 #include "crypto/gcm.hpp"
+#include "hookvault/hmac.hpp"
 
 namespace hookvault {
 namespace {
@@ -38,7 +38,8 @@ constexpr std::string_view kCommitLabel = "hookvault-commit-v1";
 constexpr std::string_view kAadLabel = "hookvault-aead-v1";
 static_assert(kSealOverhead == kCiphertextOffset + kTagBytes);
 
-using Commitment = std::array<std::uint8_t, kCommitBytes>;
+using Commitment = Mac;
+static_assert(sizeof(Commitment) == kCommitBytes);
 
 [[noreturn]] void die(const char* what) {
   (void)std::fprintf(stderr, "hookvault: aead_seal: %s\n", what);
@@ -47,15 +48,7 @@ using Commitment = std::array<std::uint8_t, kCommitBytes>;
 
 // HMAC-SHA256(dek, "hookvault-commit-v1" || nonce). Not secret: it is stored.
 bool commitment(const SecretBytes& dek, ByteView nonce, Commitment& out) {
-  std::array<std::uint8_t, kCommitLabel.size() + kNonceBytes> message{};
-  std::memcpy(message.data(), kCommitLabel.data(), kCommitLabel.size());
-  std::memcpy(message.data() + kCommitLabel.size(), nonce.data(), kNonceBytes);
-  unsigned int len = 0;
-  const bool ok = HMAC(EVP_sha256(), dek.reveal().data(), static_cast<int>(dek.size()),
-                       message.data(), message.size(), out.data(), &len) != nullptr &&
-                  len == kCommitBytes;
-  if (!ok) ERR_clear_error();
-  return ok;
+  return hmac_sha256(dek.reveal(), {as_bytes(kCommitLabel), nonce}, out);
 }
 
 bool fits_int(std::size_t n) {

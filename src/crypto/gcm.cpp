@@ -15,6 +15,18 @@ namespace {
 
 constexpr std::size_t kKeyBytes = 32;
 
+// AES-256-GCM fetched once: EVP_aes_256_gcm() would be looked up by name in
+// the provider store at every EVP_CipherInit_ex (hmac.hpp says why that
+// matters); the built-in one when the fetch fails.
+const EVP_CIPHER* aes_256_gcm() noexcept {
+  static const EVP_CIPHER* const cipher = [] {
+    const EVP_CIPHER* fetched = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+    ERR_clear_error();
+    return fetched != nullptr ? fetched : EVP_aes_256_gcm();
+  }();
+  return cipher;
+}
+
 bool fits_int(std::size_t n) {
   return n <= static_cast<std::size_t>(std::numeric_limits<int>::max());
 }
@@ -28,7 +40,7 @@ CipherCtxPtr gcm_init(bool encrypt, const SecretBytes& key, ByteView nonce,
     if (!fits_int(part.size())) return nullptr;
   }
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx || EVP_CipherInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.reveal().data(),
+  if (!ctx || EVP_CipherInit_ex(ctx.get(), aes_256_gcm(), nullptr, key.reveal().data(),
                                 nonce.data(), encrypt ? 1 : 0) != 1) {
     return nullptr;
   }

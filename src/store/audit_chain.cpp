@@ -3,7 +3,6 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +11,7 @@
 #include <utility>
 
 #include "hookvault/aead.hpp"
+#include "hookvault/hmac.hpp"
 
 namespace hookvault::store {
 namespace {
@@ -21,7 +21,7 @@ constexpr std::size_t kAuditKeyBytes = 32;
 static_assert(kAuditKeyBytes == kDekBytes, "wrapped with wrap_dek, checked by unwrap_dek");
 constexpr std::string_view kHeadLabel = "hookvault-audit-head-v1";
 
-using Mac = std::array<std::uint8_t, kMacBytes>;
+static_assert(sizeof(Mac) == kMacBytes);
 
 boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
 
@@ -76,13 +76,7 @@ bool same(const Mac& a, ByteView b) noexcept {
 
 Result<Mac> hmac(const SecretBytes& key, const Bytes& message) {
   Mac out{};
-  unsigned int len = 0;
-  if (HMAC(EVP_sha256(), key.reveal().data(), static_cast<int>(key.size()), message.data(),
-           message.size(), out.data(), &len) == nullptr ||
-      len != kMacBytes) {
-    ERR_clear_error();
-    return err(Errc::internal);
-  }
+  if (!hmac_sha256(key.reveal(), {message}, out)) return err(Errc::internal);
   return out;
 }
 

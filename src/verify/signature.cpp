@@ -5,7 +5,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <cstdlib>
 #include <string>
@@ -19,24 +18,7 @@ Result<T> fail(Errc e) {
   return {boost::system::in_place_error, make_error_code(e)};
 }
 
-// HMAC-SHA256 into `out`; false only if OpenSSL fails (allocation).
-bool compute_hmac(ByteView key, ByteView message, Mac& out) noexcept {
-  static constexpr std::uint8_t kNoKey = 0;  // HMAC() wants a non-null key pointer
-  unsigned int len = 0;
-  const unsigned char* result =
-      HMAC(EVP_sha256(), key.empty() ? &kNoKey : key.data(), static_cast<int>(key.size()),
-           message.data(), message.size(), out.data(), &len);
-  return result != nullptr && len == out.size();
-}
-
 }  // namespace
-
-Mac hmac_sha256(ByteView key, ByteView message) {
-  Mac out{};
-  // Fails only when OpenSSL cannot allocate; a wrong MAC must never be returned.
-  if (!compute_hmac(key, message, out)) std::abort();
-  return out;
-}
 
 Result<Mac> parse_signature_header(std::string_view value, std::string_view prefix) {
   value = trim_ows(value);
@@ -63,7 +45,7 @@ bool SignatureVerifier::matches(ByteView message, const Mac& mac) const {
   Mac expected{};
   bool found = false;
   for (const auto& secret : secrets_) {
-    if (compute_hmac(secret.reveal(), message, expected) &&
+    if (hmac_sha256(secret.reveal(), {message}, expected) &&
         CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) == 0) {
       found = true;
       break;
