@@ -6,10 +6,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/cidr.hpp"
@@ -39,6 +41,19 @@ constexpr auto kWarningInterval = std::chrono::seconds(10);
 // After accept() failed for want of descriptors or memory: the connection
 // stays in the backlog, so accepting again at once would spin.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+
+// The I/O threads: `threads`, or one per core.
+unsigned io_threads(const ServerConfig& cfg) {
+  const unsigned n = cfg.threads != 0 ? cfg.threads : std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+// One io_context per I/O thread, each told it has one thread.
+std::vector<std::unique_ptr<asio::io_context>> make_shards(unsigned n) {
+  std::vector<std::unique_ptr<asio::io_context>> shards;
+  for (unsigned i = 0; i < n; ++i) shards.push_back(std::make_unique<asio::io_context>(1));
+  return shards;
+}
 
 IpAddress to_ip(const asio::ip::address& a) {
   return a.is_v6() ? a.to_v6().to_bytes() : ipv4_mapped(a.to_v4().to_bytes().data());
@@ -80,7 +95,7 @@ struct Server::Impl {
     explicit Conn(tcp::socket socket, ssl::context& tls)
         : stream(std::move(socket), tls.native_handle()) {}
     Stream stream;
-    bool busy = false;  // touched only on the connection's strand
+    bool busy = false;  // touched only on the connection's shard
   };
 
   Impl(const ServerConfig& c, RequestHandler& h, ListenerOptions o)
@@ -108,6 +123,8 @@ struct Server::Impl {
                                     {"listener", "reason"})
                            .with({options.name, "cap"})),
         handshake_timeouts(net::connection_timeouts(metrics).with({options.name, "handshake"})),
+        shards(make_shards(io_threads(cfg))),
+        ioc(*shards.front()),
         acceptor(ioc),
         accept_backoff(ioc),
         signals(ioc),
@@ -130,7 +147,14 @@ struct Server::Impl {
   MetricSeries& proxy_failures;
   MetricSeries& refused_at_cap;
   MetricSeries& handshake_timeouts;
-  asio::io_context ioc;
+  // The I/O threads' shards: each runs one io_context on its own thread, and
+  // a connection lives on one shard (round-robin at accept) for its whole
+  // life, so its handlers run in order with no strand, and a request never
+  // wakes another I/O thread. Shard 0 (`ioc`) also runs the acceptor, the
+  // signals and the shutdown timers.
+  std::vector<std::unique_ptr<asio::io_context>> shards;
+  asio::io_context& ioc;
+  std::size_t next_shard = 0;  // accept loop only
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
   asio::steady_timer accept_backoff;
@@ -172,7 +196,8 @@ struct Server::Impl {
   // touched. A slot frees when a connection is forgotten (forget()).
   asio::awaitable<void> accept_loop() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(ioc), kNoThrow);
+      asio::io_context& shard = *shards[next_shard];
+      auto [ec, socket] = co_await acceptor.async_accept(shard, kNoThrow);
       if (ec) {
         if (listener_closed || ec == asio::error::operation_aborted) co_return;
         if (std::uint64_t n = 0; accept_warning.due(n)) {
@@ -190,6 +215,7 @@ struct Server::Impl {
         refuse(socket);
         continue;
       }
+      next_shard = (next_shard + 1) % shards.size();
       socket.set_option(tcp::no_delay(true), ec);
       auto conn = std::make_shared<Conn>(std::move(socket), tls);
       ++open_count;
@@ -379,7 +405,7 @@ struct Server::Impl {
     grace.async_wait([this](boost::system::error_code wec) {
       if (!wec) {
         log(LogLevel::warn, "shutdown grace expired; closing remaining connections");
-        ioc.stop();
+        for (auto& shard : shards) shard->stop();
       }
     });
   }
@@ -414,15 +440,21 @@ void Server::run(bool handle_signals) {
   const auto ep = local_endpoint();
   log(LogLevel::info, "listening",
       {{"listener", impl.options.name}, {"address", ep.host}, {"port", ep.port}});
-  unsigned n = impl.cfg.threads != 0 ? impl.cfg.threads : std::thread::hardware_concurrency();
-  if (n == 0) n = 1;
+  // Shards 1.. keep running, with or without connections, until shard 0
+  // (the listener, the shutdown) is done; then they finish what they hold.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
   std::vector<std::thread> threads;
-  const auto run = [&impl] {
-    name_this_thread("hv-" + impl.options.name);
-    impl.ioc.run();
-  };
-  for (unsigned i = 1; i < n; ++i) threads.emplace_back(run);
-  run();
+  for (std::size_t i = 1; i < impl.shards.size(); ++i) {
+    asio::io_context& shard = *impl.shards[i];
+    keep.push_back(asio::make_work_guard(shard));
+    threads.emplace_back([&impl, &shard] {
+      name_this_thread("hv-" + impl.options.name);
+      shard.run();
+    });
+  }
+  name_this_thread("hv-" + impl.options.name);
+  impl.ioc.run();
+  keep.clear();
   for (auto& t : threads) t.join();
 }
 
