@@ -132,6 +132,16 @@ TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {
   EXPECT_EQ(daemon_->stop(), 0);
   start(config);
   ASSERT_EQ(deliver(nodit_message("42", 5)).status, 200U);
+  // The restarted daemon first asks for failed deliveries (status=FAIL) of
+  // the subscriptions it knows. Had that query come after the history below
+  // was added, it would fetch 3 (a FAIL) itself, and the gap's own query
+  // would start at 4: wait for it first.
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& req : fake.requests()) {
+      if (req.query.count("status") && req.query.at("status") == "FAIL") return true;
+    }
+    return false;
+  }));
   // 3 and 4 never arrive as webhooks; the history API has them.
   fake.add("42", 3, "FAIL", "2025-10-01T15:13:27.000Z", nodit_message("42", 3));
   fake.add("42", 4, "SUCCESS", "2025-10-01T15:13:28.000Z", nodit_message("42", 4));
