@@ -129,6 +129,12 @@ Bytes Statement::column_blob(int column) const {
 
 Result<Connection> Connection::open(const std::filesystem::path& path, int flags,
                                     std::chrono::milliseconds busy_timeout) {
+  // Debian's SQLite counts every allocation in global statistics under one
+  // process-wide mutex (SQLITE_DEFAULT_MEMSTATUS=1); nothing here reads them.
+  // It must be said before SQLite initializes (the first open); if something
+  // else opened a database first, SQLite refuses and keeps counting.
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  static_cast<void>(memstatus_off);
   sqlite3* raw = nullptr;
   const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
   DbPtr db(raw);  // sqlite3_open_v2 may hand back a handle even on failure

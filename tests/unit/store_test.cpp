@@ -3,6 +3,7 @@
 // reopen. Real SQLite files in a TempDir and a memory KEK. Fault injection (commit failures, open
 // failures) is in store_fault_test.cpp.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <atomic>
@@ -178,6 +179,26 @@ class StoreTest : public ::testing::Test {
   std::shared_ptr<const hookvault::Kek> kek_ =
       hookvault::make_memory_kek(SecretBytes::random(32), "test:1");
 };
+
+// The store turns SQLite's global allocation statistics off (one process-wide
+// mutex per allocation; src/store/sqlite.cpp) before SQLite initializes. It
+// can only do so in a process where nothing opened a database before it: ctest
+// runs each test in a process of its own.
+TEST(SqliteConfig, AllocationStatisticsAreOffOnceAStoreIsOpen) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir / "hookvault.db";
+  auto store = Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "t:1"));
+  ASSERT_TRUE(store) << store.error().message();
+  WriteRequest r;
+  r.event.source = "nodit";
+  r.event.idempotency_key = "sub:1";
+  r.event.payload = R"({"n":1})";
+  ASSERT_TRUE((*store)->write(std::move(r)));
+  // With the statistics on, every allocation SQLite holds would be counted.
+  EXPECT_EQ(sqlite3_memory_used(), 0);
+  EXPECT_EQ(sqlite3_memory_highwater(0), 0);
+}
 
 TEST(StoreNames, OriginAndMaterialsState) {
   EXPECT_EQ(hookvault::origin_name(Origin::signature), "signature");
