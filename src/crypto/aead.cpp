@@ -10,7 +10,6 @@
 #include "hookvault/aead.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 #include <openssl/rand.h>
 
 #include <array>

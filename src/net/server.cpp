@@ -6,9 +6,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -444,16 +446,16 @@ void Server::run(bool handle_signals) {
   // (the listener, the shutdown) is done; then they finish what they hold.
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep;
   std::vector<std::thread> threads;
+  const std::string thread_name = "hv-" + impl.options.name;
+  const auto run_shard = [&thread_name](asio::io_context& shard) {
+    name_this_thread(thread_name);
+    shard.run();
+  };
   for (std::size_t i = 1; i < impl.shards.size(); ++i) {
-    asio::io_context& shard = *impl.shards[i];
-    keep.push_back(asio::make_work_guard(shard));
-    threads.emplace_back([&impl, &shard] {
-      name_this_thread("hv-" + impl.options.name);
-      shard.run();
-    });
+    keep.push_back(asio::make_work_guard(*impl.shards[i]));
+    threads.emplace_back(run_shard, std::ref(*impl.shards[i]));
   }
-  name_this_thread("hv-" + impl.options.name);
-  impl.ioc.run();
+  run_shard(impl.ioc);
   keep.clear();
   for (auto& t : threads) t.join();
 }

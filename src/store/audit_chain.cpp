@@ -1,8 +1,6 @@
 #include "store/audit_chain.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>

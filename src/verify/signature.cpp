@@ -4,9 +4,7 @@
 #include "hookvault/bytes.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
-#include <cstdlib>
 #include <string>
 #include <utility>
 
