@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
@@ -120,31 +121,40 @@ class StoreTest : public ::testing::Test {
         std::string(raise) + ", 'poisoned'); END");
   }
 
-  // Submits `requests` while the writer is held in the completion of a "gate"
-  // request, so that they are written as one batch. Their results in order,
-  // and how many commits the store made meanwhile.
+  // Holds the writer inside a batch of its own: an audit append whose
+  // audit-key unwrap waits at the gate KEK (gate_kek.hpp). The returned
+  // future is that append's answer, once gate_.release() let it through.
+  std::future<Result<std::int64_t>> hold_writer(Store& store) {
+    gate_->hold();
+    auto promise = std::make_shared<std::promise<Result<std::int64_t>>>();
+    auto answer = promise->get_future();
+    store.audit(hookvault::AuditEntry{"test:gate", "gate", "writer", "ok"},
+                [promise](Result<std::int64_t> r) { promise->set_value(std::move(r)); });
+    EXPECT_TRUE(gate_->wait_entered(1)) << "the writer never reached the gate";
+    return answer;
+  }
+
+  // Submits `requests` while the writer is held (hold_writer), so that they
+  // are written as one batch. Their results in order, and how many commits
+  // the store made for them.
   struct Batched {
     std::vector<Result<WriteResult>> results;
     std::uint64_t commits = 0;
   };
-  static Batched submit_as_one_batch(Store& store, std::vector<WriteRequest> requests) {
-    std::promise<void> release;
-    std::latch gate_entered(1);
-    store.submit(plain_event("gate"), [&](Result<WriteResult>) {
-      gate_entered.count_down();
-      release.get_future().wait();
-    });
-    gate_entered.wait();
+  Batched submit_as_one_batch(Store& store, std::vector<WriteRequest> requests) {
+    auto gate = hold_writer(store);
     std::vector<std::promise<Result<WriteResult>>> promises(requests.size());
     for (std::size_t i = 0; i < requests.size(); ++i) {
       store.submit(std::move(requests[i]),
                    [&promises, i](Result<WriteResult> r) { promises[i].set_value(r); });
     }
     const auto commits_before = store.stats().commits;
-    release.set_value();
+    gate_->release();
+    EXPECT_TRUE(gate.get());
     Batched out;
     for (auto& p : promises) out.results.push_back(p.get_future().get());
-    out.commits = store.stats().commits - commits_before;
+    // Commits count once durable: the gate's batch is one of them.
+    out.commits = store.stats().commits - commits_before - 1;
     return out;
   }
 
@@ -176,8 +186,11 @@ class StoreTest : public ::testing::Test {
   std::int64_t count_events() { return RawDb(path()).integer("SELECT count(*) FROM events"); }
 
   TempDir dir_;
-  std::shared_ptr<const hookvault::Kek> kek_ =
-      hookvault::make_memory_kek(SecretBytes::random(32), "test:1");
+  // Passes everything through until hold_writer() holds it.
+  std::shared_ptr<hookvault::testing::GateKek> gate_ =
+      std::make_shared<hookvault::testing::GateKek>(
+          hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
+  std::shared_ptr<const hookvault::Kek> kek_ = gate_;
 };
 
 // The store turns SQLite's global allocation statistics off (one process-wide
@@ -361,12 +374,11 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
   auto store = open_store(kMaxBatch);
   ASSERT_TRUE(store);
 
-  // Hold the writer in the first completion until every request is queued,
-  // so the next commits must take full batches.
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  std::latch all_done(kThreads * kPerThread + 1);
-  std::vector<std::int64_t> completion_order;  // written on the writer thread only
+  // Hold the writer until every request is queued, so the next commits must
+  // take full batches.
+  auto gate = hold_writer(*store);
+  std::latch all_done(kThreads * kPerThread);
+  std::vector<std::int64_t> completion_order;  // written on the syncer thread only
   std::atomic<int> failures{0};
   const auto record = [&](Result<WriteResult> r) {
     if (!r || r->duplicate) {
@@ -376,11 +388,6 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
     }
     all_done.count_down();
   };
-  store->submit(plain_event("gate"), [&](Result<WriteResult> r) {
-    released.wait();
-    record(r);
-  });
-
   std::vector<std::thread> threads;
   threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
@@ -391,18 +398,19 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
     });
   }
   for (auto& th : threads) th.join();
-  release.set_value();
+  gate_->release();
+  EXPECT_TRUE(gate.get());
   all_done.wait();
 
   EXPECT_EQ(failures.load(), 0);
-  ASSERT_EQ(completion_order.size(), std::size_t{kThreads * kPerThread + 1});
+  ASSERT_EQ(completion_order.size(), std::size_t{kThreads * kPerThread});
   EXPECT_TRUE(std::is_sorted(completion_order.begin(), completion_order.end()));
   EXPECT_EQ(std::set<std::int64_t>(completion_order.begin(), completion_order.end()).size(),
             completion_order.size());
-  EXPECT_EQ(count_events(), kThreads * kPerThread + 1);
+  EXPECT_EQ(count_events(), kThreads * kPerThread);
 
   const auto stats = store->stats();
-  EXPECT_EQ(stats.committed_requests, std::uint64_t{kThreads * kPerThread + 1});
+  EXPECT_EQ(stats.committed_requests, std::uint64_t{kThreads * kPerThread + 1});  // and the gate
   EXPECT_EQ(stats.largest_batch, kMaxBatch);
   EXPECT_LT(stats.commits, std::uint64_t{kThreads * kPerThread / 8});
   EXPECT_EQ(stats.failed_batches, 0U);
@@ -668,13 +676,7 @@ TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
 
   // Block the writer so that both resolutions pass their read-side check and
   // reach the writer in the same batch as an unrelated write.
-  std::promise<void> release;
-  std::latch gate_entered(1);
-  store->submit(plain_event("gate"), [&](Result<WriteResult>) {
-    gate_entered.count_down();
-    release.get_future().wait();
-  });
-  gate_entered.wait();
+  auto gate = hold_writer(*store);
   std::vector<Result<MaterialsState>> results(2, Result<MaterialsState>(MaterialsState::none));
   std::thread a([&] {
     results[0] =
@@ -687,7 +689,8 @@ TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
   std::promise<Result<WriteResult>> unrelated;
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   store->submit(plain_event("unrelated"), [&](Result<WriteResult> r) { unrelated.set_value(r); });
-  release.set_value();
+  gate_->release();
+  EXPECT_TRUE(gate.get());
   a.join();
   b.join();
   EXPECT_FALSE(ok(unrelated.get_future().get()).duplicate);
@@ -772,11 +775,12 @@ TEST_F(StoreTest, ARevocationBesideAFailingRequestCommitsOnceWithItsAuditRecord)
   auto bad_event = store->find_event(kSource, "bad");
   ASSERT_TRUE(bad_event);
   EXPECT_FALSE(*bad_event);
-  // Exactly one more audit record (the revocation's), and the chain holds.
+  // Exactly one more audit record (the revocation's) besides the gate's that
+  // held the writer (submit_as_one_batch), and the chain holds.
   const auto audit_after = store->verify_audit();
   ASSERT_TRUE(audit_after);
   EXPECT_TRUE(audit_after->ok) << audit_after->problem;
-  EXPECT_EQ(audit_after->records, audit_before->records + 1);
+  EXPECT_EQ(audit_after->records, audit_before->records + 2);
   // The revocation's zero overwrite reached the files (checkpointed before the
   // answers): the sealed share is in neither the database nor its WAL.
   for (const auto& file : {path(), std::filesystem::path(path().string() + "-wal")}) {
