@@ -17,10 +17,14 @@
 //   replayed older `created` never brings materials back.
 // - Group commit: one writer thread owns the write connection; submit() queues a
 //   request; the writer drains the queue into one transaction (one SAVEPOINT per
-//   request, so one failing request does not fail the others), commits with
-//   synchronous=FULL, and only then calls each request's completion. When the
-//   commit fails, every request of the batch completes with
-//   Errc::store_unavailable and nothing of it is stored.
+//   request, so one failing request does not fail the others) and commits;
+//   the syncer thread then syncs the WAL, and only then calls each request's
+//   completion (src/store/syncer.hpp), while the writer already runs the next
+//   batch. When the commit fails, every request of the batch completes with
+//   Errc::store_unavailable and nothing of it is stored. When the sync fails,
+//   every request of the batches it was to cover completes with
+//   Errc::store_unavailable (their rows may be stored: they were committed),
+//   and so does every later write, until the store is opened again.
 // - Ids are assigned in commit order and never reused (AUTOINCREMENT), so
 //   `list_events(after = last seen id)` reads every event once, in arrival order.
 // - The audit log (audit.hpp) lives in the same file: audit() appends a record
@@ -56,7 +60,8 @@
 // The schema is documented in src/store/schema.hpp.
 //
 // Thread-safety: all methods are safe from any thread. Completions run on the
-// writer thread and must not block. Reads use their own connection(s) and never
+// syncer thread (refusals of a closed store on the caller's, of a failed
+// commit on the writer's) and must not block. Reads use their own connection(s) and never
 // wait for the writer (WAL). Several processes may open the same file: SQLite's
 // write lock serialises their writers (and so their audit appends).
 #pragma once
@@ -193,12 +198,13 @@ struct StoredMaterials {
 // Counters of the group-commit writer since open(), for metrics and tests.
 // Added by the store implementation (not part of the original contract).
 struct StoreStats {
-  std::uint64_t commits = 0;             // successful group commits (batches)
+  std::uint64_t commits = 0;             // group commits made durable (batches)
   std::uint64_t committed_requests = 0;  // requests completed by those commits
   std::uint64_t failed_batches = 0;      // batches completed with store_unavailable
   std::size_t largest_batch = 0;         // most requests in one committed batch
   std::uint64_t checkpoints = 0;  // WAL checkpoints run (the checkpointer's and the writer's)
   std::uint64_t checkpoint_failures = 0;  // checkpoints that failed (not counting SQLITE_BUSY)
+  std::uint64_t wal_syncs = 0;  // WAL syncs before answering (one may cover several commits)
 };
 
 // Sequence tracking of one Nodit subscription (see src/store/sequences.hpp for
@@ -247,7 +253,8 @@ class Store {
   using AuditCompletion = std::function<void(Result<std::int64_t>)>;
 
   // Opens (creating when absent) the database, applies the schema, sets WAL,
-  // synchronous=FULL, secure_delete=ON, and starts the writer thread.
+  // synchronous=NORMAL (the syncer syncs), secure_delete=ON, proves that a
+  // commit and a WAL sync succeed, and starts the writer and syncer threads.
   // Errc::store_unavailable when the file cannot be opened or written.
   static Result<std::unique_ptr<Store>> open(const StoreOptions& options,
                                              std::shared_ptr<const Kek> kek);
@@ -256,7 +263,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Group-committed write; `done` runs on the writer thread after the commit.
+  // Group-committed write; `done` runs on the syncer thread once the commit
+  // is synced.
   // After close(), completes at once with Errc::store_unavailable.
   void submit(WriteRequest request, Completion done);
   // Blocking convenience over submit(). Errc::internal when called from a
@@ -298,7 +306,8 @@ class Store {
   // The newest event time (ms) stored for `source`; nullopt when none.
   Result<std::optional<std::int64_t>> latest_event_time_ms(std::string_view source) const;
 
-  // For /readyz: false once a commit failed, true again once a commit wrote
+  // For /readyz: false once a commit failed (for good once a WAL sync
+  // failed: see Group commit above), true again once a commit wrote
   // to the file (open's probe write counts). A commit that wrote nothing (a
   // batch of duplicates) leaves it as it was. While false, the idle writer
   // retries a small probe write every second (without waiting for another
@@ -307,8 +316,8 @@ class Store {
   bool writable() const noexcept;
 
   // --- audit log (audit.hpp) ---
-  // Appends `entry` through the group-commit writer; `done` runs on the writer
-  // thread after the COMMIT with the record's seq. Errc::missing_field /
+  // Appends `entry` through the group-commit writer; `done` runs on the syncer
+  // thread once the COMMIT is synced, with the record's seq. Errc::missing_field /
   // Errc::invalid_field for an entry check_audit_entry refuses (empty actor,
   // action or outcome; a field over kMaxAuditFieldBytes), at once;
   // Errc::store_unavailable after close() or when the commit fails;

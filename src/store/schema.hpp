@@ -6,7 +6,11 @@
 //   The file is created with mode 0600 (SQLite gives the -wal and -shm files the
 //   same mode). Every open sets, on the write connection:
 //     PRAGMA journal_mode = WAL;      readers never wait for the writer
-//     PRAGMA synchronous = FULL;      a commit is on disk before it is reported
+//     PRAGMA synchronous = NORMAL;    a commit does not sync the WAL; the
+//                                     syncer thread syncs it before any
+//                                     request of the commit is answered
+//                                     (syncer.hpp), so a commit is on disk
+//                                     before it is reported
 //     PRAGMA secure_delete = ON;      freed cells and pages are zero-filled
 //     PRAGMA foreign_keys = ON;       the references below are enforced
 //     PRAGMA trusted_schema = OFF;    (also on the read connection)
@@ -223,7 +227,7 @@ inline constexpr char kPreviousVersionText[] = "1";  // upgraded on open
 // set separately, because its answer must be checked.
 inline constexpr char kJournalModeWal[] = "PRAGMA journal_mode = WAL";
 inline constexpr char kWriterPragmas[] =
-    "PRAGMA synchronous = FULL;"
+    "PRAGMA synchronous = NORMAL;"
     "PRAGMA secure_delete = ON;"
     "PRAGMA foreign_keys = ON;"
     "PRAGMA trusted_schema = OFF;";

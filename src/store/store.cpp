@@ -14,7 +14,14 @@
 //   failing request's writes are undone and the others commit (write_batch).
 //   There is no timer: an idle store commits a lone request at once, a busy one
 //   groups whatever arrived during the previous commit.
-// - Completions run on the writer thread after the COMMIT returned.
+// - Durability is pipelined (syncer.hpp): the write connection commits with
+//   synchronous = NORMAL, and the writer hands each committed batch to the
+//   syncer thread and goes on with the next one. The syncer syncs the WAL and
+//   only then runs the batch's completions, so a request is acknowledged
+//   (duplicates too: the row they found may be as recent) only once a sync
+//   that began after its commit succeeded. Completions run on the syncer
+//   thread. A failed sync fails its batches and every later write until the
+//   store is opened again (writable() stays false).
 // - Reads use one read-only connection under a mutex; rows are copied out
 //   under the mutex and opened (unwrap + aead_open) after it is released.
 // - writable() (/readyz) turns false when a batch fails to commit and true
@@ -74,6 +81,7 @@
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
 #include "store/sqlite.hpp"
+#include "store/syncer.hpp"
 
 namespace hookvault {
 namespace {
@@ -503,12 +511,14 @@ std::string resolution_outcome(MaterialsState state, std::string_view failure_re
 
 struct Store::Impl {
   Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
-       Connection reader_db, std::unique_ptr<store::Checkpointer> checkpointer)
+       Connection reader_db, std::unique_ptr<store::Checkpointer> checkpointer,
+       std::unique_ptr<store::Syncer> syncer)
       : options_(options),
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
         writer_db_(std::move(writer_db)),
         checkpointer_(std::move(checkpointer)),
+        syncer_(std::move(syncer)),
         reader_db_(std::move(reader_db)) {
     checkpointer_->install(writer_db_);
     if (options.metrics != nullptr) {
@@ -540,11 +550,12 @@ struct Store::Impl {
   }
 
   // The blocking calls: runs start(done) and waits until `done` was called
-  // (by start itself on an early error, else by the writer after the commit).
-  // Errc::internal on the writer thread, which would wait for itself.
+  // (by start itself on an early error, else by the syncer after the sync).
+  // Errc::internal on the writer or the syncer thread (a completion), which
+  // would wait for itself.
   template <class T, class Start>
   Result<T> run_sync(Start&& start) {
-    if (on_writer_thread()) return err(Errc::internal);
+    if (on_writer_thread() || syncer_->on_thread()) return err(Errc::internal);
     std::promise<Result<T>> promise;
     auto future = promise.get_future();
     std::forward<Start>(start)(std::function<void(Result<T>)>(
@@ -648,9 +659,15 @@ struct Store::Impl {
   // Checkpoints the WAL on a thread of its own (checkpointer.hpp); stopped
   // by close() before the connections close.
   std::unique_ptr<store::Checkpointer> checkpointer_;
+  // Syncs the WAL after each commit and then runs the completions
+  // (syncer.hpp); stopped by close() after the writer, before the connections.
+  std::unique_ptr<store::Syncer> syncer_;
   // The batch zero-overwrote old ciphertext (a revocation, replaced materials,
   // a redaction): run_batch checkpoints before the completions.
   bool overwrote_ = false;
+  // Commits that wrote to the file (batches, probes, purges), for the syncer:
+  // a batch that wrote nothing waits only for the sync of the newest of them.
+  std::uint64_t written_commits_ = 0;
   // The audit key, unwrapped by the first append of the current write
   // transaction; reset (wiped) when that transaction ends (run_batch) and
   // when a batch begins (begin_batch: its second pass reads it again).
@@ -771,7 +788,7 @@ void Store::Impl::writer_loop() {
       if (queue_.empty()) {
         if (stopping_) return;
         lock.unlock();
-        if (!writable_.load()) {
+        if (!writable_.load() && !syncer_->failed()) {
           // Idle and not writable: try again, so readiness recovers on its own;
           // without waiting for a lock, so a request that arrives meanwhile
           // does not wait behind the probe.
@@ -830,11 +847,18 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
     static_cast<void>(run(kRollback));
     return r.error();
   }
+  ++written_commits_;
   static_cast<void>(checkpoint_truncate());  // best effort: the next purge or close retries
   return ids.size();
 }
 
 void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) {
+  if (syncer_->failed()) {
+    // Nothing written now could be acknowledged (syncer.hpp).
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& work : batch) complete_with(work, Errc::store_unavailable);
+    return;
+  }
   const auto started = Clock::now();
   // What the oldest request has left of the busy timeout: no request waits
   // for another process's lock longer than that in all.
@@ -859,16 +883,9 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
     return;
   }
   // A commit that wrote nothing (only duplicates) says nothing about the disk.
-  if (wrote) mark_writable();
-  if (commit_seconds_ != nullptr) {
-    commit_seconds_->observe(std::chrono::duration<double>(Clock::now() - started).count());
-    batch_size_->observe(static_cast<double>(batch.size()));
-  }
-  commits_.fetch_add(1, std::memory_order_relaxed);
-  committed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
-  std::size_t largest = largest_batch_.load(std::memory_order_relaxed);
-  while (batch.size() > largest &&
-         !largest_batch_.compare_exchange_weak(largest, batch.size(), std::memory_order_relaxed)) {
+  if (wrote) {
+    ++written_commits_;
+    mark_writable();
   }
   if (overwrote_) {
     // Crypto-shredding: before a revocation, a replacement of a wallet's
@@ -883,8 +900,30 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
           {{"error", sqlite3_errstr(rc)}});
     }
   }
-  for (auto& work : batch) complete(work);
-  // After the completions, so no request waits for it.
+  // The completions run once the WAL is synced; the next batch begins now.
+  auto done = std::make_shared<std::vector<Work>>(std::move(batch));
+  batch = std::vector<Work>();
+  batch.reserve(std::min<std::size_t>(max_batch_, 1024));
+  syncer_->push(written_commits_, [this, done, started](bool durable) {
+    if (!durable) {
+      writable_.store(false);  // for good: the syncer logged why (syncer.hpp)
+      failed_batches_.fetch_add(1, std::memory_order_relaxed);
+      for (auto& work : *done) complete_with(work, Errc::store_unavailable);
+      return;
+    }
+    if (commit_seconds_ != nullptr) {
+      commit_seconds_->observe(std::chrono::duration<double>(Clock::now() - started).count());
+      batch_size_->observe(static_cast<double>(done->size()));
+    }
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    committed_requests_.fetch_add(done->size(), std::memory_order_relaxed);
+    std::size_t largest = largest_batch_.load(std::memory_order_relaxed);
+    while (done->size() > largest && !largest_batch_.compare_exchange_weak(
+                                         largest, done->size(), std::memory_order_relaxed)) {
+    }
+    for (auto& work : *done) complete(work);
+  });
+  // After the hand-over, so no request waits for it.
   checkpointer_->after_batch(writer_db_);
 }
 
@@ -957,7 +996,7 @@ void Store::Impl::mark_unwritable(int sqlite_code) {
 }
 
 void Store::Impl::mark_writable() {
-  if (writable_.exchange(true)) return;
+  if (syncer_->failed() || writable_.exchange(true)) return;
   log(LogLevel::warn, "store writable again");
 }
 
@@ -969,6 +1008,7 @@ Result<void> Store::Impl::probe() {
     return stmt->bind_text(1, std::to_string(now_ms())).run();
   }();
   if (r) r = run(kCommit);
+  if (r) ++written_commits_;
   if (!r && writer_db_.in_transaction()) static_cast<void>(run(kRollback));
   return r;
 }
@@ -1273,6 +1313,10 @@ void Store::Impl::close() {
     if (writer_.get_id() == std::this_thread::get_id()) return;
     writer_.join();
   }
+  // The same from a completion on the syncer thread. Otherwise the writer
+  // has handed over its last batch: sync it and run its completions.
+  if (syncer_->on_thread()) return;
+  syncer_->stop();
   writable_.store(false);
   checkpointer_->stop();
   {
@@ -1305,7 +1349,7 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
   if (!mode || *mode != "wal") return err(Errc::store_unavailable);
   if (!db.exec(store::schema::kWriterPragmas)) return err(Errc::store_unavailable);
   for (auto [pragma, expected] :
-       {std::pair{"PRAGMA synchronous", "2"}, std::pair{"PRAGMA secure_delete", "1"},
+       {std::pair{"PRAGMA synchronous", "1"}, std::pair{"PRAGMA secure_delete", "1"},
         std::pair{"PRAGMA foreign_keys", "1"}}) {
     auto value = db.query_text(pragma);
     if (!value || *value != expected) return err(Errc::store_unavailable);
@@ -1366,10 +1410,16 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
   auto checkpointer = store::Checkpointer::start(
       options.path, store::CheckpointOptions{options.checkpoint_pages, options.wal_limit_pages});
   if (!checkpointer) return checkpointer.error();
-  auto impl = std::make_unique<Impl>(options, std::move(kek), std::move(*writer),
-                                     std::move(*reader), std::move(*checkpointer));
-  // Prove that a commit reaches the disk before reporting the store writable.
-  if (!impl->probe()) return err(Errc::store_unavailable);
+  auto syncer = store::Syncer::start(options.path);
+  if (!syncer) return syncer.error();
+  auto impl =
+      std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader),
+                             std::move(*checkpointer), std::move(*syncer));
+  // Prove that a commit reaches the disk before reporting the store writable:
+  // commit, then sync the WAL through the write connection's own file, whose
+  // first sync of a new WAL also syncs its directory entry (the syncer's
+  // connection did not create the file, so its syncs do not).
+  if (!impl->probe() || !store::sync_wal(impl->writer_db_)) return err(Errc::store_unavailable);
   impl->start();
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
@@ -1786,7 +1836,9 @@ Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
   return RewrapProgress{*moved, *remaining, current};
 }
 
-bool Store::writable() const noexcept { return impl_->writable_.load(); }
+bool Store::writable() const noexcept {
+  return impl_->writable_.load() && !impl_->syncer_->failed();
+}
 
 StoreStats Store::stats() const noexcept {
   StoreStats s;
@@ -1796,6 +1848,7 @@ StoreStats Store::stats() const noexcept {
   s.largest_batch = impl_->largest_batch_.load(std::memory_order_relaxed);
   s.checkpoints = impl_->checkpointer_->checkpoints();
   s.checkpoint_failures = impl_->checkpointer_->failures();
+  s.wal_syncs = impl_->syncer_->syncs();
   return s;
 }
 

@@ -6,7 +6,14 @@
 // connections with the default VFS). While `fail` is set, every write and
 // sync of a main database or WAL file fails like a full disk (SQLITE_FULL) or
 // a failed fsync (SQLITE_IOERR_FSYNC). This works as root too, where making a
-// file read-only would not stop the writer.
+// file read-only would not stop the writer. It can also hold every sync of a
+// WAL file until released, to show what waits for the sync.
+//
+// A full disk fails the COMMIT itself: nothing of the batch is stored, and the
+// store recovers once writes succeed again (StoreFaultTest, DiskFull). With
+// synchronous = NORMAL a COMMIT does not sync; the syncer thread does, before
+// any request is answered (src/store/syncer.hpp), and a failed sync stops all
+// writes until the store is opened again (StoreSyncTest).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -14,13 +21,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <latch>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
@@ -98,6 +110,7 @@ class FaultVfs {
 
   static void uninstall() {
     fail_.store(false);
+    hold_wal_syncs(false);
     EXPECT_EQ(sqlite3_vfs_unregister(&vfs_), SQLITE_OK);
     EXPECT_EQ(sqlite3_vfs_register(real_, 1), SQLITE_OK);
   }
@@ -107,11 +120,26 @@ class FaultVfs {
     fail_.store(on);
   }
 
+  // While held, every xSync of a WAL file waits until hold_wal_syncs(false).
+  static void hold_wal_syncs(bool on) {
+    {
+      std::lock_guard lock(hold_mu_);
+      hold_ = on;
+    }
+    hold_cv_.notify_all();
+  }
+  // xSync calls of WAL files waiting in a hold right now.
+  static int held_wal_syncs() {
+    std::lock_guard lock(hold_mu_);
+    return held_;
+  }
+
  private:
   struct File {
     sqlite3_file base;
     sqlite3_file* real;
     bool faultable;  // a main database or WAL file
+    bool wal;
   };
 
   static sqlite3_file* real_of(sqlite3_file* f) { return reinterpret_cast<File*>(f)->real; }
@@ -119,11 +147,20 @@ class FaultVfs {
     return reinterpret_cast<File*>(f)->faultable && fail_.load() && mode_.load() == mode;
   }
 
+  static void wait_while_held(sqlite3_file* f) {
+    if (!reinterpret_cast<File*>(f)->wal) return;
+    std::unique_lock lock(hold_mu_);
+    ++held_;
+    hold_cv_.wait(lock, [] { return !hold_; });
+    --held_;
+  }
+
   static int open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags,
                   int* out_flags) {
     auto* f = reinterpret_cast<File*>(file);
     f->real = reinterpret_cast<sqlite3_file*>(f + 1);
     f->faultable = (flags & (SQLITE_OPEN_MAIN_DB | SQLITE_OPEN_WAL)) != 0;
+    f->wal = (flags & SQLITE_OPEN_WAL) != 0;
     const int rc = real_->xOpen(real_, name, f->real, flags, out_flags);
     f->base.pMethods = f->real->pMethods != nullptr ? &kMethods : nullptr;
     return rc;
@@ -144,6 +181,7 @@ class FaultVfs {
         return real_of(f)->pMethods->xTruncate(real_of(f), size);
       },
       [](sqlite3_file* f, int flags) {
+        wait_while_held(f);
         if (failing(f, Mode::fsync)) return SQLITE_IOERR_FSYNC;
         return real_of(f)->pMethods->xSync(real_of(f), flags);
       },
@@ -180,9 +218,13 @@ class FaultVfs {
   static inline sqlite3_vfs vfs_{};
   static inline std::atomic<bool> fail_{false};
   static inline std::atomic<Mode> mode_{Mode::full};
+  static inline std::mutex hold_mu_;
+  static inline std::condition_variable hold_cv_;
+  static inline bool hold_ = false;  // guarded by hold_mu_
+  static inline int held_ = 0;       // guarded by hold_mu_
 };
 
-class StoreFaultTest : public ::testing::TestWithParam<FaultVfs::Mode> {
+class StoreFaultBase : public ::testing::Test {
  protected:
   void SetUp() override { FaultVfs::install(); }
   void TearDown() override { FaultVfs::uninstall(); }
@@ -205,9 +247,27 @@ class StoreFaultTest : public ::testing::TestWithParam<FaultVfs::Mode> {
     return condition();
   }
 
+  // An audit append, answered through the returned future.
+  static std::future<Result<std::int64_t>> audit(Store& store, const std::string& subject) {
+    auto promise = std::make_shared<std::promise<Result<std::int64_t>>>();
+    auto answer = promise->get_future();
+    store.audit(hookvault::AuditEntry{"test:gate", "gate", subject, "ok"},
+                [promise](Result<std::int64_t> r) { promise->set_value(std::move(r)); });
+    return answer;
+  }
+
   TempDir dir_;
-  std::shared_ptr<const hookvault::Kek> kek_ = test_kek();
+  // Holds the writer inside a batch when a test needs it (gate_kek.hpp).
+  std::shared_ptr<hookvault::testing::GateKek> gate_ =
+      std::make_shared<hookvault::testing::GateKek>(test_kek());
+  std::shared_ptr<const hookvault::Kek> kek_ = gate_;
 };
+
+class StoreFaultTest : public StoreFaultBase,
+                       public ::testing::WithParamInterface<FaultVfs::Mode> {};
+class StoreOpenFaultTest : public StoreFaultBase,
+                           public ::testing::WithParamInterface<FaultVfs::Mode> {};
+class StoreSyncTest : public StoreFaultBase {};
 
 TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
   auto store = open_store();
@@ -215,16 +275,14 @@ TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
   ASSERT_TRUE(store->write(plain_event("before")));
   EXPECT_TRUE(store->writable());
 
-  // Hold the writer after the gate's commit; queue a batch; fail its commit.
-  std::promise<void> release;
-  std::latch gate_entered(1);
-  store->submit(plain_event("gate"), [&](Result<WriteResult> r) {
-    EXPECT_TRUE(r);
-    gate_entered.count_down();
-    release.get_future().wait();
-  });
-  gate_entered.wait();
-  FaultVfs::fail(true, GetParam());
+  // Hold the writer in a batch of its own: an audit append whose audit-key
+  // unwrap waits at the gate KEK. Queue the next batch behind it, opened by
+  // another audit append; let the first batch commit; once the writer waits
+  // at the gate again, inside the second batch, fail its commit.
+  gate_->hold();
+  auto first = audit(*store, "first");
+  ASSERT_TRUE(gate_->wait_entered(1));
+  auto second = audit(*store, "second");
   constexpr int kBatch = 20;
   std::latch batch_done(kBatch);
   std::vector<Result<WriteResult>> results(kBatch, Result<WriteResult>(WriteResult{}));
@@ -235,8 +293,15 @@ TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
     });
   }
   const auto failed_before = store->stats().failed_batches;
-  release.set_value();
+  gate_->allow(1);
+  ASSERT_TRUE(first.get());
+  ASSERT_TRUE(gate_->wait_entered(2));
+  FaultVfs::fail(true, GetParam());
+  gate_->release();
   batch_done.wait();
+  auto second_answer = second.get();
+  ASSERT_FALSE(second_answer);
+  EXPECT_EQ(errc_of(second_answer.error()), Errc::store_unavailable);
   for (int i = 0; i < kBatch; ++i) {
     ASSERT_FALSE(results[i]) << i;
     EXPECT_EQ(errc_of(results[i].error()), Errc::store_unavailable);
@@ -273,7 +338,7 @@ TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
 
   auto reopened = open_store();
   ASSERT_TRUE(reopened);
-  for (const char* key : {"before", "gate", "b0", "b19", "during"}) {
+  for (const char* key : {"before", "b0", "b19", "during"}) {
     auto found = reopened->find_event("dynamic", key);
     ASSERT_TRUE(found) << key;
     EXPECT_TRUE(*found) << key;
@@ -318,7 +383,8 @@ TEST_P(StoreFaultTest, ADuplicateDuringTheFaultLeavesTheStoreNotWritable) {
   EXPECT_FALSE(fresh->duplicate);
 }
 
-TEST_P(StoreFaultTest, OpenFailsWhenTheFirstCommitFails) {
+// The open proves a commit and a WAL sync.
+TEST_P(StoreOpenFaultTest, OpenFailsWhenTheFirstCommitOrSyncFails) {
   FaultVfs::fail(true, GetParam());
   StoreOptions options;
   options.path = dir_ / "hookvault.db";
@@ -327,12 +393,146 @@ TEST_P(StoreFaultTest, OpenFailsWhenTheFirstCommitFails) {
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable);
 }
 
-INSTANTIATE_TEST_SUITE_P(DiskFullAndFsync, StoreFaultTest,
-                         ::testing::Values(FaultVfs::Mode::full, FaultVfs::Mode::fsync),
-                         [](const ::testing::TestParamInfo<FaultVfs::Mode>& param_info) {
-                           return param_info.param == FaultVfs::Mode::full ? "DiskFull"
-                                                                           : "FsyncFails";
-                         });
+std::string mode_name(const ::testing::TestParamInfo<FaultVfs::Mode>& param_info) {
+  return param_info.param == FaultVfs::Mode::full ? "DiskFull" : "FsyncFails";
+}
+
+INSTANTIATE_TEST_SUITE_P(DiskFull, StoreFaultTest, ::testing::Values(FaultVfs::Mode::full),
+                         mode_name);
+INSTANTIATE_TEST_SUITE_P(DiskFullAndFsync, StoreOpenFaultTest,
+                         ::testing::Values(FaultVfs::Mode::full, FaultVfs::Mode::fsync), mode_name);
+
+// --- The WAL sync before an answer ---------------------------------------------
+
+// Submits `key`; the returned future holds its answer.
+std::future<Result<WriteResult>> submit_event(Store& store, const std::string& key) {
+  auto promise = std::make_shared<std::promise<Result<WriteResult>>>();
+  auto answer = promise->get_future();
+  store.submit(plain_event(key),
+               [promise](Result<WriteResult> r) { promise->set_value(std::move(r)); });
+  return answer;
+}
+
+bool answered(std::future<Result<WriteResult>>& answer) {
+  return answer.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready;
+}
+
+// A commit is visible before it is durable; its answer, and the answer to a
+// duplicate of it, wait for a sync that began after it. Commits made while a
+// sync runs share the next one.
+TEST_F(StoreSyncTest, AnswersWaitForTheWalSyncThatFollowsTheirCommit) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto syncs_before = store->stats().wal_syncs;
+  FaultVfs::hold_wal_syncs(true);
+
+  auto first = submit_event(*store, "first");
+  ASSERT_TRUE(eventually([&] {
+    auto found = store->find_event("dynamic", "first");
+    return found && *found;
+  })) << "the commit is visible before its sync";
+  ASSERT_TRUE(eventually([] { return FaultVfs::held_wal_syncs() >= 1; }));
+  // The sync holding `first` began; these commit after it began.
+  auto second = submit_event(*store, "second");
+  auto again = submit_event(*store, "first");
+  ASSERT_TRUE(eventually([&] {
+    auto found = store->find_event("dynamic", "second");
+    return found && *found;
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(answered(first)) << "answered before its WAL sync";
+  EXPECT_FALSE(answered(second));
+  EXPECT_FALSE(answered(again)) << "a duplicate answered before the row it found was synced";
+
+  FaultVfs::hold_wal_syncs(false);
+  auto r1 = first.get();
+  auto r2 = second.get();
+  auto r3 = again.get();
+  ASSERT_TRUE(r1 && r2 && r3);
+  EXPECT_FALSE(r1->duplicate);
+  EXPECT_FALSE(r2->duplicate);
+  EXPECT_TRUE(r3->duplicate);
+  EXPECT_EQ(r3->id, r1->id);
+  // One sync for `first`, one for everything committed while it ran.
+  EXPECT_EQ(store->stats().wal_syncs - syncs_before, 2U);
+  EXPECT_EQ(store->stats().committed_requests, 3U);
+}
+
+// A batch of duplicates writes nothing; once every commit before it is
+// synced, it is answered without a sync of its own (so a duplicate is still
+// answered while the disk refuses writes: FaultTest's read-only filesystem).
+TEST_F(StoreSyncTest, ADuplicateOfASyncedRowIsAnsweredWithoutASync) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("synced")));
+  const auto syncs_before = store->stats().wal_syncs;
+  FaultVfs::hold_wal_syncs(true);
+  auto again = submit_event(*store, "synced");
+  ASSERT_EQ(again.wait_for(std::chrono::seconds(10)), std::future_status::ready)
+      << "the duplicate waited for a sync";
+  auto r = again.get();
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->duplicate);
+  EXPECT_EQ(store->stats().wal_syncs, syncs_before);
+  EXPECT_EQ(FaultVfs::held_wal_syncs(), 0);
+  FaultVfs::hold_wal_syncs(false);
+}
+
+// After a failed sync nothing may be acknowledged: Linux may have dropped the
+// pages it could not write, and a later sync can succeed without them. The
+// batch's requests are refused, and so is every later write (a duplicate too),
+// even once syncs work again; reads go on. Opening the store again recovers.
+TEST_F(StoreSyncTest, AFailedSyncRefusesItsRequestsAndEveryWriteUntilTheStoreIsReopened) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("before")));
+  const auto failed_before = store->stats().failed_batches;
+
+  FaultVfs::fail(true, FaultVfs::Mode::fsync);
+  constexpr int kRequests = 5;
+  std::vector<std::future<Result<WriteResult>>> answers;
+  for (int i = 0; i < kRequests; ++i)
+    answers.push_back(submit_event(*store, "b" + std::to_string(i)));
+  for (auto& answer : answers) {
+    auto r = answer.get();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(errc_of(r.error()), Errc::store_unavailable);
+  }
+  EXPECT_FALSE(store->writable());
+  EXPECT_GT(store->stats().failed_batches, failed_before);
+  // They were committed, so they may be read; they were never acknowledged.
+  auto b0 = store->find_event("dynamic", "b0");
+  ASSERT_TRUE(b0);
+  EXPECT_TRUE(*b0);
+
+  FaultVfs::fail(false);
+  for (const char* key : {"after", "before", "b0"}) {
+    auto w = store->write(plain_event(key));
+    ASSERT_FALSE(w) << key;
+    EXPECT_EQ(errc_of(w.error()), Errc::store_unavailable) << key;
+  }
+  // The idle writer's probe (every second while not writable) does not clear it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_FALSE(store->writable());
+  auto read = store->find_event("dynamic", "before");
+  ASSERT_TRUE(read);
+  EXPECT_TRUE(*read);
+  store->close();
+
+  auto reopened = open_store();
+  ASSERT_TRUE(reopened);
+  EXPECT_TRUE(reopened->writable());
+  auto before = reopened->write(plain_event("before"));
+  ASSERT_TRUE(before) << before.error().message();
+  EXPECT_TRUE(before->duplicate);
+  // A retry of a refused request: stored now (here the page cache kept it, so
+  // it is a duplicate; after a lost write it would be new).
+  auto retry = reopened->write(plain_event("b0"));
+  ASSERT_TRUE(retry) << retry.error().message();
+  auto after = reopened->write(plain_event("after"));
+  ASSERT_TRUE(after) << after.error().message();
+  EXPECT_FALSE(after->duplicate);
+}
 
 // --- Another connection holds the write lock ----------------------------------
 

@@ -1,0 +1,96 @@
+#include "store/syncer.hpp"
+
+#include <algorithm>
+#include <utility>
+
+#include "hookvault/log.hpp"
+#include "hookvault/process.hpp"
+#include "store/schema.hpp"
+
+namespace hookvault::store {
+
+bool sync_wal(Connection& db) noexcept {
+  sqlite3_file* wal = nullptr;
+  if (db.handle() == nullptr ||
+      sqlite3_file_control(db.handle(), "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+      wal == nullptr || wal->pMethods == nullptr) {
+    return false;
+  }
+  return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) == SQLITE_OK;
+}
+
+Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path) {
+  auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             std::chrono::milliseconds(0));
+  if (!db || !db->exec(schema::kReaderPragmas)) return make_error_code(Errc::store_unavailable);
+  // Reading the journal mode opens the WAL on this connection (and it stays
+  // open until the connection closes), so sync_wal() has a file to sync.
+  auto mode = db->query_text("PRAGMA journal_mode");
+  if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
+  std::unique_ptr<Syncer> s(new Syncer(std::move(*db)));
+  s->thread_ = std::thread([self = s.get()] {
+    self->thread_id_.store(std::this_thread::get_id());
+    name_this_thread("hv-sync");
+    self->loop();
+  });
+  return s;
+}
+
+Syncer::Syncer(Connection db) : db_(std::move(db)) {}
+
+Syncer::~Syncer() { stop(); }
+
+void Syncer::push(std::uint64_t covers, Done done) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(Pending{covers, std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void Syncer::loop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [this] { return !pending_.empty() || stopping_; });
+      if (pending_.empty()) return;  // stopping, and nothing left to sync
+      batch.swap(pending_);
+    }
+    std::uint64_t covers = 0;
+    for (const auto& p : batch) covers = std::max(covers, p.covers);
+    bool durable = !failed_.load();
+    if (durable && covers > synced_through_) {
+      durable = sync_wal(db_);
+      syncs_.fetch_add(1, std::memory_order_relaxed);
+      if (durable) {
+        synced_through_ = covers;
+      } else {
+        failed_.store(true);
+        log(LogLevel::error,
+            "syncing the WAL failed: the store takes no more writes until hookvault is restarted",
+            {{"unacknowledged_batches", batch.size()}});
+      }
+    }
+    for (auto& p : batch) {
+      try {
+        p.done(durable);
+      } catch (...) {  // NOLINT(bugprone-empty-catch): completions must not throw
+      }
+    }
+    batch.clear();
+  }
+}
+
+void Syncer::stop() noexcept {
+  if (on_thread()) return;
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  db_.close();
+}
+
+}  // namespace hookvault::store
