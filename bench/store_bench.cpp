@@ -2,6 +2,7 @@
 // per second one Store commits durably, and what each costs the writer thread.
 //
 //   build/bench/hookvault_store_bench [events=100000] [in_flight=64] [dir=/tmp]
+//   SYNC_DELAY_US=2000 build/bench/hookvault_store_bench ...   a slower disk (slow_sync_vfs.hpp)
 //
 // One thread seals and submits events (what the I/O threads do in the
 // daemon), keeping `in_flight` of them waiting for their commit, like that
@@ -9,8 +10,9 @@
 // ../shared/bench/load/gen.js's Nodit deliveries: 8 subscriptions, sequence
 // numbers counting up, a body of about 560 bytes. Prints one line of
 // key=value pairs: events/s, the writer thread's CPU per event (from
-// /proc/self/task/<tid>/stat of the thread named hv-writer), the mean batch
-// and the mean commit. The database is created in a fresh directory under
+// /proc/self/task/<tid>/stat of the thread named hv-writer) and the syncer's
+// (hv-sync, which syncs the WAL before the answers), the mean batch, the wall
+// time per commit and how many WAL syncs covered the commits. The database is created in a fresh directory under
 // `dir` and removed afterwards.
 #include <unistd.h>
 
@@ -29,6 +31,7 @@
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
 #include "hookvault/store.hpp"
+#include "slow_sync_vfs.hpp"
 
 namespace {
 
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   const auto dir = base / ("hookvault-store-bench." + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
 
+  const unsigned sync_delay_us = hookvault::bench::install_slow_sync_vfs();
   hookvault::StoreOptions options;
   options.path = dir / "bench.db";
   auto store = hookvault::Store::open(
@@ -113,6 +117,7 @@ int main(int argc, char** argv) {
   std::uint64_t waiting = 0;
   std::uint64_t failed = 0;
   const double cpu_before = thread_cpu_seconds("hv-writer").value_or(0);
+  const double sync_cpu_before = thread_cpu_seconds("hv-sync").value_or(0);
   const auto before = (*store)->stats();
   const auto start = std::chrono::steady_clock::now();
   for (std::uint64_t i = 0; i < events; ++i) {
@@ -144,22 +149,25 @@ int main(int argc, char** argv) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu = thread_cpu_seconds("hv-writer").value_or(0) - cpu_before;
+  const double sync_cpu = thread_cpu_seconds("hv-sync").value_or(0) - sync_cpu_before;
   const auto after = (*store)->stats();
   const auto commits = static_cast<double>(after.commits - before.commits);
   const auto n = static_cast<double>(events);
   std::printf(
       "events=%llu in_flight=%llu failed=%llu events_per_s=%.0f writer_cpu_us_per_event=%.1f "
       "writer_cpu_share=%.2f mean_batch=%.1f wall_us_per_commit=%.0f checkpoints=%llu "
-      "checkpoint_failures=%llu\n",
+      "checkpoint_failures=%llu sync_cpu_us_per_event=%.1f wal_syncs=%llu\n",
       static_cast<unsigned long long>(events), static_cast<unsigned long long>(in_flight),
       static_cast<unsigned long long>(failed), n / seconds, cpu / n * 1e6, cpu / seconds,
       n / commits, seconds / commits * 1e6,
       static_cast<unsigned long long>(after.checkpoints - before.checkpoints),
-      static_cast<unsigned long long>(after.checkpoint_failures));
+      static_cast<unsigned long long>(after.checkpoint_failures), sync_cpu / n * 1e6,
+      static_cast<unsigned long long>(after.wal_syncs - before.wal_syncs));
   std::error_code no_wal;  // 0 bytes when the WAL is absent
   const auto wal_bytes = std::filesystem::file_size(dir / "bench.db-wal", no_wal);
   store->reset();
-  std::printf("wal_bytes_at_end=%llu\n", static_cast<unsigned long long>(no_wal ? 0 : wal_bytes));
+  std::printf("wal_bytes_at_end=%llu sync_delay_us=%u\n",
+              static_cast<unsigned long long>(no_wal ? 0 : wal_bytes), sync_delay_us);
   std::filesystem::remove_all(dir);
   return failed == 0 ? 0 : 1;
 }
