@@ -12,8 +12,8 @@
 // key=value pairs: events/s, the writer thread's CPU per event (from
 // /proc/self/task/<tid>/stat of the thread named hv-writer) and the syncer's
 // (hv-sync, which syncs the WAL before the answers), the mean batch, the wall
-// time per commit and how many WAL syncs covered the commits. The database is created in a fresh directory under
-// `dir` and removed afterwards.
+// time per commit and how many WAL syncs covered the commits. The database is created in a fresh
+// directory under `dir` and removed afterwards.
 #include <unistd.h>
 
 #include <charconv>
