@@ -48,4 +48,10 @@ FileLimit raise_file_limit(std::uint64_t needed);
 // name is the process's (ps, pidof). Best effort: a failure changes nothing else.
 void name_this_thread(const std::string& name) noexcept;
 
+// Lowers the calling thread's CPU priority: its nice value goes up by
+// `increment` (to 19 at most). On Linux the nice value is per thread, and an
+// unprivileged process may always raise it. Returns the thread's nice value
+// afterwards; best effort (on failure, the value it had).
+int lower_this_thread_priority(int increment) noexcept;
+
 }  // namespace hookvault

@@ -5,6 +5,12 @@
 // waiting, so the caller can answer 503 + Retry-After instead of letting memory
 // grow without bound. stop() runs what is queued, then joins.
 //
+// Its threads run at a lower CPU priority than the rest of the process (nice
+// +kNiceIncrement): when the I/O threads, the writer or the syncer have work,
+// the scheduler runs them first, so a burst of RSA work cannot starve them
+// (issue 7: Nodit p99 during a delegation burst). With nothing else to run,
+// the pool gets the cores as before.
+//
 // Thread-safety: try_post() and queued() are safe from any thread; stop() is
 // called by the owner (once, or again after it returned).
 #pragma once
@@ -21,6 +27,8 @@ namespace hookvault {
 
 class WorkPool {
  public:
+  static constexpr int kNiceIncrement = 10;
+
   WorkPool(unsigned threads, std::size_t max_queue);
   ~WorkPool();
   WorkPool(const WorkPool&) = delete;
