@@ -50,8 +50,8 @@ void name_this_thread(const std::string& name) noexcept;
 
 // Lowers the calling thread's CPU priority: its nice value goes up by
 // `increment` (to 19 at most). On Linux the nice value is per thread, and an
-// unprivileged process may always raise it. Returns the thread's nice value
-// afterwards; best effort (on failure, the value it had).
-int lower_this_thread_priority(int increment) noexcept;
+// unprivileged process may always raise it. Best effort: on failure the
+// thread keeps the priority it had.
+void lower_this_thread_priority(int increment) noexcept;
 
 }  // namespace hookvault

@@ -61,14 +61,13 @@ FileLimit raise_file_limit(std::uint64_t needed) {
   return file_limit();
 }
 
-int lower_this_thread_priority(int increment) noexcept {
+void lower_this_thread_priority(int increment) noexcept {
   const auto self = static_cast<id_t>(::gettid());
   errno = 0;
   const int current = ::getpriority(PRIO_PROCESS, self);  // -1 is a valid answer
-  if (errno != 0) return 0;
-  const int wanted = std::min(current + std::max(increment, 0), 19);
-  if (::setpriority(PRIO_PROCESS, self, wanted) != 0) return current;
-  return wanted;
+  if (errno != 0) return;
+  static_cast<void>(
+      ::setpriority(PRIO_PROCESS, self, std::min(current + std::max(increment, 0), 19)));
 }
 
 void name_this_thread(const std::string& name) noexcept {

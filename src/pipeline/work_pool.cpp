@@ -10,7 +10,7 @@ WorkPool::WorkPool(unsigned threads, std::size_t max_queue) : max_queue_(max_que
   for (unsigned i = 0; i < threads; ++i)
     threads_.emplace_back([this] {
       name_this_thread("hv-pool");
-      static_cast<void>(lower_this_thread_priority(kNiceIncrement));
+      lower_this_thread_priority(kNiceIncrement);
       run();
     });
 }

@@ -4,22 +4,16 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
-#include "store/schema.hpp"
 
 namespace hookvault::store {
 
 Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem::path& path,
                                                           CheckpointOptions options) {
-  // A PASSIVE checkpoint never calls the busy handler; none is needed.
-  auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             std::chrono::milliseconds(0));
-  if (!db || !db->exec(schema::kReaderPragmas)) {
-    return make_error_code(Errc::store_unavailable);
-  }
-  // Reading the journal mode opens the WAL on this connection; a connection
-  // that has not, checkpoints nothing (sqlite3_wal_checkpoint_v2 reports -1).
-  auto mode = db->query_text("PRAGMA journal_mode");
-  if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
+  // A PASSIVE checkpoint never calls the busy handler, and a connection that
+  // has not opened the WAL checkpoints nothing (sqlite3_wal_checkpoint_v2
+  // reports -1): open_wal_peer gives neither.
+  auto db = open_wal_peer(path);
+  if (!db) return db.error();
   std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(*db), options));
   c->thread_ = std::thread([self = c.get()] {
     name_this_thread("hv-checkpoint");

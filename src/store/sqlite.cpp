@@ -1,5 +1,7 @@
 #include "store/sqlite.hpp"
 
+#include "store/schema.hpp"
+
 #include <algorithm>
 #include <limits>
 #include <utility>
@@ -196,6 +198,15 @@ Result<std::string> Connection::query_text(const char* sql) {
 void Connection::close() noexcept {
   cache_.clear();
   db_.reset();
+}
+
+Result<Connection> open_wal_peer(const std::filesystem::path& path) {
+  auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             std::chrono::milliseconds(0));
+  if (!db || !db->exec(schema::kReaderPragmas)) return make_error_code(Errc::store_unavailable);
+  auto mode = db->query_text("PRAGMA journal_mode");
+  if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
+  return db;
 }
 
 }  // namespace hookvault::store

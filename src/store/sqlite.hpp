@@ -152,4 +152,11 @@ class Connection {
   std::unordered_map<std::string_view, StmtPtr> cache_;
 };
 
+// One more read-write connection to a database already in WAL mode, for a
+// helper thread of the store (the checkpointer, the syncer): no busy handler
+// (neither waits for a lock), trusted_schema off, and the WAL opened on it by
+// reading the journal mode; it stays open until the connection closes.
+// Errc::store_unavailable when it does not open or the file is not in WAL mode.
+Result<Connection> open_wal_peer(const std::filesystem::path& path);
+
 }  // namespace hookvault::store

@@ -568,6 +568,17 @@ struct Store::Impl {
   void writer_loop();
   // `oldest`: when the batch's first (oldest) request was queued.
   void run_batch(std::vector<Work>& batch, Clock::time_point oldest);
+  // An empty batch with room for a full one (up to 1,024 requests).
+  std::vector<Work> empty_batch() const {
+    std::vector<Work> batch;
+    batch.reserve(std::min<std::size_t>(max_batch_, 1024));
+    return batch;
+  }
+  // Completes every request of a batch that failed with store_unavailable.
+  void fail_batch(std::vector<Work>& batch) noexcept {
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& work : batch) complete_with(work, Errc::store_unavailable);
+  }
   Result<void> write_batch(std::vector<Work>& batch);
   Result<void> begin_batch();
   Result<void> apply_in_savepoint(Work& work);
@@ -770,8 +781,7 @@ void Store::Impl::enqueue(Work work) {
 // The writer thread.
 
 void Store::Impl::writer_loop() {
-  std::vector<Work> batch;
-  batch.reserve(std::min<std::size_t>(max_batch_, 1024));
+  std::vector<Work> batch = empty_batch();
   for (;;) {
     Clock::time_point oldest;
     {
@@ -855,8 +865,7 @@ Result<std::uint64_t> Store::Impl::purge_expired() {
 void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) {
   if (syncer_->failed()) {
     // Nothing written now could be acknowledged (syncer.hpp).
-    failed_batches_.fetch_add(1, std::memory_order_relaxed);
-    for (auto& work : batch) complete_with(work, Errc::store_unavailable);
+    fail_batch(batch);
     return;
   }
   const auto started = Clock::now();
@@ -878,8 +887,7 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
       static_cast<void>(run(kRollback));
     }
     mark_unwritable(code);
-    failed_batches_.fetch_add(1, std::memory_order_relaxed);
-    for (auto& work : batch) complete_with(work, Errc::store_unavailable);
+    fail_batch(batch);
     return;
   }
   // A commit that wrote nothing (only duplicates) says nothing about the disk.
@@ -901,14 +909,11 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
     }
   }
   // The completions run once the WAL is synced; the next batch begins now.
-  auto done = std::make_shared<std::vector<Work>>(std::move(batch));
-  batch = std::vector<Work>();
-  batch.reserve(std::min<std::size_t>(max_batch_, 1024));
+  auto done = std::make_shared<std::vector<Work>>(std::exchange(batch, empty_batch()));
   syncer_->push(written_commits_, [this, done, started](bool durable) {
     if (!durable) {
       writable_.store(false);  // for good: the syncer logged why (syncer.hpp)
-      failed_batches_.fetch_add(1, std::memory_order_relaxed);
-      for (auto& work : *done) complete_with(work, Errc::store_unavailable);
+      fail_batch(*done);
       return;
     }
     if (commit_seconds_ != nullptr) {

@@ -5,7 +5,6 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
-#include "store/schema.hpp"
 
 namespace hookvault::store {
 
@@ -20,13 +19,9 @@ bool sync_wal(Connection& db) noexcept {
 }
 
 Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path) {
-  auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             std::chrono::milliseconds(0));
-  if (!db || !db->exec(schema::kReaderPragmas)) return make_error_code(Errc::store_unavailable);
-  // Reading the journal mode opens the WAL on this connection (and it stays
-  // open until the connection closes), so sync_wal() has a file to sync.
-  auto mode = db->query_text("PRAGMA journal_mode");
-  if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
+  // The WAL is open on this connection, so sync_wal() has a file to sync.
+  auto db = open_wal_peer(path);
+  if (!db) return db.error();
   std::unique_ptr<Syncer> s(new Syncer(std::move(*db)));
   s->thread_ = std::thread([self = s.get()] {
     self->thread_id_.store(std::this_thread::get_id());

@@ -130,6 +130,7 @@ TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {
   ASSERT_EQ(deliver(nodit_message("42", 2)).status, 200U);
   // Restart between deliveries: nothing lost, nothing duplicated.
   EXPECT_EQ(daemon_->stop(), 0);
+  fake.clear_requests();  // the FAIL query awaited below is the restarted daemon's
   start(config);
   ASSERT_EQ(deliver(nodit_message("42", 5)).status, 200U);
   // The restarted daemon first asks for failed deliveries (status=FAIL) of
