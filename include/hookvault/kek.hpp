@@ -63,7 +63,7 @@
 //     key labelled as a version that is not AES-256, make open and refresh()
 //     refuse the token (Pkcs11Error, Stage::key) and the rescans of unwrap
 //     fail quietly; the Kek keeps the keys it had.
-//   - Wrap: CKM_AES_GCM inside the token, 12-byte nonce (RAND_bytes; a module
+//   - Wrap: CKM_AES_GCM inside the token, 12-byte nonce (random_bytes; a module
 //     that writes an IV of its own back into CK_GCM_PARAMS.pIv has that IV
 //     stored instead, untested), 128-bit tag, and the same AAD as above,
 //     so the wrapped layout is byte for byte the file provider's. A wrapped

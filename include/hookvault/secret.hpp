@@ -69,7 +69,7 @@ class SecretBytes {
   explicit SecretBytes(std::size_t n) : bytes_(n) {}
   static SecretBytes copy_of(std::span<const std::uint8_t> data);
   static SecretBytes copy_of(std::string_view data);
-  // `n` bytes from the CSPRNG (RAND_bytes). Aborts if the CSPRNG fails.
+  // `n` bytes from the CSPRNG (random_bytes). Aborts if the CSPRNG fails.
   static SecretBytes random(std::size_t n);
 
   SecretBytes(SecretBytes&&) noexcept = default;

@@ -1,7 +1,6 @@
 #include "hookvault/secret.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include <stdexcept>
 
 #include "hookvault/bytes.hpp"
+#include "hookvault/random.hpp"
 
 namespace hookvault {
 
@@ -62,7 +62,7 @@ SecretBytes SecretBytes::copy_of(std::string_view data) { return copy_of(as_byte
 
 SecretBytes SecretBytes::random(std::size_t n) {
   SecretBytes s(n);
-  if (n > 0 && RAND_bytes(s.bytes_.data(), static_cast<int>(n)) != 1) std::abort();
+  if (!random_bytes(s.reveal_mutable())) std::abort();
   return s;
 }
 

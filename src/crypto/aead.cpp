@@ -10,7 +10,6 @@
 #include "hookvault/aead.hpp"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <array>
 #include <cstdint>
@@ -22,6 +21,7 @@
 
 #include "crypto/gcm.hpp"
 #include "hookvault/hmac.hpp"
+#include "hookvault/random.hpp"
 
 namespace hookvault {
 namespace {
@@ -63,7 +63,7 @@ Bytes aead_seal(const SecretBytes& dek, ByteView plaintext, ByteView associated_
   Bytes sealed(kSealOverhead + plaintext.size());
   sealed[0] = kVersion;
   std::uint8_t* nonce = sealed.data() + kNonceOffset;
-  if (RAND_bytes(nonce, static_cast<int>(kNonceBytes)) != 1) die("CSPRNG failed");
+  if (!random_bytes({nonce, kNonceBytes})) die("CSPRNG failed");
   Commitment commit{};
   if (!commitment(dek, ByteView(nonce, kNonceBytes), commit)) die("HMAC failed");
   std::memcpy(sealed.data() + kCommitOffset, commit.data(), kCommitBytes);

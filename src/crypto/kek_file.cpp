@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +36,7 @@
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/base64.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/random.hpp"
 
 namespace hookvault {
 namespace {
@@ -61,10 +61,7 @@ Result<Bytes> seal_dek(const SecretBytes& key, std::uint32_t version, const Secr
   if (dek.size() != kDekBytes) return Errc::internal;  // caller bug, not data
   Bytes out(kWrappedBytes);
   const std::span<std::uint8_t> all(out);
-  if (RAND_bytes(out.data(), static_cast<int>(kWrapNonceBytes)) != 1) {
-    ERR_clear_error();
-    return Errc::internal;
-  }
+  if (!random_bytes(all.first(kWrapNonceBytes))) return Errc::internal;
   if (!gcm_seal(key, all.first(kWrapNonceBytes), {wrap_aad(version, associated_data)}, dek.reveal(),
                 all.subspan(kWrapNonceBytes, kDekBytes), all.last(kWrapTagBytes))) {
     return Errc::internal;

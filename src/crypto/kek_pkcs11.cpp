@@ -20,7 +20,6 @@
 // PIN is only ever handed to C_Login, from a wiped copy.
 #include <dlfcn.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <p11-kit/pkcs11.h>
 
 #include <algorithm>
@@ -40,6 +39,7 @@
 
 #include "crypto/kek_wrap.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/random.hpp"
 
 namespace hookvault {
 namespace {
@@ -413,10 +413,7 @@ CK_GCM_PARAMS gcm_params(std::uint8_t* nonce, Bytes& aad) {
 CK_RV seal(const ModuleRef& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key,
            std::uint32_t version, const SecretBytes& dek, ByteView associated_data,
            std::span<std::uint8_t, kWrappedBytes> out) {
-  if (RAND_bytes(out.data(), static_cast<int>(kWrapNonceBytes)) != 1) {
-    ERR_clear_error();
-    return CKR_FUNCTION_FAILED;
-  }
+  if (!random_bytes(std::span(out).first(kWrapNonceBytes))) return CKR_FUNCTION_FAILED;
   Bytes aad = wrap_aad(version, associated_data);
   CK_GCM_PARAMS params = gcm_params(out.data(), aad);
   CK_MECHANISM mech{CKM_AES_GCM, &params, sizeof params};
