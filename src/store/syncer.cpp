@@ -1,6 +1,7 @@
 #include "store/syncer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -18,11 +19,12 @@ bool sync_wal(Connection& db) noexcept {
   return wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL) == SQLITE_OK;
 }
 
-Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path) {
+Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path,
+                                              MetricSeries* sync_seconds) {
   // The WAL is open on this connection, so sync_wal() has a file to sync.
   auto db = open_wal_peer(path);
   if (!db) return db.error();
-  std::unique_ptr<Syncer> s(new Syncer(std::move(*db)));
+  std::unique_ptr<Syncer> s(new Syncer(std::move(*db), sync_seconds));
   s->thread_ = std::thread([self = s.get()] {
     self->thread_id_.store(std::this_thread::get_id());
     name_this_thread("hv-sync");
@@ -31,7 +33,8 @@ Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path)
   return s;
 }
 
-Syncer::Syncer(Connection db) : db_(std::move(db)) {}
+Syncer::Syncer(Connection db, MetricSeries* sync_seconds)
+    : db_(std::move(db)), sync_seconds_(sync_seconds) {}
 
 Syncer::~Syncer() { stop(); }
 
@@ -56,7 +59,12 @@ void Syncer::loop() {
     for (const auto& p : batch) covers = std::max(covers, p.covers);
     bool durable = !failed_.load();
     if (durable && covers > synced_through_) {
+      const auto started = std::chrono::steady_clock::now();
       durable = sync_wal(db_);
+      if (sync_seconds_ != nullptr) {
+        sync_seconds_->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
       syncs_.fetch_add(1, std::memory_order_relaxed);
       if (durable) {
         synced_through_ = covers;

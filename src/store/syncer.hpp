@@ -35,6 +35,11 @@
 // disk lost fails its checksum and ends the log there, so the store holds a
 // prefix of the commits, and every acknowledged one is in it.)
 //
+// Each sync's duration goes to the `sync_seconds` histogram when one is given
+// (hookvault_store_wal_sync_seconds): how long the disk takes to flush is what
+// every answer waits for, and on a shared disk it sets the latency's tail
+// (docs/performance.md).
+//
 // Thread-safety: push(), failed() and on_thread() from any thread; stop()
 // from any thread but this one.
 #pragma once
@@ -50,6 +55,7 @@
 #include <vector>
 
 #include "hookvault/error.hpp"
+#include "hookvault/metrics.hpp"
 #include "store/sqlite.hpp"
 
 namespace hookvault::store {
@@ -66,7 +72,10 @@ class Syncer {
 
   // Opens a connection of its own to `path` (whose journal mode is already
   // WAL) and starts the thread. Errc::store_unavailable when it cannot.
-  static Result<std::unique_ptr<Syncer>> start(const std::filesystem::path& path);
+  // `sync_seconds`, when not null, observes each sync's duration; it must
+  // outlive the syncer.
+  static Result<std::unique_ptr<Syncer>> start(const std::filesystem::path& path,
+                                               MetricSeries* sync_seconds = nullptr);
   ~Syncer();  // stop()
   Syncer(const Syncer&) = delete;
   Syncer& operator=(const Syncer&) = delete;
@@ -85,7 +94,7 @@ class Syncer {
   std::uint64_t syncs() const noexcept { return syncs_.load(std::memory_order_relaxed); }
 
  private:
-  explicit Syncer(Connection db);
+  Syncer(Connection db, MetricSeries* sync_seconds);
   void loop();
 
   struct Pending {
@@ -95,6 +104,7 @@ class Syncer {
 
   Connection db_;                     // the syncer thread only (and stop(), after the join)
   std::uint64_t synced_through_ = 0;  // the syncer thread only: newest commit synced
+  MetricSeries* sync_seconds_;        // may be null
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> pending_;  // guarded by mu_

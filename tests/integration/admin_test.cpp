@@ -415,13 +415,14 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
   has("hookvault_http_requests_total [('event', 'wallet.delegation.created'), "
       "('listener', 'public'), ('source', 'dynamic'), ('status', '200')] 1.0");
   EXPECT_NE(samples.find("hookvault_http_request_duration_seconds_bucket"), std::string::npos);
-  // Per-stage latency and the store's group commits, as histograms.
+  // Per-stage latency, the store's group commits and WAL syncs, as histograms.
   for (const char* series :
        {"hookvault_stage_seconds_count [('source', 'nodit'), ('stage', 'verify')]",
         "hookvault_stage_seconds_count [('source', 'nodit'), ('stage', 'store')]",
         "hookvault_stage_seconds_count [('source', 'dynamic'), ('stage', 'decrypt')] 1.0",
         "hookvault_stage_seconds_count [('source', 'dynamic'), ('stage', 'queue')] 1.0",
-        "hookvault_store_commit_seconds_count []", "hookvault_store_batch_size_count []"}) {
+        "hookvault_store_commit_seconds_count []", "hookvault_store_batch_size_count []",
+        "hookvault_store_wal_sync_seconds_count []"}) {
     EXPECT_NE(samples.find(series), std::string::npos) << "missing: " << series << "\n" << samples;
   }
   // Five deliveries were stored (4 Nodit, 1 Dynamic; the duplicate writes

@@ -27,6 +27,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,12 +35,14 @@
 
 #include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using hookvault::Errc;
+using hookvault::Metrics;
 using hookvault::Result;
 using hookvault::SecretBytes;
 using hookvault::Store;
@@ -229,10 +232,11 @@ class StoreFaultBase : public ::testing::Test {
   void SetUp() override { FaultVfs::install(); }
   void TearDown() override { FaultVfs::uninstall(); }
 
-  std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
+  std::unique_ptr<Store> open_store(std::size_t max_batch = 256, Metrics* metrics = nullptr) {
     StoreOptions options;
     options.path = dir_ / "hookvault.db";
     options.max_batch = max_batch;
+    options.metrics = metrics;
     auto store = Store::open(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
@@ -456,6 +460,42 @@ TEST_F(StoreSyncTest, AnswersWaitForTheWalSyncThatFollowsTheirCommit) {
   // One sync for `first`, one for everything committed while it ran.
   EXPECT_EQ(store->stats().wal_syncs - syncs_before, 2U);
   EXPECT_EQ(store->stats().committed_requests, 3U);
+}
+
+// The value of the sample `name` (metric name and labels, as rendered), or -1.
+double sample(const std::string& rendered, const std::string& name) {
+  std::istringstream lines(rendered);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+        line[name.size()] == ' ') {
+      return std::stod(line.substr(name.size() + 1));
+    }
+  }
+  return -1;
+}
+
+// Every sync the syncer makes is timed in hookvault_store_wal_sync_seconds:
+// one held for 150 ms lands above the 0.1 s bucket.
+TEST_F(StoreSyncTest, EachWalSyncIsTimedInItsHistogram) {
+  Metrics metrics;
+  auto store = open_store(256, &metrics);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("quick")));
+  FaultVfs::hold_wal_syncs(true);
+  auto held = submit_event(*store, "held");
+  ASSERT_TRUE(eventually([] { return FaultVfs::held_wal_syncs() >= 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  FaultVfs::hold_wal_syncs(false);
+  ASSERT_TRUE(held.get());
+
+  const std::string rendered = metrics.render();
+  const double count = sample(rendered, "hookvault_store_wal_sync_seconds_count");
+  EXPECT_EQ(count, static_cast<double>(store->stats().wal_syncs));
+  EXPECT_GE(count, 2);
+  // Only the held sync took longer than 0.1 s.
+  EXPECT_EQ(sample(rendered, "hookvault_store_wal_sync_seconds_bucket{le=\"0.1\"}"), count - 1);
+  EXPECT_GE(sample(rendered, "hookvault_store_wal_sync_seconds_sum"), 0.15);
 }
 
 // A batch of duplicates writes nothing; once every commit before it is
