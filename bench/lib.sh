@@ -1,0 +1,94 @@
+# Shared by the bench scripts (bench/run, bench/ab-nodit, bench/burst-priority):
+# sourced, not run.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Writes hookvault's config for a store made by `hookvault init --dir DIR`:
+# the public listener on PORT, the admin listener on ADMIN_PORT (the init's
+# "signer" client may read /metrics), and the sources named (nodit, dynamic).
+#   hv_config FILE DIR PORT ADMIN_PORT SOURCE...     env: THREADS=0
+hv_config() {
+  local file=$1 dir=$2 port=$3 admin_port=$4 source
+  shift 4
+  cat >"$file" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+tls_cert = "$dir/tls/cert.pem"
+tls_key = "$dir/tls/key.pem"
+threads = ${THREADS:-0}
+[storage]
+path = "$dir/data/hookvault.db"
+[kek]
+provider = "file"
+file = "$dir/keys/kek.key"
+[admin]
+listen = "127.0.0.1:$admin_port"
+tls_cert = "$dir/tls/admin-cert.pem"
+tls_key = "$dir/tls/admin-key.pem"
+client_ca = "$dir/tls/admin-ca.pem"
+[[admin.clients]]
+subject_cn = "signer"
+roles = ["metrics:read"]
+[log]
+format = "json"
+level = "warn"
+EOF
+  for source in "$@"; do
+    case $source in
+      nodit) cat >>"$file" <<EOF
+[[sources]]
+name = "nodit"
+provider = "nodit"
+path = "/webhooks/nodit"
+secret_files = ["$dir/secrets/nodit_signing_key"]
+EOF
+        ;;
+      dynamic) cat >>"$file" <<EOF
+[[sources]]
+name = "dynamic"
+provider = "dynamic"
+path = "/webhooks/dynamic"
+secret_files = ["$dir/secrets/dynamic_webhook_secret"]
+rsa_private_keys = ["$dir/keys/dynamic_rsa.pem"]
+EOF
+        ;;
+      *) echo "hv_config: unknown source $source" >&2; return 2 ;;
+    esac
+  done
+}
+
+# hookvault's /metrics into OUT (empty when it cannot be read).
+#   hv_scrape DIR ADMIN_PORT OUT
+hv_scrape() {
+  curl -skf --cert "$1/tls/signer-cert.pem" --key "$1/tls/signer-key.pem" \
+    "https://127.0.0.1:$2/metrics" >"$3" || : >"$3"
+}
+
+# The WAL syncs between two scrapes: "count mean_ms over_10ms slowest_ms", the
+# slowest as the upper bound of the lowest bucket that holds every sync.
+#   sync_figures BEFORE AFTER
+sync_figures() {
+  python3 - "$1" "$2" <<'PY'
+import re, sys
+def read(path):
+    v = {}
+    for line in open(path):
+        m = re.match(r'^hookvault_store_wal_sync_seconds_(bucket\{le="([^"]+)"\}|sum|count) (\S+)$', line)
+        if m:
+            v[m.group(2) or m.group(1)] = float(m.group(3))
+    return v
+a, b = read(sys.argv[1]), read(sys.argv[2])
+d = {k: b[k] - a.get(k, 0) for k in b}
+n = d.get('count', 0)
+if n <= 0:
+    print('0 nan nan nan')
+    sys.exit()
+over10 = n - d.get('0.01', n)
+slowest = 'inf'
+for bound, key in sorted((float(k), k) for k in d if k not in ('sum', 'count', '+Inf')):
+    if d[key] >= n:
+        slowest = '%g' % (bound * 1000)
+        break
+print(int(n), '%.3f' % (1000 * d['sum'] / n), int(over10), slowest)
+PY
+}
