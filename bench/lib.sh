@@ -64,20 +64,21 @@ hv_scrape() {
     "https://127.0.0.1:$2/metrics" >"$3" || : >"$3"
 }
 
-# The WAL syncs between two scrapes: "count mean_ms over_10ms slowest_ms", the
-# slowest as the upper bound of the lowest bucket that holds every sync.
-#   sync_figures BEFORE AFTER
-sync_figures() {
-  python3 - "$1" "$2" <<'PY'
+# A histogram of hookvault's between two scrapes: "count mean_ms over_10ms
+# slowest_ms", the slowest as the upper bound of the lowest bucket that holds
+# every observation.
+#   histogram_figures NAME BEFORE AFTER
+histogram_figures() {
+  python3 - "$1" "$2" "$3" <<'PY'
 import re, sys
 def read(path):
     v = {}
     for line in open(path):
-        m = re.match(r'^hookvault_store_wal_sync_seconds_(bucket\{le="([^"]+)"\}|sum|count) (\S+)$', line)
+        m = re.match('^' + re.escape(sys.argv[1]) + r'_(bucket\{le="([^"]+)"\}|sum|count) (\S+)$', line)
         if m:
             v[m.group(2) or m.group(1)] = float(m.group(3))
     return v
-a, b = read(sys.argv[1]), read(sys.argv[2])
+a, b = read(sys.argv[2]), read(sys.argv[3])
 d = {k: b[k] - a.get(k, 0) for k in b}
 n = d.get('count', 0)
 if n <= 0:
@@ -92,3 +93,6 @@ for bound, key in sorted((float(k), k) for k in d if k not in ('sum', 'count', '
 print(int(n), '%.3f' % (1000 * d['sum'] / n), int(over10), slowest)
 PY
 }
+# The WAL syncs (every answer waits for one) and the WAL checkpoints.
+sync_figures() { histogram_figures hookvault_store_wal_sync_seconds "$@"; }
+checkpoint_figures() { histogram_figures hookvault_store_wal_checkpoint_seconds "$@"; }

@@ -1,5 +1,6 @@
 #include "store/checkpointer.hpp"
 
+#include <chrono>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -83,10 +84,15 @@ void Checkpointer::loop() {
 void Checkpointer::checkpoint(sqlite3* db) noexcept {
   int log_frames = 0;
   int copied = 0;
+  const auto started = std::chrono::steady_clock::now();
   const int rc =
       sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied);
   // -1 frames: this connection does not see the WAL (it would copy nothing).
   if (rc == SQLITE_OK && log_frames >= 0) {
+    if (options_.seconds != nullptr) {
+      options_.seconds->observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
     checkpoints_.fetch_add(1, std::memory_order_relaxed);
     copied_.store(copied, std::memory_order_relaxed);
     if (failing_) {

@@ -20,6 +20,11 @@
 // serialises the thread's with the writer's (the limit above, and truncate():
 // after zero-overwrites and at close), so neither gets SQLITE_BUSY from the
 // other.
+//
+// Each successful PASSIVE checkpoint's duration goes to
+// CheckpointOptions::seconds when set (hookvault_store_wal_checkpoint_seconds):
+// the checkpoint writes pages into the database file and syncs it, on the
+// same disk as the WAL syncs every answer waits for (syncer.hpp).
 #pragma once
 
 #include <atomic>
@@ -30,13 +35,15 @@
 #include <thread>
 
 #include "hookvault/error.hpp"
+#include "hookvault/metrics.hpp"
 #include "store/sqlite.hpp"
 
 namespace hookvault::store {
 
 struct CheckpointOptions {
-  int checkpoint_pages = 1000;  // SQLite's own automatic checkpoint threshold
-  int wal_limit_pages = 16384;  // 64 MiB of 4 KiB pages
+  int checkpoint_pages = 1000;      // SQLite's own automatic checkpoint threshold
+  int wal_limit_pages = 16384;      // 64 MiB of 4 KiB pages
+  MetricSeries* seconds = nullptr;  // when set, observes each checkpoint; outlives the class
 };
 
 class Checkpointer {

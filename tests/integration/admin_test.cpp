@@ -422,7 +422,8 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
         "hookvault_stage_seconds_count [('source', 'dynamic'), ('stage', 'decrypt')] 1.0",
         "hookvault_stage_seconds_count [('source', 'dynamic'), ('stage', 'queue')] 1.0",
         "hookvault_store_commit_seconds_count []", "hookvault_store_batch_size_count []",
-        "hookvault_store_wal_sync_seconds_count []"}) {
+        "hookvault_store_wal_sync_seconds_count []",
+        "hookvault_store_wal_checkpoint_seconds_count []"}) {
     EXPECT_NE(samples.find(series), std::string::npos) << "missing: " << series << "\n" << samples;
   }
   // Five deliveries were stored (4 Nodit, 1 Dynamic; the duplicate writes

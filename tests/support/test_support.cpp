@@ -157,6 +157,18 @@ std::string hmac_hex(std::string_view key, std::string_view message) {
   return to_hex(ByteView(mac, len));
 }
 
+double metric_sample(const std::string& rendered, const std::string& name) {
+  std::istringstream lines(rendered);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
+        line[name.size()] == ' ') {
+      return std::stod(line.substr(name.size() + 1));
+    }
+  }
+  return -1;
+}
+
 void write_file(const std::filesystem::path& p, std::string_view content, int mode) {
   std::filesystem::create_directories(p.parent_path());
   {

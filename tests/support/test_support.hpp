@@ -46,6 +46,10 @@ Json hybrid_encrypt(const std::string& public_pem, std::string_view plaintext,
 
 std::string hmac_hex(std::string_view key, std::string_view message);
 
+// The value of sample `name` (metric name and labels exactly as rendered, e.g.
+// `x_bucket{le="0.1"}`) in Metrics::render() output `rendered`; -1 if absent.
+double metric_sample(const std::string& rendered, const std::string& name);
+
 struct TlsFiles {
   std::filesystem::path cert;  // PEM certificate (its own trust anchor)
   std::filesystem::path key;   // PEM PKCS#8 private key, mode 0600

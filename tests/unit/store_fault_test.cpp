@@ -27,7 +27,6 @@
 #include <latch>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -49,6 +48,7 @@ using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
+using hookvault::testing::metric_sample;
 using hookvault::testing::TempDir;
 
 Errc errc_of(const boost::system::error_code& ec) { return hookvault::to_errc(ec); }
@@ -462,19 +462,6 @@ TEST_F(StoreSyncTest, AnswersWaitForTheWalSyncThatFollowsTheirCommit) {
   EXPECT_EQ(store->stats().committed_requests, 3U);
 }
 
-// The value of the sample `name` (metric name and labels, as rendered), or -1.
-double sample(const std::string& rendered, const std::string& name) {
-  std::istringstream lines(rendered);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (line.size() > name.size() && line.compare(0, name.size(), name) == 0 &&
-        line[name.size()] == ' ') {
-      return std::stod(line.substr(name.size() + 1));
-    }
-  }
-  return -1;
-}
-
 // Every sync the syncer makes is timed in hookvault_store_wal_sync_seconds:
 // one held for 150 ms lands above the 0.1 s bucket.
 TEST_F(StoreSyncTest, EachWalSyncIsTimedInItsHistogram) {
@@ -490,12 +477,13 @@ TEST_F(StoreSyncTest, EachWalSyncIsTimedInItsHistogram) {
   ASSERT_TRUE(held.get());
 
   const std::string rendered = metrics.render();
-  const double count = sample(rendered, "hookvault_store_wal_sync_seconds_count");
+  const double count = metric_sample(rendered, "hookvault_store_wal_sync_seconds_count");
   EXPECT_EQ(count, static_cast<double>(store->stats().wal_syncs));
   EXPECT_GE(count, 2);
   // Only the held sync took longer than 0.1 s.
-  EXPECT_EQ(sample(rendered, "hookvault_store_wal_sync_seconds_bucket{le=\"0.1\"}"), count - 1);
-  EXPECT_GE(sample(rendered, "hookvault_store_wal_sync_seconds_sum"), 0.15);
+  EXPECT_EQ(metric_sample(rendered, "hookvault_store_wal_sync_seconds_bucket{le=\"0.1\"}"),
+            count - 1);
+  EXPECT_GE(metric_sample(rendered, "hookvault_store_wal_sync_seconds_sum"), 0.15);
 }
 
 // A batch of duplicates writes nothing; once every commit before it is

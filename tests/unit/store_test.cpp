@@ -19,6 +19,7 @@
 
 #include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 #include "test_support.hpp"
@@ -30,6 +31,7 @@ using hookvault::Errc;
 using hookvault::EventMeta;
 using hookvault::EventQuery;
 using hookvault::MaterialsState;
+using hookvault::Metrics;
 using hookvault::NewEvent;
 using hookvault::Origin;
 using hookvault::Result;
@@ -38,6 +40,7 @@ using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
+using hookvault::testing::metric_sample;
 using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
 
@@ -1214,6 +1217,32 @@ TEST_F(StoreCheckpointTest, TheCheckpointerCopiesTheWalIntoTheDatabaseFile) {
   EXPECT_GT(store->stats().checkpoints, 0U);
   EXPECT_EQ(store->stats().checkpoint_failures, 0U);
   EXPECT_EQ(count_events(), 200);
+}
+
+// Every checkpoint counted in hookvault_store_wal_checkpoints_total is timed in
+// hookvault_store_wal_checkpoint_seconds.
+TEST_F(StoreCheckpointTest, EachCheckpointIsTimedInItsHistogram) {
+  Metrics metrics;
+  StoreOptions options;
+  options.checkpoint_pages = 16;
+  options.wal_limit_pages = 1 << 30;
+  options.metrics = &metrics;
+  auto store = StoreTest::open_store(std::move(options));
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(store->write(nodit_event(i)));
+  // The thread may still be copying: wait until the two agree.
+  double timed = -1;
+  std::uint64_t counted = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    timed = metric_sample(metrics.render(), "hookvault_store_wal_checkpoint_seconds_count");
+    counted = store->stats().checkpoints;
+  } while ((counted == 0 || timed != static_cast<double>(counted)) &&
+           std::chrono::steady_clock::now() < deadline);
+  EXPECT_GT(counted, 0U);
+  EXPECT_EQ(timed, static_cast<double>(counted));
+  EXPECT_GT(metric_sample(metrics.render(), "hookvault_store_wal_checkpoint_seconds_sum"), 0);
 }
 
 TEST_F(StoreCheckpointTest, TheWalStaysBoundedWhileTheWriterNeverIdles) {
