@@ -61,9 +61,13 @@ void Syncer::loop() {
     if (durable && covers > synced_through_) {
       const auto started = std::chrono::steady_clock::now();
       durable = sync_wal(db_);
-      if (sync_seconds_ != nullptr) {
-        sync_seconds_->observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      const auto took = std::chrono::steady_clock::now() - started;
+      if (sync_seconds_ != nullptr)
+        sync_seconds_->observe(std::chrono::duration<double>(took).count());
+      if (took >= kSlowSync) {
+        log(LogLevel::warn, "a WAL sync was slow: every answer waited for it; the disk is slow",
+            {{"sync_ms", std::chrono::duration_cast<std::chrono::milliseconds>(took).count()},
+             {"batches_waiting", batch.size()}});
       }
       syncs_.fetch_add(1, std::memory_order_relaxed);
       if (durable) {

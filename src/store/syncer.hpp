@@ -38,13 +38,15 @@
 // Each sync's duration goes to the `sync_seconds` histogram when one is given
 // (hookvault_store_wal_sync_seconds): how long the disk takes to flush is what
 // every answer waits for, and on a shared disk it sets the latency's tail
-// (docs/performance.md).
+// (docs/performance.md). A sync that takes kSlowSync or longer is also logged
+// as a warning, with its time, so a stalling disk shows in the log.
 //
 // Thread-safety: push(), failed() and on_thread() from any thread; stop()
 // from any thread but this one.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -66,6 +68,8 @@ bool sync_wal(Connection& db) noexcept;
 
 class Syncer {
  public:
+  static constexpr std::chrono::milliseconds kSlowSync{1000};
+
   // Runs once, on the syncer thread: `durable` is false when the sync failed
   // (or an earlier one had). Must not throw.
   using Done = std::function<void(bool durable)>;

@@ -27,6 +27,7 @@
 #include <latch>
 #include <memory>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,6 +35,7 @@
 
 #include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/log.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
@@ -484,6 +486,35 @@ TEST_F(StoreSyncTest, EachWalSyncIsTimedInItsHistogram) {
   EXPECT_EQ(metric_sample(rendered, "hookvault_store_wal_sync_seconds_bucket{le=\"0.1\"}"),
             count - 1);
   EXPECT_GE(metric_sample(rendered, "hookvault_store_wal_sync_seconds_sum"), 0.15);
+}
+
+// A sync that takes a second or more is logged as a warning with its time.
+TEST_F(StoreSyncTest, ASyncOfASecondOrMoreIsLoggedAsAWarning) {
+  static const bool logging = [] {
+    hookvault::init_logging("json", "warn");
+    return true;
+  }();
+  ASSERT_TRUE(logging);
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  ::testing::internal::CaptureStderr();
+  ASSERT_TRUE(store->write(plain_event("quick")));
+  FaultVfs::hold_wal_syncs(true);
+  auto held = submit_event(*store, "held");
+  const bool entered = eventually([] { return FaultVfs::held_wal_syncs() >= 1; });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // Syncer::kSlowSync is 1 s
+  FaultVfs::hold_wal_syncs(false);
+  const bool stored = static_cast<bool>(held.get());
+  const std::string logged = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(entered && stored);
+  // Exactly one warning: the quick sync before was not logged.
+  const auto first = logged.find("a WAL sync was slow");
+  ASSERT_NE(first, std::string::npos) << logged;
+  EXPECT_EQ(logged.find("a WAL sync was slow", first + 1), std::string::npos) << logged;
+  EXPECT_NE(logged.find(R"("level":"warning")"), std::string::npos) << logged;
+  std::smatch ms;
+  ASSERT_TRUE(std::regex_search(logged, ms, std::regex(R"re("sync_ms":([0-9]+))re"))) << logged;
+  EXPECT_GE(std::stol(ms[1]), 1000) << logged;
 }
 
 // A batch of duplicates writes nothing; once every commit before it is
