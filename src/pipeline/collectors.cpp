@@ -34,18 +34,13 @@ void collect_store_metrics(Metrics& metrics, const Store& store) {
         "hookvault_store_wal_checkpoint_failures_total",
         "WAL checkpoints that failed (the WAL grows until one succeeds)", MetricType::counter);
     checkpoint_failures.samples.push_back({{}, double(s.checkpoint_failures)});
-    auto syncs = family("hookvault_store_wal_syncs_total",
-                        "WAL syncs that made commits durable before their requests were answered "
-                        "(one may cover several commits)",
-                        MetricType::counter);
-    syncs.samples.push_back({{}, double(s.wal_syncs)});
     auto writable = family("hookvault_store_writable", "1 while the store accepts commits, else 0",
                            MetricType::gauge);
     writable.samples.push_back({{}, store.writable() ? 1.0 : 0.0});
     return std::vector<CollectedFamily>{std::move(commits),     std::move(requests),
                                         std::move(failed),      std::move(largest),
                                         std::move(checkpoints), std::move(checkpoint_failures),
-                                        std::move(syncs),       std::move(writable)};
+                                        std::move(writable)};
   });
 }
 

@@ -916,7 +916,7 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
   auto done = std::make_shared<std::vector<Work>>(std::exchange(batch, empty_batch()));
   syncer_->push(written_commits_, [this, done, started](bool durable) {
     if (!durable) {
-      writable_.store(false);  // for good: the syncer logged why (syncer.hpp)
+      // writable() is false for good now: the syncer failed and logged why.
       fail_batch(*done);
       return;
     }

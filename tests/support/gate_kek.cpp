@@ -41,6 +41,14 @@ void GateKek::release() {
   cv_.notify_all();
 }
 
+std::future<Result<std::int64_t>> submit_audit(Store& store, const std::string& subject) {
+  auto promise = std::make_shared<std::promise<Result<std::int64_t>>>();
+  auto answer = promise->get_future();
+  store.audit(AuditEntry{"test:gate", "gate", subject, "ok"},
+              [promise](Result<std::int64_t> r) { promise->set_value(std::move(r)); });
+  return answer;
+}
+
 bool GateKek::wait_entered(int n) const {
   std::unique_lock lock(mu_);
   return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return entered_ >= n; });

@@ -13,12 +13,14 @@
 #pragma once
 
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "hookvault/kek.hpp"
+#include "hookvault/store.hpp"
 
 namespace hookvault::testing {
 
@@ -52,5 +54,9 @@ class GateKek final : public Kek {
   mutable int allowed_ = 0;  // guarded by mu_
   mutable int entered_ = 0;  // guarded by mu_
 };
+
+// An audit append (actor "test:gate", action "gate", `subject`), answered
+// through the returned future: what reaches the gate above.
+std::future<Result<std::int64_t>> submit_audit(Store& store, const std::string& subject);
 
 }  // namespace hookvault::testing

@@ -51,6 +51,7 @@ using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
 using hookvault::testing::metric_sample;
+using hookvault::testing::submit_audit;
 using hookvault::testing::TempDir;
 
 Errc errc_of(const boost::system::error_code& ec) { return hookvault::to_errc(ec); }
@@ -253,15 +254,6 @@ class StoreFaultBase : public ::testing::Test {
     return condition();
   }
 
-  // An audit append, answered through the returned future.
-  static std::future<Result<std::int64_t>> audit(Store& store, const std::string& subject) {
-    auto promise = std::make_shared<std::promise<Result<std::int64_t>>>();
-    auto answer = promise->get_future();
-    store.audit(hookvault::AuditEntry{"test:gate", "gate", subject, "ok"},
-                [promise](Result<std::int64_t> r) { promise->set_value(std::move(r)); });
-    return answer;
-  }
-
   TempDir dir_;
   // Holds the writer inside a batch when a test needs it (gate_kek.hpp).
   std::shared_ptr<hookvault::testing::GateKek> gate_ =
@@ -286,9 +278,9 @@ TEST_P(StoreFaultTest, CommitFailureFailsTheWholeBatchAndRecovers) {
   // another audit append; let the first batch commit; once the writer waits
   // at the gate again, inside the second batch, fail its commit.
   gate_->hold();
-  auto first = audit(*store, "first");
+  auto first = submit_audit(*store, "first");
   ASSERT_TRUE(gate_->wait_entered(1));
-  auto second = audit(*store, "second");
+  auto second = submit_audit(*store, "second");
   constexpr int kBatch = 20;
   std::latch batch_done(kBatch);
   std::vector<Result<WriteResult>> results(kBatch, Result<WriteResult>(WriteResult{}));

@@ -129,10 +129,7 @@ class StoreTest : public ::testing::Test {
   // future is that append's answer, once gate_.release() let it through.
   std::future<Result<std::int64_t>> hold_writer(Store& store) {
     gate_->hold();
-    auto promise = std::make_shared<std::promise<Result<std::int64_t>>>();
-    auto answer = promise->get_future();
-    store.audit(hookvault::AuditEntry{"test:gate", "gate", "writer", "ok"},
-                [promise](Result<std::int64_t> r) { promise->set_value(std::move(r)); });
+    auto answer = hookvault::testing::submit_audit(store, "writer");
     EXPECT_TRUE(gate_->wait_entered(1)) << "the writer never reached the gate";
     return answer;
   }
