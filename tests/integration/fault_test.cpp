@@ -80,21 +80,8 @@ using Clock = std::chrono::steady_clock;
 constexpr char kNoditKey[] = "nodit-signing-key-for-the-fault-test";
 // The daemon's SQLite busy timeout (src/ops/commands.cpp, kDaemonBusyTimeout).
 constexpr auto kBusyTimeout = 5s;
-// How long a condition that must come about (readiness returning, a log
-// line) is awaited: far beyond what it takes, so only a real failure misses it.
-constexpr auto kDeadline = 30s;
 
 std::string errno_name(int e) { return e == 0 ? "success" : std::strerror(e); }
-
-// Polls `condition` until it holds or `deadline` has passed.
-bool eventually(const std::function<bool()>& condition, Clock::duration deadline = kDeadline) {
-  const auto until = Clock::now() + deadline;
-  while (Clock::now() < until) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
 
 // Mounts made from here on live in a mount namespace of this process's own
 // (the daemon and other children inherit it), so none outlives the process,

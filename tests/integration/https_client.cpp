@@ -284,12 +284,7 @@ int Daemon::wait(std::chrono::milliseconds timeout) {
 }
 
 std::size_t Daemon::log_count(const std::string& needle) const {
-  const std::string text = read_file(log_file_);
-  std::size_t seen = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-    ++seen;
-  }
-  return seen;
+  return count_of(read_file(log_file_), needle);
 }
 
 bool Daemon::wait_for_log(const std::string& needle, std::size_t count,

@@ -54,16 +54,6 @@ class NoditTest : public E2E {
     }
     return out;
   }
-
-  // Polls `pred` for up to `limit`.
-  static bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(100ms);
-    }
-    return pred();
-  }
 };
 
 TEST_F(NoditTest, PublishedVectorVerifiesTamperedCopyFailsAndDuplicatesAreStoredOnce) {

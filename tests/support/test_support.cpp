@@ -20,6 +20,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "hookvault/base64.hpp"
 #include "hookvault/bytes.hpp"
@@ -167,6 +168,23 @@ double metric_sample(const std::string& rendered, const std::string& name) {
     }
   }
   return -1;
+}
+
+std::size_t count_of(std::string_view text, std::string_view needle) {
+  std::size_t seen = 0;
+  for (auto at = text.find(needle); at != std::string_view::npos; at = text.find(needle, at + 1)) {
+    ++seen;
+  }
+  return seen;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
 }
 
 void write_file(const std::filesystem::path& p, std::string_view content, int mode) {

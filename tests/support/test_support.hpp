@@ -3,7 +3,9 @@
 // (RSA-OAEP-SHA256 + AES-256-GCM, 16-byte IV, base64url without padding).
 #pragma once
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +51,14 @@ std::string hmac_hex(std::string_view key, std::string_view message);
 // The value of sample `name` (metric name and labels exactly as rendered, e.g.
 // `x_bucket{le="0.1"}`) in Metrics::render() output `rendered`; -1 if absent.
 double metric_sample(const std::string& rendered, const std::string& name);
+
+// How many times `needle` occurs in `text` (overlapping occurrences counted).
+std::size_t count_of(std::string_view text, std::string_view needle);
+
+// Polls `condition` every 20 ms until it holds or `limit` has passed; then
+// its last answer. Only a failing test waits out the limit.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds limit = std::chrono::seconds(30));
 
 struct TlsFiles {
   std::filesystem::path cert;  // PEM certificate (its own trust anchor)

@@ -51,6 +51,8 @@ using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
+using hookvault::testing::count_of;
+using hookvault::testing::eventually;
 using hookvault::testing::metric_sample;
 using hookvault::testing::submit_audit;
 using hookvault::testing::TempDir;
@@ -265,15 +267,6 @@ class StoreFaultBase : public ::testing::Test {
     auto store = Store::open(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
-  }
-
-  static bool eventually(const std::function<bool()>& condition) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (condition()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return condition();
   }
 
   TempDir dir_;
@@ -528,11 +521,7 @@ TEST_F(StoreSyncTest, ASyncOfASecondOrMoreIsLoggedAsAWarning) {
   ASSERT_TRUE(entered && stored);
   // One warning per sync of a second or more: the held one (and one the
   // disk stalled that long on its own); the quick sync before was not logged.
-  int warnings = 0;
-  for (auto at = logged.find("a WAL sync was slow"); at != std::string::npos;
-       at = logged.find("a WAL sync was slow", at + 1)) {
-    ++warnings;
-  }
+  const auto warnings = static_cast<int>(count_of(logged, "a WAL sync was slow"));
   EXPECT_GE(warnings, 1) << logged;
   EXPECT_GE(warnings, FaultVfs::wal_syncs_slower_than(std::chrono::milliseconds(1000))) << logged;
   EXPECT_LE(warnings, FaultVfs::wal_syncs_slower_than(std::chrono::milliseconds(900))) << logged;

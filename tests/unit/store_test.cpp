@@ -40,6 +40,7 @@ using hookvault::Store;
 using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
+using hookvault::testing::eventually;
 using hookvault::testing::metric_sample;
 using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
@@ -1204,13 +1205,11 @@ TEST_F(StoreCheckpointTest, TheCheckpointerCopiesTheWalIntoTheDatabaseFile) {
   for (int i = 0; i < 200; ++i) ASSERT_TRUE(store->write(nodit_event(i)));
 
   // 200 events of 1 KiB are at least 50 pages; the checkpoints copy them
-  // (the thread may still be copying the last ones: wait for it, at most 20 s).
-  const auto grown = [&] { return std::filesystem::file_size(path()) >= db_before + 40 * kPage; };
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!grown() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(grown()) << "database file: " << std::filesystem::file_size(path()) << " bytes";
+  // (the thread may still be copying the last ones: wait for it).
+  EXPECT_TRUE(eventually([&] {
+    return std::filesystem::file_size(path()) >= db_before + 40 * kPage;
+  })) << "database file: "
+      << std::filesystem::file_size(path()) << " bytes";
   EXPECT_GT(store->stats().checkpoints, 0U);
   EXPECT_EQ(store->stats().checkpoint_failures, 0U);
   EXPECT_EQ(count_events(), 200);
@@ -1230,13 +1229,11 @@ TEST_F(StoreCheckpointTest, EachCheckpointIsTimedInItsHistogram) {
   // The thread may still be copying: wait until the two agree.
   double timed = -1;
   std::uint64_t counted = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  do {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  eventually([&] {
     timed = metric_sample(metrics.render(), "hookvault_store_wal_checkpoint_seconds_count");
     counted = store->stats().checkpoints;
-  } while ((counted == 0 || timed != static_cast<double>(counted)) &&
-           std::chrono::steady_clock::now() < deadline);
+    return counted > 0 && timed == static_cast<double>(counted);
+  });
   EXPECT_GT(counted, 0U);
   EXPECT_EQ(timed, static_cast<double>(counted));
   EXPECT_GT(metric_sample(metrics.render(), "hookvault_store_wal_checkpoint_seconds_sum"), 0);
