@@ -8,7 +8,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # "signer" client may read /metrics), and the sources named (nodit, dynamic).
 #   hv_config FILE DIR PORT ADMIN_PORT SOURCE...     env: THREADS=0
 hv_config() {
-  local file=$1 dir=$2 port=$3 admin_port=$4 source
+  local file=$1 dir=$2 port=$3 admin_port=$4 source secret extra
   shift 4
   cat >"$file" <<EOF
 [server]
@@ -35,25 +35,18 @@ level = "warn"
 EOF
   for source in "$@"; do
     case $source in
-      nodit) cat >>"$file" <<EOF
-[[sources]]
-name = "nodit"
-provider = "nodit"
-path = "/webhooks/nodit"
-secret_files = ["$dir/secrets/nodit_signing_key"]
-EOF
-        ;;
-      dynamic) cat >>"$file" <<EOF
-[[sources]]
-name = "dynamic"
-provider = "dynamic"
-path = "/webhooks/dynamic"
-secret_files = ["$dir/secrets/dynamic_webhook_secret"]
-rsa_private_keys = ["$dir/keys/dynamic_rsa.pem"]
-EOF
-        ;;
+      nodit) secret=nodit_signing_key extra= ;;
+      dynamic) secret=dynamic_webhook_secret extra="rsa_private_keys = [\"$dir/keys/dynamic_rsa.pem\"]" ;;
       *) echo "hv_config: unknown source $source" >&2; return 2 ;;
     esac
+    cat >>"$file" <<EOF
+[[sources]]
+name = "$source"
+provider = "$source"
+path = "/webhooks/$source"
+secret_files = ["$dir/secrets/$secret"]
+$extra
+EOF
   done
 }
 
