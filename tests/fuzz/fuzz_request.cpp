@@ -159,9 +159,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   asio::io_context ioc;
   MemoryStream stream(ioc.get_executor(), input, chunk);
-  bool busy = false;
-  const net::Client client{*parse_ip("10.1.2.3"), "10.1.2.3"};
-  asio::co_spawn(ioc, net::serve_requests(*w.sessions, stream, busy, "10.1.2.3:4444", client, ""),
+  net::ConnectionPhase phase;
+  net::Peer who{"10.1.2.3:4444", net::Client{*parse_ip("10.1.2.3"), "10.1.2.3"}, "", false};
+  asio::co_spawn(ioc, net::serve_requests(*w.sessions, stream, phase, std::move(who)),
                  asio::detached);
   ioc.run();
 
