@@ -27,8 +27,8 @@
 // connection holds a file descriptor: the process's RLIMIT_NOFILE must allow
 // for the caps (files_needed() in config.hpp). When accept() fails for want
 // of descriptors anyway, the listener pauses for 100 ms instead of spinning.
-// No failure to set up one connection stops the listener: that connection
-// is closed, counted and logged.
+// No failure to set up or handle one connection stops the listener: that
+// connection is closed, counted and logged.
 //
 // PROXY protocol (`proxy_protocol`): a header is required on every
 // connection and believed only from a peer in `trusted_proxies`; any other
@@ -48,7 +48,8 @@
 // (hookvault_connections_evicted_total{phase="unauthenticated", "idle",
 // "opening" or "reading"}), connections refused before TLS
 // (hookvault_connections_refused_total{reason="cap", "untrusted_proxy" or
-// "setup"}), connections cut off by a timeout
+// "setup"}), connections closed by a failure in their own handling
+// (hookvault_connection_errors_total), connections cut off by a timeout
 // (hookvault_connection_timeouts_total{timeout="handshake", "idle", "header",
 // "body" or "write"}), failed TLS handshakes, bad PROXY headers.
 //

@@ -34,8 +34,15 @@ std::size_t ConnectionTable::GroupHash::operator()(const IpAddress& ip) const no
 void ConnectionTable::add(const std::shared_ptr<TrackedConnection>& c, const IpAddress& client) {
   const IpAddress group = client_group(client);
   std::lock_guard lock(mu_);
-  entries_.emplace(c.get(), Entry{c, group});
-  ++per_group_[group];
+  // All or nothing (the listener closes the connection when this throws).
+  std::size_t& held = per_group_[group];
+  try {
+    entries_.emplace(c.get(), Entry{c, group});
+  } catch (...) {
+    if (held == 0) per_group_.erase(group);
+    throw;
+  }
+  ++held;
 }
 
 void ConnectionTable::regroup(const TrackedConnection* c, const IpAddress& client) {
@@ -43,9 +50,9 @@ void ConnectionTable::regroup(const TrackedConnection* c, const IpAddress& clien
   std::lock_guard lock(mu_);
   auto it = entries_.find(c);
   if (it == entries_.end() || it->second.group == group) return;
+  ++per_group_[group];  // first: when it throws, nothing has changed
   if (--per_group_[it->second.group] == 0) per_group_.erase(it->second.group);
   it->second.group = group;
-  ++per_group_[group];
 }
 
 bool ConnectionTable::remove(const TrackedConnection* c) {

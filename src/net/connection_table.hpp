@@ -52,7 +52,8 @@ IpAddress client_group(const IpAddress& ip) noexcept;
 
 class ConnectionTable {
  public:
-  // Adds a connection from `client`.
+  // Adds a connection from `client`; when it throws (memory), nothing was
+  // added.
   void add(const std::shared_ptr<TrackedConnection>& c, const IpAddress& client);
   // The connection's client turned out to be `client` (a PROXY header).
   void regroup(const TrackedConnection* c, const IpAddress& client);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -62,8 +63,9 @@ IpAddress to_ip(const asio::ip::address& a) {
 }
 
 // A warning that may repeat thousands of times a second under a flood: the
-// first is logged, then at most one line per kWarningInterval. Used from one
-// coroutine (the accept loop), so unsynchronized.
+// first is logged, then at most one line per kWarningInterval.
+// Unsynchronized: each is used from one coroutine (the accept loop) or under
+// a mutex.
 class ThrottledWarning {
  public:
   // Counts one event; true when a line should be written now, with
@@ -135,6 +137,12 @@ struct Server::Impl {
                                 "Connections closed at max_connections to make room for a new one, "
                                 "by what they were doing (unauthenticated, idle, opening, reading)",
                                 {"listener", "phase"})),
+        connection_errors(metrics
+                              .counter("hookvault_connection_errors_total",
+                                       "Connections closed by an unexpected failure in their own "
+                                       "handling (memory)",
+                                       {"listener"})
+                              .with({options.name})),
         handshake_timeouts(net::connection_timeouts(metrics).with({options.name, "handshake"})),
         shards(make_shards(io_threads(cfg))),
         ioc(*shards.front()),
@@ -162,6 +170,7 @@ struct Server::Impl {
   MetricSeries& refused_untrusted_proxy;
   MetricSeries& refused_setup;
   MetricFamily& evicted;
+  MetricSeries& connection_errors;
   MetricSeries& handshake_timeouts;
   // The I/O threads' shards: each runs one io_context on its own thread, and
   // a connection lives on one shard (round-robin at accept) for its whole
@@ -179,6 +188,8 @@ struct Server::Impl {
   ThrottledWarning proxy_warning;     // accept loop only
   ThrottledWarning setup_warning;     // accept loop only
   ThrottledWarning accept_warning;    // accept loop only
+  std::mutex error_warning_mu;        // sessions, on every shard
+  ThrottledWarning error_warning;     // under error_warning_mu
   asio::signal_set signals;
   asio::steady_timer drain;     // drain_delay: readyz is 503, the listener still accepts
   asio::steady_timer idle_cut;  // kIdleLinger after the listener closed: idle connections go
@@ -371,30 +382,53 @@ struct Server::Impl {
     co_return parse_proxy_v2(prefix, std::span<const std::uint8_t>(rest.data(), *length));
   }
 
+  // One connection, from accept to forget(). Whatever its handling throws
+  // (memory ran out) ends this connection only, counted and logged.
   asio::awaitable<void> session(std::shared_ptr<Conn> conn, tcp::endpoint ep) {
     Conn& c = *conn;
+    try {
+      co_await proxy_handshake_and_serve(c, ep);
+    } catch (...) {
+      connection_errors.inc();
+      std::uint64_t n = 0;
+      bool due = false;
+      {
+        std::lock_guard lock(error_warning_mu);
+        due = error_warning.due(n);
+      }
+      if (due) {
+        log(LogLevel::warn, "connection failed; connection closed",
+            {{"listener", options.name},
+             {"error", what(std::current_exception())},
+             {"failures", n}});
+      }
+    }
+    boost::system::error_code ignored;
+    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    c.stream.close();
+    forget(&c);
+  }
+
+  // The PROXY header when the listener requires one, then the rest.
+  asio::awaitable<void> proxy_handshake_and_serve(Conn& c, const tcp::endpoint& ep) {
     Client client{to_ip(ep.address()), ep.address().to_string()};
     const std::string peer = client.text + ":" + std::to_string(ep.port());
-    bool admitted = true;
     if (cfg.proxy_protocol) {
       auto header = co_await read_proxy_header(c);
-      admitted = header.has_value();
       if (!header) {
         if (c.phase.get() != ConnectionPhase::evicted) {
           proxy_failures.inc();
           log(LogLevel::warn, "connection without a valid PROXY v2 header closed",
               {{"listener", options.name}, {"peer", peer}});
         }
-      } else if (header->source) {
+        co_return;
+      }
+      if (header->source) {
         client = Client{*header->source, ip_to_string(*header->source)};
         conns.regroup(&c, client.ip);
       }
     }
-    if (admitted) co_await handshake_and_serve(c, peer, client);
-    boost::system::error_code ignored;
-    c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    c.stream.close();
-    forget(&c);
+    co_await handshake_and_serve(c, peer, client);
   }
 
   // TLS handshake, the keep-alive loop, TLS shutdown.
