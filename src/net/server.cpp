@@ -294,8 +294,8 @@ struct Server::Impl {
         --open_count;
         open_connections.dec();
       }
-      close_socket(socket);  // a no-op once the stream owns (and closes) it
       refused_setup.inc();
+      close_socket(socket);  // a no-op once the stream owns (and closes) it
       if (std::uint64_t n = 0; setup_warning.due(n)) {
         log(LogLevel::warn, "connection setup failed; connection closed",
             {{"listener", options.name},
@@ -335,8 +335,8 @@ struct Server::Impl {
   // resets a socket closed with unread data).
   template <class Socket>
   void refuse(Socket& socket) {
+    refused_at_cap.inc();  // first: once the client sees the close, it is counted
     close_socket(socket);
-    refused_at_cap.inc();
     if (std::uint64_t n = 0; refusal_warning.due(n)) {
       log(LogLevel::warn, "connections refused: max_connections are open",
           {{"listener", options.name}, {"max_connections", cfg.max_connections}, {"refused", n}});
@@ -346,8 +346,8 @@ struct Server::Impl {
   // proxy_protocol: only a trusted proxy may say who its client is.
   template <class Socket>
   void refuse_untrusted_proxy(Socket& socket, const tcp::endpoint& peer) {
-    close_socket(socket);
     refused_untrusted_proxy.inc();
+    close_socket(socket);
     if (std::uint64_t n = 0; proxy_warning.due(n)) {
       log(LogLevel::warn, "connection from a peer outside trusted_proxies closed (proxy_protocol)",
           {{"listener", options.name}, {"peer", peer.address().to_string()}, {"refused", n}});

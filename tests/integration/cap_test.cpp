@@ -135,14 +135,17 @@ TEST_F(ConnectionCapTest, AnAddressHoldingEverySlotWithIdleConnectionsGivesOneUp
     held.push_back(std::make_unique<RawTlsClient>(daemon_->port(), "127.0.0.1"));
     ASSERT_TRUE(held.back()->handshake()) << i;
     ASSERT_EQ(held.back()->get("/healthz"), 200U) << i;
-    std::this_thread::sleep_for(5ms);  // idle since: held[0] the longest
+    std::this_thread::sleep_for(20ms);  // idle since: held[0] the longest
   }
 
   RawTlsClient other(daemon_->port(), "127.0.0.2");
   ASSERT_TRUE(other.handshake()) << "a client from another address was locked out";
   deliver(other, "other", 1);
   EXPECT_TRUE(closed_silently(*held[0])) << "the longest-idle connection was not the one closed";
-  for (std::size_t i = 1; i < kCap; ++i) EXPECT_EQ(held[i]->get("/healthz"), 200U) << i;
+  for (std::size_t i = 1; i < kCap; ++i) {
+    EXPECT_EQ(held[i]->get("/healthz"), 200U) << i;
+    std::this_thread::sleep_for(20ms);  // idle since, in this order
+  }
 
   // The host that holds the most opens one more: its own longest-idle
   // connection (held[1], used first in the loop above) makes room.
@@ -167,7 +170,7 @@ TEST_F(ConnectionCapTest, AnAddressHoldingEverySlotWithTrickledHeadsGivesOneUp) 
     held.push_back(std::make_unique<RawTlsClient>(daemon_->port(), "127.0.0.1"));
     ASSERT_TRUE(held.back()->handshake()) << i;
     ASSERT_TRUE(held.back()->write("POST /webhooks/nodit HTTP/1.1\r\nX-Slow: ")) << i;
-    std::this_thread::sleep_for(5ms);
+    std::this_thread::sleep_for(20ms);  // reading since: held[0] the longest
   }
   std::this_thread::sleep_for(200ms);  // every head is being read
   RawTlsClient other(daemon_->port(), "127.0.0.2");

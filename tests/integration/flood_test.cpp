@@ -422,6 +422,7 @@ TEST_F(FloodTest, ConnectionCapMakesRoomByClosingTheLongestIdle) {
     open.push_back(std::make_unique<RawTlsClient>(port));
     ASSERT_TRUE(open.back()->handshake()) << "connection " << i + 1;
     ASSERT_EQ(open.back()->get("/healthz"), 200U) << "connection " << i + 1;
+    std::this_thread::sleep_for(5ms);  // idle since, in this order
   }
   ASSERT_EQ(wait_metric(kOpen, kCap), kCap);
 

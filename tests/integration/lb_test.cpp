@@ -369,8 +369,8 @@ TEST_F(LoadBalancerTest, AProxyHeaderLongerThanARealOneIsRefusedAtOnce) {
   longest += std::string(tlv_value, 'v');
   EXPECT_EQ(HttpsClient(daemon_->port(), {}, {}, longest).request("GET", "/healthz").status, 200U);
   EXPECT_EQ(daemon_->log_count("connection without a valid PROXY v2 header closed"), 1U);
-  const std::string log = daemon_->log();
-  EXPECT_NE(log.find("\"client\":\"203.0.113.7\""), std::string::npos) << log;
+  // (The request's log line follows its answer.)
+  EXPECT_TRUE(daemon_->wait_for_log("\"client\":\"203.0.113.7\"", 1)) << daemon_->log();
 }
 
 // At the cap, connections are grouped by the client a trusted PROXY header
@@ -400,7 +400,15 @@ TEST_F(LoadBalancerTest, AtTheCapProxiedConnectionsAreGroupedByTheirClient) {
   HttpsClient more(port, {}, {}, proxy_v2(203, 0, 113, 7, 50010));
   EXPECT_EQ(more.request("GET", "/healthz").status, 200U);
   EXPECT_EQ(quiet.request("GET", "/healthz").status, 200U) << "another client's connection closed";
-  EXPECT_THROW(busy_client.front()->request("GET", "/healthz"), std::exception);
+  int closed = 0;
+  for (auto& c : busy_client) {
+    try {
+      c->request("GET", "/healthz");
+    } catch (const std::exception&) {
+      ++closed;
+    }
+  }
+  EXPECT_EQ(closed, 1);
 }
 
 }  // namespace
