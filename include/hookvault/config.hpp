@@ -62,14 +62,19 @@ struct ServerConfig {
   // listener closes and in-flight requests have shutdown_grace to finish.
   std::chrono::milliseconds drain_delay{0};
   std::chrono::milliseconds shutdown_grace{10000};  // in-flight requests on SIGTERM
-  // PROXY protocol v2 required on every connection (behind a TCP load balancer).
+  // PROXY protocol v2 required on every connection (behind a TCP load
+  // balancer), and believed only from trusted_proxies (which must then not be
+  // empty; other peers are closed at once).
   bool proxy_protocol = false;
-  // Peers (after PROXY) whose X-Forwarded-For is believed, to find the client.
+  // The load balancers: peers whose PROXY header (proxy_protocol) or
+  // X-Forwarded-For is believed, to find the client.
   std::vector<Cidr> trusted_proxies;
   std::size_t worker_queue = 1024;  // decryption jobs waiting; more -> 503
-  // Open connections at most; a connection beyond it is accepted and closed
-  // at once, before TLS (counted in hookvault_connections_refused_total).
-  // Each connection holds a file descriptor: see files_needed().
+  // Open connections at most. Beyond it an open connection that loses
+  // nothing acknowledged makes room (server.hpp), else the new one is closed
+  // at once, before TLS (hookvault_connections_evicted_total,
+  // hookvault_connections_refused_total). Each connection holds a file
+  // descriptor: see files_needed().
   std::size_t max_connections = 4096;
 };
 

@@ -3,10 +3,13 @@
 // before TLS, to say who its client is. [server] proxy_protocol = true makes
 // the listener require it on every connection (a connection without a valid
 // header is closed: accepting it optionally would let any client name its own
-// address).
+// address), and believe it only from a peer in [server] trusted_proxies (a
+// connection from any other peer is closed before a byte is read; the config
+// is refused when trusted_proxies is empty).
 //
 // Reading is in two steps so no byte of the TLS stream is consumed: the fixed
-// 16-byte prefix, then exactly proxy_v2_length(prefix) more bytes.
+// 16-byte prefix, then exactly proxy_v2_length(prefix) more bytes, at most
+// kProxyV2MaxLength (a header announcing more is refused before it is read).
 //
 // Written by hand: no Debian 12 package parses PROXY v2 outside a proxy
 // server, and the format is a fixed binary layout.
@@ -24,6 +27,11 @@
 namespace hookvault {
 
 inline constexpr std::size_t kProxyV2PrefixBytes = 16;
+// What a real header needs after its prefix: the largest address block (216
+// bytes, for UNIX sockets) and the TLVs balancers add (a VPC endpoint or
+// private link id, the TLS details, the authority, a unique id of up to 128
+// bytes, a CRC32C), with room to spare. The format allows 65,535.
+inline constexpr std::size_t kProxyV2MaxLength = 1024;
 // A whole header with the LOCAL command and no address block: what a proxy
 // sends for its own connections (health checks).
 inline constexpr char kProxyV2Local[kProxyV2PrefixBytes] = {
@@ -40,7 +48,8 @@ struct ProxyHeader {
 
 // The number of bytes that follow the prefix (the address block and TLVs), or
 // nullopt when `prefix` (16 bytes) is not a PROXY v2 header: wrong signature,
-// version, command or family, or a length too short for the family.
+// version, command or family, a length too short for the family, or one over
+// kProxyV2MaxLength.
 std::optional<std::size_t> proxy_v2_length(std::span<const std::uint8_t> prefix);
 
 // Parses the header from its prefix and the `rest` proxy_v2_length() asked for.

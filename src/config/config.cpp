@@ -419,6 +419,12 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
   if (auto v = r.duration("shutdown_grace")) s.shutdown_grace = *v;
   if (auto v = r.boolean("proxy_protocol")) s.proxy_protocol = *v;
   s.trusted_proxies = parse_cidrs(r, "trusted_proxies");
+  if (s.proxy_protocol && s.trusted_proxies.empty()) {
+    // Otherwise any peer could name any client address (allow_from, logs).
+    r.fail("proxy_protocol",
+           "requires server.trusted_proxies: the load balancers' addresses, the only peers "
+           "whose PROXY header is believed");
+  }
   if (auto v = r.integer("worker_queue", 1, 1000000)) s.worker_queue = static_cast<std::size_t>(*v);
   if (auto v = r.integer("max_connections", 1, kMaxConnections)) {
     s.max_connections = static_cast<std::size_t>(*v);

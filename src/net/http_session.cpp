@@ -1,12 +1,10 @@
 #include "net/http_session.hpp"
 
-#include <openssl/rand.h>
-
 #include <charconv>
-#include <stdexcept>
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/log.hpp"
+#include "hookvault/random.hpp"
 
 namespace hookvault::net {
 
@@ -35,6 +33,7 @@ MetricFamily& connection_timeouts(Metrics& metrics) {
 HttpSessionContext::HttpSessionContext(const ServerConfig& c, RequestHandler& h, std::string name,
                                        Metrics& metrics, const std::atomic<bool>& d)
     : cfg(c),
+      limits{c.max_header_bytes, c.max_header_count, c.max_body_bytes},
       handler(h),
       listener(std::move(name)),
       draining(d),
@@ -48,17 +47,18 @@ HttpSessionContext::HttpSessionContext(const ServerConfig& c, RequestHandler& h,
       latency_(metrics
                    .histogram("hookvault_http_request_duration_seconds",
                               "Time from the first byte of a request to its answer", {"listener"})
-                   .with({listener})) {
-  std::uint8_t r[8];
-  if (RAND_bytes(r, sizeof r) != 1) throw std::runtime_error("RAND_bytes failed");
-  for (auto b : r) boot_id_ = (boot_id_ << 8) | b;
-}
+                   .with({listener})) {}
 
 std::string HttpSessionContext::next_request_id() {
-  const std::uint64_t n = ++next_request_;
   std::uint8_t raw[16];
-  for (int i = 0; i < 8; ++i) raw[i] = static_cast<std::uint8_t>(boot_id_ >> (56 - 8 * i));
-  for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
+  if (!random_bytes(raw)) {
+    // The CSPRNG failed (and the request will most likely fail too): a
+    // process-wide count keeps ids unique, with a leading zero half that
+    // tells such an id apart.
+    const std::uint64_t n = ++fallback_ids_;
+    for (int i = 0; i < 8; ++i) raw[i] = 0;
+    for (int i = 0; i < 8; ++i) raw[8 + i] = static_cast<std::uint8_t>(n >> (56 - 8 * i));
+  }
   return to_hex(ByteView(raw, sizeof raw));
 }
 

@@ -1,9 +1,10 @@
 // The HTTP/1.1 side of one connection: the keep-alive loop that reads a
-// request (fresh parser each time, header and body limits, header count,
-// 100-continue), hands it to the RequestHandler as a Delivery, and writes the
-// Reply. server.cpp runs it on a net::TlsStream after the TLS handshake; the
-// request fuzzer (tests/fuzz/fuzz_request.cpp) runs the same code on an
-// in-memory stream, so what it fuzzes is what the listener runs.
+// request (fresh parser each time, the framing rules and limits of
+// http_framing.hpp, 100-continue), hands it to the RequestHandler as a
+// Delivery, and writes the Reply. server.cpp runs it on a net::TlsStream after
+// the TLS handshake; the request fuzzer (tests/fuzz/fuzz_request.cpp) runs the
+// same code on an in-memory stream, so what it fuzzes is what the listener
+// runs.
 //
 // A Stream is an Asio AsyncReadStream and AsyncWriteStream with, as
 // net::TlsStream has them:
@@ -13,9 +14,11 @@
 //
 // Timeouts: `idle_timeout` while waiting for the first byte of a request,
 // `header_timeout` for the rest of the head, `body_timeout` for the body.
-// Oversized bodies get 413, oversized heads 431, a malformed head 400; then
-// the connection closes. A timeout, a reset or malformed chunking in the body
-// closes it with no answer.
+// A request that cannot be read is answered as refusal() says (413 for an
+// oversized body; 431 for an oversized head, chunk extensions or trailers;
+// 501 for a transfer coding other than chunked; 400 for malformed framing),
+// then the connection closes. A timeout, a reset or a close closes it with
+// no answer.
 //
 // Thread-safety: one loop per connection, on the connection's executor; the
 // HttpSessionContext is shared by every connection of a listener.
@@ -30,6 +33,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -43,6 +47,8 @@
 #include "hookvault/handler.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/secret.hpp"
+#include "net/connection_phase.hpp"
+#include "net/http_framing.hpp"
 
 namespace hookvault::net {
 
@@ -51,6 +57,17 @@ namespace hookvault::net {
 struct Client {
   IpAddress ip{};
   std::string text;  // the address, no port
+};
+
+// One connection's other end, as the loop tells the handler about it.
+struct Peer {
+  std::string address;  // the TCP peer, "address:port"
+  Client client;        // the peer, or the client its PROXY header named
+  // Mutual TLS: the verified client certificate's CN; empty without one.
+  std::string client_cn;
+  // Answer one request, then close: a client without a certificate on a
+  // mutual-TLS listener, whose one answer is 401.
+  bool answer_once = false;
 };
 
 // X-Forwarded-For from a trusted peer: the rightmost address that is not
@@ -71,6 +88,7 @@ class HttpSessionContext {
                      Metrics& metrics, const std::atomic<bool>& draining);
 
   const ServerConfig& cfg;
+  const FramingLimits limits;  // from cfg
   RequestHandler& handler;
   const std::string listener;
   const std::atomic<bool>& draining;
@@ -81,7 +99,8 @@ class HttpSessionContext {
   MetricSeries& body_timeouts;
   MetricSeries& write_timeouts;
 
-  // 32 hex digits: this process's random boot id and a request counter.
+  // 32 hex digits, all from the CSPRNG: unpredictable, and unique enough to
+  // find a request's log lines (128 bits).
   std::string next_request_id();
   // The request's metrics and (at info) its log line.
   void log_request(const std::string& request_id, const std::string& peer, std::string_view client,
@@ -91,8 +110,7 @@ class HttpSessionContext {
  private:
   MetricFamily& requests_;
   MetricSeries& latency_;
-  std::uint64_t boot_id_ = 0;
-  std::atomic<std::uint64_t> next_request_{0};
+  std::atomic<std::uint64_t> fallback_ids_{0};  // only if the CSPRNG fails
 };
 
 namespace detail {
@@ -158,29 +176,51 @@ asio::awaitable<void> reply_and_close(HttpSessionContext& ctx, Stream& s, unsign
   co_await write(ctx, s, res);
 }
 
+// A request that could not be read: answered as refusal() says (and logged),
+// or not at all when nobody is there to answer.
+template <class Stream, class Parser>
+asio::awaitable<void> refuse(HttpSessionContext& ctx, Stream& s, boost::system::error_code ec,
+                             const Parser& parser, const Peer& who, const std::string& request_id,
+                             std::chrono::steady_clock::time_point started) {
+  const auto answer = refusal(ec);
+  if (!answer) co_return;
+  co_await reply_and_close(ctx, s, answer->status, answer->error, request_id);
+  std::string_view method;
+  std::string_view target;
+  if (parser.is_header_done()) {
+    method = parser.get().method_string();
+    target = parser.get().target();
+  }
+  ctx.log_request(request_id, who.address, who.client.text, method, target, answer->status, started,
+                  nullptr);
+}
+
 }  // namespace detail
 
-// The keep-alive loop. `busy` is false while the connection waits for a
-// request (a draining listener may then cut it). Returns when the connection
-// should close; the caller shuts TLS down and closes the socket. `ctx`, `s`
-// and `busy` must outlive the loop; the strings are taken by value, into the
-// coroutine's frame (a reference to a caller's temporary would dangle after
-// the first suspension: the request fuzzer found that in its own first draft).
+// The keep-alive loop. `phase` tells the listener what the connection is
+// doing (idle: a draining listener may cut it; anything but handling: the
+// listener may evict it at its cap); once evicted, the loop stops at its next
+// move. Returns when the connection should close; the caller shuts TLS down
+// and closes the socket. `ctx`, `s` and `phase` must outlive the loop; `who`
+// is taken by value, into the coroutine's frame (a reference to a caller's
+// temporary would dangle after the first suspension: the request fuzzer
+// found that in its own first draft).
 template <class Stream>
-boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s, bool& busy,
-                                            std::string peer, Client client,
-                                            std::string client_cn) {
+boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s,
+                                            ConnectionPhase& phase, Peer who) {
   namespace asio = boost::asio;
   namespace beast = boost::beast;
   namespace http = beast::http;
   using detail::kNoThrow;
   const ServerConfig& cfg = ctx.cfg;
-  beast::flat_buffer buffer;
+  // What the parser may hold unparsed is bounded by the buffer's max_size()
+  // (http_framing.hpp): a line or section that outgrows it fails the read.
+  beast::flat_buffer buffer(read_buffer_limit(ctx.limits));
   for (;;) {
     // Draining or not, a connection waits for its next request: one already
     // on its way is answered (with "Connection: close", which ends the
     // loop); close_idle_connections() cuts those that stay idle.
-    busy = false;
+    if (!phase.enter(ConnectionPhase::idle)) co_return;
     // Wait for the first byte of the next request under the idle timeout,
     // holding no buffer meanwhile (4 KiB per idle connection otherwise):
     // the buffer is allocated once decrypted data is there, and read_some()
@@ -192,61 +232,40 @@ boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s, 
       if (ec == beast::error::timeout) ctx.idle_timeouts.inc();
       if (ec) co_return;
       boost::system::error_code rec;
-      const std::size_t n = s.read_some(buffer.prepare(detail::kFirstReadBytes), rec);
+      const std::size_t n =
+          s.read_some(buffer.prepare(std::min(detail::kFirstReadBytes, buffer.max_size())), rec);
       if (rec) co_return;
       buffer.commit(n);
     }
-    busy = true;
+    if (!phase.enter(ConnectionPhase::reading)) co_return;
     const auto started = std::chrono::steady_clock::now();
     const std::string request_id = ctx.next_request_id();
 
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
-    parser.body_limit(cfg.max_body_bytes);
+    RequestParser<http::string_body> parser(ctx.limits);
     s.expires_after(cfg.header_timeout);
     auto [hec, hn] = co_await http::async_read_header(s, buffer, parser, kNoThrow);
-    if (hec == http::error::body_limit) {
-      co_await detail::reply_and_close(ctx, s, 413, "body_too_large", request_id);
-      ctx.log_request(request_id, peer, client.text, "", "", 413, started, nullptr);
-      co_return;
-    }
-    if (hec == http::error::header_limit) {
-      co_await detail::reply_and_close(ctx, s, 431, "header_too_large", request_id);
-      ctx.log_request(request_id, peer, client.text, "", "", 431, started, nullptr);
-      co_return;
-    }
     if (hec) {
       // A head that does not arrive in time (a slow client) is cut off
       // without an answer, as are a closed or reset connection.
       if (hec == beast::error::timeout) ctx.header_timeouts.inc();
-      if (hec != beast::error::timeout && hec != http::error::end_of_stream &&
-          hec != asio::ssl::error::stream_truncated && hec != asio::error::operation_aborted) {
-        co_await detail::reply_and_close(ctx, s, 400, "bad_request", request_id);
-      }
+      co_await detail::refuse(ctx, s, hec, parser, who, request_id, started);
       co_return;
     }
-    auto& head = parser.get();
-    if (static_cast<std::size_t>(std::distance(head.begin(), head.end())) > cfg.max_header_count) {
-      co_await detail::reply_and_close(ctx, s, 431, "too_many_headers", request_id);
-      ctx.log_request(request_id, peer, client.text, head.method_string(), head.target(), 431,
-                      started, nullptr);
-      co_return;
-    }
-    if (beast::iequals(head[http::field::expect], "100-continue")) {
+    if (beast::iequals(parser.get()[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       if (!co_await detail::write(ctx, s, cont)) co_return;
     }
     s.expires_after(cfg.body_timeout);
     auto [bec, bn] = co_await http::async_read(s, buffer, parser, kNoThrow);
-    if (bec == http::error::body_limit) {
-      co_await detail::reply_and_close(ctx, s, 413, "body_too_large", request_id);
-      ctx.log_request(request_id, peer, client.text, head.method_string(), head.target(), 413,
-                      started, nullptr);
+    if (bec) {
+      if (bec == beast::error::timeout) ctx.body_timeouts.inc();
+      co_await detail::refuse(ctx, s, bec, parser, who, request_id, started);
       co_return;
     }
-    if (bec == beast::error::timeout) ctx.body_timeouts.inc();
-    if (bec) co_return;  // timeout, reset, malformed chunking: nothing to answer
+    if (!phase.enter(ConnectionPhase::handling)) co_return;
 
+    // Only header fields reach the handler: trailers were counted and
+    // dropped by the parser.
     auto req = parser.release();
     Delivery d;
     d.method = req.method_string();
@@ -255,8 +274,8 @@ boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s, 
     d.header = [&req](std::string_view name) { return req[name]; };
     d.body = std::move(req.body());
     d.request_id = request_id;
-    d.peer = peer;
-    Client who = client;
+    d.peer = who.address;
+    Client client = who.client;
     if (!cfg.trusted_proxies.empty() && any_contains(cfg.trusted_proxies, client.ip)) {
       // Several X-Forwarded-For fields read as one list, in order.
       std::string xff;
@@ -265,14 +284,14 @@ boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s, 
         if (!xff.empty()) xff += ',';
         xff += first->value();
       }
-      who = forwarded_client(client, xff, cfg.trusted_proxies);
+      client = forwarded_client(client, xff, cfg.trusted_proxies);
     }
-    d.client_ip = who.ip;
-    d.client = who.text;
-    d.client_cn = client_cn;
+    d.client_ip = client.ip;
+    d.client = client.text;
+    d.client_cn = who.client_cn;
     Reply reply = co_await detail::async_handle(ctx.handler, std::move(d), asio::use_awaitable);
 
-    const bool keep = req.keep_alive() && !ctx.draining;
+    const bool keep = req.keep_alive() && !ctx.draining && !who.answer_once;
     bool written = false;
     if (reply.secret_body.empty()) {
       http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
@@ -285,8 +304,8 @@ boost::asio::awaitable<void> serve_requests(HttpSessionContext& ctx, Stream& s, 
       detail::prepare(res, reply, request_id, keep);
       written = co_await detail::write(ctx, s, res);
     }
-    ctx.log_request(request_id, peer, who.text, req.method_string(), req.target(), reply.status,
-                    started, &reply);
+    ctx.log_request(request_id, who.address, client.text, req.method_string(), req.target(),
+                    reply.status, started, &reply);
     if (!written || !keep) co_return;
   }
 }

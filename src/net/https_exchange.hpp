@@ -37,6 +37,8 @@
 #include <string>
 #include <string_view>
 
+#include "net/http_framing.hpp"
+
 namespace hookvault::net {
 
 struct HttpsPeer {
@@ -55,8 +57,9 @@ struct HttpsPeer {
 };
 
 struct ExchangeLimits {
-  std::uint32_t max_header_bytes = 64 * 1024;
+  std::uint32_t max_header_bytes = 64 * 1024;  // head, chunk extensions and trailers
   std::uint64_t max_body_bytes = 8ULL * 1024 * 1024;
+  std::size_t max_header_count = 256;  // header and trailer fields
 };
 
 struct Exchange {
@@ -133,10 +136,10 @@ boost::asio::awaitable<void> run_exchange(boost::asio::ssl::context& tls, const 
     out.ec = wec;
     co_return;
   }
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.header_limit(limits.max_header_bytes);
-  parser.body_limit(limits.max_body_bytes);
+  const FramingLimits framing{limits.max_header_bytes, limits.max_header_count,
+                              limits.max_body_bytes};
+  beast::flat_buffer buffer(read_buffer_limit(framing));
+  ResponseParser<http::string_body> parser(framing);
   beast::get_lowest_layer(stream).expires_at(deadline);
   auto [rdec, rn] = co_await http::async_read(stream, buffer, parser, kNoThrow);
   if (rdec) {

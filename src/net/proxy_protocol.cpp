@@ -26,6 +26,7 @@ std::optional<std::size_t> proxy_v2_length(std::span<const std::uint8_t> prefix)
   const std::uint8_t command = prefix[12] & 0x0F;
   if (version != kVersion2 || (command != kLocal && command != kProxy)) return std::nullopt;
   const std::size_t length = (std::size_t{prefix[14]} << 8) | prefix[15];
+  if (length > kProxyV2MaxLength) return std::nullopt;
   const std::uint8_t family = prefix[13];
   if (command == kProxy) {
     if (family == kTcp4 && length < kTcp4Block) return std::nullopt;

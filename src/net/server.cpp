@@ -12,7 +12,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "hookvault/bytes.hpp"
@@ -20,6 +19,7 @@
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
 #include "hookvault/proxy_protocol.hpp"
+#include "net/connection_table.hpp"
 #include "net/http_session.hpp"
 #include "net/tls.hpp"
 #include "net/tls_stream.hpp"
@@ -34,6 +34,7 @@ using Stream = net::TlsStream;
 namespace {
 
 using net::Client;
+using net::ConnectionPhase;
 using net::detail::kNoThrow;
 constexpr auto kTlsShutdownTimeout = std::chrono::seconds(2);
 constexpr auto kIdleLinger = std::chrono::seconds(1);
@@ -62,8 +63,9 @@ IpAddress to_ip(const asio::ip::address& a) {
 }
 
 // A warning that may repeat thousands of times a second under a flood: the
-// first is logged, then at most one line per kWarningInterval. Used from one
-// coroutine (the accept loop), so unsynchronized.
+// first is logged, then at most one line per kWarningInterval.
+// Unsynchronized: each is used from one coroutine (the accept loop) or under
+// a mutex.
 class ThrottledWarning {
  public:
   // Counts one event; true when a line should be written now, with
@@ -83,6 +85,17 @@ class ThrottledWarning {
   std::uint64_t events_ = 0;
 };
 
+// The message of a caught exception.
+std::string what(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "unknown exception";
+  }
+}
+
 // accept() failed for want of descriptors or memory.
 bool out_of_resources(const boost::system::error_code& ec) {
   namespace errc = boost::system::errc;
@@ -93,11 +106,10 @@ bool out_of_resources(const boost::system::error_code& ec) {
 }  // namespace
 
 struct Server::Impl {
-  struct Conn {
-    explicit Conn(tcp::socket socket, ssl::context& tls)
-        : stream(std::move(socket), tls.native_handle()) {}
+  struct Conn : net::TrackedConnection {
+    // Throws (SSL_new, the socket) like TlsStream's constructor.
+    Conn(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls.native_handle()) {}
     Stream stream;
-    bool busy = false;  // touched only on the connection's shard
   };
 
   Impl(const ServerConfig& c, RequestHandler& h, ListenerOptions o)
@@ -118,12 +130,19 @@ struct Server::Impl {
                                     "Connections closed for a missing or malformed PROXY v2 header",
                                     {"listener"})
                            .with({options.name})),
-        refused_at_cap(metrics
-                           .counter("hookvault_connections_refused_total",
-                                    "Connections closed at once, before TLS, by reason (cap: "
-                                    "max_connections were open)",
-                                    {"listener", "reason"})
-                           .with({options.name, "cap"})),
+        refused_at_cap(refused(metrics, options.name, "cap")),
+        refused_untrusted_proxy(refused(metrics, options.name, "untrusted_proxy")),
+        refused_setup(refused(metrics, options.name, "setup")),
+        evicted(metrics.counter("hookvault_connections_evicted_total",
+                                "Connections closed at max_connections to make room for a new one, "
+                                "by what they were doing (unauthenticated, idle, opening, reading)",
+                                {"listener", "phase"})),
+        connection_errors(metrics
+                              .counter("hookvault_connection_errors_total",
+                                       "Connections closed by an unexpected failure in their own "
+                                       "handling (memory)",
+                                       {"listener"})
+                              .with({options.name})),
         handshake_timeouts(net::connection_timeouts(metrics).with({options.name, "handshake"})),
         shards(make_shards(io_threads(cfg))),
         ioc(*shards.front()),
@@ -148,6 +167,10 @@ struct Server::Impl {
   MetricSeries& handshake_failures;
   MetricSeries& proxy_failures;
   MetricSeries& refused_at_cap;
+  MetricSeries& refused_untrusted_proxy;
+  MetricSeries& refused_setup;
+  MetricFamily& evicted;
+  MetricSeries& connection_errors;
   MetricSeries& handshake_timeouts;
   // The I/O threads' shards: each runs one io_context on its own thread, and
   // a connection lives on one shard (round-robin at accept) for its whole
@@ -160,8 +183,13 @@ struct Server::Impl {
   ssl::context tls{ssl::context::tls_server};
   tcp::acceptor acceptor;
   asio::steady_timer accept_backoff;
-  ThrottledWarning refusal_warning;  // accept loop only
-  ThrottledWarning accept_warning;   // accept loop only
+  ThrottledWarning refusal_warning;   // accept loop only
+  ThrottledWarning eviction_warning;  // accept loop only
+  ThrottledWarning proxy_warning;     // accept loop only
+  ThrottledWarning setup_warning;     // accept loop only
+  ThrottledWarning accept_warning;    // accept loop only
+  std::mutex error_warning_mu;        // sessions, on every shard
+  ThrottledWarning error_warning;     // under error_warning_mu
   asio::signal_set signals;
   asio::steady_timer drain;     // drain_delay: readyz is 503, the listener still accepts
   asio::steady_timer idle_cut;  // kIdleLinger after the listener closed: idle connections go
@@ -171,10 +199,21 @@ struct Server::Impl {
   net::HttpSessionContext sessions;  // after draining: it keeps a reference
 
   // Accepted connections not yet forgotten, for max_connections (the gauge
-  // open_connections is a double, for /metrics).
+  // open_connections is a double, for /metrics), and whom to close at it.
   std::atomic<std::size_t> open_count{0};
-  std::mutex conns_mu;
-  std::unordered_map<Conn*, std::weak_ptr<Conn>> conns;
+  net::ConnectionTable conns;
+  std::function<void()> connection_setup_hook;  // tests only
+
+  static MetricSeries& refused(Metrics& metrics, const std::string& listener,
+                               std::string_view reason) {
+    return metrics
+        .counter("hookvault_connections_refused_total",
+                 "Connections closed at once, before TLS, by reason (cap: max_connections were "
+                 "open and none could make room; untrusted_proxy: proxy_protocol is on and the "
+                 "peer is not in trusted_proxies; setup: the connection could not be set up)",
+                 {"listener", "reason"})
+        .with({listener, reason});
+  }
 
   void listen() {
     boost::system::error_code ec;
@@ -192,10 +231,12 @@ struct Server::Impl {
     acceptor.listen(asio::socket_base::max_listen_connections);
   }
 
-  // Accepts until the listener closes. At max_connections a new connection
-  // is closed at once, before a byte of TLS: it costs a descriptor for a
-  // moment and nothing else, and the connections already open are not
-  // touched. A slot frees when a connection is forgotten (forget()).
+  // Accepts until the listener closes. A peer that may not send the PROXY
+  // header the listener requires is closed at once. At max_connections a
+  // new connection is served when an open one can make room for it
+  // (ConnectionTable::evict_for: one that loses nothing acknowledged), and
+  // closed at once, before a byte of TLS, when none can. No failure of one
+  // connection stops the loop: it is closed, counted and logged.
   asio::awaitable<void> accept_loop() {
     for (;;) {
       asio::io_context& shard = *shards[next_shard];
@@ -213,22 +254,80 @@ struct Server::Impl {
         }
         continue;
       }
-      if (open_count.load() >= cfg.max_connections) {
+      const auto peer = socket.remote_endpoint(ec);
+      if (ec) {  // already gone (reset before we looked)
+        close_socket(socket);
+        continue;
+      }
+      const IpAddress peer_ip = to_ip(peer.address());
+      if (cfg.proxy_protocol && !any_contains(cfg.trusted_proxies, peer_ip)) {
+        refuse_untrusted_proxy(socket, peer);
+        continue;
+      }
+      if (open_count.load() >= cfg.max_connections && !make_room(peer_ip)) {
         refuse(socket);
         continue;
       }
-      next_shard = (next_shard + 1) % shards.size();
-      socket.set_option(tcp::no_delay(true), ec);
-      auto conn = std::make_shared<Conn>(std::move(socket), tls);
+      admit(std::move(socket), peer);
+    }
+  }
+
+  // Sets up and starts a connection. A failure (SSL_new under memory
+  // pressure, the socket) closes this connection only.
+  void admit(tcp::socket socket, const tcp::endpoint& peer) {
+    std::shared_ptr<Conn> conn;
+    bool counted = false;
+    try {
+      if (connection_setup_hook) connection_setup_hook();
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      conn = std::make_shared<Conn>(std::move(socket), tls);
+      conns.add(conn, to_ip(peer.address()));
       ++open_count;
       open_connections.inc();
-      {
-        std::lock_guard lock(conns_mu);
-        conns.emplace(conn.get(), conn);
-      }
+      counted = true;
       auto ex = conn->stream.get_executor();
-      asio::co_spawn(ex, session(conn), asio::detached);
+      asio::co_spawn(ex, session(conn, peer), asio::detached);
+    } catch (...) {
+      if (counted) {
+        conns.remove(conn.get());
+        --open_count;
+        open_connections.dec();
+      }
+      refused_setup.inc();
+      close_socket(socket);  // a no-op once the stream owns (and closes) it
+      if (std::uint64_t n = 0; setup_warning.due(n)) {
+        log(LogLevel::warn, "connection setup failed; connection closed",
+            {{"listener", options.name},
+             {"error", what(std::current_exception())},
+             {"failures", n}});
+      }
+      return;
     }
+    next_shard = (next_shard + 1) % shards.size();
+  }
+
+  // At the cap: closes the connection ConnectionTable::evict_for() chooses
+  // for a newcomer from `client`. Its slot is free once its shard has
+  // closed it; until then the listener holds one connection more than the
+  // cap (the descriptor goes at once: kReservedFiles covers the moment).
+  bool make_room(const IpAddress& client) {
+    auto victim = conns.evict_for(client);
+    if (!victim.conn) return false;
+    auto conn = std::static_pointer_cast<Conn>(victim.conn);
+    evicted.with({options.name, victim.reason}).inc();
+    asio::post(conn->stream.get_executor(), [conn] { conn->stream.close(); });
+    if (std::uint64_t n = 0; eviction_warning.due(n)) {
+      log(LogLevel::warn, "max_connections are open: closed a connection to make room",
+          {{"listener", options.name}, {"max_connections", cfg.max_connections}, {"closed", n}});
+    }
+    return true;
+  }
+
+  template <class Socket>
+  static void close_socket(Socket& socket) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
   }
 
   // Closes a connection over the cap. The client sees its handshake fail:
@@ -236,22 +335,27 @@ struct Server::Impl {
   // resets a socket closed with unread data).
   template <class Socket>
   void refuse(Socket& socket) {
-    boost::system::error_code ignored;
-    socket.close(ignored);
-    refused_at_cap.inc();
+    refused_at_cap.inc();  // first: once the client sees the close, it is counted
+    close_socket(socket);
     if (std::uint64_t n = 0; refusal_warning.due(n)) {
       log(LogLevel::warn, "connections refused: max_connections are open",
           {{"listener", options.name}, {"max_connections", cfg.max_connections}, {"refused", n}});
     }
   }
 
-  void forget(Conn* c) {
-    bool last = false;
-    {
-      std::lock_guard lock(conns_mu);
-      conns.erase(c);
-      last = conns.empty();
+  // proxy_protocol: only a trusted proxy may say who its client is.
+  template <class Socket>
+  void refuse_untrusted_proxy(Socket& socket, const tcp::endpoint& peer) {
+    refused_untrusted_proxy.inc();
+    close_socket(socket);
+    if (std::uint64_t n = 0; proxy_warning.due(n)) {
+      log(LogLevel::warn, "connection from a peer outside trusted_proxies closed (proxy_protocol)",
+          {{"listener", options.name}, {"peer", peer.address().to_string()}, {"refused", n}});
     }
+  }
+
+  void forget(Conn* c) {
+    const bool last = conns.remove(c);
     --open_count;  // first: once the gauge shows a free slot, it is free
     open_connections.dec();
     if (last && listener_closed) {
@@ -271,41 +375,60 @@ struct Server::Impl {
     if (ec) co_return std::nullopt;
     const auto length = proxy_v2_length(prefix);
     if (!length) co_return std::nullopt;
-    std::vector<std::uint8_t> rest(*length);
-    auto [rec, rn] = co_await c.stream.async_read_raw(asio::buffer(rest), kNoThrow);
+    // At most kProxyV2MaxLength: nothing on the heap, whatever was announced.
+    std::array<std::uint8_t, kProxyV2MaxLength> rest{};
+    auto [rec, rn] = co_await c.stream.async_read_raw(asio::buffer(rest.data(), *length), kNoThrow);
     if (rec) co_return std::nullopt;
-    co_return parse_proxy_v2(prefix, rest);
+    co_return parse_proxy_v2(prefix, std::span<const std::uint8_t>(rest.data(), *length));
   }
 
-  asio::awaitable<void> session(std::shared_ptr<Conn> conn) {
+  // One connection, from accept to forget(). Whatever its handling throws
+  // (memory ran out) ends this connection only, counted and logged.
+  asio::awaitable<void> session(std::shared_ptr<Conn> conn, tcp::endpoint ep) {
     Conn& c = *conn;
-    std::string peer;
-    Client client;
-    {
-      boost::system::error_code ec;
-      auto ep = c.stream.socket().remote_endpoint(ec);
-      if (!ec) {
-        client = Client{to_ip(ep.address()), ep.address().to_string()};
-        peer = client.text + ":" + std::to_string(ep.port());
+    try {
+      co_await proxy_handshake_and_serve(c, ep);
+    } catch (...) {
+      connection_errors.inc();
+      std::uint64_t n = 0;
+      bool due = false;
+      {
+        std::lock_guard lock(error_warning_mu);
+        due = error_warning.due(n);
+      }
+      if (due) {
+        log(LogLevel::warn, "connection failed; connection closed",
+            {{"listener", options.name},
+             {"error", what(std::current_exception())},
+             {"failures", n}});
       }
     }
-    bool admitted = true;
-    if (cfg.proxy_protocol) {
-      auto header = co_await read_proxy_header(c);
-      admitted = header.has_value();
-      if (!header) {
-        proxy_failures.inc();
-        log(LogLevel::warn, "connection without a valid PROXY v2 header closed",
-            {{"listener", options.name}, {"peer", peer}});
-      } else if (header->source) {
-        client = Client{*header->source, ip_to_string(*header->source)};
-      }
-    }
-    if (admitted) co_await handshake_and_serve(c, peer, client);
     boost::system::error_code ignored;
     c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     c.stream.close();
     forget(&c);
+  }
+
+  // The PROXY header when the listener requires one, then the rest.
+  asio::awaitable<void> proxy_handshake_and_serve(Conn& c, const tcp::endpoint& ep) {
+    Client client{to_ip(ep.address()), ep.address().to_string()};
+    const std::string peer = client.text + ":" + std::to_string(ep.port());
+    if (cfg.proxy_protocol) {
+      auto header = co_await read_proxy_header(c);
+      if (!header) {
+        if (c.phase.get() != ConnectionPhase::evicted) {
+          proxy_failures.inc();
+          log(LogLevel::warn, "connection without a valid PROXY v2 header closed",
+              {{"listener", options.name}, {"peer", peer}});
+        }
+        co_return;
+      }
+      if (header->source) {
+        client = Client{*header->source, ip_to_string(*header->source)};
+        conns.regroup(&c, client.ip);
+      }
+    }
+    co_await handshake_and_serve(c, peer, client);
   }
 
   // TLS handshake, the keep-alive loop, TLS shutdown.
@@ -314,16 +437,22 @@ struct Server::Impl {
     c.stream.expires_after(cfg.header_timeout);
     auto [hs_ec] = co_await c.stream.async_handshake(kNoThrow);
     if (hs_ec) {
+      if (c.phase.get() == ConnectionPhase::evicted) co_return;
       handshake_failures.inc();
       if (hs_ec == boost::beast::error::timeout) handshake_timeouts.inc();
       log(LogLevel::debug, "TLS handshake failed",
           {{"listener", options.name}, {"peer", peer}, {"error", hs_ec.message()}});
       co_return;
     }
-    const std::string client_cn = options.client_ca.empty()
-                                      ? std::string()
-                                      : net::verified_client_cn(c.stream.native_handle());
-    co_await net::serve_requests(sessions, c.stream, c.busy, peer, client, client_cn);
+    net::Peer who{peer, client, {}, false};
+    if (!options.client_ca.empty()) {
+      who.client_cn = net::verified_client_cn(c.stream.native_handle());
+      // Without a certificate its one answer is 401: then it goes, and at
+      // the cap it is the first to make room.
+      who.answer_once = who.client_cn.empty();
+      c.unauthenticated = who.answer_once;
+    }
+    co_await net::serve_requests(sessions, c.stream, c.phase, std::move(who));
     c.stream.expires_after(kTlsShutdownTimeout);
     auto [sd_ec] = co_await c.stream.async_shutdown(kNoThrow);
     (void)sd_ec;
@@ -346,18 +475,14 @@ struct Server::Impl {
     });
   }
 
+  // Connections still opening or waiting for a request are closed; those
+  // reading or handling one finish it.
   void close_idle_connections() {
-    std::vector<std::shared_ptr<Conn>> live;
-    {
-      std::lock_guard lock(conns_mu);
-      for (auto& [ptr, weak] : conns) {
-        if (auto c = weak.lock()) live.push_back(std::move(c));
-      }
-    }
-    for (auto& conn : live) {
-      asio::post(conn->stream.get_executor(), [conn] {
-        if (!conn->busy) conn->stream.cancel();
-      });
+    for (auto& tracked : conns.all()) {
+      auto conn = std::static_pointer_cast<Conn>(tracked);
+      if (!conn->phase.evict(ConnectionPhase::idle)) continue;
+      // Cancelled, not closed: the loop ends, and TLS is shut down cleanly.
+      asio::post(conn->stream.get_executor(), [conn] { conn->stream.cancel(); });
     }
   }
 
@@ -392,12 +517,7 @@ struct Server::Impl {
     drain.cancel();
     acceptor.close(ec);
     signals.cancel(ec);
-    bool live = false;
-    {
-      std::lock_guard lock(conns_mu);
-      live = !conns.empty();
-    }
-    if (!live) return;
+    if (conns.size() == 0) return;
     idle_cut.expires_after(
         std::min<std::chrono::steady_clock::duration>(kIdleLinger, cfg.shutdown_grace));
     idle_cut.async_wait([this](boost::system::error_code wec) {
@@ -465,5 +585,9 @@ void Server::stop() {
 }
 
 void Server::post(std::function<void()> fn) { asio::post(impl_->ioc, std::move(fn)); }
+
+void Server::set_connection_setup_hook(std::function<void()> hook) {
+  impl_->connection_setup_hook = std::move(hook);
+}
 
 }  // namespace hookvault

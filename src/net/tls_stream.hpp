@@ -69,9 +69,21 @@
 #include <memory>
 #include <type_traits>
 
+#include "hookvault/secret.hpp"
+
 namespace hookvault::net {
 
 namespace detail {
+
+// A write's gathered copy of its buffers (async_write_some). An answer may
+// carry secrets (the admin listener's materials), so the copy is secret
+// memory (secret_alloc: the locked arena when it has room) and is wiped when
+// released, like the SecretBody it was copied from.
+struct WipeAndFree {
+  std::size_t size = 0;
+  void operator()(char* p) const noexcept { secret_free(p, size); }
+};
+using GatherBuffer = std::unique_ptr<char[], WipeAndFree>;
 
 enum class TlsOp { raw_read, handshake, peek, read, write, shutdown };
 
@@ -124,15 +136,14 @@ struct TlsStreamImpl : std::enable_shared_from_this<TlsStreamImpl> {
 // void(error_code) or void(error_code, std::size_t).
 template <class Signature>
 struct TlsStreamOp {
-  TlsStreamOp(std::shared_ptr<TlsStreamImpl> i, TlsOp o, void* d, std::size_t s,
-              std::unique_ptr<char[]> g)
+  TlsStreamOp(std::shared_ptr<TlsStreamImpl> i, TlsOp o, void* d, std::size_t s, GatherBuffer g)
       : impl(std::move(i)), op(o), data(d), size(s), gathered(std::move(g)) {}
 
   std::shared_ptr<TlsStreamImpl> impl;
   TlsOp op;
   void* data;
   std::size_t size;
-  std::unique_ptr<char[]> gathered;  // write: several buffers copied into one record
+  GatherBuffer gathered;  // write: several buffers copied into one record
   std::size_t n = 0;
   boost::system::error_code ec;
   enum class State { starting, waiting, posted } state = State::starting;
@@ -285,7 +296,9 @@ class TlsStream {
 
   // AsyncWriteStream. Like beast::ssl_stream (its flat_stream), the leading
   // buffers that fit in kGatherBytes are copied into one, so a response's
-  // head and body go out as one TLS record. void(error_code, std::size_t).
+  // head and body go out as one TLS record; the copy is secret memory, wiped
+  // when the write completes (detail::GatherBuffer). void(error_code,
+  // std::size_t).
   template <class ConstBufferSequence, class Token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
     std::size_t total = 0;
@@ -301,9 +314,10 @@ class TlsStream {
       ++pieces;
       if (total >= kGatherBytes) break;
     }
-    std::unique_ptr<char[]> gathered;
+    detail::GatherBuffer gathered;
     if (pieces > 1) {
-      gathered = std::make_unique_for_overwrite<char[]>(total);
+      gathered =
+          detail::GatherBuffer(static_cast<char*>(secret_alloc(total)), detail::WipeAndFree{total});
       boost::asio::buffer_copy(boost::asio::buffer(gathered.get(), total), buffers);
       single = gathered.get();
     }
@@ -332,7 +346,7 @@ class TlsStream {
   }
 
   template <class Signature, class Token>
-  auto start(detail::TlsOp op, void* data, std::size_t size, std::unique_ptr<char[]> gathered,
+  auto start(detail::TlsOp op, void* data, std::size_t size, detail::GatherBuffer gathered,
              Token& token) {
     return boost::asio::async_compose<Token, Signature>(
         detail::TlsStreamOp<Signature>(impl_, op, data, size, std::move(gathered)), token,

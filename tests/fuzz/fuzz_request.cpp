@@ -35,11 +35,13 @@
 #include "hookvault/pipeline.hpp"
 #include "hookvault/store.hpp"
 #include "hookvault/work_pool.hpp"
+#include "memory_stream.hpp"
 #include "net/http_session.hpp"
 
 using namespace hookvault;
 using fuzz::check;
 using fuzz::make_run_key;
+using fuzz::MemoryStream;
 using fuzz::RunKey;
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
@@ -51,74 +53,6 @@ constexpr std::string_view kSecret = "whsec_fuzz_request";
 constexpr unsigned char kAesKey[32] = {
     0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42,
     0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42, 0x42};
-
-// An Asio stream over a string: reads hand out at most `chunk` bytes, writes
-// are kept. Every completion is posted (never inline), as a socket's.
-class MemoryStream {
- public:
-  using executor_type = asio::any_io_executor;
-  using error_code = boost::system::error_code;
-
-  MemoryStream(executor_type ex, std::string_view input, std::size_t chunk)
-      : ex_(std::move(ex)), input_(input), chunk_(chunk) {}
-
-  executor_type get_executor() const noexcept { return ex_; }
-  void expires_after(std::chrono::steady_clock::duration) {}
-  const std::string& written() const { return written_; }
-
-  template <class Token>
-  auto async_wait_data(Token&& token) {
-    return asio::async_initiate<Token, void(error_code)>(
-        [this](auto handler) {
-          const error_code ec = input_.empty() ? error_code(asio::error::eof) : error_code();
-          asio::post(ex_, [h = std::move(handler), ec]() mutable { h(ec); });
-        },
-        token);
-  }
-
-  template <class MutableBuffers>
-  std::size_t read_some(const MutableBuffers& buffers, error_code& ec) {
-    if (input_.empty()) {
-      ec = asio::error::eof;
-      return 0;
-    }
-    const std::size_t n =
-        asio::buffer_copy(buffers, asio::buffer(input_.data(), std::min(chunk_, input_.size())));
-    input_.remove_prefix(n);
-    ec = {};
-    return n;
-  }
-
-  template <class MutableBuffers, class Token>
-  auto async_read_some(const MutableBuffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this, &buffers](auto handler) {
-          error_code ec;
-          const std::size_t n = read_some(buffers, ec);
-          asio::post(ex_, [h = std::move(handler), ec, n]() mutable { h(ec, n); });
-        },
-        token);
-  }
-
-  template <class ConstBuffers, class Token>
-  auto async_write_some(const ConstBuffers& buffers, Token&& token) {
-    return asio::async_initiate<Token, void(error_code, std::size_t)>(
-        [this, &buffers](auto handler) {
-          const std::size_t n = asio::buffer_size(buffers);
-          const std::size_t at = written_.size();
-          written_.resize(at + n);
-          asio::buffer_copy(asio::buffer(written_.data() + at, n), buffers);
-          asio::post(ex_, [h = std::move(handler), n]() mutable { h(error_code(), n); });
-        },
-        token);
-  }
-
- private:
-  executor_type ex_;
-  std::string_view input_;
-  std::size_t chunk_;
-  std::string written_;
-};
 
 struct World {
   std::filesystem::path dir;
@@ -225,9 +159,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   asio::io_context ioc;
   MemoryStream stream(ioc.get_executor(), input, chunk);
-  bool busy = false;
-  const net::Client client{*parse_ip("10.1.2.3"), "10.1.2.3"};
-  asio::co_spawn(ioc, net::serve_requests(*w.sessions, stream, busy, "10.1.2.3:4444", client, ""),
+  net::ConnectionPhase phase;
+  net::Peer who{"10.1.2.3:4444", net::Client{*parse_ip("10.1.2.3"), "10.1.2.3"}, "", false};
+  asio::co_spawn(ioc, net::serve_requests(*w.sessions, stream, phase, std::move(who)),
                  asio::detached);
   ioc.run();
 

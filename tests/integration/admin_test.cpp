@@ -329,7 +329,7 @@ TEST_F(AdminTest, EventPayloadReadIsAudited) {
 // deliveries refused by allow_from in hookvault_forbidden_total.
 TEST_F(AdminTest, ProxyProtocolFailuresAndAllowFromRefusalsAreCounted) {
   ConfigOptions o;
-  o.server_extra = "proxy_protocol = true\n";
+  o.server_extra = "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\n";
   o.extra_toml = "allow_from = [\"203.0.113.0/24\"]\n";  // for the dynamic source
   start(admin_config("", o));
   const std::string proxy_failures = "hookvault_proxy_protocol_failures_total{listener=\"public\"}";

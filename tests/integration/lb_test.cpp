@@ -2,6 +2,8 @@
 // from trusted proxies, per-source allow_from. The real daemon, real TLS on
 // loopback.
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +15,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/proxy_protocol.hpp"
+#include "tls_support.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -182,12 +185,12 @@ TEST_F(LoadBalancerTest, ASecondSigtermCutsTheDrainDelayShort) {
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));
 }
 
-// proxy_protocol = true: the client address comes from the PROXY v2 header,
-// allow_from is checked against it, and a connection without the header is
-// closed before TLS.
+// proxy_protocol = true: the client address comes from the PROXY v2 header
+// of a trusted proxy, allow_from is checked against it, and a connection
+// without the header is closed before TLS.
 TEST_F(LoadBalancerTest, ProxyProtocolNamesTheClientAndAllowFromChecksIt) {
   ConfigOptions o;
-  o.server_extra = "proxy_protocol = true\n";
+  o.server_extra = "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\n";
   o.extra_toml = "allow_from = [\"203.0.113.0/24\", \"2001:db8::/32\"]\n";
   start(write_config(o));
   const std::uint16_t port = daemon_->port();
@@ -284,6 +287,128 @@ TEST_F(LoadBalancerTest, ForwardedForFromAnUntrustedPeerIsIgnored) {
   EXPECT_NE(daemon_->log().find("\"client\":\"127.0.0.1\""), std::string::npos);
   EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
   EXPECT_TRUE(stored_event_ids(*this).empty());
+}
+
+// proxy_protocol: a PROXY header is believed only from trusted_proxies. A
+// peer outside them (here 127.0.0.1, with a header naming an allowed
+// client) is closed before a byte is read, counted, and gets nowhere near
+// allow_from.
+TEST_F(LoadBalancerTest, ProxyHeadersFromPeersOutsideTrustedProxiesAreRefused) {
+  ConfigOptions o;
+  o.server_extra = "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n";
+  o.extra_toml =
+      "allow_from = [\"203.0.113.0/24\"]\n" +
+      admin_toml("[[admin.clients]]\nsubject_cn = \"signer\"\nroles = [\"metrics:read\"]\n");
+  start(write_config(o));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THROW((HttpsClient{daemon_->port(), {}, {}, proxy_v2(203, 0, 113, 7, 50000)}),
+                 std::exception);
+  }
+  const auto& root = setup().root;
+  HttpsClient signer(daemon_->admin_port(), root / "tls/admin-ca.pem",
+                     {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+  const std::string metrics = signer.request("GET", "/metrics").body;
+  EXPECT_EQ(sample_value(metrics,
+                         "hookvault_connections_refused_total{listener=\"public\","
+                         "reason=\"untrusted_proxy\"}"),
+            3)
+      << metrics;
+  EXPECT_GE(daemon_->log_count("connection from a peer outside trusted_proxies closed"), 1U);
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+  EXPECT_TRUE(stored_event_ids(*this).empty());
+}
+
+TEST_F(LoadBalancerTest, ProxyProtocolWithoutTrustedProxiesIsAConfigError) {
+  ConfigOptions o;
+  o.server_extra = "proxy_protocol = true\n";
+  const auto config = write_config(o);
+  const auto check = run_hookvault({"check-config", "--config", config.string()});
+  EXPECT_NE(check.exit_code, 0);
+  EXPECT_NE(check.err.find("server.proxy_protocol"), std::string::npos) << check.err;
+  EXPECT_NE(check.err.find("trusted_proxies"), std::string::npos) << check.err;
+  // serve refuses to start (a daemon that started would run until killed).
+  ChildProcess serve({"serve", "--config", config.string()}, dir_.path() / "serve.out",
+                     dir_.path() / "serve.err");
+  const auto give_up = Clock::now() + std::chrono::seconds(20);
+  while (serve.running() && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(serve.running()) << "serve started";
+  EXPECT_NE(serve.exit_status(), 0);
+  EXPECT_NE(serve.err().find("server.proxy_protocol"), std::string::npos) << serve.err();
+}
+
+// A PROXY v2 header announces its length; one longer than a real header
+// needs (kProxyV2MaxLength) is refused at once, before anything is
+// allocated for it or waited for, while a real one with TLVs is served.
+TEST_F(LoadBalancerTest, AProxyHeaderLongerThanARealOneIsRefusedAtOnce) {
+  ConfigOptions o;
+  o.header_timeout = "10s";
+  o.server_extra = "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\n";
+  start(write_config(o));
+  std::string longest = proxy_v2(203, 0, 113, 7, 50000);
+  {
+    const int fd = connect_loopback(daemon_->port());
+    std::string prefix = longest.substr(0, 14) + std::string("\xFF\xFF", 2);
+    ASSERT_EQ(::send(fd, prefix.data(), prefix.size(), MSG_NOSIGNAL), 16);
+    const auto t0 = Clock::now();
+    char byte = 0;
+    const ssize_t n = ::recv(fd, &byte, 1, 0);  // the close (receive timeout: 10 s)
+    EXPECT_LE(n, 0);
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2)) << "the daemon waited for 64 KiB";
+    ::close(fd);
+  }
+  // The longest header accepted: address block and TLVs (type 0xE0, a
+  // custom one) filling kProxyV2MaxLength.
+  const std::size_t tlv_value = kProxyV2MaxLength - 12 - 3;
+  longest[14] = static_cast<char>(kProxyV2MaxLength >> 8);
+  longest[15] = static_cast<char>(kProxyV2MaxLength & 0xff);
+  longest += '\xE0';
+  longest += static_cast<char>(tlv_value >> 8);
+  longest += static_cast<char>(tlv_value & 0xff);
+  longest += std::string(tlv_value, 'v');
+  EXPECT_EQ(HttpsClient(daemon_->port(), {}, {}, longest).request("GET", "/healthz").status, 200U);
+  EXPECT_EQ(daemon_->log_count("connection without a valid PROXY v2 header closed"), 1U);
+  // (The request's log line follows its answer.)
+  EXPECT_TRUE(daemon_->wait_for_log("\"client\":\"203.0.113.7\"", 1)) << daemon_->log();
+}
+
+// At the cap, connections are grouped by the client a trusted PROXY header
+// names, not by the balancer's address (which they all share): the client
+// holding the most gives up its own longest-idle connection, not another
+// client's.
+TEST_F(LoadBalancerTest, AtTheCapProxiedConnectionsAreGroupedByTheirClient) {
+  ConfigOptions o;
+  o.server_extra =
+      "proxy_protocol = true\ntrusted_proxies = [\"127.0.0.1\"]\nmax_connections = 4\n";
+  o.idle_timeout = "60s";
+  start(write_config(o));
+  const std::uint16_t port = daemon_->port();
+  std::vector<std::unique_ptr<HttpsClient>> busy_client;
+  for (int i = 0; i < 3; ++i) {
+    busy_client.push_back(std::make_unique<HttpsClient>(
+        port, std::filesystem::path{}, ClientCertificate{},
+        proxy_v2(203, 0, 113, 7, static_cast<std::uint16_t>(50000 + i))));
+    ASSERT_EQ(busy_client.back()->request("GET", "/healthz").status, 200U);
+  }
+  HttpsClient quiet(port, {}, {}, proxy_v2(198, 51, 100, 1, 40000));
+  ASSERT_EQ(quiet.request("GET", "/healthz").status, 200U);
+  // `quiet` is now the longest-idle connection of all.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (auto& c : busy_client) ASSERT_EQ(c->request("GET", "/healthz").status, 200U);
+  // At the cap, one more from 203.0.113.7: one of its own makes room.
+  HttpsClient more(port, {}, {}, proxy_v2(203, 0, 113, 7, 50010));
+  EXPECT_EQ(more.request("GET", "/healthz").status, 200U);
+  EXPECT_EQ(quiet.request("GET", "/healthz").status, 200U) << "another client's connection closed";
+  int closed = 0;
+  for (auto& c : busy_client) {
+    try {
+      c->request("GET", "/healthz");
+    } catch (const std::exception&) {
+      ++closed;
+    }
+  }
+  EXPECT_EQ(closed, 1);
 }
 
 }  // namespace

@@ -10,9 +10,18 @@
 
 namespace hookvault::testing {
 
-int connect_loopback(std::uint16_t port) {
+int connect_loopback(std::uint16_t port, const std::string& from) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
+  if (!from.empty()) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, from.c_str(), &local.sin_addr) != 1 ||
+        ::bind(fd, reinterpret_cast<sockaddr*>(&local), sizeof local) != 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot bind to " + from);
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -27,7 +36,8 @@ int connect_loopback(std::uint16_t port) {
   return fd;
 }
 
-RawTlsClient::RawTlsClient(std::uint16_t port) : fd_(connect_loopback(port)) {
+RawTlsClient::RawTlsClient(std::uint16_t port, const std::string& from)
+    : fd_(connect_loopback(port, from)) {
   ctx_ = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
   ssl_ = SSL_new(ctx_);

@@ -13,15 +13,17 @@
 namespace hookvault::testing {
 
 // A blocking TCP connection to 127.0.0.1:port with 10 s send and receive
-// timeouts (no test hangs on a silent peer). Throws std::runtime_error.
-int connect_loopback(std::uint16_t port);
+// timeouts (no test hangs on a silent peer). `from`: the local address to
+// connect from (any of 127.0.0.0/8 works on Linux), default 127.0.0.1.
+// Throws std::runtime_error.
+int connect_loopback(std::uint16_t port, const std::string& from = {});
 
 // A TLS client on a blocking loopback socket; the server certificate is not
 // verified. Every call reports failure instead of throwing, except the
 // constructor (connect failed).
 class RawTlsClient {
  public:
-  explicit RawTlsClient(std::uint16_t port);
+  explicit RawTlsClient(std::uint16_t port, const std::string& from = {});
   ~RawTlsClient();
   RawTlsClient(const RawTlsClient&) = delete;
   RawTlsClient& operator=(const RawTlsClient&) = delete;

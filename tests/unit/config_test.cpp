@@ -1287,5 +1287,20 @@ TEST(ConfigLoadBalancer, DrainProxyTrustedProxiesAndAllowFrom) {
                {"server.drain_delay"});
 }
 
+// proxy_protocol believes the PROXY header of trusted_proxies only, so it
+// needs some: without, any peer could name any client address.
+TEST(ConfigLoadBalancer, ProxyProtocolRequiresTrustedProxies) {
+  const std::string text = replaced(kMinimal, "[server]\n", "[server]\nproxy_protocol = true\n");
+  expect_error(text, {"server.proxy_protocol", "trusted_proxies"});
+  expect_error(
+      replaced(text, "proxy_protocol = true\n", "proxy_protocol = true\ntrusted_proxies = []\n"),
+      {"server.proxy_protocol", "trusted_proxies"});
+  const Config c =
+      parse_config(replaced(text, "proxy_protocol = true\n",
+                            "proxy_protocol = true\ntrusted_proxies = [\"10.0.0.1\"]\n"),
+                   kFile);
+  EXPECT_TRUE(c.server.proxy_protocol);
+}
+
 }  // namespace
 }  // namespace hookvault

@@ -21,6 +21,12 @@
 #include <string>
 #include <thread>
 
+#include <openssl/crypto.h>
+
+#include <boost/beast/http.hpp>
+
+#include "hookvault/secret.hpp"
+#include "net/http_session.hpp"
 #include "net/tls.hpp"
 #include "net/tls_stream.hpp"
 #include "test_support.hpp"
@@ -364,6 +370,65 @@ TEST_F(TlsStreamTest, LargeWritesAndReadsWaitForTheSocket) {
   EXPECT_FALSE(rec) << rec.message();
   EXPECT_EQ(rn, payload.size());
   EXPECT_TRUE(back == payload);
+  join();
+}
+
+// Forwards to a TlsStream, noting how much of the locked arena is in use
+// right after each write is started: while the write is pending, whatever
+// copy of the data it made is alive (completions never run inside the
+// initiating function).
+class ArenaProbe {
+ public:
+  using executor_type = TlsStream::executor_type;
+  explicit ArenaProbe(TlsStream& s) : s_(s) {}
+  executor_type get_executor() const noexcept { return s_.get_executor(); }
+  template <class Buffers, class Handler>
+  void async_write_some(const Buffers& buffers, Handler&& handler) {
+    s_.async_write_some(buffers, std::forward<Handler>(handler));
+    peak_ = std::max(peak_, CRYPTO_secure_used());
+  }
+  template <class Buffers, class Handler>
+  void async_read_some(const Buffers& buffers, Handler&& handler) {
+    s_.async_read_some(buffers, std::forward<Handler>(handler));
+  }
+  std::size_t peak() const { return peak_; }
+
+ private:
+  TlsStream& s_;
+  std::size_t peak_ = 0;
+};
+
+// An answer with secrets (an admin reply's share and API key) is written as
+// the listener writes it: Beast's serializer over TlsStream, whose small
+// buffers are gathered into one TLS record. That copy must be secret memory
+// like the body (the locked arena, wiped on release), not the ordinary heap,
+// which keeps what is freed.
+TEST_F(TlsStreamTest, AnAnswerIsGatheredInSecretMemory) {
+  (void)lock_secret_memory(std::size_t{1} << 20);  // the arena, locked or not
+  ASSERT_EQ(CRYPTO_secure_malloc_initialized(), 1);
+  const std::string secret = "{\"share\":\"s3cr3t-share-5f1c\",\"apiKey\":\"wallet-api-key\"}";
+  namespace http = boost::beast::http;
+  http::response<detail::SecretBody> res{http::status::ok, 11};
+  res.body().assign(secret.begin(), secret.end());
+  res.set(http::field::content_type, "application/json");
+  res.prepare_payload();
+  handshake([&secret](Client& c) {
+    std::string got;
+    while (got.find(secret) == std::string::npos) {
+      const std::string part = c.read_once();
+      if (part.empty()) break;
+      got += part;
+    }
+    EXPECT_NE(got.find(secret), std::string::npos) << got;
+  });
+  ArenaProbe probe(*stream_);
+  const std::size_t before = CRYPTO_secure_used();
+  stream_->expires_after(10s);
+  const auto [ec, n] = transfer([&](auto handler) { http::async_write(probe, res, handler); });
+  EXPECT_FALSE(ec) << ec.message();
+  // The head and the body went out as one record, gathered in the arena.
+  EXPECT_GE(probe.peak(), before + n) << "the gathered copy is not in secret memory";
+  EXPECT_EQ(CRYPTO_secure_used(), before) << "the copy outlived the write";
   join();
 }
 
