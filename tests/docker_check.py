@@ -14,6 +14,8 @@ Dockerfile (docker/Dockerfile):
   - HEALTHCHECK runs `hookvault healthcheck` (exec form, binary on PATH), with a Docker
     timeout longer than the subcommand's own; VOLUMEs hold state, config and /run/secrets.
 compose.yaml (docker/compose.yaml):
+  - the daemon and init services run with a read-only root, no capabilities and
+    no-new-privileges; the daemon's stop_grace_period is at least the unit's TimeoutStopSec;
   - the build context and Dockerfile exist; bind-mounted folders and secret files either exist
     or are the operator's (docker/config/, docker/secrets/: ignored by git and by the build);
   - the service's secrets are exactly the /run/secrets/NAME files docker/hookvault.toml reads,
@@ -380,6 +382,7 @@ def check_compose(root, image):
                 operator_path(src, f"service {name} mounts")
             elif src not in declared:
                 problem(f"compose.yaml: service {name} mounts volume {src}, not declared")
+    check_hardening(root, services)
     m = mounts(daemon)
     config_dir = os.path.dirname(image.get("config_path") or "/etc/hookvault/hookvault.toml")
     for target in ("/var/lib/hookvault", config_dir):
@@ -428,6 +431,41 @@ def check_compose(root, image):
         problem("docker/hookvault.toml: [storage] path is not in the state volume "
                 "/var/lib/hookvault")
     return sorted(wanted)
+
+
+def duration_seconds(text):
+    """Compose durations ("30s", "1m30s", "500ms") in seconds; None when not one."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(text))
+    if not parts or "".join(n + u for n, u in parts) != str(text):
+        return None
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def check_hardening(root, services):
+    """The daemon and init containers: read-only root, no capabilities, no-new-privileges
+    (scripts/test-docker checks them in the running container too); the daemon gets as long
+    to drain on `docker compose stop` as the systemd unit gets (TimeoutStopSec=)."""
+    for name in ("hookvault", "init"):
+        service = services.get(name) or {}
+        if service.get("read_only") is not True:
+            problem(f"compose.yaml: service {name} is not read_only: true")
+        if "ALL" not in (service.get("cap_drop") or []):
+            problem(f"compose.yaml: service {name} does not cap_drop ALL")
+        if not any(str(o).replace("=", ":") == "no-new-privileges:true"
+                   for o in service.get("security_opt") or []):
+            problem(f"compose.yaml: service {name} lacks security_opt no-new-privileges:true")
+    with open(os.path.join(root, "config/hookvault.service"), encoding="utf-8") as f:
+        m = re.search(r"^TimeoutStopSec=(\S+)", f.read(), re.M)
+    unit_stop = duration_seconds(m.group(1)) if m else None
+    grace = (services.get("hookvault") or {}).get("stop_grace_period")
+    if unit_stop is None:
+        problem("config/hookvault.service: no TimeoutStopSec= to compare compose's "
+                "stop_grace_period with")
+    elif grace is None or duration_seconds(grace) is None or duration_seconds(grace) < unit_stop:
+        problem(f"compose.yaml: service hookvault's stop_grace_period ({grace}) is shorter than "
+                f"the unit's TimeoutStopSec ({unit_stop:g}s): `docker compose stop` would kill "
+                "a daemon that is still draining")
 
 
 def check_config_for_real(root, binary, secret_names):
@@ -500,6 +538,11 @@ MISTAKES = [
     ("a secret file outside the operator's folders", "docker/compose.yaml",
      "file: ./secrets/nodit_signing_key", "file: ./nodit_signing_key",
      "does not exist and is not in"),
+    ("a writable root file system", "docker/compose.yaml", "    read_only: true\n", "",
+     "service hookvault is not read_only: true"),
+    ("Docker's default stop timeout (10 s) for a daemon that drains longer",
+     "docker/compose.yaml", "stop_grace_period: 30s", "stop_grace_period: 10s",
+     "stop_grace_period (10s) is shorter than the unit's TimeoutStopSec (30s)"),
     ("a secret from the config folder instead of /run/secrets", "docker/hookvault.toml",
      '"/run/secrets/dynamic_webhook_secret"', '"secrets/dynamic_webhook_secret"',
      "not a Docker secret under /run/secrets/"),
