@@ -108,13 +108,10 @@ stage_systemd() {
   check_materials "$work/materials.json" "$wallet"
   echo "materials get: the delegation's materials"
 
-  log "systemd: systemctl reload re-reads the config; a new webhook secret takes a restart"
-  local old=$work/old_secret main_pid requests
+  log "systemd: systemctl reload re-reads the config: the log level, and a new webhook secret"
+  local old=$work/old_secret next=$work/next_secret main_pid requests
   cp "$dyn" "$old"
   main_pid=$(sd systemctl show -p MainPID --value hookvault)
-  ( umask 077; printf '%s' "dyn_$(random_secret)" >"$dyn" )
-  docker cp "$dyn" "$sd_name:/etc/hookvault/secrets/dynamic_webhook_secret"
-  sd_sh 'chown root:root /etc/hookvault/secrets/dynamic_webhook_secret && chmod 0600 /etc/hookvault/secrets/dynamic_webhook_secret'
   # [log] level = "warn": a delivery is no longer logged (requests are logged at info).
   sd sed -i 's/^level = "info"/level = "warn"/' /etc/hookvault/hookvault.toml
   sd systemctl reload hookvault || { sd journalctl -u hookvault --no-pager -n 20; fail "systemctl reload"; }
@@ -136,13 +133,37 @@ stage_systemd() {
     [ "$(journal_count '"msg":"request"')" -gt "$requests" ]
   }
   eventually 30 delivery_logged || fail "reload did not apply [log] level = \"info\""
-  [ "$(sd systemctl show -p MainPID --value hookvault)" = "$main_pid" ] || fail "reload restarted the daemon"
   echo "reload: [log] level applied twice, same process"
-  # systemd copies LoadCredential= files when the service starts, not on reload: the daemon
-  # still has the old secret (README, "systemd / .deb").
-  sig=$(signed_ping "$dyn" "$work/ping.json")
+  # Rotation by reload, as the README's systemd section says: the new secret in a file only
+  # the service user reads, named beside the credential; the old one keeps verifying.
+  ( umask 077; printf '%s' "dyn_$(random_secret)" >"$next" )
+  docker cp "$next" "$sd_name:/etc/hookvault/keys/dynamic_webhook_secret.next"
+  sd_sh 'chown hookvault:hookvault /etc/hookvault/keys/dynamic_webhook_secret.next &&
+         chmod 0600 /etc/hookvault/keys/dynamic_webhook_secret.next'
+  sd sed -i 's|^secret_credentials = \["dynamic_webhook_secret"\]$|&\nsecret_files = ["keys/dynamic_webhook_secret.next"]|' \
+    /etc/hookvault/hookvault.toml
+  sd grep -q 'dynamic_webhook_secret.next' /etc/hookvault/hookvault.toml || fail "could not add the new secret"
+  sd systemctl reload hookvault || { sd journalctl -u hookvault --no-pager -n 20; fail "systemctl reload"; }
+  new_secret_verifies() {
+    sig=$(signed_ping "$next" "$work/ping.json")
+    [ "$(post "$url" "$ca" "$sig" "$work/ping.json" "$work/answer")" = 200 ]
+  }
+  eventually 30 new_secret_verifies || fail "reload did not pick up the new webhook secret"
+  sig=$(signed_ping "$old" "$work/ping.json")
   code=$(post "$url" "$ca" "$sig" "$work/ping.json" "$work/answer")
-  [ "$code" = 401 ] || fail "the new secret got $code after reload: update the README's systemd section"
+  [ "$code" = 200 ] || fail "the old secret got $code during the rotation"
+  [ "$(sd systemctl show -p MainPID --value hookvault)" = "$main_pid" ] || fail "reload restarted the daemon"
+  echo "reload: a new webhook secret verifies (200), the old one still does, same process"
+  # A credential's own content is copied when the service starts (systemd 252), not on
+  # reload: replacing it takes a restart (README, "systemd / .deb").
+  cp "$next" "$dyn"
+  docker cp "$dyn" "$sd_name:/etc/hookvault/secrets/dynamic_webhook_secret"
+  sd_sh 'chown root:root /etc/hookvault/secrets/dynamic_webhook_secret && chmod 0600 /etc/hookvault/secrets/dynamic_webhook_secret'
+  sd sed -i '/dynamic_webhook_secret.next/d' /etc/hookvault/hookvault.toml
+  sd systemctl reload hookvault || fail "systemctl reload"
+  sig=$(signed_ping "$old" "$work/ping.json")
+  code=$(post "$url" "$ca" "$sig" "$work/ping.json" "$work/answer")
+  [ "$code" = 200 ] || fail "the credential changed on reload ($code): update the README's systemd section"
   sd systemctl restart hookvault || { sd journalctl -u hookvault --no-pager -n 20; fail "systemctl restart"; }
   sig=$(signed_ping "$dyn" "$work/ping.json")
   code=$(post "$url" "$ca" "$sig" "$work/ping.json" "$work/answer")
@@ -151,7 +172,7 @@ stage_systemd() {
   code=$(post "$url" "$ca" "$sig" "$work/ping.json" "$work/answer")
   [ "$code" = 401 ] || fail "the old secret still gets $code after restart"
   main_pid=$(sd systemctl show -p MainPID --value hookvault)
-  echo "new webhook secret: 401 after reload; after restart 200, the old one 401"
+  echo "credential replaced: the old secret until restart, then only the new one"
 
   log "systemd: the watchdog restarts a hung daemon (WatchdogSec=30s)"
   journal_has '"msg":"watchdog enabled"' || fail "the daemon did not enable its watchdog"
