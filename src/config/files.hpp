@@ -20,8 +20,10 @@ inline constexpr std::size_t kMaxSecretBytes = std::size_t{64} * 1024;
 // Removes every trailing '\r' and '\n'.
 void strip_trailing_newlines(SecretBytes& bytes);
 
-// True when the file exists and its mode grants read access to group or others.
-// False when it cannot be stat()ed (the read reports that problem).
+// True when the file exists and grants read access to group or others: its mode, or,
+// when it has a POSIX access ACL, an entry for the owning group, a named group, another
+// user than this process's, or others. False when it cannot be stat()ed (the read
+// reports that problem).
 bool readable_by_group_or_others(const std::filesystem::path& file);
 
 }  // namespace hookvault::config_internal

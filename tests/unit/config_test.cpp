@@ -5,10 +5,15 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -1153,6 +1158,51 @@ TEST_F(ConfigCheck, GroupReadableSecretAndKeyAreReported) {
   }
   // Never the secret's content.
   EXPECT_FALSE(contains(problems, std::string(64, 'a')));
+}
+
+// systemd, where it cannot mount a private file system for a service's credentials (in an
+// unprivileged container), gives each credential mode 0440 through a POSIX ACL: the
+// owner, one named entry for the service's user, and a mask (which the mode shows as the
+// group bits). Only the service may read it; it must not be refused as group-readable. An
+// ACL that does let the owning group or another user read is still refused.
+TEST_F(ConfigCheck, SystemdCredentialAclIsNotGroupReadable) {
+  TempDir dir;
+  provision(dir);
+  const fs::path secret = dir / "secrets/nodit_signing_key";
+  // <linux/posix_acl_xattr.h>: u32 version 2, then {u16 tag, u16 perm, u32 id} entries.
+  const auto set_acl = [&](std::uint16_t group_perm, std::uint32_t named_user) {
+    std::vector<unsigned char> acl;
+    const auto put = [&](std::uint32_t v, int bytes) {
+      for (int i = 0; i < bytes; ++i) acl.push_back(static_cast<unsigned char>(v >> (8 * i)));
+    };
+    put(2, 4);
+    for (const auto& [tag, perm, id] :
+         std::vector<std::array<std::uint32_t, 3>>{{0x01, 6, 0},
+                                                   {0x02, 4, named_user},
+                                                   {0x04, group_perm, 0},
+                                                   {0x10, 4, 0},
+                                                   {0x20, 0, 0}}) {
+      put(tag, 2);
+      put(perm, 2);
+      put(id, 4);
+    }
+    ASSERT_EQ(::setxattr(secret.c_str(), "system.posix_acl_access", acl.data(), acl.size(), 0), 0)
+        << "setxattr: " << std::strerror(errno);
+  };
+  set_acl(0, ::geteuid());
+  struct stat st {};
+  ASSERT_EQ(::stat(secret.c_str(), &st), 0);
+  ASSERT_EQ(st.st_mode & 0777, 0640U);  // what the old mode-only check refused
+  auto problems = check_config(load_config(dir / "hookvault.toml"));
+  EXPECT_TRUE(problems.empty()) << join(problems);
+
+  set_acl(4, ::geteuid());  // the owning group may read (through the mask)
+  problems = check_config(load_config(dir / "hookvault.toml"));
+  EXPECT_TRUE(contains(problems, "sources[1].secret_files[0]")) << join(problems);
+
+  set_acl(0, ::geteuid() + 1);  // another user may read
+  problems = check_config(load_config(dir / "hookvault.toml"));
+  EXPECT_TRUE(contains(problems, "sources[1].secret_files[0]")) << join(problems);
 }
 
 TEST_F(ConfigCheck, BadContentIsReported) {
