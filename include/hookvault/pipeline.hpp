@@ -59,6 +59,7 @@ DecryptOutcome decrypt_delegation(const Source& source, const Json& body);
 class Pipeline : public RequestHandler {
  public:
   // Metric families: hookvault_signature_failures_total,
+  // hookvault_signed_form_mismatches_total (signature.hpp: signed_form_mismatch),
   // hookvault_decrypt_failures_total, hookvault_duplicates_total,
   // hookvault_events_stored_total (by source), hookvault_overloaded_total,
   // hookvault_forbidden_total (allow_from refusals), and the histogram
@@ -92,6 +93,7 @@ class Pipeline : public RequestHandler {
   Store& store_;
   WorkPool& pool_;
   MetricFamily& signature_failures_;
+  MetricFamily& signed_form_mismatches_;
   MetricFamily& decrypt_failures_;
   MetricFamily& duplicates_;
   MetricFamily& stored_;

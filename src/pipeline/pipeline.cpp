@@ -68,6 +68,10 @@ Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& st
       signature_failures_(metrics.counter("hookvault_signature_failures_total",
                                           "Deliveries refused for a missing or wrong signature",
                                           {"source"})),
+      signed_form_mismatches_(metrics.counter(
+          "hookvault_signed_form_mismatches_total",
+          "Deliveries refused because only their compact form is signed and they mean otherwise",
+          {"source"})),
       decrypt_failures_(metrics.counter("hookvault_decrypt_failures_total",
                                         "Delegations stored whose materials did not decrypt",
                                         {"source"})),
@@ -165,9 +169,15 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
     finish(error_reply(Errc::invalid_signature));
     return;
   }
-  auto verified = source.verifier.verify_delivery(delivery.body, *mac);
+  // From here on only the signed bytes exist: they are what is stored.
+  auto verified = source.verifier.verify_delivery(std::move(delivery.body), *mac);
   if (!verified && to_errc(verified.error()) == Errc::invalid_signature) {
     signature_failures_.with({source.config.name}).inc();
+  }
+  if (!verified && to_errc(verified.error()) == Errc::signed_form_mismatch) {
+    signed_form_mismatches_.with({source.config.name}).inc();
+    log(LogLevel::warn, "body means something other than the compact form its signature covers",
+        {{"request_id", delivery.request_id}, {"source", source.config.name}});
   }
   if (!verified) {
     finish(error_reply(to_errc(verified.error())));
@@ -175,9 +185,9 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   }
   auto planned =
       source.config.provider == Provider::dynamic
-          ? detail::plan_dynamic(source, verified->body, std::move(delivery.body), now_ms())
-          : detail::plan_nodit(source, verified->body, std::move(delivery.body), Origin::signature,
-                               now_ms());
+          ? detail::plan_dynamic(source, verified->body, std::move(verified->signed_body), now_ms())
+          : detail::plan_nodit(source, verified->body, std::move(verified->signed_body),
+                               Origin::signature, now_ms());
   if (auto* rej = std::get_if<detail::Rejection>(&planned)) {
     Reply r = error_reply(rej->code, rej->field);
     if (verified->body.is_object()) {

@@ -25,8 +25,15 @@ constexpr char kVectorBody[] =
 class NoditTest : public E2E {
  protected:
   // A Nodit source keyed with the published vector's key, optionally with history.
-  std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "") {
+  // `with_admin`: an admin listener where the "signer" certificate `hookvault
+  // init` made may read /metrics (scrape_metric).
+  std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "",
+                                     bool with_admin = false) {
     ConfigOptions o;
+    if (with_admin) {
+      o.extra_toml +=
+          admin_toml("[[admin.clients]]\nsubject_cn = \"signer\"\nroles = [\"metrics:read\"]\n");
+    }
     add_nodit_source(o, kVectorKey);
     std::string toml;
     if (fake != nullptr) {
@@ -44,6 +51,17 @@ class NoditTest : public E2E {
   }
 
   HttpResponse deliver(const std::string& body) { return post_nodit(client(), kVectorKey, body); }
+
+  // A sample of /metrics on the admin listener (nodit_config(.., with_admin));
+  // -1 when absent.
+  double scrape_metric(const std::string& series) {
+    const auto& root = setup().root;
+    HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
+                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+    auto r = c.request("GET", "/metrics");
+    EXPECT_EQ(r.status, 200U) << r.body;
+    return sample_value(r.body, series);
+  }
 
   std::vector<Json> gaps() { return cli_json_lines({"nodit", "gaps"}); }
 
@@ -86,6 +104,68 @@ TEST_F(NoditTest, PublishedVectorVerifiesTamperedCopyFailsAndDuplicatesAreStored
   EXPECT_EQ(stored[0]["origin"], "signature");
   auto shown = cli({"events", "show", stored[0]["id"].get<std::string>()});
   EXPECT_NE(shown.out.find(kVectorBody), std::string::npos) << "payload stored byte for byte";
+}
+
+// The attack on the JSON.stringify fallback: one MAC over the compact form
+// JavaScript prints for 2^60 admitted 2^60 + 1, + 2 and + 100, each stored as
+// a new message (a replay under new idempotency keys), and a MAC over 0.1
+// stored 0.1000000000000000055511151231257827, the text nobody signed.
+TEST_F(NoditTest, ACompactSignatureAdmitsOnlyItsOwnMeaningAndStoresTheSignedText) {
+  start(nodit_config(nullptr, "", /*with_admin=*/true));
+  const std::string two_to_60 = "1152921504606847000";  // how JavaScript prints 2^60
+  // What a JavaScript signer signs: JSON.stringify of the message.
+  const auto js_compact = [](const std::string& text) {
+    auto parsed = parse_strict(text);
+    EXPECT_TRUE(parsed.has_value()) << text;
+    return parsed ? js_stringify(*parsed) : std::string();
+  };
+  std::string message = nodit_message("60", 1);
+  message.replace(message.find(R"("sequenceNumber":"1")"), 20, "\"sequenceNumber\":" + two_to_60);
+  const std::string signed_text = js_compact(message);
+  const std::string mac = hmac_hex(kVectorKey, signed_text);
+  auto post = [&](const std::string& body) {
+    return client().request("POST", "/webhooks/nodit",
+                            {{"Content-Type", "application/json"}, {"x-signature", mac}}, body);
+  };
+  for (const char* forged : {"1152921504606846977", "1152921504606846978", "1152921504606847076"}) {
+    std::string body = signed_text;
+    body.replace(body.find(two_to_60), two_to_60.size(), forged);
+    auto r = post(body);
+    EXPECT_EQ(r.status, 400U) << forged << ": " << r.body;
+    EXPECT_EQ(Json::parse(r.body)["error"], "signed_form_mismatch") << r.body;
+  }
+  EXPECT_TRUE(nodit_events().empty());
+
+  // The same meaning, pretty-printed: accepted, and stored as signed.
+  const std::string pretty = "{\n  " + signed_text.substr(1, signed_text.size() - 2) + "\n}\n";
+  auto first = post(pretty);
+  ASSERT_EQ(first.status, 200U) << first.body;
+  EXPECT_EQ(Json::parse(first.body)["status"], "accepted");
+  EXPECT_EQ(Json::parse(first.body)["eventId"], "60:" + two_to_60);
+  auto again = post(signed_text);
+  EXPECT_EQ(Json::parse(again.body)["status"], "duplicate");
+
+  // A MAC over 0.1 never stores a longer, unsigned, number.
+  std::string decimal_message = nodit_message("61", 1);
+  decimal_message.replace(decimal_message.find("\"block_number\":20000000"), 23, "\"amount\":0.1");
+  const std::string signed_decimal = js_compact(decimal_message);
+  std::string longer = signed_decimal;
+  longer.replace(longer.find("0.1}"), 3, "0.1000000000000000055511151231257827");
+  auto refused = client().request(
+      "POST", "/webhooks/nodit",
+      {{"Content-Type", "application/json"}, {"x-signature", hmac_hex(kVectorKey, signed_decimal)}},
+      longer);
+  EXPECT_EQ(refused.status, 400U) << refused.body;
+
+  const auto stored = nodit_events();
+  ASSERT_EQ(stored.size(), 1U);
+  auto shown = cli({"events", "show", stored[0]["id"].get<std::string>()});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("\"payload\":" + signed_text + "}"), std::string::npos) << shown.out;
+  EXPECT_EQ(shown.out.find("0.1000000000000000055511151231257827"), std::string::npos);
+  EXPECT_EQ(scrape_metric("hookvault_signed_form_mismatches_total{source=\"nodit\"}"), 4);
+  EXPECT_LE(scrape_metric("hookvault_signature_failures_total{source=\"nodit\"}"), 0)
+      << "a mismatch is not a wrong signature";
 }
 
 TEST_F(NoditTest, IntegersBeyondTwoToThe53SurviveByteForByte) {

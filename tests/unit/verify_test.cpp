@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -120,7 +121,7 @@ TEST(NoditVector, HmacOfExactBodyMatchesPublishedSignature) {
 
 TEST(NoditVector, VerifiesAsRawBody) {
   const auto verifier = verifier_of({kNoditKey});
-  auto result = verifier.verify_delivery(kNoditBody, mac_of(kNoditSignature));
+  auto result = verifier.verify_delivery(std::string(kNoditBody), mac_of(kNoditSignature));
   ASSERT_TRUE(result.has_value()) << result.error().message();
   EXPECT_EQ(result->form, SignedForm::raw);
   EXPECT_EQ(result->body["event"]["messages"][0]["data"]["price"], "44289819");
@@ -131,7 +132,7 @@ TEST(NoditVector, PrettyPrintedBodyVerifiesThroughCompactForm) {
   ASSERT_NE(kNoditBodyPretty, kNoditBody);
   EXPECT_EQ(compact(kNoditBodyPretty), kNoditBody);
   const auto verifier = verifier_of({kNoditKey});
-  auto result = verifier.verify_delivery(kNoditBodyPretty, mac_of(kNoditSignature));
+  auto result = verifier.verify_delivery(std::string(kNoditBodyPretty), mac_of(kNoditSignature));
   ASSERT_TRUE(result.has_value()) << result.error().message();
   EXPECT_EQ(result->form, SignedForm::compact);
   EXPECT_EQ(result->body["subscriptionId"], "1");
@@ -152,26 +153,30 @@ TEST(NoditVector, TamperedBodyFails) {
   const Mac mac = mac_of(kNoditSignature);
   std::string tampered(kNoditBody);
   tampered.replace(tampered.find("44289819"), 8, "44289818");
-  EXPECT_EQ(error_of(verifier.verify_delivery(tampered, mac)), Errc::invalid_signature);
+  EXPECT_EQ(error_of(verifier.verify_delivery(std::string(tampered), mac)),
+            Errc::invalid_signature);
 
   // A member reordered: same JSON value for a map, different signed bytes.
   std::string reordered(kNoditBody);
   reordered.replace(1, std::string_view(R"("subscriptionId":"1","sequenceNumber":"1")").size(),
                     R"("sequenceNumber":"1","subscriptionId":"1")");
   ASSERT_TRUE(parse_strict(reordered).has_value());
-  EXPECT_EQ(error_of(verifier.verify_delivery(reordered, mac)), Errc::invalid_signature);
+  EXPECT_EQ(error_of(verifier.verify_delivery(std::string(reordered), mac)),
+            Errc::invalid_signature);
 }
 
 TEST(NoditVector, EveryFlippedMacBitFails) {
   const auto verifier = verifier_of({kNoditKey});
   const Mac good = mac_of(kNoditSignature);
-  ASSERT_TRUE(verifier.verify_delivery(kNoditBody, good).has_value());
+  ASSERT_TRUE(verifier.verify_delivery(std::string(kNoditBody), good).has_value());
   for (std::size_t bit = 0; bit < good.size() * 8; ++bit) {
     Mac bad = good;
     bad[bit / 8] ^= static_cast<std::uint8_t>(1U << (bit % 8));
-    EXPECT_EQ(error_of(verifier.verify_delivery(kNoditBody, bad)), Errc::invalid_signature)
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(kNoditBody), bad)),
+              Errc::invalid_signature)
         << "bit " << bit;
-    EXPECT_EQ(error_of(verifier.verify_delivery(kNoditBodyPretty, bad)), Errc::invalid_signature)
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(kNoditBodyPretty), bad)),
+              Errc::invalid_signature)
         << "bit " << bit;
   }
 }
@@ -180,7 +185,7 @@ TEST(NoditVector, EveryTruncationFails) {
   const auto verifier = verifier_of({kNoditKey});
   const Mac mac = mac_of(kNoditSignature);
   for (std::size_t n = 0; n < kNoditBody.size(); ++n) {
-    EXPECT_EQ(error_of(verifier.verify_delivery(kNoditBody.substr(0, n), mac)),
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(kNoditBody.substr(0, n)), mac)),
               Errc::invalid_signature)
         << "length " << n;
   }
@@ -190,24 +195,27 @@ TEST(NoditVector, WrongKeyFails) {
   std::string other(kNoditKey);
   other.back() = '8';
   const auto verifier = verifier_of({other});
-  EXPECT_EQ(error_of(verifier.verify_delivery(kNoditBody, mac_of(kNoditSignature))),
+  EXPECT_EQ(error_of(verifier.verify_delivery(std::string(kNoditBody), mac_of(kNoditSignature))),
             Errc::invalid_signature);
-  EXPECT_EQ(error_of(verifier.verify_delivery(kNoditBodyPretty, mac_of(kNoditSignature))),
-            Errc::invalid_signature);
+  EXPECT_EQ(
+      error_of(verifier.verify_delivery(std::string(kNoditBodyPretty), mac_of(kNoditSignature))),
+      Errc::invalid_signature);
 }
 
 TEST(SignatureVerifier, SecretRotationAnySecretMayMatch) {
   const std::string_view body = R"({"eventId":"e1","data":{"n":1}})";
   const auto verifier = verifier_of({"dyn_old_secret", "dyn_new_secret"});
   EXPECT_EQ(verifier.secret_count(), 2U);
-  EXPECT_TRUE(verifier.verify_delivery(body, sign("dyn_old_secret", body)).has_value());
-  EXPECT_TRUE(verifier.verify_delivery(body, sign("dyn_new_secret", body)).has_value());
-  EXPECT_EQ(error_of(verifier.verify_delivery(body, sign("dyn_other_secret", body))),
+  EXPECT_TRUE(
+      verifier.verify_delivery(std::string(body), sign("dyn_old_secret", body)).has_value());
+  EXPECT_TRUE(
+      verifier.verify_delivery(std::string(body), sign("dyn_new_secret", body)).has_value());
+  EXPECT_EQ(error_of(verifier.verify_delivery(std::string(body), sign("dyn_other_secret", body))),
             Errc::invalid_signature);
 
   // Rotation through the compact path too.
   const std::string_view pretty = "{ \"eventId\": \"e1\",\n  \"data\": { \"n\": 1.0 } }";
-  auto result = verifier.verify_delivery(pretty, sign("dyn_new_secret", body));
+  auto result = verifier.verify_delivery(std::string(pretty), sign("dyn_new_secret", body));
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->form, SignedForm::compact);
 }
@@ -216,7 +224,8 @@ TEST(SignatureVerifier, NoSecretsNeverMatches) {
   const std::string_view body = R"({"a":1})";
   const SignatureVerifier verifier({});
   EXPECT_FALSE(verifier.matches(as_bytes(body), sign("", body)));
-  EXPECT_EQ(error_of(verifier.verify_delivery(body, sign("", body))), Errc::invalid_signature);
+  EXPECT_EQ(error_of(verifier.verify_delivery(std::string(body), sign("", body))),
+            Errc::invalid_signature);
 }
 
 TEST(SignatureVerifier, MatchesChecksTheExactMessage) {
@@ -230,7 +239,7 @@ TEST(SignatureVerifier, MatchesChecksTheExactMessage) {
 TEST(SignatureVerifier, DynamicHeaderOverCompactForm) {
   // Dynamic's samples sign JSON.stringify(JSON.parse(body)).
   const std::string_view body =
-      "{\n  \"eventName\": \"ping\",\n  \"amount\": 1e-7,\n  \"big\": 9007199254740993,\n"
+      "{\n  \"eventName\": \"ping\",\n  \"amount\": 1e-7,\n  \"big\": 9007199254740992,\n"
       "  \"text\": \"caf\\u00e9 \\/ \\u2028\"\n}";
   const std::string signed_text =
       "{\"eventName\":\"ping\",\"amount\":1e-7,\"big\":9007199254740992,\"text\":\"caf\xC3\xA9 / "
@@ -239,19 +248,120 @@ TEST(SignatureVerifier, DynamicHeaderOverCompactForm) {
   const std::string header = "sha256=" + to_hex(sign("dyn_secret", signed_text));
   auto mac = parse_signature_header(header, "sha256=");
   ASSERT_TRUE(mac.has_value());
-  auto result = verifier_of({"dyn_secret"}).verify_delivery(body, *mac);
+  auto result = verifier_of({"dyn_secret"}).verify_delivery(std::string(body), *mac);
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->form, SignedForm::compact);
+  // What the caller stores and acts on is what was signed.
+  EXPECT_EQ(result->signed_body, signed_text);
+  EXPECT_EQ(js_stringify(result->body), signed_text);
+}
+
+TEST(SignatureVerifier, RawFormReturnsTheBodyItself) {
+  const std::string body = "{\"a\": [1, 2.50, 123456789012345678901234567890]}";
+  auto result = verifier_of({"k"}).verify_delivery(body, sign("k", body));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->form, SignedForm::raw);
+  EXPECT_EQ(result->signed_body, body);
+}
+
+TEST(SignatureVerifier, PrettyBodyOfTheNoditVectorIsStoredAsTheSignedCompactForm) {
+  auto result = verifier_of({kNoditKey})
+                    .verify_delivery(std::string(kNoditBodyPretty), mac_of(kNoditSignature));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->form, SignedForm::compact);
+  EXPECT_EQ(result->signed_body, kNoditBody);
+  EXPECT_EQ(js_stringify(result->body), kNoditBody);
+}
+
+// The attack: a MAC over the compact form JavaScript prints for 2^60
+// ("1152921504606847000") was accepted for 2^60 + 1, 2^60 + 2, 2^60 + 100,
+// each parsed (and so keyed and stored) as a different message; a MAC over
+// 0.1 admitted 0.1000000000000000055511151231257827, stored as sent.
+TEST(SignatureVerifier, OneCompactSignatureNeverAdmitsABodyThatMeansSomethingElse) {
+  const auto verifier = verifier_of({"nodit_key"});
+  struct Case {
+    std::string signed_text;  // the compact form the MAC covers
+    std::vector<std::string> other_meanings;
+    std::vector<std::string> same_meaning;  // texts that differ but say the same
+  };
+  const std::vector<Case> cases = {
+      {R"({"subscriptionId":"9","sequenceNumber":1152921504606847000})",
+       {R"({"subscriptionId":"9","sequenceNumber":1152921504606846977})",
+        R"({"subscriptionId":"9","sequenceNumber":1152921504606846978})",
+        R"({"subscriptionId":"9","sequenceNumber":1152921504606847076})",
+        R"({"subscriptionId":"9","sequenceNumber":1152921504606846976})",  // 2^60 itself
+        R"({"subscriptionId":"9","sequenceNumber":1152921504606847000.5})",
+        R"({"subscriptionId":"9", "sequenceNumber":1152921504606847001})"},
+       {R"({"subscriptionId":"9", "sequenceNumber":1152921504606847000})",
+        R"({"subscriptionId":"9","sequenceNumber":1.152921504606847e18})",
+        R"({"subscriptionId":"9","sequenceNumber":1152921504606847000.000})",
+        R"({"subscriptionId":"9","sequenceNumber":11529215046068470000E-1})"}},
+      {R"({"amount":0.1})",
+       {R"({"amount":0.1000000000000000055511151231257827})", R"({"amount":0.10000000000000001})",
+        R"({"amount":0.09999999999999999999})"},
+       {R"({"amount":0.10})", R"({"amount":1e-1})", R"({ "amount" : 0.1 })",
+        R"({"amount":100e-3})"}},
+      {R"({"v":0})",
+       {R"({"v":1e-400})", R"({"v":-1e-400})"},
+       {R"({"v":-0})", R"({"v":0.000})", R"({"v":-0.0e7})", R"({"v": 0})"}},
+      {R"({"v":1.2345678901234568e+29})",
+       {R"({"v":123456789012345678901234567890})"},
+       {R"({"v":123456789012345680000000000000})", R"({"v":1.2345678901234568E29})"}},
+      {R"({"v":-9223372036854776000})",
+       {R"({"v":-9223372036854775807})", R"({"v":-9223372036854775808})"},
+       {R"({"v":-9223372036854776000 })"}},
+      {R"({"v":[9007199254740992]})",
+       {R"({"v":[9007199254740993]})"},
+       {R"({"v":[ 9007199254740992 ]})"}},
+  };
+  for (const auto& c : cases) {
+    ASSERT_EQ(compact(c.signed_text), c.signed_text) << "a signed compact form";
+    const Mac mac = sign("nodit_key", c.signed_text);
+    for (const auto& body : c.other_meanings) {
+      ASSERT_EQ(compact(body), c.signed_text) << body;  // the MAC does verify the compact form
+      EXPECT_EQ(error_of(verifier.verify_delivery(body, mac)), Errc::signed_form_mismatch) << body;
+    }
+    for (const auto& body : c.same_meaning) {
+      ASSERT_EQ(compact(body), c.signed_text) << body;
+      auto result = verifier.verify_delivery(body, mac);
+      ASSERT_TRUE(result.has_value()) << body;
+      EXPECT_EQ(result->form, SignedForm::compact) << body;
+      EXPECT_EQ(result->signed_body, c.signed_text) << body;
+    }
+  }
+}
+
+TEST(SignatureVerifier, BodiesThatMeanOtherwiseAreAcceptedWhenTheirRawBytesAreSigned) {
+  // Nodit's integers beyond 2^53 are legal when the raw body carries the MAC.
+  const std::string body =
+      R"({"subscriptionId":"9","sequenceNumber":"3","event":{"value":123456789012345678901,)"
+      R"("n":1152921504606846977,"f":0.1000000000000000055511151231257827}})";
+  auto result = verifier_of({"k"}).verify_delivery(body, sign("k", body));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->form, SignedForm::raw);
+  EXPECT_EQ(result->signed_body, body);
+  EXPECT_EQ(result->body["event"]["n"].get<std::uint64_t>(), 1152921504606846977U);
+}
+
+TEST(SignatureVerifier, AMismatchIsRevealedOnlyToASenderWithAValidMac) {
+  const std::string body = R"({"n":1152921504606846977})";
+  EXPECT_EQ(error_of(verifier_of({"k"}).verify_delivery(
+                body, sign("other", "{\"n\":1152921504606847000}"))),
+            Errc::invalid_signature);
+  EXPECT_EQ(http_status(Errc::signed_form_mismatch), 400U);
+  EXPECT_EQ(error_name(Errc::signed_form_mismatch), "signed_form_mismatch");
 }
 
 TEST(SignatureVerifier, RawMatchOnBadJsonRevealsTheParseError) {
   const auto verifier = verifier_of({"k"});
   for (const std::string_view body : {R"({"a":1)", "not json", R"({"a":1}x)", ""}) {
-    EXPECT_EQ(error_of(verifier.verify_delivery(body, sign("k", body))), Errc::malformed_json)
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(body), sign("k", body))),
+              Errc::malformed_json)
         << body;
   }
   for (const std::string_view body : {R"({"a":1,"a":2})", R"({"x":{"a":1,"a":1}})"}) {
-    EXPECT_EQ(error_of(verifier.verify_delivery(body, sign("k", body))), Errc::duplicate_key)
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(body), sign("k", body))),
+              Errc::duplicate_key)
         << body;
   }
 }
@@ -259,18 +369,19 @@ TEST(SignatureVerifier, RawMatchOnBadJsonRevealsTheParseError) {
 TEST(SignatureVerifier, UnauthenticatedBadJsonIsOnlyInvalidSignature) {
   const auto verifier = verifier_of({"k"});
   for (const std::string_view body : {R"({"a":1)", R"({"a":1,"a":2})", "", "\xFF"}) {
-    EXPECT_EQ(error_of(verifier.verify_delivery(body, sign("other", body))),
+    EXPECT_EQ(error_of(verifier.verify_delivery(std::string(body), sign("other", body))),
               Errc::invalid_signature)
         << body;
   }
   // Even when the MAC is over what a lenient parser would have produced.
-  EXPECT_EQ(error_of(verifier.verify_delivery(R"({"a":1,"a":2})", sign("k", R"({"a":2})"))),
-            Errc::invalid_signature);
+  EXPECT_EQ(
+      error_of(verifier.verify_delivery(std::string(R"({"a":1,"a":2})"), sign("k", R"({"a":2})"))),
+      Errc::invalid_signature);
 }
 
 TEST(SignatureVerifier, RawFormWinsWhenBothWouldMatch) {
   const std::string_view body = R"({"a":[1,2]})";  // already compact
-  auto result = verifier_of({"k"}).verify_delivery(body, sign("k", body));
+  auto result = verifier_of({"k"}).verify_delivery(std::string(body), sign("k", body));
   ASSERT_TRUE(result.has_value());
   EXPECT_EQ(result->form, SignedForm::raw);
 }
@@ -444,7 +555,8 @@ TEST(ParseStrict, NulByteIsNotEndOfInput) {
     EXPECT_EQ(parse_error_of(text), Errc::malformed_json) << text.size();
   }
   const std::string signed_body = "{\"a\":1}\0{\"b\":2}"s;
-  EXPECT_EQ(error_of(verifier_of({"k"}).verify_delivery(signed_body, sign("k", signed_body))),
+  EXPECT_EQ(error_of(verifier_of({"k"}).verify_delivery(std::string(signed_body),
+                                                        sign("k", signed_body))),
             Errc::malformed_json);
 }
 
@@ -503,6 +615,86 @@ TEST(ParseStrict, NeverThrowsOnArbitraryBytes) {
       auto parsed = parse_strict(text);
       if (parsed) (void)js_stringify(*parsed);
     }) << text;
+  }
+}
+
+TEST(ParseStrictChecked, SameValueAsParseStrict) {
+  for (const std::string_view text :
+       {R"({"a":[1,2.5,"x\u00e9",null,true],"b":{"1":0}})", "1e400", R"({"a":1,"a":2})", "[1,"}) {
+    auto plain = parse_strict(text);
+    auto checked = parse_strict_checked(text);
+    ASSERT_EQ(plain.has_value(), checked.has_value()) << text;
+    if (plain) {
+      EXPECT_EQ(checked->value, *plain) << text;
+    } else {
+      EXPECT_EQ(checked.error(), plain.error()) << text;
+    }
+  }
+}
+
+TEST(ParseStrictChecked, NumbersJavaScriptPrintsWithTheirValueAreFaithful) {
+  for (const std::string_view text : {"0",
+                                      "-0",
+                                      "-0.0",
+                                      "0e-999999999999999999999",
+                                      "1",
+                                      "1.0",
+                                      "1.50",
+                                      "1e2",
+                                      "1E+2",
+                                      "12.34e1",
+                                      "0.1",
+                                      "0.10",
+                                      "1e-1",
+                                      "100e-3",
+                                      "0.000001",
+                                      "1e-7",
+                                      "1.5e-7",
+                                      "1e21",
+                                      "1000000000000000000000",
+                                      "9007199254740992",
+                                      "-9007199254740992",
+                                      "9007199254740994",  // even: an exact double, printed as is
+                                      "1152921504606847000",
+                                      "-9223372036854776000",
+                                      "18446744073709552000",
+                                      "5e-324",
+                                      "1.7976931348623157e308",
+                                      "44289819",
+                                      "[1,{\"a\":2.5},[0.3]]",
+                                      R"({"s":"\u00e9\/\n\ud83d\ude00\u0000"})"}) {
+    auto checked = parse_strict_checked(text);
+    ASSERT_TRUE(checked.has_value()) << text;
+    EXPECT_TRUE(checked->compact_faithful) << text << " -> " << js_stringify(checked->value);
+  }
+}
+
+TEST(ParseStrictChecked, NumbersJavaScriptRoundsAreNot) {
+  for (const std::string_view text :
+       {"9007199254740993", "-9007199254740993", "9007199254740995", "1152921504606846976",
+        "1152921504606846977", "9223372036854775807", "-9223372036854775808",
+        "18446744073709551615", "18446744073709551616", "123456789012345678901",
+        "0.1000000000000000055511151231257827", "0.10000000000000001", "1e-400", "-1e-400",
+        "2.4703282292062328e-324", "1.00000000000000000001", "[1,2,9007199254740993]",
+        R"({"a":{"b":[0.30000000000000004441]}})"}) {
+    auto checked = parse_strict_checked(text);
+    ASSERT_TRUE(checked.has_value()) << text;
+    EXPECT_FALSE(checked->compact_faithful) << text << " -> " << js_stringify(checked->value);
+  }
+}
+
+TEST(ParseStrictChecked, TheCompactFormIsAlwaysFaithfulToItself) {
+  std::mt19937_64 rng(2024);
+  for (int i = 0; i < 20000; ++i) {
+    double x = 0;
+    const std::uint64_t bits = rng();
+    std::memcpy(&x, &bits, sizeof x);
+    if (!std::isfinite(x)) continue;
+    const std::string text = number(x);
+    auto checked = parse_strict_checked(text);
+    ASSERT_TRUE(checked.has_value()) << text;
+    EXPECT_TRUE(checked->compact_faithful) << text;
+    EXPECT_EQ(js_stringify(checked->value), text);
   }
 }
 
