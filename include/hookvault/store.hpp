@@ -10,11 +10,15 @@
 //   beside each wrapped key; associated data binds each ciphertext to its row
 //   (store, table, source, key, field), so ciphertexts cannot be swapped.
 // - Materials are keyed by (source, wallet_id). A delegation replaces the stored
-//   one only when its event time is newer. A revocation at time T deletes
-//   materials created at or before T (columns overwritten before the delete,
-//   secure_delete=ON), redacts the payloads of that wallet's delegation events
-//   at or before T, and keeps a tombstone holding the newest T, so a late or
-//   replayed older `created` never brings materials back.
+//   one only when its event time is newer; the payloads of the wallet's older
+//   delegation events (each holds a share, RSA-encrypted to a key on this
+//   host) are then redacted, as a revocation redacts them, and a delegation
+//   older than the stored one is stored redacted ('superseded'). A revocation
+//   at time T deletes materials created at or before T (columns overwritten
+//   before the delete, secure_delete=ON), redacts the payloads of that
+//   wallet's delegation events at or before T, and keeps a tombstone holding
+//   the newest T, so a late or replayed older `created` never brings
+//   materials back.
 // - Group commit: one writer thread owns the write connection; submit() queues a
 //   request; the writer drains the queue into one transaction (one SAVEPOINT per
 //   request, so one failing request does not fail the others) and commits;
@@ -116,7 +120,7 @@ std::string_view origin_name(Origin o) noexcept;
 enum class MaterialsState {
   none,            // not a wallet.delegation.created event
   stored,          // materials stored (or replaced older ones)
-  superseded,      // a newer delegation for the wallet is already stored
+  superseded,      // a newer delegation for the wallet is already stored (payload redacted)
   revoked,         // the wallet was revoked at or after this delegation's time
   decrypt_failed,  // kept for `hookvault reprocess`; see failure_reason
 };

@@ -46,7 +46,8 @@
 //   transaction ends, committed or not. Between transactions the write lock is
 //   released, and `keys rewrap` in another process may rewrap it.
 // - After a batch that zero-overwrote ciphertext (a revocation, a replaced
-//   delegation's materials, a reprocess that found the wallet revoked), the
+//   delegation's materials and the payloads of the delegations it
+//   superseded, a reprocess that found the wallet revoked or superseded), the
 //   writer checkpoints the WAL (TRUNCATE) before it runs the completions.
 // - rewrap_batch() (KEK rotation) follows the same split as submit(): the
 //   caller's thread reads old-version rows on the read connection and
@@ -213,6 +214,27 @@ constexpr char kSettleRevokedFailures[] =
     "UPDATE events SET materials_state = 'revoked', failure_reason = NULL "
     "WHERE source = ?1 AND wallet_id = ?2 AND event_time_ms <= ?3 "
     "AND event_name = 'wallet.delegation.created' AND materials_state = 'decrypt_failed'";
+
+// The wallet's delegations that a delegation stored at (?3 = event time,
+// ?4 = idem_key) supersedes: older by the ordering rules of schema.hpp.
+#define HOOKVAULT_SUPERSEDED_BY                                                        \
+  "WHERE source = ?1 AND wallet_id = ?2 AND event_name = 'wallet.delegation.created' " \
+  "AND (event_time_ms < ?3 OR (event_time_ms = ?3 AND idem_key < ?4)) "
+
+constexpr char kZeroSupersededPayloads[] =
+    "UPDATE events SET payload = zeroblob(length(payload)), "
+    "wrapped_dek = zeroblob(length(wrapped_dek)) " HOOKVAULT_SUPERSEDED_BY
+    "AND payload IS NOT NULL";
+
+constexpr char kRedactSupersededPayloads[] =
+    "UPDATE events SET payload = NULL, wrapped_dek = NULL, "
+    "kek_id = NULL, kek_version = NULL " HOOKVAULT_SUPERSEDED_BY "AND payload IS NOT NULL";
+
+constexpr char kSettleSupersededFailures[] =
+    "UPDATE events SET materials_state = 'superseded', "
+    "failure_reason = NULL " HOOKVAULT_SUPERSEDED_BY "AND materials_state = 'decrypt_failed'";
+
+#undef HOOKVAULT_SUPERSEDED_BY
 
 constexpr char kPendingEvent[] =
     "SELECT source, idem_key, wallet_id, event_time, event_time_ms, materials_state "
@@ -626,6 +648,11 @@ struct Store::Impl {
                                std::int64_t created_at_ms, const store::SealedMaterials& m);
   Result<void> zero_materials(std::string_view source, std::string_view wallet_id,
                               std::int64_t up_to_ms);
+  // Shreds the payloads of the wallet's delegations older than the one at
+  // (event_time_ms, event_id), as a revocation does, and settles those still
+  // decrypt_failed as superseded.
+  Result<void> shred_superseded(std::string_view source, std::string_view wallet_id,
+                                std::int64_t event_time_ms, std::string_view event_id);
   Result<void> revoke(std::string_view source, std::string_view wallet_id,
                       std::int64_t revoked_at_ms, std::string_view revoked_at,
                       std::string_view event_id);
@@ -1066,12 +1093,32 @@ Result<void> Store::Impl::zero_materials(std::string_view source, std::string_vi
   return r;
 }
 
+Result<void> Store::Impl::shred_superseded(std::string_view source, std::string_view wallet_id,
+                                           std::int64_t event_time_ms, std::string_view event_id) {
+  for (const char* sql :
+       {kZeroSupersededPayloads, kRedactSupersededPayloads, kSettleSupersededFailures}) {
+    auto stmt = writer_db_.prepare(sql);
+    if (!stmt) return stmt.error();
+    auto r = stmt->bind_text(1, source)
+                 .bind_text(2, wallet_id)
+                 .bind_int64(3, event_time_ms)
+                 .bind_text(4, event_id)
+                 .run();
+    if (!r) return r;
+    if (sql == kZeroSupersededPayloads) note_overwrites();
+  }
+  return {};
+}
+
 Result<void> Store::Impl::store_materials(std::string_view source, std::string_view wallet_id,
                                           std::string_view event_id, std::string_view created_at,
                                           std::int64_t created_at_ms,
                                           const store::SealedMaterials& m) {
-  // Overwrite the old ciphertext in place before the row is replaced.
+  // Overwrite the old ciphertext in place before the row is replaced, and
+  // the payloads that carried older shares (RSA-encrypted to a key on this
+  // host) with it.
   if (auto r = zero_materials(source, wallet_id, kAllTimes); !r) return r;
+  if (auto r = shred_superseded(source, wallet_id, created_at_ms, event_id); !r) return r;
   auto stmt = writer_db_.prepare(kUpsertMaterials);
   if (!stmt) return stmt.error();
   return stmt->bind_text(1, source)
@@ -1142,19 +1189,20 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
   }
 
   MaterialsState state = MaterialsState::none;
-  if (w.materials) {
+  if (w.materials || w.decrypt_failure) {
     auto decided = decide_materials(e.source, e.wallet_id, e.event_time_ms, e.idem_key);
     if (!decided) return decided.error();
     state = *decided;
-  } else if (w.decrypt_failure) {
-    auto tomb = tombstone_time(e.source, e.wallet_id);
-    if (!tomb) return tomb.error();
-    const bool revoked = *tomb && **tomb >= e.event_time_ms;
-    state = revoked ? MaterialsState::revoked : MaterialsState::decrypt_failed;
+    // Materials that did not decrypt wait for `reprocess`, unless they could
+    // never become the wallet's current ones anyway.
+    if (w.decrypt_failure && state == MaterialsState::stored) {
+      state = MaterialsState::decrypt_failed;
+    }
   }
-  // A delegation the wallet's tombstone covers is stored redacted, like the
-  // delegations the revocation redacted when it arrived.
-  const bool redacted = state == MaterialsState::revoked;
+  // A delegation the wallet's tombstone covers, or that a newer one already
+  // replaced, is stored redacted, like the delegations a revocation or a
+  // newer delegation redacted when they arrived (schema.hpp, ORDERING RULES).
+  const bool redacted = state == MaterialsState::revoked || state == MaterialsState::superseded;
 
   std::int64_t id = 0;
   {
@@ -1243,7 +1291,7 @@ Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
       auto r =
           store_materials(w.source, w.wallet_id, w.idem_key, event_time, event_time_ms, materials);
       if (!r) return r.error();
-    } else if (state == MaterialsState::revoked) {
+    } else {  // revoked or superseded: its payload goes, like the others'
       if (auto r = redact_event(w.event_id); !r) return r.error();
     }
     auto stmt = writer_db_.prepare(kSettleEvent);
