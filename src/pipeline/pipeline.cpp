@@ -78,6 +78,9 @@ Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& st
       duplicates_(metrics.counter("hookvault_duplicates_total",
                                   "Deliveries whose idempotency key was already stored",
                                   {"source"})),
+      history_replaced_(metrics.counter(
+          "hookvault_history_copies_replaced_total",
+          "Signed deliveries that replaced the history API's copy of their message", {"source"})),
       stored_(metrics.counter("hookvault_events_stored_total",
                               "Events newly stored, by source and event name",
                               {"source", "event"})),
@@ -218,6 +221,14 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
       if (r->duplicate) {
         duplicates_.with({source_name}).inc();
       } else {
+        if (r->replaced_history) {
+          history_replaced_.with({source_name}).inc();
+          log(LogLevel::warn, "signed delivery replaced the history API's copy of its message",
+              {{"request_id", request_id},
+               {"source", source_name},
+               {"event_id", event_id},
+               {"id", r->id}});
+        }
         stored_.with({source_name, event_name}).inc();
         if (r->materials == MaterialsState::decrypt_failed) {
           decrypt_failures_.with({source_name}).inc();

@@ -70,7 +70,12 @@
 //                                      u64be(head seq) || head mac)
 //   value  TEXT
 //
-// TABLE events                       every verified event, once; never deleted
+// TABLE events                       every verified event, once; never deleted,
+//                                    but for a history copy (origin 'history')
+//                                    that the signed delivery of its key
+//                                    replaced (store.hpp): that row is deleted
+//                                    (secure_delete zeroes it) and the signed
+//                                    event inserted as a new row
 //   id               INTEGER PRIMARY KEY AUTOINCREMENT
 //                    assigned by the single writer in commit order; never reused
 //                    (AUTOINCREMENT keeps the high-water mark in sqlite_sequence

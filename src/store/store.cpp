@@ -159,7 +159,11 @@ constexpr char kProbe[] =
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 constexpr char kFindExisting[] =
-    "SELECT id, materials_state FROM events WHERE source = ?1 AND idem_key = ?2";
+    "SELECT id, materials_state, origin FROM events WHERE source = ?1 AND idem_key = ?2";
+
+// A copy fetched from a history API (origin 'history') that the signed
+// delivery of the same key replaces: see Store::Impl::apply(WriteWork&).
+constexpr char kDeleteEvent[] = "DELETE FROM events WHERE id = ?1";
 
 constexpr char kInsertEvent[] =
     "INSERT INTO events (source, idem_key, event_name, message_id, event_time, event_time_ms, "
@@ -306,7 +310,8 @@ constexpr char kReadCountPrefix[] =
     "SELECT count(*) FROM events WHERE source = ?1 AND substr(idem_key, 1, ?3) = ?2";
 
 constexpr char kReadLatestEventTime[] =
-    "SELECT max(event_time_ms) FROM events WHERE source = ?1 AND event_time_ms > 0";
+    "SELECT max(event_time_ms) FROM events WHERE source = ?1 AND event_time_ms > 0 "
+    "AND origin = 'signature'";
 
 constexpr char kReadPayload[] =
     "SELECT source, idem_key, kek_id, kek_version, wrapped_dek, payload FROM events WHERE id = ?1";
@@ -1176,6 +1181,7 @@ Result<void> Store::Impl::redact_event(std::int64_t id) {
 
 Result<WriteResult> Store::Impl::apply(WriteWork& w) {
   const EventRow& e = w.event;
+  std::optional<std::int64_t> history_copy;  // replaced by this signed delivery
   {
     auto stmt = writer_db_.prepare(kFindExisting);
     if (!stmt) return stmt.error();
@@ -1183,9 +1189,22 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     if (!step) return step.error();
     if (*step == Step::row) {
       const auto state = parse_state(stmt->column_text(1));
-      if (!state) return err(Errc::store_corrupt);
-      return WriteResult{stmt->column_int64(0), true, *state};
+      const auto origin = parse_origin(stmt->column_text(2));
+      if (!state || !origin) return err(Errc::store_corrupt);
+      // A history copy is only the API's word: the signed delivery of its
+      // key takes its place, never the reverse.
+      if (*origin != Origin::history || e.origin != Origin::signature) {
+        return WriteResult{stmt->column_int64(0), true, *state};
+      }
+      history_copy = stmt->column_int64(0);
     }
+  }
+  if (history_copy) {
+    // A new row (new id), so that a reader of the events feed who saw the
+    // copy sees the signed delivery too; secure_delete zeroes the old cells.
+    auto del = writer_db_.prepare(kDeleteEvent);
+    if (!del) return del.error();
+    if (auto r = del->bind_int64(1, *history_copy).run(); !r) return r.error();
   }
 
   MaterialsState state = MaterialsState::none;
@@ -1234,7 +1253,7 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     if (auto r = stmt->run(); !r) return r.error();
     id = sqlite3_last_insert_rowid(writer_db_.handle());
   }
-  if (e.sequence) {
+  if (e.sequence && !history_copy) {  // the copy counted the number already
     auto r = store::advance_sequence(writer_db_, e.source, e.sequence->subscription_id,
                                      e.sequence->number, e.received_at_ms);
     if (!r) return r.error();
@@ -1252,7 +1271,7 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     auto seq = append_audit(AuditEntry{"source:" + e.source, "revoke", e.wallet_id, "ok"});
     if (!seq) return seq.error();
   }
-  return WriteResult{id, false, state};
+  return WriteResult{id, false, state, history_copy.has_value()};
 }
 
 Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
