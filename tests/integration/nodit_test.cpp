@@ -28,7 +28,7 @@ class NoditTest : public E2E {
   // `with_admin`: an admin listener where the "signer" certificate `hookvault
   // init` made may read /metrics (scrape_metric).
   std::filesystem::path nodit_config(const FakeNodit* fake, const std::string& extra = "",
-                                     bool with_admin = false) {
+                                     bool with_admin = false, int page_size = 2) {
     ConfigOptions o;
     if (with_admin) {
       o.extra_toml +=
@@ -38,13 +38,13 @@ class NoditTest : public E2E {
     std::string toml;
     if (fake != nullptr) {
       write_file(dir_.path() / "nodit_api_key", "nodit-api-key-for-tests", 0600);
-      toml += "[sources.history]\napi_base_url = \"" + fake->base_url() + "\"\n" +
-              "api_key_file = \"" + (dir_.path() / "nodit_api_key").string() + "\"\n" +
-              "ca_file = \"" + fake->ca_file().string() + "\"\n" +
-              "chain = \"ethereum\"\nnetwork = \"mainnet\"\n" +
-              "gap_delay = \"200ms\"\npoll_interval = \"100ms\"\n" +
-              "backoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\n" +
-              "request_timeout = \"500ms\"\npage_size = 2\n" + extra;
+      toml +=
+          "[sources.history]\napi_base_url = \"" + fake->base_url() + "\"\n" + "api_key_file = \"" +
+          (dir_.path() / "nodit_api_key").string() + "\"\n" + "ca_file = \"" +
+          fake->ca_file().string() + "\"\n" + "chain = \"ethereum\"\nnetwork = \"mainnet\"\n" +
+          "gap_delay = \"200ms\"\npoll_interval = \"100ms\"\n" +
+          "backoff_initial = \"100ms\"\nbackoff_max = \"400ms\"\n" +
+          "request_timeout = \"500ms\"\npage_size = " + std::to_string(page_size) + "\n" + extra;
     }
     o.extra_toml += toml;
     return write_config(o);
@@ -300,6 +300,148 @@ TEST_F(NoditTest, FailedDeliveriesAreFetchedAtStartUp) {
   }
   EXPECT_TRUE(asked_for_failures);
   EXPECT_EQ(nodit_events().back()["origin"], "history");
+}
+
+// A history API that answers more than it is asked: the number already
+// stored (forged), a number not delivered yet, a huge forged number. Only the
+// missing number is stored, no gap opens towards the huge one, the later
+// signed delivery of the not-yet-delivered number is accepted (not a
+// "duplicate" of a forgery), and the signed delivery of the backfilled number
+// replaces the history copy.
+TEST_F(NoditTest, HistoryCopiesNeverPreemptSignedDeliveries) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  // One page holds every answer to the gap's query.
+  start(nodit_config(&fake, "", /*with_admin=*/true, /*page_size=*/100));
+  ASSERT_EQ(deliver(nodit_message("50", 1)).status, 200U);
+  ASSERT_EQ(deliver(nodit_message("50", 3)).status, 200U);
+  const std::string copy_of_2 = nodit_message("50", 2, "2025-10-01T15:13:27.000000000Z");
+  const std::string signed_2 = nodit_message("50", 2);
+  ASSERT_NE(copy_of_2, signed_2);
+  std::string forged_3 = nodit_message("50", 3);
+  forged_3.replace(forged_3.find("0x4f1a"), 6, "0xbad0");
+  fake.add("50", 2, "SUCCESS", "2025-10-01T15:13:27.000Z", copy_of_2);
+  fake.add("50", 3, "SUCCESS", "2025-10-01T15:13:28.000Z", forged_3);
+  fake.add("50", 4, "SUCCESS", "2025-10-01T15:13:29.000Z", nodit_message("50", 4));
+  fake.add("50", std::uint64_t{1} << 62, "SUCCESS", "2025-10-01T15:13:30.000Z",
+           nodit_message("50", std::uint64_t{1} << 62));
+
+  ASSERT_TRUE(eventually([&] {
+    auto g = gaps();
+    return g.size() == 1 && g[0]["missingCount"] == 0;
+  })) << gaps().front().dump();
+  EXPECT_EQ(gaps().front()["highestContiguous"], 3);
+  const auto origin_of = [&](const std::string& key) -> std::string {
+    for (const auto& e : nodit_events()) {
+      if (e["eventId"] == key) return e["origin"].get<std::string>();
+    }
+    return "<none>";
+  };
+  const auto payload_of = [&](const std::string& key) {
+    auto shown = cli({"events", "show", key});
+    EXPECT_EQ(shown.exit_code, 0) << shown.err;
+    return shown.out;
+  };
+  EXPECT_EQ(nodit_events().size(), 3U);
+  EXPECT_EQ(origin_of("50:2"), "history");
+  EXPECT_EQ(origin_of("50:3"), "signature");
+  EXPECT_NE(payload_of("50:3").find(nodit_message("50", 3)), std::string::npos);
+  EXPECT_EQ(origin_of("50:4"), "<none>");
+
+  // The genuine signed delivery of 4 is stored, not a duplicate.
+  auto four = deliver(nodit_message("50", 4));
+  ASSERT_EQ(four.status, 200U);
+  EXPECT_EQ(Json::parse(four.body)["status"], "accepted");
+  EXPECT_EQ(origin_of("50:4"), "signature");
+
+  // The signed delivery of 2 replaces the history copy: a new event.
+  std::string history_id;
+  for (const auto& e : nodit_events()) {
+    if (e["eventId"] == "50:2") history_id = e["id"].get<std::string>();
+  }
+  auto two = deliver(signed_2);
+  ASSERT_EQ(two.status, 200U) << two.body;
+  EXPECT_EQ(Json::parse(two.body)["status"], "accepted");
+  EXPECT_NE(Json::parse(two.body)["id"].get<std::string>(), history_id);
+  EXPECT_EQ(origin_of("50:2"), "signature");
+  EXPECT_NE(payload_of("50:2").find(signed_2), std::string::npos);
+  EXPECT_EQ(Json::parse(deliver(signed_2).body)["status"], "duplicate");
+  EXPECT_EQ(Json::parse(deliver(copy_of_2).body)["status"], "duplicate");
+  EXPECT_EQ(nodit_events().size(), 4U);
+  EXPECT_EQ(gaps().front()["highestContiguous"], 4);
+  EXPECT_EQ(scrape_metric("hookvault_history_copies_replaced_total{source=\"nodit\"}"), 1);
+  EXPECT_GE(scrape_metric("hookvault_nodit_history_refused_total{source=\"nodit\"}"), 3);
+}
+
+// A history API that dates a failed delivery in 2099 (and ignores the
+// window it was asked for) neither gets it stored nor moves the next
+// start-up's window past the deliveries that really failed.
+TEST_F(NoditTest, AForgedFutureCreatedAtDoesNotMoveTheStartUpWindow) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  const auto config = nodit_config(&fake, "subscriptions = [\"31\"]\n");
+  start(config);
+  ASSERT_EQ(deliver(nodit_message("31", 1, "2025-10-01T15:00:00.000Z")).status, 200U);
+  EXPECT_EQ(daemon_->stop(), 0);
+
+  fake.set_mode(FakeNodit::Mode::ignore_filters);
+  fake.add("31", 2, "FAIL", "2099-01-01T00:00:00.000Z",
+           nodit_message("31", 2, "2099-01-01T00:00:00.000Z"));
+  start(config);
+  ASSERT_TRUE(daemon_->wait_for_log("history page fetched", 1)) << daemon_->log();
+  EXPECT_EQ(daemon_->log_count("history items not asked for were refused"), 1U);
+  EXPECT_EQ(daemon_->stop(), 0);
+  EXPECT_EQ(nodit_events().size(), 1U);
+
+  // While it was down again, message 3 failed to reach it.
+  fake.set_mode(FakeNodit::Mode::normal);
+  fake.add("31", 3, "FAIL", "2025-10-01T15:10:00.000Z",
+           nodit_message("31", 3, "2025-10-01T15:10:00.000Z"));
+  fake.clear_requests();
+  start(config);
+  ASSERT_TRUE(eventually([&] { return nodit_events().size() == 2; })) << nodit_events().size();
+  std::set<std::string> keys;
+  for (const auto& e : nodit_events()) keys.insert(e["eventId"].get<std::string>());
+  EXPECT_EQ(keys, (std::set<std::string>{"31:1", "31:3"}));
+  bool asked_from_the_signed_message = false;
+  for (const auto& req : fake.requests()) {
+    if (req.query.count("status") && req.query.at("status") == "FAIL") {
+      EXPECT_EQ(req.query.at("startAt"), "2025-10-01T15:00:00.000Z");
+      asked_from_the_signed_message = true;
+    }
+  }
+  EXPECT_TRUE(asked_from_the_signed_message);
+}
+
+// A history response over the size limit is refused while it is read: the
+// gap stays listed, webhooks are served, stored data is intact; once the API
+// answers normally the gap is filled.
+TEST_F(NoditTest, AnOversizedHistoryResponseIsRefusedAndStoredDataStaysIntact) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  start(nodit_config(&fake));
+  ASSERT_EQ(deliver(nodit_message("8", 1)).status, 200U);
+  ASSERT_EQ(deliver(nodit_message("8", 3)).status, 200U);
+  fake.add("8", 2, "SUCCESS", "2025-10-01T15:13:27.000Z", nodit_message("8", 2));
+  const auto seen = fake.request_count();
+  fake.set_mode(FakeNodit::Mode::oversized);  // 3 MiB
+
+  // Refused, so asked again (with backoff) while the gap stays open.
+  ASSERT_TRUE(eventually([&] { return fake.request_count() >= seen + 2; }));
+  EXPECT_GE(daemon_->log_count("nodit history response too large"), 1U);
+  auto g = gaps();
+  ASSERT_EQ(g.size(), 1U);
+  EXPECT_EQ(g[0]["missing"], Json::array({2}));
+  auto r = deliver(nodit_message("8", 4));
+  EXPECT_EQ(r.status, 200U);
+  EXPECT_EQ(Json::parse(r.body)["status"], "accepted");
+  EXPECT_EQ(nodit_events().size(), 3U);
+  for (std::uint64_t n : {1, 3, 4}) {
+    auto shown = cli({"events", "show", "8:" + std::to_string(n)});
+    ASSERT_EQ(shown.exit_code, 0) << shown.err;
+    EXPECT_NE(shown.out.find(nodit_message("8", n)), std::string::npos) << n;
+  }
+
+  fake.set_mode(FakeNodit::Mode::normal);
+  ASSERT_TRUE(eventually([&] { return gaps()[0]["missingCount"] == 0; }));
+  EXPECT_EQ(gaps()[0]["highestContiguous"], 4);
 }
 
 }  // namespace
