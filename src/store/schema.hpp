@@ -53,6 +53,12 @@
 //                                    'writer_probe_ms' -> Unix ms of the last
 //                                      probe write (open, and retries while the
 //                                      store is not writable)
+//                                    'superseded_redacted' -> '1' once an open
+//                                      has applied ORDERING RULES rule 3's
+//                                      redaction to the whole file (every
+//                                      delegation older than its wallet's
+//                                      current materials), for payloads a
+//                                      version without that rule left whole
 //                                    the audit log's key and chain head (TABLE
 //                                      audit below):
 //                                    'audit_key' -> lowercase hex of

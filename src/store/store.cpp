@@ -82,6 +82,7 @@
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
 #include "store/sqlite.hpp"
+#include "store/supersede.hpp"
 #include "store/syncer.hpp"
 
 namespace hookvault {
@@ -218,27 +219,6 @@ constexpr char kSettleRevokedFailures[] =
     "UPDATE events SET materials_state = 'revoked', failure_reason = NULL "
     "WHERE source = ?1 AND wallet_id = ?2 AND event_time_ms <= ?3 "
     "AND event_name = 'wallet.delegation.created' AND materials_state = 'decrypt_failed'";
-
-// The wallet's delegations that a delegation stored at (?3 = event time,
-// ?4 = idem_key) supersedes: older by the ordering rules of schema.hpp.
-#define HOOKVAULT_SUPERSEDED_BY                                                        \
-  "WHERE source = ?1 AND wallet_id = ?2 AND event_name = 'wallet.delegation.created' " \
-  "AND (event_time_ms < ?3 OR (event_time_ms = ?3 AND idem_key < ?4)) "
-
-constexpr char kZeroSupersededPayloads[] =
-    "UPDATE events SET payload = zeroblob(length(payload)), "
-    "wrapped_dek = zeroblob(length(wrapped_dek)) " HOOKVAULT_SUPERSEDED_BY
-    "AND payload IS NOT NULL";
-
-constexpr char kRedactSupersededPayloads[] =
-    "UPDATE events SET payload = NULL, wrapped_dek = NULL, "
-    "kek_id = NULL, kek_version = NULL " HOOKVAULT_SUPERSEDED_BY "AND payload IS NOT NULL";
-
-constexpr char kSettleSupersededFailures[] =
-    "UPDATE events SET materials_state = 'superseded', "
-    "failure_reason = NULL " HOOKVAULT_SUPERSEDED_BY "AND materials_state = 'decrypt_failed'";
-
-#undef HOOKVAULT_SUPERSEDED_BY
 
 constexpr char kPendingEvent[] =
     "SELECT source, idem_key, wallet_id, event_time, event_time_ms, materials_state "
@@ -653,9 +633,7 @@ struct Store::Impl {
                                std::int64_t created_at_ms, const store::SealedMaterials& m);
   Result<void> zero_materials(std::string_view source, std::string_view wallet_id,
                               std::int64_t up_to_ms);
-  // Shreds the payloads of the wallet's delegations older than the one at
-  // (event_time_ms, event_id), as a revocation does, and settles those still
-  // decrypt_failed as superseded.
+  // supersede.hpp: redact_superseded(), noting what it overwrote.
   Result<void> shred_superseded(std::string_view source, std::string_view wallet_id,
                                 std::int64_t event_time_ms, std::string_view event_id);
   Result<void> revoke(std::string_view source, std::string_view wallet_id,
@@ -1100,18 +1078,9 @@ Result<void> Store::Impl::zero_materials(std::string_view source, std::string_vi
 
 Result<void> Store::Impl::shred_superseded(std::string_view source, std::string_view wallet_id,
                                            std::int64_t event_time_ms, std::string_view event_id) {
-  for (const char* sql :
-       {kZeroSupersededPayloads, kRedactSupersededPayloads, kSettleSupersededFailures}) {
-    auto stmt = writer_db_.prepare(sql);
-    if (!stmt) return stmt.error();
-    auto r = stmt->bind_text(1, source)
-                 .bind_text(2, wallet_id)
-                 .bind_int64(3, event_time_ms)
-                 .bind_text(4, event_id)
-                 .run();
-    if (!r) return r;
-    if (sql == kZeroSupersededPayloads) note_overwrites();
-  }
+  auto r = store::redact_superseded(writer_db_, source, wallet_id, event_time_ms, event_id);
+  if (!r) return r.error();
+  if (*r) overwrote_ = true;
   return {};
 }
 
@@ -1410,8 +1379,9 @@ void Store::Impl::close() {
 
 namespace {
 
-// Connection setup of schema.hpp, and the audit key of a new or upgraded file
-// (audit_chain.hpp: prepare_audit_key); any failure means the store is
+// Connection setup of schema.hpp, the audit key of a new or upgraded file
+// (audit_chain.hpp: prepare_audit_key) and the one-time redaction of
+// superseded delegations (supersede.hpp); any failure means the store is
 // unavailable.
 Result<void> setup_writer(Connection& db, const Kek& kek) {
   sqlite3* h = db.handle();
@@ -1432,6 +1402,7 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
   }
 
   if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
+  bool overwrote = false;
   auto schema = [&]() -> Result<void> {
     if (auto r = db.exec(store::schema::kCreateTables); !r) return r;
     if (auto r = db.exec(store::kCreateSequences); !r) return r;
@@ -1446,12 +1417,19 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
       if (!stmt) return stmt.error();
       if (auto r = stmt->bind_text(1, store::schema::kVersionText).run(); !r) return r;
     }
-    return store::prepare_audit_key(db, kek, upgrade);
+    if (auto r = store::prepare_audit_key(db, kek, upgrade); !r) return r;
+    auto redacted = store::redact_superseded_once(db);
+    if (!redacted) return redacted.error();
+    overwrote = *redacted;
+    return {};
   }();
   if (!schema || !db.exec("COMMIT")) {
     if (db.in_transaction()) static_cast<void>(db.exec("ROLLBACK"));
     return err(Errc::store_unavailable);
   }
+  // As after every commit that zero-overwrote ciphertext (schema.hpp); best
+  // effort: a reader of an old snapshot defers it to the next overwrite.
+  if (overwrote) static_cast<void>(db.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
   return {};
 }
 

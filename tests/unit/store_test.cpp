@@ -1284,6 +1284,51 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
   ASSERT_TRUE(payload && payload->has_value());
 }
 
+// A file holding a whole payload of a delegation older than its wallet's
+// current materials (as a version without the redaction of superseded
+// delegations left it) gets that payload redacted on its next open, once.
+TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
+  std::string sealed;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ok(store->write(created("c100", "w1", 100)));
+    ok(store->write(created_failed("f150", "w1", 150)));
+    ok(store->write(created("c300", "w2", 300)));
+    store->close();
+  }
+  {
+    // c100 and f150 become delegations of w2, older than its materials
+    // (their payloads' associated data names no wallet: they still open).
+    RawDb raw(path());
+    raw.exec("UPDATE events SET wallet_id = 'w2' WHERE idem_key IN ('c100', 'f150')");
+    raw.exec("DELETE FROM meta WHERE key = 'superseded_redacted'");
+    sealed = raw.bytes("SELECT payload FROM events WHERE idem_key = 'c100'");
+    ASSERT_GE(sealed.size(), 16U);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto meta_of = [&](const char* key) {
+    auto id = store->find_event(kSource, key);
+    EXPECT_TRUE(id && id->has_value());
+    auto meta = store->event_meta(id && *id ? **id : 0);
+    EXPECT_TRUE(meta && *meta);
+    return meta && *meta ? **meta : EventMeta{};
+  };
+  EXPECT_TRUE(meta_of("c100").payload_redacted);
+  EXPECT_TRUE(meta_of("f150").payload_redacted);
+  EXPECT_EQ(meta_of("f150").materials, MaterialsState::superseded);
+  EXPECT_FALSE(meta_of("c300").payload_redacted);
+  RawDb raw(path());
+  EXPECT_EQ(raw.text("SELECT value FROM meta WHERE key = 'superseded_redacted'"), "1");
+  std::string files;
+  for (const auto* suffix : {"", "-wal"}) {
+    const auto p = path().string() + suffix;
+    if (std::filesystem::exists(p)) files += hookvault::testing::read_file(p);
+  }
+  EXPECT_EQ(files.find(sealed.substr(0, 16)), std::string::npos);
+}
+
 // --- WAL checkpoints (src/store/checkpointer.hpp) ---------------------------
 
 constexpr std::uintmax_t kPage = 4096;
