@@ -5,8 +5,7 @@
 //   - at start-up, for every subscription it knows (from the store, plus the
 //     configured `subscriptions`), it fetches status=FAIL messages created since
 //     the newest event that arrived signed for the source (never later than
-//     now; the last 30 days, the API's retention, when there is none or it is
-//     older);
+//     now; the last 30 days, the API's retention, when there is none);
 //   - then, every `poll_interval`, it looks at the store's sequence gaps; a gap
 //     older than `gap_delay` is fetched with startSequenceNumber = its first
 //     number, page by page (`page_size`), until the gap is covered or the pages
