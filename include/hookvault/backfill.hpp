@@ -4,19 +4,34 @@
 // its own thread, never on the I/O threads:
 //   - at start-up, for every subscription it knows (from the store, plus the
 //     configured `subscriptions`), it fetches status=FAIL messages created since
-//     the newest event stored for the source (or the last 30 days, the API's
-//     retention, when the store holds none);
+//     the newest event that arrived signed for the source (never later than
+//     now; the last 30 days, the API's retention, when there is none);
 //   - then, every `poll_interval`, it looks at the store's sequence gaps; a gap
 //     older than `gap_delay` is fetched with startSequenceNumber = its first
 //     number, page by page (`page_size`), until the gap is covered or the pages
-//     run out. A failed request (error status, timeout, garbage) or a fetch that
-//     leaves the gap open backs off exponentially per subscription
-//     (`backoff_initial` doubling up to `backoff_max`).
-// Every fetched message goes through the same idempotent store path as a
-// webhook (plan_nodit), with origin "history": it is stored once whatever
-// arrives first, the webhook or the backfill. Fetched messages carry no
-// signature; they are authenticated by the verified TLS connection to the API.
-// The API key is never logged.
+//     run out. A failed request (error status, timeout, garbage, a response
+//     over the client's size or item limits) or a fetch that leaves the gap
+//     open backs off exponentially per subscription (`backoff_initial`
+//     doubling up to `backoff_max`).
+// Fetched messages carry no signature; they are authenticated only by the
+// verified TLS connection to the API, so the backfill stores only what it
+// asked for: an item is refused (counted in BackfillStats::refused, logged,
+// never stored) unless its message names the item's own subscription and
+// sequence number and was not created in the future (5 minutes of clock
+// skew allowed), and
+//   - for a gap fetch, that number is one of the gaps' missing numbers;
+//   - for the start-up fetch, it is a FAIL delivery created in the window
+//     asked for, numbered at most 1,000 past the subscription's highest
+//     stored number (numbers beyond are fetched as a gap once a signed
+//     delivery shows the sequence got there; for a subscription the store
+//     has not seen yet any number goes, as the first one stored only sets
+//     where its counting starts: src/store/sequences.hpp).
+// So an item can neither open a gap (a forged huge number would be chased
+// forever) nor move the start-up window (a forged future createdAt). What is
+// accepted goes through the same idempotent store path as a webhook
+// (plan_nodit) with origin "history"; and since a history copy is only the
+// API's word, the signed delivery of the same number, when it arrives later,
+// replaces it (store.hpp), never the reverse. The API key is never logged.
 //
 // Thread-safety: start()/stop() from one thread.
 #pragma once
@@ -42,6 +57,7 @@ struct BackfillStats {
   std::uint64_t fetches = 0;         // requests made
   std::uint64_t failed_fetches = 0;  // requests that failed
   std::uint64_t stored = 0;          // messages stored from history (not duplicates)
+  std::uint64_t refused = 0;         // items returned that were not asked for (see above)
 };
 
 class Backfiller {
@@ -58,14 +74,23 @@ class Backfiller {
   BackfillStats stats() const;
 
  private:
+  struct Asked;  // what one fetch asked for (backfill.cpp)
+
   void loop();
   void fetch_failed_since_last();
-  // Stores every usable item of `page`; returns how many were new.
-  std::uint64_t store_items(const HistoryPage& page);
-  // Fetches `query` page by page, storing every usable item, until the last
-  // page or until `enough` says so. False when a request failed or stop() ran.
-  bool fetch_pages(HistoryQuery query, const std::function<bool(const HistoryPage&)>& enough);
-  bool fetch_range(const std::string& subscription, std::uint64_t first, std::uint64_t last);
+  // Why an item, whose message is to be stored as `event`, is not what
+  // `asked` asked for; nullptr when it is.
+  static const char* refusal_of(const HistoryItem& item, const NewEvent& event, const Asked& asked,
+                                std::int64_t now_ms);
+  // Stores every item of `page` that `asked` asked for; returns how many were new.
+  std::uint64_t store_items(const HistoryPage& page, const Asked& asked);
+  // Fetches `query` page by page, storing what `asked` asked for, until the
+  // last page or until `enough` says so. False when a request failed or
+  // stop() ran.
+  bool fetch_pages(HistoryQuery query, const Asked& asked,
+                   const std::function<bool(const HistoryPage&)>& enough);
+  // Fetches the missing numbers of `gaps` (ascending) of one subscription.
+  bool fetch_gaps(const std::string& subscription, const std::vector<SequenceGap>& gaps);
 
   std::shared_ptr<const Source> source_;
   const HistoryConfig& history_;

@@ -36,6 +36,7 @@ enum class Errc {
   client_certificate_required,  // mutual TLS listener: the client sent no certificate
   forbidden,                    // the client certificate's CN lacks the role
   rate_limited,                 // the client made too many requests; retry later
+  signed_form_mismatch,         // only the compact form is signed, and the body means otherwise
 
   // Hybrid (Dynamic) envelope decryption.
   unknown_alg,      // envelope alg not in the allow-list

@@ -17,6 +17,10 @@
 //   (Lone surrogate escapes such as "\ud800" are rejected by the parser, so
 //   they never reach the serializer.)
 //
+// parse_strict_checked(): parse_strict(), and whether js_stringify() of the
+//   result means exactly what the text means (see CheckedJson). A signature
+//   over the compact form authenticates the text only when it does.
+//
 // Thread-safety: stateless.
 #pragma once
 
@@ -32,6 +36,20 @@ namespace hookvault {
 using Json = nlohmann::ordered_json;
 
 Result<Json> parse_strict(std::string_view body);
+
+struct CheckedJson {
+  Json value;
+  // True when every number of the text has exactly the decimal value that
+  // its compact form prints: "1.50", "1e2", "-0" and "9007199254740992" do
+  // (1.5, 100, 0, itself), while "9007199254740993", "0.1000000000000000055511151231257827"
+  // and "1e-400" do not (ECMAScript prints the nearest double: ...992, 0.1, 0).
+  // Everything else always means the same in both forms: strings decode to
+  // the same bytes (only their escapes differ), literals and nesting are
+  // kept, and the only reordering (array-index keys first) is of object
+  // members, whose order JSON does not give a meaning.
+  bool compact_faithful = true;
+};
+Result<CheckedJson> parse_strict_checked(std::string_view body);
 
 void js_stringify(const Json& value, std::string& out);
 std::string js_stringify(const Json& value);

@@ -12,9 +12,20 @@
 // the item list may be `items` or `data`/`result` (top level or nested under
 // `data`), numbers may arrive as strings or integers, and an item without a
 // usable subscriptionId/sequenceNumber/eventMessage is skipped (counted in
-// `skipped`), never fatal. A response that is not JSON at all, an HTTP status
-// other than 200, a TLS failure or a timeout is an error (Errc::io_error), and
-// the caller retries later.
+// `skipped`), never fatal. A response that is not JSON at all, a list of more
+// items than the query's `rpp` asked for, an HTTP status other than 200, a
+// TLS failure or a timeout is an error (Errc::io_error), and the caller
+// retries later.
+//
+// What is parsed is bounded: a response body over `max_response_bytes` is
+// refused while it is read (Beast's body limit: a Content-Length announcing
+// more fails before the body is read, a chunked body as soon as it passes the
+// limit) with Errc::body_too_large. Parsing a page takes up to about 22
+// times its size in memory (nlohmann's DOM of it; measured with 100 items of
+// empty strings, the worst case: 46 MB for 2 MiB, 184 MB for 8 MiB), so the
+// default of 2 MiB (20 KiB per message at the largest page_size, 100) bounds
+// it near 46 MB. A page of Nodit messages larger than that is refused every
+// time: lower [sources.history] page_size.
 //
 // HTTPS with certificate and host-name verification (system trust store, or
 // `ca_file` when set). The API key is sent only in the X-API-KEY header and is
@@ -49,8 +60,9 @@ struct HistoryClientOptions {
   std::string chain;    // e.g. "ethereum"
   std::string network;  // e.g. "mainnet"
   SecretBytes api_key;
-  std::filesystem::path ca_file;             // empty: the system trust store
-  std::chrono::milliseconds timeout{10000};  // whole request
+  std::filesystem::path ca_file;                     // empty: the system trust store
+  std::chrono::milliseconds timeout{10000};          // whole request
+  std::size_t max_response_bytes = 2 * 1024 * 1024;  // body; see above
 };
 
 struct HistoryQuery {
@@ -93,7 +105,8 @@ class NoditHistoryClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Lenient parse of a response body (exposed for tests).
-Result<HistoryPage> parse_history_page(std::string_view body);
+// Lenient parse of a response body (exposed for tests). A list of more than
+// `max_items` elements (usable or not) is Errc::io_error.
+Result<HistoryPage> parse_history_page(std::string_view body, std::size_t max_items = 100);
 
 }  // namespace hookvault

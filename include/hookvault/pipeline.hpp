@@ -59,7 +59,10 @@ DecryptOutcome decrypt_delegation(const Source& source, const Json& body);
 class Pipeline : public RequestHandler {
  public:
   // Metric families: hookvault_signature_failures_total,
+  // hookvault_signed_form_mismatches_total (signature.hpp: signed_form_mismatch),
   // hookvault_decrypt_failures_total, hookvault_duplicates_total,
+  // hookvault_history_copies_replaced_total (a signed delivery that took the
+  // place of a history copy: store.hpp),
   // hookvault_events_stored_total (by source), hookvault_overloaded_total,
   // hookvault_forbidden_total (allow_from refusals), and the histogram
   // hookvault_stage_seconds{source,stage}: "verify" (signature check and
@@ -92,8 +95,10 @@ class Pipeline : public RequestHandler {
   Store& store_;
   WorkPool& pool_;
   MetricFamily& signature_failures_;
+  MetricFamily& signed_form_mismatches_;
   MetricFamily& decrypt_failures_;
   MetricFamily& duplicates_;
+  MetricFamily& history_replaced_;
   MetricFamily& stored_;
   MetricFamily& overloaded_;
   MetricFamily& forbidden_;

@@ -4,17 +4,26 @@
 // - Every verified event is stored once under the permanent idempotency key
 //   (source, idempotency_key): a UNIQUE constraint, not a time window. Writing
 //   the same key again changes nothing and reports `duplicate` with the id and
-//   materials state of the first write.
+//   materials state of the first write. One exception: a copy fetched from a
+//   history API (Origin::history, authenticated only by its TLS connection)
+//   gives way to the signed delivery of its key (Origin::signature) when that
+//   arrives later: the copy's row is deleted and the signed event stored as a
+//   new row, with a new id (WriteResult::replaced_history), so whoever read
+//   the copy from the events feed reads the signed event too.
 // - Payloads and materials are sealed with a fresh per-record data key (DEK,
 //   aead.hpp) wrapped by the KEK (kek.hpp); the KEK id and version are stored
 //   beside each wrapped key; associated data binds each ciphertext to its row
 //   (store, table, source, key, field), so ciphertexts cannot be swapped.
 // - Materials are keyed by (source, wallet_id). A delegation replaces the stored
-//   one only when its event time is newer. A revocation at time T deletes
-//   materials created at or before T (columns overwritten before the delete,
-//   secure_delete=ON), redacts the payloads of that wallet's delegation events
-//   at or before T, and keeps a tombstone holding the newest T, so a late or
-//   replayed older `created` never brings materials back.
+//   one only when its event time is newer; the payloads of the wallet's older
+//   delegation events (each holds a share, RSA-encrypted to a key on this
+//   host) are then redacted, as a revocation redacts them, and a delegation
+//   older than the stored one is stored redacted ('superseded'). A revocation
+//   at time T deletes materials created at or before T (columns overwritten
+//   before the delete, secure_delete=ON), redacts the payloads of that
+//   wallet's delegation events at or before T, and keeps a tombstone holding
+//   the newest T, so a late or replayed older `created` never brings
+//   materials back.
 // - Group commit: one writer thread owns the write connection; submit() queues a
 //   request; the writer drains the queue into one transaction (one SAVEPOINT per
 //   request, so one failing request does not fail the others) and commits;
@@ -116,7 +125,7 @@ std::string_view origin_name(Origin o) noexcept;
 enum class MaterialsState {
   none,            // not a wallet.delegation.created event
   stored,          // materials stored (or replaced older ones)
-  superseded,      // a newer delegation for the wallet is already stored
+  superseded,      // a newer delegation for the wallet is already stored (payload redacted)
   revoked,         // the wallet was revoked at or after this delegation's time
   decrypt_failed,  // kept for `hookvault reprocess`; see failure_reason
 };
@@ -166,6 +175,9 @@ struct WriteResult {
   std::int64_t id = 0;
   bool duplicate = false;
   MaterialsState materials = MaterialsState::none;
+  // A signed event that took the place of a history copy of its key (see
+  // the contract above); `id` is the new row's.
+  bool replaced_history = false;
 };
 
 struct EventMeta {
@@ -303,7 +315,9 @@ class Store {
   // messages keyed by content because they had no sequence number).
   Result<std::uint64_t> count_events_with_key_prefix(std::string_view source,
                                                      std::string_view prefix) const;
-  // The newest event time (ms) stored for `source`; nullopt when none.
+  // The newest event time (ms) among the events of `source` that arrived
+  // signed (Origin::signature); nullopt when none. History copies do not
+  // count: their times are only the history API's word.
   Result<std::optional<std::int64_t>> latest_event_time_ms(std::string_view source) const;
 
   // For /readyz: false once a commit failed (for good once a WAL sync

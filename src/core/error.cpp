@@ -38,6 +38,8 @@ class Category final : public boost::system::error_category {
         return "the client is not allowed to do this";
       case Errc::rate_limited:
         return "too many requests from this client";
+      case Errc::signed_form_mismatch:
+        return "the signature covers the body's JSON.stringify form, which means something else";
       case Errc::unknown_alg:
         return "envelope alg is not an accepted algorithm";
       case Errc::bad_envelope:
@@ -104,6 +106,8 @@ std::string_view error_name(Errc e) noexcept {
       return "forbidden";
     case Errc::rate_limited:
       return "rate_limited";
+    case Errc::signed_form_mismatch:
+      return "signed_form_mismatch";
     case Errc::unknown_alg:
       return "unknown_alg";
     case Errc::bad_envelope:
@@ -146,6 +150,7 @@ unsigned http_status(Errc e) noexcept {
     case Errc::missing_field:
     case Errc::invalid_field:
     case Errc::stale_event:
+    case Errc::signed_form_mismatch:
       return 400;
     case Errc::body_too_large:
       return 413;

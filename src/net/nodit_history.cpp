@@ -395,13 +395,14 @@ std::optional<HistoryItem> parse_item(const Json& raw,
 
 }  // namespace
 
-Result<HistoryPage> parse_history_page(std::string_view body) {
+Result<HistoryPage> parse_history_page(std::string_view body, std::size_t max_items) {
   try {
     auto root = parse_strict(body);
     if (!root) return io_error();  // not JSON, or a repeated key
     const Json* holder = nullptr;
     const Json* list = find_items(*root, holder);
-    if (list == nullptr) return io_error();  // no item list: unusable, never "empty"
+    if (list == nullptr) return io_error();           // no item list: unusable, never "empty"
+    if (list->size() > max_items) return io_error();  // more than was asked for
     HistoryPage page;
     page.total = count_member(*holder, *root, "total", std::numeric_limits<std::uint64_t>::max());
     page.page = static_cast<std::uint32_t>(
@@ -504,7 +505,15 @@ Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
     req.keep_alive(false);
 
     const net::HttpsPeer peer{url->host, url->port, url->host_is_address, true, {}, {}};
-    const net::Exchange out = net::https_exchange(*impl_->tls, peer, req, Clock::now() + o.timeout);
+    net::ExchangeLimits limits;
+    limits.max_body_bytes = o.max_response_bytes;  // enforced while reading
+    const net::Exchange out =
+        net::https_exchange(*impl_->tls, peer, req, Clock::now() + o.timeout, limits);
+    if (out.failed_stage == "read" && out.ec == http::error::body_limit) {
+      log(LogLevel::warn, "nodit history response too large; lower page_size",
+          {{"host", url->host}, {"path", path}, {"max_response_bytes", o.max_response_bytes}});
+      return make_error_code(Errc::body_too_large);
+    }
     if (!out.failed_stage.empty()) {
       log(LogLevel::warn, "nodit history request failed",
           {{"host", url->host},
@@ -518,7 +527,7 @@ Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
           {{"host", url->host}, {"path", path}, {"status", out.status}});
       return io_error();
     }
-    auto page = parse_history_page(out.body);
+    auto page = parse_history_page(out.body, query.rpp);
     if (!page) {
       log(LogLevel::warn, "nodit history response unusable",
           {{"host", url->host}, {"path", path}, {"bytes", out.body.size()}});

@@ -1,9 +1,17 @@
+// Backfill (backfill.hpp). The history API is trusted no further than the
+// question asked of it: every item is checked against what its fetch asked
+// for (refusal_of) before it reaches the store, so an item for a number that
+// is not missing, a huge forged number, a createdAt in the future, or a body
+// that names another message is counted and dropped, never stored.
 #include "hookvault/backfill.hpp"
 
 #include <algorithm>
 #include <ctime>
-#include <set>
+#include <map>
+#include <optional>
+#include <vector>
 
+#include "hookvault/bytes.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
 #include "pipeline/plan.hpp"
@@ -13,6 +21,14 @@ namespace {
 
 constexpr std::int64_t kHistoryRetentionMs = 30LL * 24 * 3600 * 1000;
 constexpr std::uint32_t kMaxPagesPerFetch = 1000;
+// Clocks differ: a createdAt this far past our own now is still believed.
+constexpr std::int64_t kClockSkewMs = 5LL * 60 * 1000;
+// How far past a subscription's highest stored number a failed delivery
+// fetched at start-up may lie (as far as the store records a new
+// subscription's first numbers missing: sequences.hpp, kMaxInitialGap).
+// Numbers beyond wait for a signed delivery to show the sequence got there;
+// the gap it opens is then fetched by number.
+constexpr std::uint64_t kMaxFailedAhead = 1000;
 
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -32,6 +48,47 @@ std::string iso8601(std::int64_t ms) {
 }
 
 }  // namespace
+
+// What one fetch asked the history API for: exactly one of
+//   - `missing`: numbers of `subscription` the store lacks (gaps), or
+//   - `failed_since_ms`: its deliveries that failed (status FAIL) created
+//     since then, up to now, at most kMaxFailedAhead past `highest` (when the
+//     store knows the subscription).
+struct Backfiller::Asked {
+  std::string subscription;
+  std::vector<SequenceGap> missing;
+  std::optional<std::int64_t> failed_since_ms;
+  std::optional<std::uint64_t> highest;
+};
+
+const char* Backfiller::refusal_of(const HistoryItem& item, const NewEvent& event,
+                                   const Asked& asked, std::int64_t now_ms) {
+  if (item.subscription_id != asked.subscription) return "another subscription";
+  // The message itself must be the one the item names (its idempotency key
+  // and sequence place come from the message, not from the item).
+  const auto& seq = event.sequence;
+  if (!seq || seq->subscription_id != item.subscription_id || seq->number != item.sequence_number) {
+    return "the message does not name the item's sequence number";
+  }
+  if (event.event_time_ms > now_ms + kClockSkewMs) return "created in the future";
+  const std::uint64_t n = item.sequence_number;
+  if (asked.failed_since_ms) {
+    if (!iequals_ascii(item.status, "FAIL")) return "not a failed delivery";
+    const auto created = parse_iso8601_ms(item.created_at);
+    if (!created) return "no usable createdAt";
+    if (*created < *asked.failed_since_ms || *created > now_ms + kClockSkewMs) {
+      return "created outside the window asked for";
+    }
+    if (asked.highest && n > *asked.highest && n - *asked.highest > kMaxFailedAhead) {
+      return "a number too far past the highest stored";
+    }
+    return nullptr;
+  }
+  const bool missing =
+      std::any_of(asked.missing.begin(), asked.missing.end(),
+                  [n](const SequenceGap& g) { return g.first <= n && n <= g.last; });
+  return missing ? nullptr : "a number not missing";
+}
 
 Backfiller::Backfiller(std::shared_ptr<const Source> source, Store& store, HistoryFetch fetch)
     : source_(std::move(source)),
@@ -73,15 +130,26 @@ void Backfiller::loop() {
   }
 }
 
-std::uint64_t Backfiller::store_items(const HistoryPage& page) {
+std::uint64_t Backfiller::store_items(const HistoryPage& page, const Asked& asked) {
   std::uint64_t stored = 0;
+  std::uint64_t refused = 0;
+  const char* first_refusal = nullptr;
+  const std::int64_t now = wall_ms();
   for (const auto& item : page.items) {
-    auto body = parse_strict(item.event_message);
-    if (!body) continue;
-    auto planned =
-        detail::plan_nodit(*source_, *body, item.event_message, Origin::history, wall_ms());
-    auto* plan = std::get_if<detail::Plan>(&planned);
-    if (plan == nullptr) continue;
+    const char* refusal = "the message is not a usable Nodit message";
+    std::optional<detail::Plan> plan;
+    if (auto body = parse_strict(item.event_message)) {
+      auto planned = detail::plan_nodit(*source_, *body, item.event_message, Origin::history, now);
+      if (auto* p = std::get_if<detail::Plan>(&planned)) {
+        refusal = refusal_of(item, p->request.event, asked, now);
+        plan = std::move(*p);
+      }
+    }
+    if (refusal != nullptr) {
+      ++refused;
+      if (first_refusal == nullptr) first_refusal = refusal;
+      continue;
+    }
     auto written = store_.write(std::move(plan->request));
     if (!written) {
       log(LogLevel::warn, "backfill store failed",
@@ -90,29 +158,44 @@ std::uint64_t Backfiller::store_items(const HistoryPage& page) {
     }
     if (!written->duplicate) ++stored;
   }
+  if (refused > 0) {
+    log(LogLevel::warn, "history items not asked for were refused",
+        {{"source", source_->config.name},
+         {"subscription", asked.subscription},
+         {"refused", refused},
+         {"first_reason", first_refusal}});
+  }
   std::lock_guard lock(mu_);
   stats_.stored += stored;
+  stats_.refused += refused;
   return stored;
 }
 
 void Backfiller::fetch_failed_since_last() {
-  std::set<std::string> subscriptions(history_.subscriptions.begin(), history_.subscriptions.end());
+  std::map<std::string, std::optional<std::uint64_t>> subscriptions;  // -> highest stored
+  for (const auto& sub : history_.subscriptions) subscriptions[sub];
   if (auto seqs = store_.sequences(source_->config.name)) {
-    for (const auto& s : *seqs) subscriptions.insert(s.subscription_id);
+    for (const auto& s : *seqs) subscriptions[s.subscription_id] = s.highest;
   }
+  // Since the newest message that arrived signed (its time is Nodit's word,
+  // authenticated; a history copy's is only the API's), never later than
+  // now; without one, as far back as the API keeps deliveries.
+  const std::int64_t now = wall_ms();
   auto latest = store_.latest_event_time_ms(source_->config.name);
   const std::int64_t since =
-      latest && latest->has_value() ? **latest : wall_ms() - kHistoryRetentionMs;
-  for (const auto& sub : subscriptions) {
+      latest && latest->has_value() ? std::min(**latest, now) : now - kHistoryRetentionMs;
+  for (const auto& [sub, highest] : subscriptions) {
     HistoryQuery q;
     q.subscription_id = sub;
     q.status = "FAIL";
     q.start_at = iso8601(since);
-    if (!fetch_pages(std::move(q), [](const HistoryPage&) { return false; })) return;
+    q.end_at = iso8601(now + kClockSkewMs);
+    const Asked asked{sub, {}, since, highest};
+    if (!fetch_pages(std::move(q), asked, [](const HistoryPage&) { return false; })) return;
   }
 }
 
-bool Backfiller::fetch_pages(HistoryQuery query,
+bool Backfiller::fetch_pages(HistoryQuery query, const Asked& asked,
                              const std::function<bool(const HistoryPage&)>& enough) {
   query.rpp = history_.page_size;
   for (query.page = 1; query.page <= kMaxPagesPerFetch; ++query.page) {
@@ -132,7 +215,7 @@ bool Backfiller::fetch_pages(HistoryQuery query,
            {"error", result.error().message()}});
       return false;
     }
-    const auto stored = store_items(*result);
+    const auto stored = store_items(*result, asked);
     log(LogLevel::info, "history page fetched",
         {{"source", source_->config.name},
          {"subscription", query.subscription_id},
@@ -147,12 +230,13 @@ bool Backfiller::fetch_pages(HistoryQuery query,
   return true;
 }
 
-bool Backfiller::fetch_range(const std::string& subscription, std::uint64_t first,
-                             std::uint64_t last) {
+bool Backfiller::fetch_gaps(const std::string& subscription, const std::vector<SequenceGap>& gaps) {
+  const std::uint64_t last = gaps.back().last;
   HistoryQuery q;
   q.subscription_id = subscription;
-  q.start_sequence_number = first;
-  return fetch_pages(std::move(q), [&](const HistoryPage& page) {
+  q.start_sequence_number = gaps.front().first;
+  const Asked asked{subscription, gaps, std::nullopt, std::nullopt};
+  return fetch_pages(std::move(q), asked, [&](const HistoryPage& page) {
     std::uint64_t top = 0;
     for (const auto& item : page.items) {
       if (item.subscription_id == subscription) top = std::max(top, item.sequence_number);
@@ -180,7 +264,7 @@ std::uint64_t Backfiller::run_once() {
     if (due.empty()) continue;
     Backoff& b = backoff_[s.subscription_id];
     if (now < b.next_try) continue;
-    const bool ok = fetch_range(s.subscription_id, due.front().first, due.back().last);
+    const bool ok = fetch_gaps(s.subscription_id, due);
     // Did that close the due gaps?
     bool open = !ok;
     if (ok) {

@@ -96,13 +96,18 @@ void collect_backfill_metrics(Metrics& metrics,
                          "History API requests that failed", MetricType::counter, {"source"});
     auto stored = family("hookvault_nodit_history_stored_total",
                          "Messages stored from the history API", MetricType::counter, {"source"});
+    auto refused = family("hookvault_nodit_history_refused_total",
+                          "History API items refused: not what the fetch asked for",
+                          MetricType::counter, {"source"});
     for (const auto& [source, b] : backfillers) {
       const BackfillStats s = b->stats();  // one read per backfiller
       fetches.samples.push_back({{source}, double(s.fetches)});
       failed.samples.push_back({{source}, double(s.failed_fetches)});
       stored.samples.push_back({{source}, double(s.stored)});
+      refused.samples.push_back({{source}, double(s.refused)});
     }
-    return std::vector<CollectedFamily>{std::move(fetches), std::move(failed), std::move(stored)};
+    return std::vector<CollectedFamily>{std::move(fetches), std::move(failed), std::move(stored),
+                                        std::move(refused)};
   });
 }
 

@@ -68,12 +68,19 @@ Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& st
       signature_failures_(metrics.counter("hookvault_signature_failures_total",
                                           "Deliveries refused for a missing or wrong signature",
                                           {"source"})),
+      signed_form_mismatches_(metrics.counter(
+          "hookvault_signed_form_mismatches_total",
+          "Deliveries refused because only their compact form is signed and they mean otherwise",
+          {"source"})),
       decrypt_failures_(metrics.counter("hookvault_decrypt_failures_total",
                                         "Delegations stored whose materials did not decrypt",
                                         {"source"})),
       duplicates_(metrics.counter("hookvault_duplicates_total",
                                   "Deliveries whose idempotency key was already stored",
                                   {"source"})),
+      history_replaced_(metrics.counter(
+          "hookvault_history_copies_replaced_total",
+          "Signed deliveries that replaced the history API's copy of their message", {"source"})),
       stored_(metrics.counter("hookvault_events_stored_total",
                               "Events newly stored, by source and event name",
                               {"source", "event"})),
@@ -165,9 +172,15 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
     finish(error_reply(Errc::invalid_signature));
     return;
   }
-  auto verified = source.verifier.verify_delivery(delivery.body, *mac);
+  // From here on only the signed bytes exist: they are what is stored.
+  auto verified = source.verifier.verify_delivery(std::move(delivery.body), *mac);
   if (!verified && to_errc(verified.error()) == Errc::invalid_signature) {
     signature_failures_.with({source.config.name}).inc();
+  }
+  if (!verified && to_errc(verified.error()) == Errc::signed_form_mismatch) {
+    signed_form_mismatches_.with({source.config.name}).inc();
+    log(LogLevel::warn, "body means something other than the compact form its signature covers",
+        {{"request_id", delivery.request_id}, {"source", source.config.name}});
   }
   if (!verified) {
     finish(error_reply(to_errc(verified.error())));
@@ -175,9 +188,9 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   }
   auto planned =
       source.config.provider == Provider::dynamic
-          ? detail::plan_dynamic(source, verified->body, std::move(delivery.body), now_ms())
-          : detail::plan_nodit(source, verified->body, std::move(delivery.body), Origin::signature,
-                               now_ms());
+          ? detail::plan_dynamic(source, verified->body, std::move(verified->signed_body), now_ms())
+          : detail::plan_nodit(source, verified->body, std::move(verified->signed_body),
+                               Origin::signature, now_ms());
   if (auto* rej = std::get_if<detail::Rejection>(&planned)) {
     Reply r = error_reply(rej->code, rej->field);
     if (verified->body.is_object()) {
@@ -208,6 +221,14 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
       if (r->duplicate) {
         duplicates_.with({source_name}).inc();
       } else {
+        if (r->replaced_history) {
+          history_replaced_.with({source_name}).inc();
+          log(LogLevel::warn, "signed delivery replaced the history API's copy of its message",
+              {{"request_id", request_id},
+               {"source", source_name},
+               {"event_id", event_id},
+               {"id", r->id}});
+        }
         stored_.with({source_name, event_name}).inc();
         if (r->materials == MaterialsState::decrypt_failed) {
           decrypt_failures_.with({source_name}).inc();

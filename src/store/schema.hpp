@@ -53,6 +53,12 @@
 //                                    'writer_probe_ms' -> Unix ms of the last
 //                                      probe write (open, and retries while the
 //                                      store is not writable)
+//                                    'superseded_redacted' -> '1' once an open
+//                                      has applied ORDERING RULES rule 3's
+//                                      redaction to the whole file (every
+//                                      delegation older than its wallet's
+//                                      current materials), for payloads a
+//                                      version without that rule left whole
 //                                    the audit log's key and chain head (TABLE
 //                                      audit below):
 //                                    'audit_key' -> lowercase hex of
@@ -70,7 +76,12 @@
 //                                      u64be(head seq) || head mac)
 //   value  TEXT
 //
-// TABLE events                       every verified event, once; never deleted
+// TABLE events                       every verified event, once; never deleted,
+//                                    but for a history copy (origin 'history')
+//                                    that the signed delivery of its key
+//                                    replaced (store.hpp): that row is deleted
+//                                    (secure_delete zeroes it) and the signed
+//                                    event inserted as a new row
 //   id               INTEGER PRIMARY KEY AUTOINCREMENT
 //                    assigned by the single writer in commit order; never reused
 //                    (AUTOINCREMENT keeps the high-water mark in sqlite_sequence
@@ -94,9 +105,10 @@
 //   wrapped_dek      BLOB   Kek::wrap(DEK, AD events.wrapped_dek)
 //   payload          BLOB   aead_seal(DEK, body exactly as received, AD events.payload)
 //                    The four key/payload columns are all NULL when the payload
-//                    was redacted (by a revocation, by a reprocess that found
-//                    the wallet revoked, by retention: see RETENTION), else
-//                    all NOT NULL.
+//                    was redacted (by a revocation, by a newer delegation of
+//                    the wallet, by a reprocess that found the wallet revoked
+//                    or a newer delegation stored, by retention: see
+//                    ORDERING RULES and RETENTION), else all NOT NULL.
 //
 // TABLE materials                    the current delegation of each wallet
 //   source, wallet_id  TEXT PRIMARY KEY (source, wallet_id)
@@ -184,19 +196,30 @@
 //        the revocation already redacted;
 //     2. else current materials that are newer: created_at_ms > t, or
 //        created_at_ms = t and event_id >= this event's idem_key (byte order)
-//                                                 -> 'superseded', kept as is;
+//                                                 -> 'superseded': nothing
+//        stored, and the event's payload is stored redacted (NULL), like the
+//        payloads rule 3 redacted when the newer materials arrived;
 //     3. else                                     -> 'stored': the old row's blobs
-//        are overwritten with zeroblob()s of the same length, then replaced.
-//   A decryption failure is 'decrypt_failed' unless rule 1 applies ('revoked').
+//        are overwritten with zeroblob()s of the same length, then replaced;
+//        and every older 'wallet.delegation.created' event of the wallet
+//        (event_time_ms < t, or = t with a smaller idem_key) is redacted as a
+//        revocation redacts it (payload and wrapped_dek zero-overwritten, then
+//        NULL with kek_id and kek_version), those still 'decrypt_failed'
+//        becoming 'superseded': each payload held an older share, sealed to
+//        the RSA key on this host, and none can become current again.
+//   A decryption failure is 'decrypt_failed' unless rule 1 or 2 applies
+//   ('revoked' or 'superseded', payload redacted): only a delegation that
+//   could still become the wallet's current one waits for `reprocess`.
 //   A revocation of (source, wallet) at time T:
 //     - materials with created_at_ms <= T: blobs zero-overwritten, row deleted;
 //     - tombstone upserted, keeping the largest revoked_at_ms;
 //     - 'wallet.delegation.created' events of the wallet with event_time_ms <= T:
 //       payload and wrapped_dek zero-overwritten, then set to NULL with kek_id
 //       and kek_version; those still 'decrypt_failed' become 'revoked'.
-//   After a commit that zero-overwrote anything (rule 3's replacement, a
-//   revocation, a resolution found 'revoked' and so redacted, a retention
-//   pass), the writer runs `PRAGMA wal_checkpoint(TRUNCATE)`, for a batch of
+//   After a commit that zero-overwrote anything (rule 3's replacement and
+//   redactions, a revocation, a resolution found 'revoked' or 'superseded'
+//   and so redacted, a retention pass), the writer runs
+//   `PRAGMA wal_checkpoint(TRUNCATE)`, for a batch of
 //   requests before any of them is acknowledged, so the superseded page images
 //   leave the WAL; best effort: a reader of an old snapshot that outlives the
 //   busy timeout defers it to the next overwrite or close.

@@ -46,7 +46,8 @@
 //   transaction ends, committed or not. Between transactions the write lock is
 //   released, and `keys rewrap` in another process may rewrap it.
 // - After a batch that zero-overwrote ciphertext (a revocation, a replaced
-//   delegation's materials, a reprocess that found the wallet revoked), the
+//   delegation's materials and the payloads of the delegations it
+//   superseded, a reprocess that found the wallet revoked or superseded), the
 //   writer checkpoints the WAL (TRUNCATE) before it runs the completions.
 // - rewrap_batch() (KEK rotation) follows the same split as submit(): the
 //   caller's thread reads old-version rows on the read connection and
@@ -81,6 +82,7 @@
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
 #include "store/sqlite.hpp"
+#include "store/supersede.hpp"
 #include "store/syncer.hpp"
 
 namespace hookvault {
@@ -158,7 +160,11 @@ constexpr char kProbe[] =
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
 constexpr char kFindExisting[] =
-    "SELECT id, materials_state FROM events WHERE source = ?1 AND idem_key = ?2";
+    "SELECT id, materials_state, origin FROM events WHERE source = ?1 AND idem_key = ?2";
+
+// A copy fetched from a history API (origin 'history') that the signed
+// delivery of the same key replaces: see Store::Impl::apply(WriteWork&).
+constexpr char kDeleteEvent[] = "DELETE FROM events WHERE id = ?1";
 
 constexpr char kInsertEvent[] =
     "INSERT INTO events (source, idem_key, event_name, message_id, event_time, event_time_ms, "
@@ -284,7 +290,8 @@ constexpr char kReadCountPrefix[] =
     "SELECT count(*) FROM events WHERE source = ?1 AND substr(idem_key, 1, ?3) = ?2";
 
 constexpr char kReadLatestEventTime[] =
-    "SELECT max(event_time_ms) FROM events WHERE source = ?1 AND event_time_ms > 0";
+    "SELECT max(event_time_ms) FROM events WHERE source = ?1 AND event_time_ms > 0 "
+    "AND origin = 'signature'";
 
 constexpr char kReadPayload[] =
     "SELECT source, idem_key, kek_id, kek_version, wrapped_dek, payload FROM events WHERE id = ?1";
@@ -626,6 +633,9 @@ struct Store::Impl {
                                std::int64_t created_at_ms, const store::SealedMaterials& m);
   Result<void> zero_materials(std::string_view source, std::string_view wallet_id,
                               std::int64_t up_to_ms);
+  // supersede.hpp: redact_superseded(), noting what it overwrote.
+  Result<void> shred_superseded(std::string_view source, std::string_view wallet_id,
+                                std::int64_t event_time_ms, std::string_view event_id);
   Result<void> revoke(std::string_view source, std::string_view wallet_id,
                       std::int64_t revoked_at_ms, std::string_view revoked_at,
                       std::string_view event_id);
@@ -1066,12 +1076,23 @@ Result<void> Store::Impl::zero_materials(std::string_view source, std::string_vi
   return r;
 }
 
+Result<void> Store::Impl::shred_superseded(std::string_view source, std::string_view wallet_id,
+                                           std::int64_t event_time_ms, std::string_view event_id) {
+  auto r = store::redact_superseded(writer_db_, source, wallet_id, event_time_ms, event_id);
+  if (!r) return r.error();
+  if (*r) overwrote_ = true;
+  return {};
+}
+
 Result<void> Store::Impl::store_materials(std::string_view source, std::string_view wallet_id,
                                           std::string_view event_id, std::string_view created_at,
                                           std::int64_t created_at_ms,
                                           const store::SealedMaterials& m) {
-  // Overwrite the old ciphertext in place before the row is replaced.
+  // Overwrite the old ciphertext in place before the row is replaced, and
+  // the payloads that carried older shares (RSA-encrypted to a key on this
+  // host) with it.
   if (auto r = zero_materials(source, wallet_id, kAllTimes); !r) return r;
+  if (auto r = shred_superseded(source, wallet_id, created_at_ms, event_id); !r) return r;
   auto stmt = writer_db_.prepare(kUpsertMaterials);
   if (!stmt) return stmt.error();
   return stmt->bind_text(1, source)
@@ -1129,6 +1150,7 @@ Result<void> Store::Impl::redact_event(std::int64_t id) {
 
 Result<WriteResult> Store::Impl::apply(WriteWork& w) {
   const EventRow& e = w.event;
+  std::optional<std::int64_t> history_copy;  // replaced by this signed delivery
   {
     auto stmt = writer_db_.prepare(kFindExisting);
     if (!stmt) return stmt.error();
@@ -1136,25 +1158,39 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     if (!step) return step.error();
     if (*step == Step::row) {
       const auto state = parse_state(stmt->column_text(1));
-      if (!state) return err(Errc::store_corrupt);
-      return WriteResult{stmt->column_int64(0), true, *state};
+      const auto origin = parse_origin(stmt->column_text(2));
+      if (!state || !origin) return err(Errc::store_corrupt);
+      // A history copy is only the API's word: the signed delivery of its
+      // key takes its place, never the reverse.
+      if (*origin != Origin::history || e.origin != Origin::signature) {
+        return WriteResult{stmt->column_int64(0), true, *state};
+      }
+      history_copy = stmt->column_int64(0);
     }
+  }
+  if (history_copy) {
+    // A new row (new id), so that a reader of the events feed who saw the
+    // copy sees the signed delivery too; secure_delete zeroes the old cells.
+    auto del = writer_db_.prepare(kDeleteEvent);
+    if (!del) return del.error();
+    if (auto r = del->bind_int64(1, *history_copy).run(); !r) return r.error();
   }
 
   MaterialsState state = MaterialsState::none;
-  if (w.materials) {
+  if (w.materials || w.decrypt_failure) {
     auto decided = decide_materials(e.source, e.wallet_id, e.event_time_ms, e.idem_key);
     if (!decided) return decided.error();
     state = *decided;
-  } else if (w.decrypt_failure) {
-    auto tomb = tombstone_time(e.source, e.wallet_id);
-    if (!tomb) return tomb.error();
-    const bool revoked = *tomb && **tomb >= e.event_time_ms;
-    state = revoked ? MaterialsState::revoked : MaterialsState::decrypt_failed;
+    // Materials that did not decrypt wait for `reprocess`, unless they could
+    // never become the wallet's current ones anyway.
+    if (w.decrypt_failure && state == MaterialsState::stored) {
+      state = MaterialsState::decrypt_failed;
+    }
   }
-  // A delegation the wallet's tombstone covers is stored redacted, like the
-  // delegations the revocation redacted when it arrived.
-  const bool redacted = state == MaterialsState::revoked;
+  // A delegation the wallet's tombstone covers, or that a newer one already
+  // replaced, is stored redacted, like the delegations a revocation or a
+  // newer delegation redacted when they arrived (schema.hpp, ORDERING RULES).
+  const bool redacted = state == MaterialsState::revoked || state == MaterialsState::superseded;
 
   std::int64_t id = 0;
   {
@@ -1186,7 +1222,7 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     if (auto r = stmt->run(); !r) return r.error();
     id = sqlite3_last_insert_rowid(writer_db_.handle());
   }
-  if (e.sequence) {
+  if (e.sequence && !history_copy) {  // the copy counted the number already
     auto r = store::advance_sequence(writer_db_, e.source, e.sequence->subscription_id,
                                      e.sequence->number, e.received_at_ms);
     if (!r) return r.error();
@@ -1204,7 +1240,7 @@ Result<WriteResult> Store::Impl::apply(WriteWork& w) {
     auto seq = append_audit(AuditEntry{"source:" + e.source, "revoke", e.wallet_id, "ok"});
     if (!seq) return seq.error();
   }
-  return WriteResult{id, false, state};
+  return WriteResult{id, false, state, history_copy.has_value()};
 }
 
 Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
@@ -1243,7 +1279,7 @@ Result<MaterialsState> Store::Impl::apply(ResolveWork& w) {
       auto r =
           store_materials(w.source, w.wallet_id, w.idem_key, event_time, event_time_ms, materials);
       if (!r) return r.error();
-    } else if (state == MaterialsState::revoked) {
+    } else {  // revoked or superseded: its payload goes, like the others'
       if (auto r = redact_event(w.event_id); !r) return r.error();
     }
     auto stmt = writer_db_.prepare(kSettleEvent);
@@ -1343,8 +1379,9 @@ void Store::Impl::close() {
 
 namespace {
 
-// Connection setup of schema.hpp, and the audit key of a new or upgraded file
-// (audit_chain.hpp: prepare_audit_key); any failure means the store is
+// Connection setup of schema.hpp, the audit key of a new or upgraded file
+// (audit_chain.hpp: prepare_audit_key) and the one-time redaction of
+// superseded delegations (supersede.hpp); any failure means the store is
 // unavailable.
 Result<void> setup_writer(Connection& db, const Kek& kek) {
   sqlite3* h = db.handle();
@@ -1365,6 +1402,7 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
   }
 
   if (!db.exec("BEGIN IMMEDIATE")) return err(Errc::store_unavailable);
+  bool overwrote = false;
   auto schema = [&]() -> Result<void> {
     if (auto r = db.exec(store::schema::kCreateTables); !r) return r;
     if (auto r = db.exec(store::kCreateSequences); !r) return r;
@@ -1379,12 +1417,19 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
       if (!stmt) return stmt.error();
       if (auto r = stmt->bind_text(1, store::schema::kVersionText).run(); !r) return r;
     }
-    return store::prepare_audit_key(db, kek, upgrade);
+    if (auto r = store::prepare_audit_key(db, kek, upgrade); !r) return r;
+    auto redacted = store::redact_superseded_once(db);
+    if (!redacted) return redacted.error();
+    overwrote = *redacted;
+    return {};
   }();
   if (!schema || !db.exec("COMMIT")) {
     if (db.in_transaction()) static_cast<void>(db.exec("ROLLBACK"));
     return err(Errc::store_unavailable);
   }
+  // As after every commit that zero-overwrote ciphertext (schema.hpp); best
+  // effort: a reader of an old snapshot defers it to the next overwrite.
+  if (overwrote) static_cast<void>(db.exec("PRAGMA wal_checkpoint(TRUNCATE)"));
   return {};
 }
 

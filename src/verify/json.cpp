@@ -8,6 +8,14 @@
 // when the object closes: pairwise for small objects, by sorting views of the
 // keys for large ones.
 //
+// parse_strict_checked() runs the same builder with a check of every number:
+// the decimal value of its text against the decimal value of what
+// js_stringify() prints for it, both reduced to (sign, significant digits,
+// exponent) by exact_decimal(), so "1.50" and "1.5" agree and
+// "9007199254740993" and "9007199254740992" do not. Integers nlohmann holds
+// exactly (up to 2^64) are printed back exactly for the comparison; other
+// numbers keep the token text nlohmann hands to the SAX handler.
+//
 // js_stringify() follows ECMAScript JSON.stringify(JSON.parse(text)), including
 // one ordering rule of ordinary JS objects that "received order" alone misses:
 // keys that are array indices ("0", "1", ..., "4294967294", canonical form)
@@ -19,6 +27,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,20 +51,110 @@ constexpr std::uint64_t kMaxExactInteger = std::uint64_t{1} << 53;
 
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
 
-Result<Json> fail(Errc e) { return {boost::system::in_place_error, make_error_code(e)}; }
+void append_uint(std::uint64_t v, std::string& out);
+
+// The exact value of a JSON number's text (or of js_number()'s output) as
+// 0.d1d2...dn * 10^exponent with d1 and dn not '0'; zero, of either sign, has
+// no digits. nullopt for text that is not such a number.
+struct ExactDecimal {
+  bool negative = false;
+  std::string digits;
+  std::int64_t exponent = 0;
+  bool operator==(const ExactDecimal&) const = default;
+};
+
+std::optional<ExactDecimal> exact_decimal(std::string_view text) {
+  // An exponent beyond this is clamped: such a number (non-zero) is far
+  // outside what any double prints, so it never compares equal either way.
+  constexpr std::int64_t kExponentClamp = std::int64_t{1} << 40;
+  ExactDecimal d;
+  std::size_t i = 0;
+  const auto is_digit = [&text](std::size_t at) {
+    return at < text.size() && text[at] >= '0' && text[at] <= '9';
+  };
+  if (i < text.size() && text[i] == '-') {
+    d.negative = true;
+    ++i;
+  }
+  if (!is_digit(i)) return std::nullopt;
+  std::int64_t point = 0;  // digits kept before the decimal point
+  bool leading = true;
+  for (; is_digit(i); ++i) {
+    if (leading && text[i] == '0') continue;
+    leading = false;
+    d.digits += text[i];
+    ++point;
+  }
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    if (!is_digit(i)) return std::nullopt;
+    for (; is_digit(i); ++i) {
+      if (leading && text[i] == '0') {
+        --point;  // 0.00d: the first significant digit comes later
+        continue;
+      }
+      leading = false;
+      d.digits += text[i];
+    }
+  }
+  std::int64_t exponent = 0;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    bool negative_exponent = false;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) negative_exponent = text[i++] == '-';
+    if (!is_digit(i)) return std::nullopt;
+    for (; is_digit(i); ++i) {
+      exponent = std::min(exponent * 10 + (text[i] - '0'), kExponentClamp);
+    }
+    if (negative_exponent) exponent = -exponent;
+  }
+  if (i != text.size()) return std::nullopt;
+  while (!d.digits.empty() && d.digits.back() == '0') d.digits.pop_back();
+  if (d.digits.empty()) return ExactDecimal{};  // zero: no sign, no exponent
+  d.exponent = point + exponent;
+  return d;
+}
+
+// True when `text` (a number token) has exactly the value of `compact`, what
+// js_stringify() printed for it.
+bool same_decimal(std::string_view text, std::string_view compact) {
+  const auto a = exact_decimal(text);
+  const auto b = exact_decimal(compact);
+  return a && b && *a == *b;
+}
 
 // SAX handler building an ordered_json, see the file comment.
 class StrictDomBuilder {
  public:
-  explicit StrictDomBuilder(Json& root) : root_(root) {}
+  // `check_numbers`: compare every number with its compact form (faithful()).
+  StrictDomBuilder(Json& root, bool check_numbers) : root_(root), check_numbers_(check_numbers) {}
 
   Errc error() const noexcept { return error_; }
+  // No number checked so far changes its value in the compact form.
+  bool faithful() const noexcept { return faithful_; }
 
   bool null() { return add(nullptr); }
   bool boolean(bool v) { return add(v); }
-  bool number_integer(Json::number_integer_t v) { return add(v); }
-  bool number_unsigned(Json::number_unsigned_t v) { return add(v); }
-  bool number_float(Json::number_float_t v, const Json::string_t& /*text*/) { return add(v); }
+  bool number_integer(Json::number_integer_t v) {
+    if (check_numbers_ && faithful_) {
+      const std::uint64_t magnitude =
+          v < 0 ? std::uint64_t{0} - static_cast<std::uint64_t>(v) : static_cast<std::uint64_t>(v);
+      check_integer(v < 0, magnitude);
+    }
+    return add(v);
+  }
+  bool number_unsigned(Json::number_unsigned_t v) {
+    if (check_numbers_ && faithful_) check_integer(false, v);
+    return add(v);
+  }
+  bool number_float(Json::number_float_t v, const Json::string_t& text) {
+    if (check_numbers_ && faithful_) {
+      scratch_number_.clear();
+      js_number(v, scratch_number_);
+      faithful_ = same_decimal(text, scratch_number_);
+    }
+    return add(v);
+  }
   // The lexer clears its token buffer before every token: moving out is safe.
   bool string(Json::string_t& v) { return add(std::move(v)); }
   bool binary(Json::binary_t& /*v*/) { return fail_with(Errc::malformed_json); }
@@ -92,6 +191,17 @@ class StrictDomBuilder {
   bool fail_with(Errc e) {
     error_ = e;
     return false;
+  }
+
+  // Integers up to 2^53 print as themselves; beyond, as the nearest double.
+  void check_integer(bool negative, std::uint64_t magnitude) {
+    if (magnitude <= kMaxExactInteger) return;
+    std::string exact = negative ? "-" : "";
+    append_uint(magnitude, exact);
+    scratch_number_.clear();
+    const double nearest = static_cast<double>(magnitude);
+    js_number(negative ? -nearest : nearest, scratch_number_);
+    faithful_ = same_decimal(exact, scratch_number_);
   }
 
   // Places a value in the current container (or at the root); returns it.
@@ -148,6 +258,9 @@ class StrictDomBuilder {
   Json* member_slot_ = nullptr;
   std::vector<std::string_view> scratch_keys_;
   Errc error_ = Errc::malformed_json;
+  const bool check_numbers_;
+  bool faithful_ = true;
+  std::string scratch_number_;
 };
 
 // How JSON.stringify writes each byte: 0 verbatim, 'u' as \u00xx, else '\\' + code.
@@ -312,24 +425,42 @@ void append_value(const Json& value, std::string& out) {
 
 }  // namespace
 
-Result<Json> parse_strict(std::string_view body) {
+namespace {
+
+Result<CheckedJson> parse(std::string_view body, bool check_numbers) {
+  const auto failed = [](Errc e) -> Result<CheckedJson> {
+    return {boost::system::in_place_error, make_error_code(e)};
+  };
   // RFC 8259 lets a parser ignore a byte order mark and nlohmann does; JSON.parse
   // does not, so neither do we.
-  if (body.starts_with(kUtf8Bom)) return fail(Errc::malformed_json);
+  if (body.starts_with(kUtf8Bom)) return failed(Errc::malformed_json);
   // nlohmann's lexer takes a NUL byte for the end of input and would accept
   // "{}\0<anything>". A raw NUL is never valid JSON (strings escape it).
-  if (body.find('\0') != std::string_view::npos) return fail(Errc::malformed_json);
+  if (body.find('\0') != std::string_view::npos) return failed(Errc::malformed_json);
   try {
-    Json root;
-    StrictDomBuilder builder(root);
+    CheckedJson out;
+    StrictDomBuilder builder(out.value, check_numbers);
     const bool ok = Json::sax_parse(body.begin(), body.end(), &builder,
                                     nlohmann::detail::input_format_t::json, /*strict=*/true,
                                     /*ignore_comments=*/false);
-    if (!ok) return fail(builder.error());
-    return root;
+    if (!ok) return failed(builder.error());
+    out.compact_faithful = builder.faithful();
+    return out;
   } catch (...) {  // std::bad_alloc; nlohmann itself does not throw from sax_parse
-    return fail(Errc::internal);
+    return failed(Errc::internal);
   }
+}
+
+}  // namespace
+
+Result<Json> parse_strict(std::string_view body) {
+  auto parsed = parse(body, /*check_numbers=*/false);
+  if (!parsed) return parsed.error();
+  return std::move(parsed->value);
+}
+
+Result<CheckedJson> parse_strict_checked(std::string_view body) {
+  return parse(body, /*check_numbers=*/true);
 }
 
 void js_stringify(const Json& value, std::string& out) { append_value(value, out); }

@@ -53,24 +53,31 @@ bool SignatureVerifier::matches(ByteView message, const Mac& mac) const {
   return found;
 }
 
-Result<VerifiedDelivery> SignatureVerifier::verify_delivery(std::string_view body,
+Result<VerifiedDelivery> SignatureVerifier::verify_delivery(std::string body,
                                                             const Mac& mac) const {
   if (matches(as_bytes(body), mac)) {
     // Authenticated sender: it may learn why its body was refused.
     auto parsed = parse_strict(body);
     if (!parsed) return fail<VerifiedDelivery>(to_errc(parsed.error()));
-    return VerifiedDelivery{SignedForm::raw, std::move(*parsed)};
+    return VerifiedDelivery{SignedForm::raw, std::move(*parsed), std::move(body)};
   }
-  auto parsed = parse_strict(body);
+  auto parsed = parse_strict_checked(body);
   if (!parsed) return fail<VerifiedDelivery>(Errc::invalid_signature);
   std::string compact;
   compact.reserve(body.size());
-  js_stringify(*parsed, compact);
+  js_stringify(parsed->value, compact);
   // When the body already is its compact form, the raw check has answered.
-  if (compact != body && matches(as_bytes(compact), mac)) {
-    return VerifiedDelivery{SignedForm::compact, std::move(*parsed)};
+  if (compact == body || !matches(as_bytes(compact), mac)) {
+    return fail<VerifiedDelivery>(Errc::invalid_signature);
   }
-  return fail<VerifiedDelivery>(Errc::invalid_signature);
+  // The MAC covers `compact`. The body may be stood in for it only when it
+  // says the same; otherwise two texts would pass under one signature.
+  if (!parsed->compact_faithful) return fail<VerifiedDelivery>(Errc::signed_form_mismatch);
+  // What is kept and acted on is the signed text, parsed afresh (the body's
+  // parse may differ in form: 1.0 against 1, member order).
+  auto signed_value = parse_strict(compact);
+  if (!signed_value) return fail<VerifiedDelivery>(Errc::internal);  // js_stringify's output
+  return VerifiedDelivery{SignedForm::compact, std::move(*signed_value), std::move(compact)};
 }
 
 }  // namespace hookvault

@@ -8,7 +8,9 @@
 //     output is for JSON.parse);
 //   - the compact form has no whitespace outside strings;
 //   - every number in it is ECMAScript's: it reads back to the same double
-//     (strtod) and no shorter digit string does.
+//     (strtod) and no shorter digit string does;
+//   - parse_strict_checked() agrees with parse_strict(), and finds the
+//     compact form faithful to itself (its numbers are what JS prints).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -100,6 +102,10 @@ bool whitespace_outside_strings(const std::string& text) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto parsed = parse_strict(fuzz::as_text(data, size));
+  const auto checked = parse_strict_checked(fuzz::as_text(data, size));
+  check(parsed.has_value() == checked.has_value(), "the checked parse accepts the same texts");
+  if (parsed && checked)
+    check(checked->value == *parsed, "the checked parse yields the same value");
   if (!parsed) {
     check(parsed.error() == Errc::malformed_json || parsed.error() == Errc::duplicate_key,
           "parse_strict fails only with malformed_json or duplicate_key");
@@ -110,6 +116,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto again = parse_strict(compact);
   check(again.has_value(), "the compact form parses");
   check(js_stringify(*again) == compact, "the compact form is a fixed point");
+  const auto compact_checked = parse_strict_checked(compact);
+  check(compact_checked && compact_checked->compact_faithful,
+        "the compact form means exactly what it prints");
   check_numbers(*parsed);
   return 0;
 }

@@ -65,6 +65,11 @@ corpus('signature', 'body-spaced', '{ "eventName" : "ping", "data" : { "n" : 1.5
 corpus('signature', 'body-compact', '{"eventName":"ping","data":{"n":1.5}}');
 corpus('signature', 'body-dup', '{"a":1,"a":2}');
 corpus('signature', 'body-not-json', 'hello');
+// Bodies whose numbers JavaScript rounds (only the raw form may carry their
+// MAC), and one whose compact form says exactly the same.
+corpus('signature', 'body-two-to-60-plus-1', '{"sequenceNumber":1152921504606846977}');
+corpus('signature', 'body-long-decimal', '{ "amount": 0.1000000000000000055511151231257827 }');
+corpus('signature', 'body-pretty-same-meaning', '{ "a": 1.50, "b": [1e2, -0, 9007199254740992] }');
 
 // --- json (also the Node agreement corpus) ----------------------------------
 const json = {
@@ -82,6 +87,7 @@ const json = {
   'spaced': ' { "spaced" : [ 1 , 2 ] } ', 'trailing-comma': '[1,]', 'trailing-bytes': '{"a":1}x',
   'deep': '[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]',
   'dynamic-like': '{"eventId":"e1","data":{"amount":1.10,"big":12345678901234567890123}}',
+  'rounded-by-javascript': '[1152921504606846977, 0.1000000000000000055511151231257827, 1e-400, 1.50]',
 };
 for (const [name, text] of Object.entries(json)) corpus('json', `${name}.json`, text);
 corpus('json', 'invalid-utf8.json', Buffer.from([0x22, 0xff, 0x22]));

@@ -8,6 +8,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/base64.hpp"
+#include "raw_db.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -146,11 +147,95 @@ TEST_F(DynamicTest, PrettyPrintedBodySignedInCompactFormIsAccepted) {
                          {"x-dynamic-signature-256", sign(compact(event))}});
   ASSERT_EQ(r.status, 200U) << r.body;
   EXPECT_EQ(reply_json(r)["materials"], "stored");
-  // What is stored is the body as received, byte for byte.
+  // What is stored is what was signed, byte for byte: the compact form.
   auto shown = cli({"events", "show", d.event_id});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_EQ(Json::parse(shown.out)["payload"], event);
-  EXPECT_NE(shown.out.find(pretty), std::string::npos);
+  EXPECT_NE(shown.out.find("\"payload\":" + compact(event) + "}"), std::string::npos);
+  EXPECT_EQ(shown.out.find(pretty), std::string::npos);
+}
+
+// A newer delegation replaces the wallet's materials: the older delegation's
+// payload (its share, RSA-encrypted to a key on this host) is shredded like a
+// revoked one's, gone from the database file and its WAL before the 200; an
+// older delegation that arrives after the newer one is stored without it.
+TEST_F(DynamicTest, AReplacedDelegationsPayloadIsShreddedWhicheverArrivesFirst) {
+  start();
+  const auto db = dir_.path() / "data/hookvault.db";
+  const auto files = [&db] {
+    std::string all;
+    for (const auto* suffix : {"", "-wal"}) {
+      const auto p = db.string() + suffix;
+      if (std::filesystem::exists(p)) all += read_file(p);
+    }
+    return all;
+  };
+  const auto redacted = [this](const std::string& event_id) {
+    for (const auto& e : events()) {
+      if (e["eventId"] == event_id) return e["payloadRedacted"].get<bool>();
+    }
+    ADD_FAILURE() << "no event " << event_id;
+    return false;
+  };
+
+  // In order: older, then newer.
+  Delegation older = new_delegation();
+  older.timestamp = "2025-10-01T10:00:00.000Z";
+  Delegation newer = new_delegation();
+  newer.wallet_id = older.wallet_id;
+  newer.timestamp = "2025-10-01T11:00:00.000Z";
+  ASSERT_EQ(
+      reply_json(post_signed(compact(created_event(older, setup().rsa_public_pem))))["materials"],
+      "stored");
+  std::vector<std::pair<std::string, std::string>> sealed;
+  {
+    RawDb raw(db, RawDb::Mode::read_only);
+    for (const char* column : {"payload", "wrapped_dek"}) {
+      sealed.emplace_back(
+          column, raw.bytes(std::string("SELECT ") + column + " FROM events WHERE idem_key = '" +
+                            older.event_id + "'"));
+    }
+  }
+  {
+    const std::string before = files();
+    for (const auto& [name, bytes] : sealed) {
+      ASSERT_GE(bytes.size(), 16U) << name;
+      EXPECT_NE(before.find(bytes), std::string::npos) << name << " should be on disk before";
+    }
+  }
+  ASSERT_EQ(
+      reply_json(post_signed(compact(created_event(newer, setup().rsa_public_pem))))["materials"],
+      "stored");
+  const std::string after = files();
+  for (const auto& [name, bytes] : sealed) {
+    EXPECT_EQ(after.find(bytes.substr(0, 16)), std::string::npos) << name << " survives";
+  }
+  EXPECT_TRUE(redacted(older.event_id));
+  EXPECT_FALSE(redacted(newer.event_id));
+  auto shown = cli({"events", "show", older.event_id});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_TRUE(Json::parse(shown.out)["payload"].is_null());
+  EXPECT_EQ(materials(*this, older.wallet_id)["delegatedShare"], newer.share);
+
+  // Out of order: the older delegation arrives after the newer one.
+  Delegation late = new_delegation();
+  late.wallet_id = older.wallet_id;
+  late.timestamp = "2025-10-01T10:30:00.000Z";
+  auto lr = post_signed(compact(created_event(late, setup().rsa_public_pem)));
+  ASSERT_EQ(lr.status, 200U) << lr.body;
+  EXPECT_EQ(reply_json(lr)["status"], "accepted");
+  EXPECT_EQ(reply_json(lr)["materials"], "superseded");
+  EXPECT_TRUE(redacted(late.event_id));
+  EXPECT_EQ(RawDb(db, RawDb::Mode::read_only)
+                .text("SELECT quote(payload) || quote(wrapped_dek) FROM events WHERE idem_key = '" +
+                      late.event_id + "'"),
+            "NULLNULL");
+  // A replay of it is a duplicate and stores nothing either.
+  EXPECT_EQ(reply_json(post_signed(compact(created_event(late, setup().rsa_public_pem))))["status"],
+            "duplicate");
+  EXPECT_TRUE(redacted(late.event_id));
+  EXPECT_EQ(materials(*this, older.wallet_id)["delegatedShare"], newer.share);
+  EXPECT_FALSE(redacted(newer.event_id));
 }
 
 // Bad input gets a clear answer and loses nothing: a baseline delegation is

@@ -101,7 +101,12 @@ struct Answer {
   std::string content_type = "application/json";
   std::string body;
   bool hang = false;
+  bool announce_huge = false;  // Mode::announce_huge
 };
+
+// A status line and head announcing 1 GiB, and the body's first byte.
+constexpr std::string_view kHugeHead =
+    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n{";
 
 Answer error_answer(unsigned status, const std::string& code, const std::string& message) {
   return {status, "application/json",
@@ -124,6 +129,7 @@ struct FakeNodit::Impl {
 
   mutable std::mutex mu;
   Mode mode = Mode::normal;
+  std::size_t oversized_bytes = 3 * 1024 * 1024;
   std::map<std::string, std::map<std::uint64_t, Message>> messages;
   std::vector<Request> requests;
 
@@ -161,6 +167,11 @@ struct FakeNodit::Impl {
       auto [rec, rn] = co_await http::async_read(stream, buffer, req, kNoThrow);
       if (rec) co_return;
       Answer answer = handle(req);
+      if (answer.announce_huge) {
+        auto [aec, an] = co_await asio::async_write(stream, asio::buffer(kHugeHead), kNoThrow);
+        if (aec) co_return;
+        answer.hang = true;  // and the rest never comes
+      }
       if (answer.hang) {
         // Never answer; return once the client gives up and closes.
         char byte = 0;
@@ -212,8 +223,15 @@ struct FakeNodit::Impl {
         return Answer{200, "", "", true};
       case Mode::garbage:
         return {200, "text/html", "<html><body>502 Bad Gateway</body></html>\n", false};
+      case Mode::announce_huge: {
+        Answer a;
+        a.announce_huge = true;
+        return a;
+      }
       case Mode::normal:
       case Mode::alternate_schema:
+      case Mode::ignore_filters:
+      case Mode::oversized:
         break;
     }
     // /v1/{chain}/{network}/webhooks/history
@@ -221,11 +239,18 @@ struct FakeNodit::Impl {
                               std::count(r.path.begin(), r.path.end(), '/') == 5;
     if (r.method != "GET" || !history_path) return error_answer(404, "NOT_FOUND", "no such route");
     if (!r.api_key_ok) return error_answer(401, "UNAUTHORIZED", "invalid API key");
-    return page(r.query, mode == Mode::alternate_schema);
+    Answer answer = page(r.query, mode == Mode::alternate_schema, mode == Mode::ignore_filters);
+    if (mode == Mode::oversized && answer.status == 200 &&
+        answer.body.size() + 16 < oversized_bytes) {
+      answer.body.pop_back();  // the closing '}'
+      answer.body +=
+          ",\"padding\":\"" + std::string(oversized_bytes - answer.body.size() - 14, ' ') + "\"}";
+    }
+    return answer;
   }
 
-  // Called with `mu` held.
-  Answer page(const std::map<std::string, std::string>& q, bool alternate) {
+  // Called with `mu` held. `everything`: ignore the filters (Mode::ignore_filters).
+  Answer page(const std::map<std::string, std::string>& q, bool alternate, bool everything) {
     auto get = [&q](const char* name) -> const std::string* {
       auto it = q.find(name);
       return it == q.end() ? nullptr : &it->second;
@@ -264,6 +289,10 @@ struct FakeNodit::Impl {
     std::vector<std::pair<std::uint64_t, const Message*>> matching;
     if (auto it = messages.find(*sub); it != messages.end()) {
       for (const auto& [seq, m] : it->second) {  // std::map: sorted by sequence number
+        if (everything) {
+          matching.emplace_back(seq, &m);
+          continue;
+        }
         if (seq < start_seq) continue;
         if (status != nullptr && m.status != *status) continue;
         if (start_at != nullptr && m.created_at < *start_at) continue;
@@ -271,8 +300,12 @@ struct FakeNodit::Impl {
         matching.emplace_back(seq, &m);
       }
     }
-    const std::uint64_t first = std::min<std::uint64_t>((page_no - 1) * rpp, matching.size());
-    const std::uint64_t last = std::min<std::uint64_t>(first + rpp, matching.size());
+    std::uint64_t first = std::min<std::uint64_t>((page_no - 1) * rpp, matching.size());
+    std::uint64_t last = std::min<std::uint64_t>(first + rpp, matching.size());
+    if (everything) {
+      first = 0;
+      last = matching.size();
+    }
 
     auto count = [alternate](std::uint64_t n) {
       return alternate ? quoted(std::to_string(n)) : std::to_string(n);
@@ -338,6 +371,11 @@ void FakeNodit::clear() {
 void FakeNodit::set_mode(Mode mode) {
   std::lock_guard lock(impl_->mu);
   impl_->mode = mode;
+}
+
+void FakeNodit::set_oversized_bytes(std::size_t bytes) {
+  std::lock_guard lock(impl_->mu);
+  impl_->oversized_bytes = bytes;
 }
 
 std::vector<FakeNodit::Request> FakeNodit::requests() const {

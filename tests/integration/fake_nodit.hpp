@@ -29,6 +29,13 @@
 // - alternate_schema: the same content as normal, but the list under "data",
 //   subscriptionId/sequenceNumber as JSON integers, total/page/rpp as digit
 //   strings and eventMessage as a string holding the JSON text.
+// Hostile modes (an API that answers more than it was asked):
+// - ignore_filters: every message of the subscription, all on every page,
+//   whatever startSequenceNumber, status, startAt, endAt, page and rpp say;
+// - oversized: like normal, with a "padding" member of spaces that makes the
+//   body oversized_bytes() long (3 MiB unless set);
+// - announce_huge: a 200 whose head announces a 1 GiB body, of which one
+//   byte is sent; then nothing until the client closes.
 //
 // TLS: a self-signed ECDSA P-256 certificate for 127.0.0.1 and localhost,
 // generated at construction into a private temporary folder; point clients at
@@ -52,7 +59,16 @@ namespace hookvault::testing {
 
 class FakeNodit {
  public:
-  enum class Mode { normal, error500, hang, garbage, alternate_schema };
+  enum class Mode {
+    normal,
+    error500,
+    hang,
+    garbage,
+    alternate_schema,
+    ignore_filters,
+    oversized,
+    announce_huge
+  };
 
   // One request as received. The X-API-KEY value is not kept; `api_key_ok`
   // says whether it matched.
@@ -84,6 +100,7 @@ class FakeNodit {
   void clear();  // forgets all messages
 
   void set_mode(Mode mode);
+  void set_oversized_bytes(std::size_t bytes);  // Mode::oversized's body size
 
   std::vector<Request> requests() const;
   std::size_t request_count() const;

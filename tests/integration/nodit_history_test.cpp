@@ -270,6 +270,53 @@ TEST_F(NoditHistoryTest, AlternateSchemaParsesTheSame) {
   }
 }
 
+// The response size limit is enforced while the body is read: a body over it
+// is refused, and a head announcing 1 GiB fails at once, not at the timeout.
+TEST_F(NoditHistoryTest, ResponsesOverTheSizeLimitAreRefusedWhileReading) {
+  add_range("7", 1, 3);
+  HistoryQuery q;
+  q.subscription_id = "7";
+  auto o = options();
+  ASSERT_EQ(o.max_response_bytes, 2U * 1024 * 1024);
+  NoditHistoryClient client(std::move(o));
+
+  fake_.set_mode(FakeNodit::Mode::oversized);  // a valid page, padded to 3 MiB
+  auto big = client.fetch(q);
+  ASSERT_FALSE(big.has_value());
+  EXPECT_EQ(big.error(), make_error_code(Errc::body_too_large));
+
+  fake_.set_oversized_bytes(2 * 1024 * 1024 - 1024);  // just under: a page like any other
+  auto under = client.fetch(q);
+  ASSERT_TRUE(under.has_value()) << under.error().message();
+  EXPECT_EQ(sequence_numbers(*under), (std::vector<std::uint64_t>{1, 2, 3}));
+
+  fake_.set_mode(FakeNodit::Mode::announce_huge);
+  const auto started = std::chrono::steady_clock::now();
+  auto huge = client.fetch(q);
+  ASSERT_FALSE(huge.has_value());
+  EXPECT_EQ(huge.error(), make_error_code(Errc::body_too_large));
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);  // the timeout is 5 s
+}
+
+TEST_F(NoditHistoryTest, APageOfMoreItemsThanAskedForIsAnIoError) {
+  add_range("7", 1, 3);
+  fake_.set_mode(FakeNodit::Mode::ignore_filters);
+  NoditHistoryClient client(options());
+  HistoryQuery q;
+  q.subscription_id = "7";
+  q.rpp = 3;
+  auto three = client.fetch(q);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_EQ(three->items.size(), 3U);
+  q.rpp = 2;  // the fake still answers 3
+  EXPECT_TRUE(is_io_error(client.fetch(q)));
+  EXPECT_TRUE(is_io_error(parse_history_page(
+      R"({"items":[{"subscriptionId":"7","sequenceNumber":"1","eventMessage":{}},)"
+      R"({"subscriptionId":"7","sequenceNumber":"2","eventMessage":{}},)"
+      R"({"subscriptionId":"7","sequenceNumber":"3","eventMessage":{}}]})",
+      2)));
+}
+
 TEST_F(NoditHistoryTest, UntrustedCertificateIsAnIoError) {
   add_range("7", 1, 1);
   HistoryQuery q;

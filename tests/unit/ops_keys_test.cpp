@@ -32,6 +32,9 @@ class OpsKeys : public ::testing::Test {
     write_events(0, 25);
   }
 
+  // Events 0 .. 19 are plain events; from 20 on, delegations of wallets w0 ..
+  // w4 in turn, each newer than the last (so 25 .. 29 replace 20 .. 24's
+  // materials and redact their payloads).
   void write_events(int from, int to) {
     auto store = open_store(config_);
     for (int i = from; i < to; ++i) {
@@ -41,8 +44,14 @@ class OpsKeys : public ::testing::Test {
       r.event.event_name = "wallet.delegation.created";
       r.event.event_time = "2026-01-01T00:00:00Z";
       r.event.event_time_ms = 1000 + i;
-      r.event.wallet_id = "w" + std::to_string(i % 5);
       r.event.payload = R"({"eventId":"evt-)" + std::to_string(i) + R"("})";
+      if (i < 20) {
+        r.event.event_name = "user.created";
+        auto written = store->write(std::move(r));
+        ASSERT_TRUE(written) << written.error().message();
+        continue;
+      }
+      r.event.wallet_id = "w" + std::to_string(i % 5);
       DelegationMaterials m;
       m.wallet_id = r.event.wallet_id;
       m.user_id = "u1";
@@ -107,7 +116,7 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   EXPECT_EQ(lines[0]["version"], 1);
   EXPECT_EQ(lines[0]["current"], false);
   EXPECT_EQ(lines[0]["available"], true);
-  EXPECT_EQ(lines[0]["events"], 25);
+  EXPECT_EQ(lines[0]["events"], 20);  // 20 .. 24's payloads were redacted by 25 .. 29
   EXPECT_EQ(lines[0]["auditKey"], 1);
   EXPECT_EQ(lines[1]["version"], 2);
   EXPECT_EQ(lines[1]["current"], true);
@@ -118,7 +127,7 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   // Refused: still used; current; unknown.
   Output refused = retire(1);
   EXPECT_EQ(refused.code, kExitError);
-  EXPECT_NE(refused.err.find("still in use by 25 event keys, 0 materials keys and the audit key"),
+  EXPECT_NE(refused.err.find("still in use by 20 event keys, 0 materials keys and the audit key"),
             std::string::npos)
       << refused.err;
   refused = retire(2);
@@ -131,16 +140,16 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   const Output rewrapped = rewrap(4);
   ASSERT_EQ(rewrapped.code, kExitOk) << rewrapped.err;
   const auto progress = json_lines(rewrapped.out);
-  ASSERT_EQ(progress.size(), 7U) << rewrapped.out;  // 26 keys, 4 at a time
-  EXPECT_EQ(progress.front(), Json::parse(R"({"rewrapped":4,"remaining":22,"version":2})"));
-  EXPECT_EQ(progress.back(), Json::parse(R"({"rewrapped":26,"remaining":0,"version":2})"));
+  ASSERT_EQ(progress.size(), 6U) << rewrapped.out;  // 21 keys, 4 at a time
+  EXPECT_EQ(progress.front(), Json::parse(R"({"rewrapped":4,"remaining":17,"version":2})"));
+  EXPECT_EQ(progress.back(), Json::parse(R"({"rewrapped":21,"remaining":0,"version":2})"));
 
   lines = json_lines(status().out);
   ASSERT_EQ(lines.size(), 2U);
   EXPECT_EQ(lines[0], Json::parse(R"({"kekId":")" + id +
                                   R"(","version":1,"current":false,"available":true,)"
                                   R"("events":0,"materials":0,"auditKey":0})"));
-  EXPECT_EQ(lines[1]["events"], 30);
+  EXPECT_EQ(lines[1]["events"], 25);
   EXPECT_EQ(lines[1]["auditKey"], 1);
 
   const Output retired = retire(1);
@@ -161,12 +170,12 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   EXPECT_EQ(seen, (std::vector<std::string>{
                       "kek.rotate " + v2 + " ok",
                       "kek.retire " + v1 +
-                          " refused: still in use by 25 event keys, 0 materials keys and the "
+                          " refused: still in use by 20 event keys, 0 materials keys and the "
                           "audit key; run `hookvault keys rewrap` first",
                       "kek.retire " + v2 + " refused: it is the current version; rotate first",
                       "kek.retire " + id + ":v9 refused: the KEK has no such version",
                       "kek.rewrap " + v2 + " started",
-                      "kek.rewrap " + v2 + " ok: 26 rewrapped",
+                      "kek.rewrap " + v2 + " ok: 21 rewrapped",
                       "kek.retire " + v1 + " ok",
                   }));
   const Output verified =

@@ -183,5 +183,81 @@ TEST_F(SequenceTest, CountsContentKeyedEventsAndLatestEventTime) {
   EXPECT_FALSE(none->has_value());
 }
 
+// A forged createdAt far in the future, on a copy fetched from history,
+// must not move the start-up window of the FAIL backfill (backfill.hpp).
+TEST_F(SequenceTest, LatestEventTimeCountsOnlySignedEvents) {
+  const auto write = [&](const std::string& key, std::int64_t time_ms, Origin origin) {
+    WriteRequest r;
+    r.event.source = "nodit";
+    r.event.idempotency_key = key;
+    r.event.event_name = "LOG";
+    r.event.event_time_ms = time_ms;
+    r.event.origin = origin;
+    r.event.payload = "{}";
+    ASSERT_TRUE(store_->write(std::move(r)));
+  };
+  write("s:1", 1700000000000, Origin::signature);
+  write("s:2", 4102444800000, Origin::history);  // 2100-01-01
+  auto latest = store_->latest_event_time_ms("nodit");
+  ASSERT_TRUE(latest && latest->has_value());
+  EXPECT_EQ(**latest, 1700000000000);
+}
+
+// A history copy is only the history API's word: the signed delivery of the
+// same key replaces it (a new row), and its number is counted once.
+TEST_F(SequenceTest, ASignedDeliveryReplacesAHistoryCopyAndCountsItsNumberOnce) {
+  const auto write = [&](std::uint64_t n, Origin origin, const std::string& payload) {
+    WriteRequest r;
+    r.event.source = "nodit";
+    r.event.idempotency_key = "s:" + std::to_string(n);
+    r.event.event_name = "LOG";
+    r.event.origin = origin;
+    r.event.payload = payload;
+    r.event.sequence = SequencePosition{"s", n};
+    auto w = store_->write(std::move(r));
+    EXPECT_TRUE(w) << w.error().message();
+    return w ? *w : WriteResult{};
+  };
+  const auto payload_of = [&](std::int64_t id) -> std::string {
+    auto p = store_->event_payload(id);
+    EXPECT_TRUE(p);
+    return p && *p ? std::string((*p)->reveal_string()) : "<none>";
+  };
+  write(1, Origin::signature, R"({"n":1})");
+  const WriteResult copy = write(2, Origin::history, R"({"n":2,"forged":true})");
+  write(3, Origin::signature, R"({"n":3})");
+  EXPECT_EQ(state("s").contiguous, 3U);
+
+  const WriteResult signed_two = write(2, Origin::signature, R"({"n":2})");
+  EXPECT_FALSE(signed_two.duplicate);
+  EXPECT_TRUE(signed_two.replaced_history);
+  EXPECT_GT(signed_two.id, copy.id);
+  EXPECT_EQ(payload_of(signed_two.id), R"({"n":2})");
+  auto gone = store_->event_meta(copy.id);
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+  auto meta = store_->event_meta(signed_two.id);
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_EQ((*meta)->origin, Origin::signature);
+  EXPECT_EQ(state("s").contiguous, 3U);
+  EXPECT_EQ(state("s").highest, 3U);
+  EXPECT_TRUE(state("s").gaps.empty());
+
+  // From now on the signed event is the one: history and signed copies are
+  // duplicates of it; and a history copy never replaces a signed event.
+  for (auto origin : {Origin::history, Origin::signature}) {
+    const WriteResult again = write(2, origin, R"({"n":2,"again":true})");
+    EXPECT_TRUE(again.duplicate);
+    EXPECT_FALSE(again.replaced_history);
+    EXPECT_EQ(again.id, signed_two.id);
+  }
+  const WriteResult late_copy = write(1, Origin::history, R"({"n":1,"forged":true})");
+  EXPECT_TRUE(late_copy.duplicate);
+  EXPECT_EQ(payload_of(late_copy.id), R"({"n":1})");
+  auto all = store_->list_events(EventQuery{});
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 3U);
+}
+
 }  // namespace
 }  // namespace hookvault

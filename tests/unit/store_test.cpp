@@ -538,7 +538,6 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   auto store = open_store();
   ASSERT_TRUE(store);
   const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
-  const auto c200 = ok(store->write(created("c200", "w1", 200))).id;
   const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).id;
   const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).id;
   WriteRequest sig = plain_event("sig100");
@@ -559,7 +558,6 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   };
   EXPECT_TRUE(redacted(c100));
   EXPECT_TRUE(redacted(f120));
-  EXPECT_FALSE(redacted(c200));
   EXPECT_FALSE(redacted(f180));
   EXPECT_FALSE(redacted(s100));
   EXPECT_FALSE(redacted(other));
@@ -580,11 +578,9 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
   EXPECT_EQ(failures->front().id, f180);
-
-  // Materials from 200 survive a revocation at 150.
-  auto m = store->materials(kSource, "w1");
-  ASSERT_TRUE(m && *m);
-  EXPECT_EQ((*m)->event_id, "c200");
+  auto none = store->materials(kSource, "w1");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
 
   // A late delegation covered by the tombstone is stored redacted.
   const auto late = ok(store->write(created("c140", "w1", 140)));
@@ -593,6 +589,87 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   const auto late_failed = ok(store->write(created_failed("f130", "w1", 130)));
   EXPECT_EQ(late_failed.materials, MaterialsState::revoked);
   EXPECT_TRUE(redacted(late_failed.id));
+
+  // Materials from after the revocation are stored; the delegation at 180,
+  // older than them, can never be the wallet's any more: it is settled and
+  // its payload goes too.
+  const auto c200 = ok(store->write(created("c200", "w1", 200)));
+  EXPECT_EQ(c200.materials, MaterialsState::stored);
+  EXPECT_FALSE(redacted(c200.id));
+  EXPECT_TRUE(redacted(f180));
+  auto f180_meta = store->event_meta(f180);
+  ASSERT_TRUE(f180_meta && *f180_meta);
+  EXPECT_EQ((*f180_meta)->materials, MaterialsState::superseded);
+  EXPECT_TRUE((*f180_meta)->failure_reason.empty());
+  failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  EXPECT_TRUE(failures->empty());
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->event_id, "c200");
+}
+
+// A newer delegation replaces the wallet's materials: every older delegation
+// event's payload (which holds the older share, RSA-encrypted to a key on
+// this host) is redacted as a revocation redacts it, whatever the order of
+// arrival: an older delegation that arrives after the newer one is stored
+// redacted, a pending one is settled.
+TEST_F(StoreTest, ANewerDelegationRedactsEveryOlderDelegationsPayload) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto redacted = [&](std::int64_t id) {
+    auto meta = store->event_meta(id);
+    auto payload = store->event_payload(id);
+    EXPECT_TRUE(meta && *meta && payload);
+    if (!meta || !*meta || !payload) return false;
+    EXPECT_EQ((*meta)->payload_redacted, !payload->has_value()) << id;
+    return (*meta)->payload_redacted;
+  };
+  const auto state_of = [&](std::int64_t id) {
+    auto meta = store->event_meta(id);
+    EXPECT_TRUE(meta && *meta);
+    return meta && *meta ? (*meta)->materials : MaterialsState::none;
+  };
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
+  const auto other_wallet = ok(store->write(created("o100", "w2", 100))).id;
+  // Newer than the current materials: waits for `reprocess`, with its payload.
+  const auto f150 = ok(store->write(created_failed("f150", "w1", 150))).id;
+  EXPECT_EQ(state_of(f150), MaterialsState::decrypt_failed);
+  EXPECT_FALSE(redacted(c100));
+  EXPECT_FALSE(redacted(f150));
+
+  const auto same_instant = ok(store->write(created("c200a", "w1", 200))).id;
+  EXPECT_TRUE(redacted(c100));
+  EXPECT_TRUE(redacted(f150));
+  EXPECT_EQ(state_of(f150), MaterialsState::superseded);  // nothing left to reprocess
+  EXPECT_FALSE(redacted(same_instant));
+
+  const auto c200b = ok(store->write(created("c200b", "w1", 200)));
+  EXPECT_EQ(c200b.materials, MaterialsState::stored);
+  EXPECT_TRUE(redacted(same_instant));  // same time, smaller id: older by the rules
+  EXPECT_FALSE(redacted(c200b.id));
+  EXPECT_FALSE(redacted(other_wallet));
+  EXPECT_EQ(state_of(c100), MaterialsState::stored);  // what happened then: it was stored
+
+  // Older ones arriving now are stored redacted, materials or not.
+  const auto late = ok(store->write(created("c150", "w1", 150)));
+  EXPECT_EQ(late.materials, MaterialsState::superseded);
+  EXPECT_TRUE(redacted(late.id));
+  const auto late_failed = ok(store->write(created_failed("f120", "w1", 120)));
+  EXPECT_EQ(late_failed.materials, MaterialsState::superseded);
+  EXPECT_TRUE(redacted(late_failed.id));
+  auto failures = store->decrypt_failures();
+  ASSERT_TRUE(failures);
+  EXPECT_TRUE(failures->empty());
+  // A newer failure waits for `reprocess`, and keeps its payload for it.
+  const auto newer_failed = ok(store->write(created_failed("f300", "w1", 300)));
+  EXPECT_EQ(newer_failed.materials, MaterialsState::decrypt_failed);
+  EXPECT_FALSE(redacted(newer_failed.id));
+  EXPECT_FALSE(redacted(c200b.id));
+  auto m = store->materials(kSource, "w1");
+  ASSERT_TRUE(m && *m);
+  EXPECT_EQ((*m)->event_id, "c200b");
+  EXPECT_EQ(RawDb(path()).integer("SELECT count(*) FROM events WHERE payload IS NULL"), 5);
 }
 
 TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
@@ -653,12 +730,14 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   ASSERT_FALSE(not_failed);
   EXPECT_EQ(errc_of(not_failed.error()), Errc::not_found);
 
-  // A resolution follows the ordering rules: older than the current materials.
+  // A failure older than the current materials is settled at once: there is
+  // nothing to resolve, and its payload is redacted.
   const WriteResult old = ok(store->write(created_failed("f0", "w1", 50)));
+  EXPECT_EQ(old.materials, MaterialsState::superseded);
   auto superseded =
       store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"), "cli:test");
-  ASSERT_TRUE(superseded);
-  EXPECT_EQ(*superseded, MaterialsState::superseded);
+  ASSERT_FALSE(superseded);
+  EXPECT_EQ(errc_of(superseded.error()), Errc::not_found);
   m = store->materials(kSource, "w1");
   ASSERT_TRUE(m && *m);
   EXPECT_EQ((*m)->event_id, "f1");
@@ -1137,6 +1216,117 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
   ASSERT_TRUE(kept && kept->has_value());
   auto payload = store->event_payload(**kept);
   ASSERT_TRUE(payload && payload->has_value());
+}
+
+// Crypto-shredding of a replaced delegation: once a newer delegation of the
+// wallet is stored, the older delegation's sealed payload and its data key
+// are gone from every byte of the database file and its WAL, like a revoked
+// one's; and an older delegation that arrives after the newer one never puts
+// its payload there at all.
+TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto older = ok(store->write(created("c100", "w1", 100))).id;
+  ok(store->write(plain_event("unrelated")));
+  std::vector<std::pair<std::string, std::string>> sealed;
+  {
+    RawDb raw(path());
+    for (const char* column : {"share", "api_key", "wrapped_dek"}) {
+      sealed.emplace_back(
+          std::string("materials.") + column,
+          raw.bytes(std::string("SELECT ") + column + " FROM materials WHERE wallet_id = 'w1'"));
+    }
+    for (const char* column : {"payload", "wrapped_dek"}) {
+      sealed.emplace_back(std::string("events.") + column,
+                          raw.bytes(std::string("SELECT ") + column +
+                                    " FROM events WHERE id = " + std::to_string(older)));
+    }
+  }
+  const auto files = [this] {
+    std::string all;
+    for (const auto* suffix : {"", "-wal"}) {
+      const auto p = path().string() + suffix;
+      if (std::filesystem::exists(p)) all += hookvault::testing::read_file(p);
+    }
+    return all;
+  };
+  {
+    const std::string before = files();
+    for (const auto& [name, bytes] : sealed) {
+      ASSERT_GE(bytes.size(), 16U) << name;
+      EXPECT_NE(before.find(bytes), std::string::npos) << name << " should be on disk before";
+    }
+  }
+
+  EXPECT_EQ(ok(store->write(created("c200", "w1", 200))).materials, MaterialsState::stored);
+  const std::string after = files();
+  for (const auto& [name, bytes] : sealed) {
+    EXPECT_EQ(after.find(bytes.substr(0, 16)), std::string::npos) << name << " survives";
+  }
+  auto meta = store->event_meta(older);
+  ASSERT_TRUE(meta && *meta);
+  EXPECT_TRUE((*meta)->payload_redacted);
+
+  // An older delegation arriving late: superseded, and its payload never stored.
+  const auto late = ok(store->write(created("c150", "w1", 150)));
+  EXPECT_EQ(late.materials, MaterialsState::superseded);
+  EXPECT_EQ(
+      RawDb(path()).text("SELECT quote(payload) || quote(wrapped_dek) FROM events WHERE id = " +
+                         std::to_string(late.id)),
+      "NULLNULL");
+  // The current delegation and the unrelated event still open.
+  auto current = store->materials(kSource, "w1");
+  ASSERT_TRUE(current && *current);
+  EXPECT_EQ((*current)->event_id, "c200");
+  auto kept = store->find_event(kSource, "unrelated");
+  ASSERT_TRUE(kept && kept->has_value());
+  auto payload = store->event_payload(**kept);
+  ASSERT_TRUE(payload && payload->has_value());
+}
+
+// A file holding a whole payload of a delegation older than its wallet's
+// current materials (as a version without the redaction of superseded
+// delegations left it) gets that payload redacted on its next open, once.
+TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
+  std::string sealed;
+  {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ok(store->write(created("c100", "w1", 100)));
+    ok(store->write(created_failed("f150", "w1", 150)));
+    ok(store->write(created("c300", "w2", 300)));
+    store->close();
+  }
+  {
+    // c100 and f150 become delegations of w2, older than its materials
+    // (their payloads' associated data names no wallet: they still open).
+    RawDb raw(path());
+    raw.exec("UPDATE events SET wallet_id = 'w2' WHERE idem_key IN ('c100', 'f150')");
+    raw.exec("DELETE FROM meta WHERE key = 'superseded_redacted'");
+    sealed = raw.bytes("SELECT payload FROM events WHERE idem_key = 'c100'");
+    ASSERT_GE(sealed.size(), 16U);
+  }
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const auto meta_of = [&](const char* key) {
+    auto id = store->find_event(kSource, key);
+    EXPECT_TRUE(id && id->has_value());
+    auto meta = store->event_meta(id && *id ? **id : 0);
+    EXPECT_TRUE(meta && *meta);
+    return meta && *meta ? **meta : EventMeta{};
+  };
+  EXPECT_TRUE(meta_of("c100").payload_redacted);
+  EXPECT_TRUE(meta_of("f150").payload_redacted);
+  EXPECT_EQ(meta_of("f150").materials, MaterialsState::superseded);
+  EXPECT_FALSE(meta_of("c300").payload_redacted);
+  RawDb raw(path());
+  EXPECT_EQ(raw.text("SELECT value FROM meta WHERE key = 'superseded_redacted'"), "1");
+  std::string files;
+  for (const auto* suffix : {"", "-wal"}) {
+    const auto p = path().string() + suffix;
+    if (std::filesystem::exists(p)) files += hookvault::testing::read_file(p);
+  }
+  EXPECT_EQ(files.find(sealed.substr(0, 16)), std::string::npos);
 }
 
 // --- WAL checkpoints (src/store/checkpointer.hpp) ---------------------------
