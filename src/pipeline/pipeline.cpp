@@ -142,10 +142,14 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   if (!source.config.allow_from.empty() &&
       !any_contains(source.config.allow_from, delivery.client_ip)) {
     forbidden_.with({source.config.name}).inc();
-    log(LogLevel::warn, "client address not in allow_from",
-        {{"request_id", delivery.request_id},
-         {"source", source.config.name},
-         {"client", delivery.client}});
+    if (std::uint64_t refused = 0; forbidden_warning_.due(refused)) {
+      // This request's ids, and how many were refused since the last line.
+      log(LogLevel::warn, "client address not in allow_from",
+          {{"request_id", delivery.request_id},
+           {"source", source.config.name},
+           {"client", delivery.client},
+           {"refused", refused}});
+    }
     finish(error_reply(Errc::forbidden));
     return;
   }
