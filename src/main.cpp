@@ -78,7 +78,7 @@ int serve(const Config& config) {
   auto store = open_store(config, kek, /*daemon=*/true, &metrics);
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
-  WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
+  WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue, &metrics);
   Pipeline pipeline(sources, *store, pool, metrics);
   // systemd's notify protocol (a no-op when not started by systemd).
   ServiceManager service_manager;

@@ -1,5 +1,6 @@
 #include "hookvault/admin.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <optional>
 
@@ -77,8 +78,14 @@ struct AdminApi::Call {
   std::string request_id;
   std::function<void(Reply)> done;
 
+  // Only the first answer is sent: a pool job that threw after it answered
+  // is also answered by its failure handler (offload).
+  std::atomic<bool> answered{false};
+
   std::string actor() const { return "admin:" + cn; }
-  void reply(Reply r) const { done(std::move(r)); }
+  void reply(Reply r) {
+    if (!answered.exchange(true)) done(std::move(r));
+  }
 };
 
 AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& store,
@@ -209,7 +216,11 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
 }
 
 void AdminApi::offload(const std::shared_ptr<Call>& call, std::function<void()> job) {
-  if (!pool_.try_post(std::move(job))) call->reply(error_reply(Errc::overloaded));
+  const bool posted = pool_.try_post(std::move(job), [call] {
+    // The job threw (the pool counted and logged it).
+    call->reply(error_reply(Errc::internal));
+  });
+  if (!posted) call->reply(error_reply(Errc::overloaded));
 }
 
 // The sources a materials read looks in: ?source=NAME, else every dynamic
