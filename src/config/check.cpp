@@ -118,6 +118,12 @@ void check_storage(Problems& problems, const fs::path& db) {
       problems.add("storage.path", db.string() + " is not writable");
     }
   }
+  // The store holds wrapped keys, sealed payloads and the audit log; the
+  // store creates these files 0600 (SQLite gives the -wal and -shm files the
+  // database's mode), so anything wider was widened by hand or by a copy.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    check_private_mode(problems, "storage.path", db.string() + suffix);
+  }
   // SQLite's WAL and journal files live beside the database: the folder must be
   // writable, or creatable under the nearest existing ancestor.
   fs::path folder = db.parent_path();

@@ -1251,6 +1251,30 @@ TEST_F(ConfigCheck, StorageFolderMustBeUsable) {
   EXPECT_NE(problems[0].find("storage.path"), std::string::npos);
 }
 
+// The database and its -wal and -shm files hold wrapped keys, sealed payloads
+// and the audit log: a mode that lets group or others read them is reported
+// like a key file's (and so stops `serve`).
+TEST_F(ConfigCheck, DatabaseFilesReadableByGroupOrOthersAreReported) {
+  TempDir dir;
+  provision(dir);
+  const fs::path db = dir / "data/hookvault.db";
+  write_file(db, "", 0600);
+  write_file(db.string() + "-wal", "", 0600);
+  write_file(db.string() + "-shm", "", 0600);
+  EXPECT_TRUE(check_config(load_config(dir / "hookvault.toml")).empty());
+  fs::permissions(db, fs::perms(0644));
+  fs::permissions(db.string() + "-wal", fs::perms(0640));
+  fs::permissions(db.string() + "-shm", fs::perms(0604));
+  const auto problems = check_config(load_config(dir / "hookvault.toml"));
+  ASSERT_EQ(problems.size(), 3U) << join(problems);
+  for (const std::string& name : {db.string(), db.string() + "-wal", db.string() + "-shm"}) {
+    EXPECT_TRUE(
+        contains(problems, "storage.path: " + name + " is readable by group or others (chmod 600)"))
+        << name << "\n"
+        << join(problems);
+  }
+}
+
 TEST(ConfigLoadBalancer, DrainProxyTrustedProxiesAndAllowFrom) {
   const Config m = parse_config(kMinimal, kFile);
   EXPECT_EQ(m.server.drain_delay, milliseconds(0));
