@@ -38,8 +38,8 @@ class AdminTest : public E2E {
     E2E::SetUp();
     const auto& root = setup().root;
     ca_cert_ = root / "tls/admin-ca.pem";
-    ca_key_ = root / "tls/admin-ca.key";
-    signer_ = {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"};
+    ca_key_ = setup().offline / "admin-ca.key";
+    signer_ = {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"};
   }
 
   std::filesystem::path admin_config(const std::string& admin_extra = "",
