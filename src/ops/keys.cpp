@@ -67,8 +67,9 @@ std::string refusal_of(const KekRetirement& r, std::uint32_t version) {
         (r.holders.size() == 1 ? " running process still wraps" : " running processes still wrap") +
         " new records under version " + std::to_string(version) + " (" + list_of(r.holders) +
         "): a daemon takes the newest version within its [kek] refresh_interval, or at once "
-        "on SIGHUP (`systemctl reload hookvault`); then run `hookvault keys rewrap` again, "
-        "since what it wrote meanwhile is under version " +
+        "on SIGHUP (`systemctl reload hookvault`), and a process that ended without closing "
+        "is forgotten a minute after it was last seen; then run `hookvault keys rewrap` "
+        "again, since what it wrote meanwhile is under version " +
         std::to_string(version);
   }
   const KekUsage& u = r.usage;
