@@ -30,7 +30,10 @@
 //     serialised by the database's write lock, so a key wrapped under v either
 //     commits before v is marked (and the marking sees it and refuses) or is
 //     refused after: no acknowledged record is ever under a retired version,
-//     whatever a lease said (a stalled holder, a clock that jumped).
+//     whatever a lease said (a stalled holder, a clock that jumped). A
+//     backend without one write lock (several instances on PostgreSQL) must
+//     keep that order itself: both in SERIALIZABLE transactions, or the
+//     marking taking exclusively a lock every writer's check takes shared.
 #pragma once
 
 #include <chrono>
