@@ -50,10 +50,11 @@ EOF
   done
 }
 
-# hookvault's /metrics into OUT (empty when it cannot be read).
+# hookvault's /metrics into OUT (empty when it cannot be read), as the
+# signer `hookvault init --dir DIR` made in DIR-offline.
 #   hv_scrape DIR ADMIN_PORT OUT
 hv_scrape() {
-  curl -skf --cert "$1/tls/signer-cert.pem" --key "$1/tls/signer-key.pem" \
+  curl -skf --cert "$1-offline/signer-cert.pem" --key "$1-offline/signer-key.pem" \
     "https://127.0.0.1:$2/metrics" >"$3" || : >"$3"
 }
 

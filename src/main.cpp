@@ -15,6 +15,7 @@
 #include "hookvault/config.hpp"
 #include "hookvault/healthcheck.hpp"
 #include "hookvault/init.hpp"
+#include "hookvault/kek_refresher.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/nodit_history.hpp"
 #include "hookvault/ops.hpp"
@@ -73,53 +74,99 @@ int serve(const Config& config) {
        {"max_connections", config.server.max_connections},
        {"admin_max_connections",
         config.admin.enabled ? config.admin.max_connections : std::size_t{0}}});
-  const std::shared_ptr<Kek> kek = open_kek(config);  // kept to refresh it on SIGHUP
+  const std::shared_ptr<Kek> kek = open_kek(config);
   Metrics metrics;
   auto store = open_store(config, kek, /*daemon=*/true, &metrics);
+  // The KEK follows its keyring by itself (and at once on SIGHUP): a version
+  // `keys rotate` added is used for new records within refresh_interval.
+  KekRefresher kek_refresher(kek, config.kek.refresh_interval, metrics);
   auto sources = load_sources(config);
   unsigned cores = std::thread::hardware_concurrency();
-  WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue);
+  WorkPool pool(cores == 0 ? 1 : cores, config.server.worker_queue, &metrics);
   Pipeline pipeline(sources, *store, pool, metrics);
   // systemd's notify protocol (a no-op when not started by systemd).
   ServiceManager service_manager;
-  // SIGHUP: re-read the config file; rotated webhook secrets and RSA keys and
-  // the log level take effect without dropping a connection, and new records
-  // use the KEK's newest version (`keys rotate`). A reload that fails keeps
-  // everything as it was and says why.
-  auto reload = [&config, &pipeline, kek, &service_manager] {
+  std::unique_ptr<AdminApi> admin;
+  std::unique_ptr<Server> admin_server;
+  std::unique_ptr<Server> server;
+  Config running = config;  // what the listeners and handlers use now
+  MetricFamily& reloads =
+      metrics.counter("hookvault_config_reloads_total", "SIGHUP reloads, by result", {"result"});
+  MetricSeries& last_reload_ok =
+      metrics
+          .gauge("hookvault_config_last_reload_successful",
+                 "1 when the last SIGHUP reload applied the config file, 0 when it failed")
+          .with({});
+  last_reload_ok.set(1);
+  // SIGHUP: the KEK's newest version first, whatever happens to the rest;
+  // then the config file, all or nothing: everything it names is loaded and
+  // checked (check-config's checks, and what needs a restart) before any of
+  // it is applied, so a reload that fails keeps everything as it was, and
+  // says why in the log, in hookvault_config_last_reload_successful and in
+  // the service manager's status. Applied: the sources (webhook secrets, RSA
+  // keys, allow_from, ...), both listeners' certificates and keys, the admin
+  // client CA, CRL, clients and rate limit, kek.refresh_interval and the log
+  // level; anything else that changed needs a restart (restart_required).
+  auto reload = [&] {
     service_manager.reloading();
+    kek_refresher.refresh_now();  // logs a failure itself
     try {
       const Config fresh = load_config(config.file);
       if (const auto problems = config_problems(fresh); !problems.empty()) {
         throw std::runtime_error(problems);
       }
+      if (const auto keys = restart_required(running, fresh); !keys.empty()) {
+        std::string list;
+        for (const auto& k : keys) list += (list.empty() ? "" : ", ") + k;
+        throw std::runtime_error("changed settings that take a restart: " + list +
+                                 " (restore them to reload the rest, or restart)");
+      }
       auto fresh_sources = load_sources(fresh);
+      auto public_tls = Server::load_tls(fresh.server, {}, {});
+      std::shared_ptr<Server::Tls> admin_tls;
+      if (admin_server) {
+        admin_tls = Server::load_tls(admin_listener_config(fresh), fresh.admin.client_ca,
+                                     fresh.admin.client_crl);
+      }
+      // Everything loaded: apply (nothing below fails).
       const auto count = fresh_sources.size();
-      kek->refresh();
       pipeline.reload(std::move(fresh_sources));
+      server->use_tls(std::move(public_tls));
+      if (admin_server) {
+        admin->reload(fresh.admin);
+        admin_server->use_tls(std::move(admin_tls));
+      }
+      kek_refresher.set_interval(fresh.kek.refresh_interval);
       set_log_level(fresh.log.level);
+      running = fresh;
+      reloads.with({"success"}).inc();
+      last_reload_ok.set(1);
       log(LogLevel::info, "reloaded",
           {{"config", config.file.string()}, {"sources", count}, {"kek_version", kek->version()}});
+      service_manager.ready("serving; last reload applied");
     } catch (const std::exception& e) {
+      reloads.with({"failure"}).inc();
+      last_reload_ok.set(0);
       log(LogLevel::error, "reload failed; keeping the running configuration",
-          {{"config", config.file.string()}, {"error", e.what()}});
+          {{"config", config.file.string()}, {"error", e.what()}, {"kek_version", kek->version()}});
+      // The old config still serves.
+      service_manager.ready("serving; last reload FAILED: nothing applied, see the log");
     }
-    service_manager.ready();  // also after a failed reload: the old config still serves
   };
-  Server server(config.server, pipeline, {"public", {}, &metrics, reload, [&service_manager] {
-                                            service_manager.stopping();
-                                          }});
+  server = std::make_unique<Server>(
+      config.server, pipeline,
+      ListenerOptions{
+          "public", {}, &metrics, reload, [&service_manager] { service_manager.stopping(); }, {}});
   collect_store_metrics(metrics, *store);
   collect_nodit_metrics(metrics, *store, sources);
 
   // The mutual-TLS admin listener for signers and operators.
-  std::unique_ptr<AdminApi> admin;
-  std::unique_ptr<Server> admin_server;
   if (config.admin.enabled) {
     admin = std::make_unique<AdminApi>(config.admin, pipeline, *store, pool, metrics);
     admin_server = std::make_unique<Server>(
         admin_listener_config(config), *admin,
-        ListenerOptions{"admin", config.admin.client_ca, &metrics, {}, {}});
+        ListenerOptions{
+            "admin", config.admin.client_ca, &metrics, {}, {}, config.admin.client_crl});
   }
 
   // Nodit gap detection and backfill through the history API.
@@ -144,16 +191,17 @@ int serve(const Config& config) {
   if (admin_server) admin_thread = std::thread([&admin_server] { admin_server->run(false); });
   // Both listeners are bound and the store is open: READY=1 once the public
   // I/O loop runs. The watchdog pings only while that loop answers.
-  server.post([&service_manager] { service_manager.ready(); });
+  server->post([&service_manager] { service_manager.ready(); });
   service_manager.start_watchdog(
-      [&server](std::function<void()> probe) { server.post(std::move(probe)); });
-  server.run();
+      [&server](std::function<void()> probe) { server->post(std::move(probe)); });
+  server->run();
   service_manager.stop_watchdog();  // before `server` goes: the probes are posted to it
   if (admin_server) {
     admin_server->stop();
     admin_thread.join();
   }
   for (auto& b : backfillers) b->stop();
+  kek_refresher.stop();
   pool.stop();     // queued decryptions still reach the store
   store->close();  // commits what is queued
   log(LogLevel::info, "stopped");

@@ -63,8 +63,9 @@ FORBIDDEN_PACKAGES = {"curl", "wget"}
 # The healthcheck subcommand's own default timeout (include/hookvault/healthcheck.hpp).
 HEALTHCHECK_DEFAULT_TIMEOUT_S = 3
 # Folders under docker/ that the operator creates (README, "Docker") and that must stay out
-# of git and of the image's build context.
-OPERATOR_DIRS = ("docker/config", "docker/secrets")
+# of git and of the image's build context (offline: the keys init writes that the daemon
+# never mounts).
+OPERATOR_DIRS = ("docker/config", "docker/secrets", "docker/offline")
 
 problems = []
 

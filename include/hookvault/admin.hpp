@@ -24,9 +24,16 @@
 // Store reads, decryption and reprocessing run on the WorkPool, never on the
 // listener's I/O threads.
 //
-// Thread-safety: handle() is safe from many threads at once.
+// Reload: reload() swaps in the clients ([[admin.clients]], their roles) and
+// the rate limit of a new config; every request from then on, on an open
+// connection too, is authorized against them, so a client removed from the
+// list gets 403 at its next request. (Its certificate, the client CA and the
+// CRL are the listener's: Server::use_tls.)
+//
+// Thread-safety: handle() and reload() are safe from many threads at once.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -51,6 +58,7 @@ class AdminApi : public RequestHandler {
            Metrics& metrics);
 
   void handle(Delivery delivery, std::function<void(Reply)> done) override;
+  void reload(const AdminConfig& config);
 
  private:
   std::vector<std::string> materials_sources(std::string_view query) const;
@@ -72,8 +80,14 @@ class AdminApi : public RequestHandler {
   Store& store_;
   WorkPool& pool_;
   Metrics& metrics_;
-  RateLimiter limiter_;
-  std::unordered_map<std::string, unsigned> roles_;  // CN -> role bits, built once
+  using Roles = std::unordered_map<std::string, unsigned>;  // CN -> role bits
+  struct Limits {
+    unsigned rate = 0;
+    unsigned burst = 0;
+    std::shared_ptr<RateLimiter> limiter;
+  };
+  std::atomic<std::shared_ptr<const Roles>> roles_;
+  std::atomic<std::shared_ptr<const Limits>> limits_;
   MetricFamily& denied_;
 };
 

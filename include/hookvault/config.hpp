@@ -97,6 +97,12 @@ struct AdminConfig {
   std::filesystem::path tls_cert;
   std::filesystem::path tls_key;
   std::filesystem::path client_ca;
+  // Optional: certificate revocation lists (PEM) for client certificates of
+  // client_ca. Fails closed: once the CRL's nextUpdate has passed, every
+  // client certificate is refused (an expired list cannot say what was
+  // revoked since) until a fresh one is installed and the daemon reloaded;
+  // check-config, serve and a reload refuse an expired or not-yet-valid CRL.
+  std::filesystem::path client_crl;
   std::vector<AdminClient> clients;
   unsigned rate_limit = 50;   // requests per second per client (CN); 0 = unlimited
   unsigned rate_burst = 100;  // requests a client may make at once
@@ -130,6 +136,10 @@ struct KekConfig {
   std::string token_label;       // pkcs11: at most 32 bytes
   std::string key_label;         // pkcs11: version 1's CKA_LABEL
   SecretSource pin;              // pkcs11: pin_file, pin_env or pin_credential
+  // `serve` reads the keyring again this often (kek.hpp refresh()), so a
+  // version `keys rotate` added elsewhere is used for new records without a
+  // SIGHUP (kek_refresher.hpp).
+  std::chrono::milliseconds refresh_interval{30000};
 };
 
 struct HistoryConfig {
@@ -197,6 +207,16 @@ SecretBytes load_secret(const SecretSource& source);
 
 // Problems that would stop `serve`, one line each.
 std::vector<std::string> check_config(const Config& config);
+
+// What a reload (SIGHUP) cannot apply to a daemon running `running`: the
+// dotted keys whose values differ in `fresh` and take a restart, one line
+// each ("server.listen"; "sources[\"nodit\"].history": a source is named by
+// its name). Empty when a reload applies all of `fresh`. What a reload
+// applies: [[sources]] (secrets, RSA keys, paths, allow_from, ... except their
+// [sources.history]), server.tls_cert, tls_key, tls_min_version, [admin]
+// tls_cert, tls_key, client_ca, client_crl, clients, rate_limit, rate_burst,
+// kek.refresh_interval and log.level (src/config/reload.cpp).
+std::vector<std::string> restart_required(const Config& running, const Config& fresh);
 
 // The KEK named by [kek]: open_file_kek() or, for "pkcs11", the PIN loaded with
 // load_secret() and open_pkcs11_kek() (kek.hpp). Throws ConfigError (the PIN)

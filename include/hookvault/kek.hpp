@@ -13,11 +13,12 @@
 //   - versions() lists the versions this Kek can unwrap, ascending; the last
 //     one is version().
 //   - refresh() reads the keyring again (the file, or the token's key list)
-//     and makes the highest version present current. `serve` calls it on
-//     SIGHUP, so a version added by `keys rotate` is used for new records
-//     without a restart. A version that disappeared (retired) is dropped. It
-//     throws std::runtime_error (Pkcs11Error for pkcs11) naming the file or
-//     token when the keyring cannot be read, is malformed, now belongs to
+//     and makes the highest version present current. `serve` calls it every
+//     [kek] refresh_interval and on SIGHUP (kek_refresher.hpp), so a version
+//     added by `keys rotate` is used for new records without a restart. A
+//     version that disappeared (retired) is dropped. It throws
+//     std::runtime_error (Pkcs11Error for pkcs11) naming the file or token
+//     when the keyring cannot be read, is malformed, now belongs to
 //     another KEK (another id), or changed the key of a version it had (for
 //     pkcs11: or its highest version fails the self-test below); the Kek then
 //     keeps the keyring it had. Control plane only.

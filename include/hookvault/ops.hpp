@@ -72,28 +72,37 @@ inline constexpr std::uint64_t kMaxListedMissing = 1000;
 // an audit record (actor "cli:<user>", subject "<kekId>:v<N>") and prints one
 // clear error line and exits 1 when it cannot.
 //
-// `keys status`: one JSON line per (KEK id, version) that the KEK has or the
-// store uses, ordered by id and version:
+// `keys status`: one JSON line per (KEK id, version) that the KEK has, the
+// store uses or a running process wraps under, ordered by id and version:
 //   {"kekId","version","current":bool,"available":bool,"events":N,
-//    "materials":M,"auditKey":0|1}
-// `available`: the loaded KEK can unwrap it. Not audited (no secret).
+//    "materials":M,"auditKey":0|1,"processes":P}
+// `available`: the loaded KEK can unwrap it; `processes`: how many other
+// running processes (daemons, commands; store.hpp "KEK registrations") wrap
+// new records under it now. Not audited (no secret).
 int keys_status(const Config& config, std::ostream& out, std::ostream& err);
 // `keys rotate`: adds version current + 1 (file: the keyring file; pkcs11: a
 // key generated in the token) and prints {"kekId","version"}. Running daemons
-// use it for new records after SIGHUP (or a restart). Audited "kek.rotate".
+// use it for new records within their [kek] refresh_interval, or at once on
+// SIGHUP. Audited "kek.rotate".
 int keys_rotate(const Config& config, std::ostream& out, std::ostream& err);
 // `keys rewrap [--batch N]`: moves every wrapped key to the current version,
 // N rows per committed batch, while the daemon serves; prints one JSON line
 // per batch {"rewrapped":total so far,"remaining":R,"version":V} and exits 0
-// when nothing older remains. Safe to interrupt and rerun. Audited
+// when nothing older remains. Safe to interrupt and rerun. When another
+// running process still wraps under an older version, a "note:" line on
+// `err` names it (its new records will need another rewrap). Audited
 // "kek.rewrap" when it starts ("started") and ends ("ok: N rewrapped" or
 // "error: ...").
 int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std::ostream& err);
 inline constexpr std::size_t kDefaultRewrapBatch = 200;
 // `keys retire VERSION`: removes an old version from the keyring file or
-// destroys its token object, only when it is not current and no wrapped key
-// uses it (else exit 1 naming what still uses it). Audited "kek.retire"
-// (outcome "ok", "refused: ..." or "error: ...").
+// destroys its token object, only when it is not current, no running process
+// still wraps new records under it and no wrapped key uses it (else exit 1
+// naming each process, with its pid and host, and the keys in the way). The
+// store marks the version retired first (Store::retire_kek_version), so no
+// process can store a key under it afterwards; when the removal itself then
+// fails, a rerun finishes it. Audited "kek.retire" (outcome "ok",
+// "refused: ..." or "error: ...").
 int keys_retire(const Config& config, std::uint32_t version, std::ostream& out, std::ostream& err);
 
 }  // namespace hookvault

@@ -30,6 +30,7 @@
 #include "hookvault/config.hpp"
 #include "hookvault/handler.hpp"
 #include "hookvault/hybrid.hpp"
+#include "hookvault/log_throttle.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/signature.hpp"
 #include "hookvault/store.hpp"
@@ -64,7 +65,8 @@ class Pipeline : public RequestHandler {
   // hookvault_history_copies_replaced_total (a signed delivery that took the
   // place of a history copy: store.hpp),
   // hookvault_events_stored_total (by source), hookvault_overloaded_total,
-  // hookvault_forbidden_total (allow_from refusals), and the histogram
+  // hookvault_forbidden_total (allow_from refusals: also logged, at most one
+  // line per 10 s counting the refusals since the last), and the histogram
   // hookvault_stage_seconds{source,stage}: "verify" (signature check and
   // parse), "decrypt" (RSA-OAEP + AES-GCM, on the pool), "queue" (waiting for
   // a pool thread), "store" (submit to durable commit).
@@ -103,6 +105,8 @@ class Pipeline : public RequestHandler {
   MetricFamily& overloaded_;
   MetricFamily& forbidden_;
   MetricFamily& stage_seconds_;
+  // "client address not in allow_from": a refused client may send thousands a second.
+  LogThrottle forbidden_warning_;
   std::atomic<bool> draining_{false};
 };
 

@@ -36,10 +36,15 @@
 // the connection's, for allow_from, the logs and the cap's client groups.
 //
 // Mutual TLS (`ListenerOptions::client_ca` set): a client certificate is asked
-// for and, when sent, must chain to that CA or the handshake fails; its
-// subject CN reaches the handler as Delivery::client_cn. A client that sends
-// none gets through the handshake with an empty client_cn, so the handler can
-// answer 401 clearly; the connection closes after that one answer.
+// for and, when sent, must chain to that CA (and, with `client_crl`, not be
+// revoked) or the handshake fails; its subject CN reaches the handler as
+// Delivery::client_cn. A client that sends none gets through the handshake
+// with an empty client_cn, so the handler can answer 401 clearly; the
+// connection closes after that one answer.
+//
+// TLS settings on reload: load_tls() loads a certificate, key, client CA and
+// CRL without touching the listener; use_tls() then makes new connections use
+// them (see there).
 //
 // Metrics (families hookvault_http_*, hookvault_tls_*, hookvault_open_*,
 // hookvault_connection*): requests by listener/source/event/status, request
@@ -67,6 +72,7 @@
 // one thread.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -88,13 +94,35 @@ struct ListenerOptions {
   // Called once when graceful shutdown begins (SIGTERM, SIGINT, stop()),
   // before anything closes, on an I/O thread; must not throw.
   std::function<void()> on_shutdown;
+  // Optional, with client_ca: revoked client certificates (PEM CRLs).
+  std::filesystem::path client_crl;
 };
 
 class Server {
  public:
-  // Binds the listener and loads the TLS certificate (and client CA). Throws
-  // std::runtime_error (control plane) naming the address or file on failure.
+  // Binds the listener and loads the TLS certificate (and client CA and CRL).
+  // Throws std::runtime_error (control plane) naming the address or file on
+  // failure.
   Server(const ServerConfig& config, RequestHandler& handler, ListenerOptions options = {});
+
+  // A listener's TLS settings, loaded and checked but not in use.
+  struct Tls;
+  // The certificate, key and TLS version of `config` and, with `client_ca`,
+  // mutual TLS against it and `client_crl` (src/net/tls.hpp). Throws
+  // std::runtime_error naming the file.
+  static std::shared_ptr<Tls> load_tls(const ServerConfig& config,
+                                       const std::filesystem::path& client_ca,
+                                       const std::filesystem::path& client_crl);
+  // New connections use `tls` from now on (a reload: a renewed certificate, a
+  // new client CA or CRL). Open connections keep what they were accepted
+  // with, except on a mutual-TLS listener whose client CA or CRL changed: a
+  // connection whose client was verified against the old ones is closed once
+  // it is idle, and after kRetireGrace whatever it is doing, so a revoked
+  // client keeps no connection. New settings come with an empty session cache
+  // and new session ticket keys: no earlier TLS session resumes, every client
+  // is verified again. Safe from any thread.
+  void use_tls(std::shared_ptr<Tls> tls);
+  static constexpr std::chrono::seconds kRetireGrace{5};
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

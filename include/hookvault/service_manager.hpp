@@ -3,7 +3,8 @@
 // reloads and stops, and that it is alive (the watchdog).
 //
 //   ready()      READY=1 (after the listeners are bound and the store is open;
-//                again after each reload)
+//                again after each reload), with STATUS=<status> when given
+//                (`systemctl status` shows it: whether the last reload failed)
 //   reloading()  RELOADING=1 and MONOTONIC_USEC=<CLOCK_MONOTONIC in us>
 //   stopping()   STOPPING=1 (graceful shutdown begins)
 //   watchdog     WATCHDOG=1 every half $WATCHDOG_USEC, but only when a probe
@@ -25,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 namespace hookvault {
@@ -37,7 +39,8 @@ class ServiceManager {
   ServiceManager(const ServiceManager&) = delete;
   ServiceManager& operator=(const ServiceManager&) = delete;
 
-  void ready();
+  // `status`: a fixed text of the caller's, never from the configuration.
+  void ready(std::string_view status = {});
   void reloading();
   void stopping();
 

@@ -65,6 +65,16 @@
 //   from the file once per write transaction and forgets it when that
 //   transaction ends, so a daemon keeps appending while another process
 //   rewraps it between its transactions.
+// - KEK registrations (src/store/kek_registry.hpp): every open Store keeps a
+//   lease row naming the KEK version it wraps new keys under (its Kek's
+//   current version), renewed every `lease_heartbeat` and within a second of
+//   the version changing, valid for `lease_time`, deleted on close; so every
+//   process that may still wrap under a version is visible to every other,
+//   through the database. retire_kek_version() marks a version retired only
+//   when no live lease names it and no wrapped key uses it, and from then on
+//   every write that would store a key wrapped under it is refused with
+//   Errc::kek_unavailable (the provider's retry wraps under a newer version),
+//   so no acknowledged record is ever stranded under a retired version.
 //
 // The schema is documented in src/store/schema.hpp.
 //
@@ -116,6 +126,11 @@ struct StoreOptions {
   // so the WAL restarts instead of growing.
   int checkpoint_pages = 1000;
   int wal_limit_pages = 16384;
+  // KEK registration (see above): "serve", "cli", ...: the lease's
+  // description is "<process_name> (pid N on HOST)".
+  std::string process_name = "hookvault";
+  std::chrono::milliseconds lease_heartbeat{10000};
+  std::chrono::milliseconds lease_time{60000};
 };
 
 enum class Origin { signature, history };
@@ -246,6 +261,26 @@ struct KekUsage {
   bool audit_key = false;       // the audit log's key
 };
 
+// A process that may wrap new keys under a KEK version: an open Store's
+// lease (kek_leases()).
+struct KekLease {
+  std::string holder;       // random, one per open Store
+  std::string description;  // "serve (pid 1234 on host-a)"
+  std::string kek_id;
+  std::uint32_t version = 0;
+  std::int64_t heartbeat_ms = 0;  // Unix ms of the last renewal
+  std::int64_t expires_ms = 0;    // not live from then on
+};
+
+// What retire_kek_version() found: `retired` is true when the version is now
+// marked retired; otherwise `holders` (live leases naming it) and `usage`
+// (wrapped keys still under it) say why not.
+struct KekRetirement {
+  bool retired = false;
+  std::vector<KekLease> holders;
+  KekUsage usage;
+};
+
 struct RewrapProgress {
   std::uint64_t rewrapped = 0;  // wrapped keys moved to the current version by this call
   std::uint64_t remaining = 0;  // keys of this KEK still under an older version afterwards
@@ -367,6 +402,14 @@ class Store {
   // estimate would reach 0; after other batches it is the previous count
   // minus what moved. So 0 is always counted, never estimated.
   Result<RewrapProgress> rewrap_batch(std::size_t limit);
+  // Live leases of every other open Store on this database (not this one's),
+  // ordered by KEK id, version and holder.
+  Result<std::vector<KekLease>> kek_leases() const;
+  // Marks `version` of this Store's KEK retired, in one write transaction
+  // through the writer, unless a live lease names it or a wrapped key uses it
+  // (see KekRetirement). Marking a version that is already marked succeeds
+  // again. Errc::store_unavailable when the commit fails.
+  Result<KekRetirement> retire_kek_version(std::uint32_t version);
 
   // Writer counters (StoreStats); committed_requests / commits is the mean
   // batch size.

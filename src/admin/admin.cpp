@@ -1,5 +1,6 @@
 #include "hookvault/admin.hpp"
 
+#include <atomic>
 #include <charconv>
 #include <optional>
 
@@ -29,6 +30,16 @@ unsigned role_bit(std::string_view role) {
   return 0;
 }
 unsigned granted_bits(std::string_view role) { return role == kAdmin ? ~0U : role_bit(role); }
+
+std::unordered_map<std::string, unsigned> roles_of(const AdminConfig& config) {
+  std::unordered_map<std::string, unsigned> roles;
+  for (const AdminClient& c : config.clients) {
+    unsigned granted = 0;
+    for (const auto& role : c.roles) granted |= granted_bits(role);
+    roles[c.subject_cn] = granted;
+  }
+  return roles;
+}
 
 // Percent-decoding of one path segment or query value ('+' is a space in
 // queries). nullopt for a malformed escape or a decoded NUL or '/'.
@@ -77,8 +88,14 @@ struct AdminApi::Call {
   std::string request_id;
   std::function<void(Reply)> done;
 
+  // Only the first answer is sent: a pool job that threw after it answered
+  // is also answered by its failure handler (offload).
+  std::atomic<bool> answered{false};
+
   std::string actor() const { return "admin:" + cn; }
-  void reply(Reply r) const { done(std::move(r)); }
+  void reply(Reply r) {
+    if (!answered.exchange(true)) done(std::move(r));
+  }
 };
 
 AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& store,
@@ -87,16 +104,21 @@ AdminApi::AdminApi(const AdminConfig& config, const Pipeline& pipeline, Store& s
       store_(store),
       pool_(pool),
       metrics_(metrics),
-      limiter_(config.rate_limit, config.rate_burst),
       denied_(metrics.counter("hookvault_admin_denied_total",
                               "Admin requests refused: no certificate, unknown client, missing "
                               "role or rate limit",
                               {"reason"})) {
-  for (const AdminClient& c : config.clients) {
-    unsigned granted = 0;
-    for (const auto& role : c.roles) granted |= granted_bits(role);
-    roles_[c.subject_cn] = granted;
-  }
+  reload(config);
+}
+
+void AdminApi::reload(const AdminConfig& config) {
+  roles_.store(std::make_shared<const Roles>(roles_of(config)));
+  const auto limits = limits_.load();
+  // Unchanged limits keep their buckets: a reload is no way around them.
+  if (limits && limits->rate == config.rate_limit && limits->burst == config.rate_burst) return;
+  limits_.store(std::make_shared<const Limits>(
+      Limits{config.rate_limit, config.rate_burst,
+             std::make_shared<RateLimiter>(config.rate_limit, config.rate_burst)}));
 }
 
 void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
@@ -117,12 +139,14 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
     refused("no_certificate");
     return done(error_reply(Errc::client_certificate_required));
   }
-  const auto grant = roles_.find(d.client_cn);
-  if (grant == roles_.end()) {
+  // The clients as configured now (a reload may have changed them).
+  const auto roles = roles_.load();
+  const auto grant = roles->find(d.client_cn);
+  if (grant == roles->end()) {
     refused("unknown_client");
     return done(error_reply(Errc::forbidden));
   }
-  if (auto decision = limiter_.try_acquire(d.client_cn); !decision.allowed) {
+  if (auto decision = limits_.load()->limiter->try_acquire(d.client_cn); !decision.allowed) {
     refused("rate_limited");
     Reply r = error_reply(Errc::rate_limited);
     r.retry_after_s = decision.retry_after_s;
@@ -209,7 +233,11 @@ void AdminApi::handle(Delivery d, std::function<void(Reply)> done) {
 }
 
 void AdminApi::offload(const std::shared_ptr<Call>& call, std::function<void()> job) {
-  if (!pool_.try_post(std::move(job))) call->reply(error_reply(Errc::overloaded));
+  const bool posted = pool_.try_post(std::move(job), [call] {
+    // The job threw (the pool counted and logged it).
+    call->reply(error_reply(Errc::internal));
+  });
+  if (!posted) call->reply(error_reply(Errc::overloaded));
 }
 
 // The sources a materials read looks in: ?source=NAME, else every dynamic

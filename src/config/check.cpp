@@ -108,6 +108,67 @@ void check_tls_pair(Problems& problems, std::string_view cert_key, const fs::pat
   ERR_clear_error();
 }
 
+using X509CrlPtr = SslPtr<X509_CRL, X509_CRL_free>;
+
+// Every certificate of a PEM file (a client CA file may hold several).
+std::vector<X509Ptr> load_certificates(const SecretBytes& pem) {
+  std::vector<X509Ptr> out;
+  BioPtr bio = memory_bio(pem);
+  while (bio) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr));
+    if (!cert) break;
+    out.push_back(std::move(cert));
+  }
+  ERR_clear_error();
+  return out;
+}
+
+// [admin] client_crl as the listener will use it: readable, one or more PEM
+// CRLs, each issued and signed by a certificate of client_ca, none expired
+// or not yet valid (an expired CRL refuses every client: config.hpp).
+void check_client_crl(Problems& problems, const fs::path& crl_file, const fs::path& ca_file) {
+  constexpr std::string_view kKey = "admin.client_crl";
+  const auto pem = read_pem(problems, kKey, crl_file);
+  if (!pem) return;
+  std::vector<X509Ptr> cas;
+  try {
+    cas = load_certificates(read_secret_file(ca_file, kMaxPemBytes, "PEM file"));
+  } catch (const std::exception&) {
+    return;  // admin.client_ca reports it
+  }
+  BioPtr bio = memory_bio(*pem);  // borrows *pem, which outlives it
+  int count = 0;
+  while (bio) {
+    X509CrlPtr crl(PEM_read_bio_X509_CRL(bio.get(), nullptr, no_passphrase, nullptr));
+    if (!crl) break;
+    ++count;
+    const std::string which = crl_file.string() + " (CRL " + std::to_string(count) + ")";
+    bool signed_by_ca = false;
+    for (const auto& ca : cas) {
+      if (X509_NAME_cmp(X509_CRL_get_issuer(crl.get()), X509_get_subject_name(ca.get())) == 0 &&
+          X509_CRL_verify(crl.get(), X509_get0_pubkey(ca.get())) == 1) {
+        signed_by_ca = true;
+        break;
+      }
+    }
+    ERR_clear_error();
+    if (!signed_by_ca) {
+      problems.add(kKey, which + " is not signed by the client CA " + ca_file.string());
+    }
+    if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl.get())) > 0) {
+      problems.add(kKey, which + " is not valid yet (its lastUpdate is in the future)");
+    }
+    const ASN1_TIME* next = X509_CRL_get0_nextUpdate(crl.get());
+    if (next != nullptr && X509_cmp_current_time(next) <= 0) {
+      problems.add(kKey, which +
+                             " has expired (its nextUpdate has passed): with it every client "
+                             "certificate would be refused; install a fresh CRL");
+    }
+  }
+  ERR_clear_error();
+  if (count == 0) problems.add(kKey, crl_file.string() + " holds no PEM CRL");
+}
+
 void check_storage(Problems& problems, const fs::path& db) {
   std::error_code ec;
   const auto status = fs::status(db, ec);
@@ -117,6 +178,12 @@ void check_storage(Problems& problems, const fs::path& db) {
     } else if (::access(db.c_str(), R_OK | W_OK) != 0) {
       problems.add("storage.path", db.string() + " is not writable");
     }
+  }
+  // The store holds wrapped keys, sealed payloads and the audit log; the
+  // store creates these files 0600 (SQLite gives the -wal and -shm files the
+  // database's mode), so anything wider was widened by hand or by a copy.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    check_private_mode(problems, "storage.path", db.string() + suffix);
   }
   // SQLite's WAL and journal files live beside the database: the folder must be
   // writable, or creatable under the nearest existing ancestor.
@@ -235,6 +302,9 @@ std::vector<std::string> check_config(const Config& config) {
     check_tls_pair(problems, "admin.tls_cert", config.admin.tls_cert, "admin.tls_key",
                    config.admin.tls_key);
     load_certificate(problems, "admin.client_ca", config.admin.client_ca);
+    if (!config.admin.client_crl.empty()) {
+      check_client_crl(problems, config.admin.client_crl, config.admin.client_ca);
+    }
   }
 
   if (config.kek.provider == "pkcs11") {

@@ -483,10 +483,11 @@ std::optional<SecretSource> one_secret(const Context& ctx, const TableReader& r,
 KekConfig parse_kek(const Context& ctx, const toml::table* table) {
   static constexpr std::array<std::string_view, 6> kPkcs11Keys = {
       "module", "token_label", "key_label", "pin_file", "pin_env", "pin_credential"};
-  std::vector<std::string_view> allowed = {"provider", "file"};
+  std::vector<std::string_view> allowed = {"provider", "file", "refresh_interval"};
   allowed.insert(allowed.end(), kPkcs11Keys.begin(), kPkcs11Keys.end());
   TableReader r(ctx, table, "kek", allowed, kKekSecretHint);
   KekConfig k;
+  if (auto v = r.positive_duration("refresh_interval")) k.refresh_interval = *v;
   if (auto v = r.string("provider")) {
     if (*v != "file" && *v != "pkcs11") r.fail("provider", "must be \"file\" or \"pkcs11\"");
     k.provider = *v;
@@ -518,8 +519,8 @@ AdminConfig parse_admin(const Context& ctx, const toml::table* table) {
   AdminConfig a;
   if (table == nullptr) return a;  // no [admin]: no admin listener
   TableReader r(ctx, table, "admin",
-                {"enabled", "listen", "tls_cert", "tls_key", "client_ca", "clients", "rate_limit",
-                 "rate_burst", "max_connections"});
+                {"enabled", "listen", "tls_cert", "tls_key", "client_ca", "client_crl", "clients",
+                 "rate_limit", "rate_burst", "max_connections"});
   a.enabled = r.boolean("enabled").value_or(true);
   if (auto v = r.string("listen")) a.listen = parse_endpoint(r, "listen", *v);
   if (auto v = r.integer("rate_limit", 0, 1000000)) a.rate_limit = static_cast<unsigned>(*v);
@@ -536,6 +537,7 @@ AdminConfig parse_admin(const Context& ctx, const toml::table* table) {
     a.tls_key = r.path("tls_key").value_or(fs::path());
     a.client_ca = r.path("client_ca").value_or(fs::path());
   }
+  a.client_crl = r.path("client_crl").value_or(fs::path());
   std::map<std::string, std::size_t> seen;
   if (const toml::array* clients = r.table_array("clients")) {
     for (std::size_t i = 0; i < clients->size(); ++i) {

@@ -1,17 +1,17 @@
 // The KEK wrap format (kek_wrap.hpp).
 #include "crypto/kek_wrap.hpp"
 
+#include <algorithm>
+
 namespace hookvault {
 
 Bytes wrap_aad(std::uint32_t version, ByteView associated_data) {
-  Bytes aad;
-  aad.reserve(kWrapLabel.size() + 4 + associated_data.size());
-  const ByteView label = as_bytes(kWrapLabel);
-  aad.insert(aad.end(), label.begin(), label.end());
+  Bytes aad(kWrapLabel.size() + 4 + associated_data.size());
+  auto out = std::copy(kWrapLabel.begin(), kWrapLabel.end(), aad.begin());
   for (int shift = 24; shift >= 0; shift -= 8) {
-    aad.push_back(static_cast<std::uint8_t>(version >> shift));
+    *out++ = static_cast<std::uint8_t>(version >> shift);
   }
-  aad.insert(aad.end(), associated_data.begin(), associated_data.end());
+  std::copy(associated_data.begin(), associated_data.end(), out);
   return aad;
 }
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -103,12 +104,30 @@ bool out_of_resources(const boost::system::error_code& ec) {
          ec == errc::no_buffer_space || ec == errc::not_enough_memory;
 }
 
+// How often a connection to be closed (use_tls) is looked at until it is idle.
+constexpr auto kRetirePoll = std::chrono::milliseconds(100);
+
+// A file's bytes ("" when it cannot be read: loading it failed before).
+std::string file_bytes(const std::filesystem::path& file) {
+  if (file.empty()) return {};
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
+
+struct Server::Tls {
+  ssl::context context{ssl::context::tls_server};
+  // The client CA and CRL files' bytes: what verified the clients.
+  std::string client_trust;
+};
 
 struct Server::Impl {
   struct Conn : net::TrackedConnection {
     // Throws (SSL_new, the socket) like TlsStream's constructor.
-    Conn(tcp::socket socket, ssl::context& tls) : stream(std::move(socket), tls.native_handle()) {}
+    Conn(tcp::socket socket, std::shared_ptr<Server::Tls> settings)
+        : tls(std::move(settings)), stream(std::move(socket), tls->context.native_handle()) {}
+    const std::shared_ptr<Server::Tls> tls;  // what it was accepted with
     Stream stream;
   };
 
@@ -180,7 +199,8 @@ struct Server::Impl {
   std::vector<std::unique_ptr<asio::io_context>> shards;
   asio::io_context& ioc;
   std::size_t next_shard = 0;  // accept loop only
-  ssl::context tls{ssl::context::tls_server};
+  std::mutex tls_mu;
+  std::shared_ptr<Server::Tls> tls;  // guarded by tls_mu; for new connections
   tcp::acceptor acceptor;
   asio::steady_timer accept_backoff;
   ThrottledWarning refusal_warning;   // accept loop only
@@ -281,7 +301,7 @@ struct Server::Impl {
       if (connection_setup_hook) connection_setup_hook();
       boost::system::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      conn = std::make_shared<Conn>(std::move(socket), tls);
+      conn = std::make_shared<Conn>(std::move(socket), current_tls());
       conns.add(conn, to_ip(peer.address()));
       ++open_count;
       open_connections.inc();
@@ -352,6 +372,39 @@ struct Server::Impl {
       log(LogLevel::warn, "connection from a peer outside trusted_proxies closed (proxy_protocol)",
           {{"listener", options.name}, {"peer", peer.address().to_string()}, {"refused", n}});
     }
+  }
+
+  std::shared_ptr<Server::Tls> current_tls() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
+
+  // use_tls(): closes each connection accepted with `old` once it is idle
+  // (or still opening), or at `deadline` whatever it does, polling every
+  // kRetirePoll on its shard.
+  void retire_connections(const Server::Tls* old) {
+    const auto deadline = std::chrono::steady_clock::now() + kRetireGrace;
+    for (auto& tracked : conns.all()) {
+      auto c = std::static_pointer_cast<Conn>(tracked);
+      if (c->tls.get() == old) retire_when_idle(std::move(c), deadline);
+    }
+  }
+
+  void retire_when_idle(std::shared_ptr<Conn> conn,
+                        std::chrono::steady_clock::time_point deadline) {
+    auto ex = conn->stream.get_executor();
+    asio::post(ex, [this, conn = std::move(conn), deadline]() mutable {
+      if (conn->phase.evict(net::ConnectionPhase::idle)) {
+        conn->stream.close();
+        return;
+      }
+      if (conn->phase.get() == net::ConnectionPhase::evicted) return;
+      if (std::chrono::steady_clock::now() >= deadline) conn->stream.cancel();
+      auto timer = std::make_shared<asio::steady_timer>(conn->stream.get_executor(), kRetirePoll);
+      timer->async_wait([this, conn, deadline, timer](boost::system::error_code ec) {
+        if (!ec) retire_when_idle(conn, deadline);
+      });
+    });
   }
 
   void forget(Conn* c) {
@@ -535,11 +588,33 @@ struct Server::Impl {
 
 Server::Server(const ServerConfig& config, RequestHandler& handler, ListenerOptions options)
     : impl_(std::make_unique<Impl>(config, handler, std::move(options))) {
-  net::configure_server_tls(impl_->tls, config.tls_cert, config.tls_key, config.tls_min_version);
-  if (!impl_->options.client_ca.empty()) {
-    net::require_client_certificates(impl_->tls, impl_->options.client_ca);
-  }
+  impl_->tls = load_tls(config, impl_->options.client_ca, impl_->options.client_crl);
   impl_->listen();
+}
+
+std::shared_ptr<Server::Tls> Server::load_tls(const ServerConfig& config,
+                                              const std::filesystem::path& client_ca,
+                                              const std::filesystem::path& client_crl) {
+  auto tls = std::make_shared<Tls>();
+  net::configure_server_tls(tls->context, config.tls_cert, config.tls_key, config.tls_min_version);
+  if (!client_ca.empty()) {
+    net::require_client_certificates(tls->context, client_ca, client_crl);
+    tls->client_trust = file_bytes(client_ca) + '\0' + file_bytes(client_crl);
+  }
+  return tls;
+}
+
+void Server::use_tls(std::shared_ptr<Tls> tls) {
+  std::shared_ptr<Tls> old;
+  {
+    std::lock_guard lock(impl_->tls_mu);
+    old = std::exchange(impl_->tls, std::move(tls));
+  }
+  if (impl_->options.client_ca.empty() || old == nullptr) return;
+  if (old->client_trust == impl_->current_tls()->client_trust) return;
+  // On the accept loop's thread: a connection it accepted with `old` just
+  // before the swap is in `conns` by then.
+  asio::post(impl_->ioc, [impl = impl_.get(), old] { impl->retire_connections(old.get()); });
 }
 
 Server::~Server() = default;

@@ -1,9 +1,17 @@
 #include "net/tls.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
+#include <memory>
 #include <stdexcept>
+#include <string>
+
+#include "hookvault/log.hpp"
+#include "hookvault/log_throttle.hpp"
 
 namespace hookvault::net {
 namespace {
@@ -13,6 +21,55 @@ constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// The subject CN of `cert`, or "" (for log lines).
+std::string common_name(X509* cert) {
+  if (cert == nullptr) return {};
+  char cn[256] = {};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn) < 0) {
+    return {};
+  }
+  return cn;
+}
+
+// Logs why a client certificate was refused (revoked, an expired CRL,
+// another CA); the handshake fails as OpenSSL decided.
+int log_refused_client(int ok, X509_STORE_CTX* store) {
+  static LogThrottle throttle;
+  if (ok == 0) {
+    if (std::uint64_t n = 0; throttle.due(n)) {
+      const int error = X509_STORE_CTX_get_error(store);
+      log(LogLevel::warn, "client certificate refused",
+          {{"reason", X509_verify_cert_error_string(error)},
+           {"client", common_name(X509_STORE_CTX_get_current_cert(store))},
+           {"refused", n}});
+    }
+  }
+  return ok;
+}
+
+void load_crls(SSL_CTX* native, const std::filesystem::path& crl_file) {
+  using BioPtr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+  BioPtr bio(BIO_new_file(crl_file.c_str(), "r"), &BIO_free);
+  if (!bio) {
+    ERR_clear_error();
+    throw std::runtime_error("cannot read client CRL " + crl_file.string());
+  }
+  X509_STORE* store = SSL_CTX_get_cert_store(native);
+  int loaded = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    const int added = X509_STORE_add_crl(store, crl);
+    X509_CRL_free(crl);
+    if (added != 1) {
+      ERR_clear_error();
+      throw std::runtime_error("cannot use client CRL " + crl_file.string());
+    }
+    ++loaded;
+  }
+  ERR_clear_error();  // the end of the file
+  if (loaded == 0) throw std::runtime_error("client CRL " + crl_file.string() + " holds no CRL");
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+}
 
 }  // namespace
 
@@ -44,7 +101,8 @@ void configure_server_tls(boost::asio::ssl::context& ctx, const std::filesystem:
 }
 
 void require_client_certificates(boost::asio::ssl::context& ctx,
-                                 const std::filesystem::path& ca_file) {
+                                 const std::filesystem::path& ca_file,
+                                 const std::filesystem::path& crl_file) {
   SSL_CTX* native = ctx.native_handle();
   if (SSL_CTX_load_verify_locations(native, ca_file.c_str(), nullptr) != 1) {
     throw std::runtime_error("cannot load client CA " + ca_file.string());
@@ -53,7 +111,8 @@ void require_client_certificates(boost::asio::ssl::context& ctx,
   STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
   if (names == nullptr) throw std::runtime_error("cannot read client CA " + ca_file.string());
   SSL_CTX_set_client_CA_list(native, names);
-  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+  if (!crl_file.empty()) load_crls(native, crl_file);
+  SSL_CTX_set_verify(native, SSL_VERIFY_PEER, log_refused_client);
   SSL_CTX_set_verify_depth(native, 4);
   static const unsigned char kSessionContext[] = "hookvault-admin";
   SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);

@@ -64,6 +64,7 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
     options.retention_interval = config.storage.retention_interval;
   }
   options.metrics = metrics;
+  options.process_name = daemon ? "serve" : "cli";  // in KEK lease messages (keys retire)
   auto store = Store::open(options, kek ? std::move(kek) : open_kek(config));
   if (!store) {
     throw std::runtime_error("cannot open store " + config.storage.path.string() + ": " +

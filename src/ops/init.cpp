@@ -1,5 +1,7 @@
 // `hookvault init` (see init.hpp): keys, certificates, secrets and a config for
-// a local setup, with OpenSSL 3 APIs. Never overwrites a file.
+// a local setup, with OpenSSL 3 APIs. Never overwrites a file. What the daemon
+// never needs (the admin CA's key, the signer's key and certificate) goes to
+// the offline folder beside DIR, never into DIR.
 
 #include "hookvault/init.hpp"
 
@@ -17,6 +19,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -44,11 +47,15 @@ constexpr std::string_view kServerSan = "DNS:localhost,IP:127.0.0.1,IP:::1";
 constexpr std::string_view kServerCert = "tls/cert.pem";
 constexpr std::string_view kServerKey = "tls/key.pem";
 constexpr std::string_view kCaCert = "tls/admin-ca.pem";
-constexpr std::string_view kCaKey = "tls/admin-ca.key";
 constexpr std::string_view kAdminCert = "tls/admin-cert.pem";
 constexpr std::string_view kAdminKey = "tls/admin-key.pem";
-constexpr std::string_view kSignerCert = "tls/signer-cert.pem";
-constexpr std::string_view kSignerKey = "tls/signer-key.pem";
+// In the offline folder (init.hpp), or where an older init put them.
+constexpr std::string_view kCaKeyName = "admin-ca.key";
+constexpr std::string_view kSignerCertName = "signer-cert.pem";
+constexpr std::string_view kSignerKeyName = "signer-key.pem";
+constexpr std::string_view kLegacyCaKey = "tls/admin-ca.key";
+constexpr std::string_view kLegacySignerCert = "tls/signer-cert.pem";
+constexpr std::string_view kLegacySignerKey = "tls/signer-key.pem";
 constexpr std::string_view kRsaKey = "keys/dynamic_rsa.pem";
 constexpr std::string_view kRsaPub = "keys/dynamic_rsa.pub.pem";
 constexpr std::string_view kKek = "keys/kek.key";
@@ -81,7 +88,7 @@ tls_cert = "tls/admin-cert.pem"
 tls_key = "tls/admin-key.pem"
 client_ca = "tls/admin-ca.pem"
 [[admin.clients]]
-subject_cn = "signer"            # tls/signer-cert.pem + tls/signer-key.pem
+subject_cn = "signer"            # signer-cert.pem + signer-key.pem, in the -offline folder beside this one
 roles = ["materials:read"]       # also "events:read", "metrics:read", "admin"
 
 [log]
@@ -309,8 +316,19 @@ std::string public_pem(EVP_PKEY* key) {
 // The steps of one init run, with the report of what happened to each file.
 class Initializer {
  public:
-  Initializer(fs::path dir, std::ostream& out) : dir_(std::move(dir)), out_(out) {
+  Initializer(fs::path dir, std::ostream& out)
+      : dir_(std::move(dir)), offline_(offline_folder(dir_)), out_(out) {
     result_.config_file = dir_ / kConfig;
+    result_.offline_dir = offline_;
+    offline_name_ = fs::path("..") / offline_.filename();
+    // An older init put these files into tls/: they are used where they are
+    // (never overwritten or moved) and the operator is told to move them.
+    ca_key_name_ = legacy_or_offline(kLegacyCaKey, kCaKeyName);
+    const bool legacy_signer =
+        occupied(dir_ / kLegacySignerCert) || occupied(dir_ / kLegacySignerKey);
+    signer_cert_name_ =
+        legacy_signer ? fs::path(kLegacySignerCert) : offline_name_ / kSignerCertName;
+    signer_key_name_ = legacy_signer ? fs::path(kLegacySignerKey) : offline_name_ / kSignerKeyName;
   }
 
   InitResult run() {
@@ -326,26 +344,51 @@ class Initializer {
     });
 
     // Admin listener: a CA signs the listener's certificate and the signer's.
-    KeyFile ca_key(*this, kCaKey, [] { return ec_key(); });
+    // The CA's key lives in the offline folder: a new CA gets one there; an
+    // existing CA's key is used only when it is still around (it may have
+    // been moved off the host, as it should) and only to sign what is missing.
+    const bool new_ca = !occupied(dir_ / kCaCert);
+    std::optional<KeyFile> ca_key;
+    if (new_ca || occupied(dir_ / ca_key_name_)) {
+      if (!occupied(dir_ / ca_key_name_)) make_private_dir(offline_);
+      ca_key.emplace(*this, ca_key_name_, [] { return ec_key(); });
+    }
+    const auto ca_signing_key = [&](std::string_view what) -> EVP_PKEY* {
+      if (!ca_key) {
+        fail(std::string(what) + " must be signed by the admin CA, whose key " +
+             (dir_ / ca_key_name_).lexically_normal().string() +
+             " is not here (moved off this host?): bring it back for this run, or remove " +
+             (dir_ / kCaCert).string() + " to start a new admin CA");
+      }
+      return ca_key->get();
+    };
     X509Ptr ca_cert;
     const auto ca = [&]() -> X509* {
       if (!ca_cert) ca_cert = read_certificate(dir_ / kCaCert);
       return ca_cert.get();
     };
     cert_file(kCaCert, [&] {
-      return make_certificate({"hookvault admin CA", true, false, false, kCaDays}, ca_key.get(),
+      return make_certificate({"hookvault admin CA", true, false, false, kCaDays}, ca_key->get(),
                               nullptr, nullptr);
     });
     KeyFile admin_key(*this, kAdminKey, [] { return ec_key(); });
     cert_file(kAdminCert, [&] {
       return make_certificate({"localhost", false, true, false, kLeafDays}, admin_key.get(), ca(),
-                              ca_key.get());
+                              ca_signing_key(kAdminCert));
     });
-    KeyFile signer_key(*this, kSignerKey, [] { return ec_key(); });
-    cert_file(kSignerCert, [&] {
-      return make_certificate({"signer", false, false, true, kLeafDays}, signer_key.get(), ca(),
-                              ca_key.get());
-    });
+    // The signer's certificate and key belong to the signing service. Without
+    // them and without the CA's key (both moved away) there is nothing to do.
+    signer_made_ = occupied(dir_ / signer_cert_name_) || occupied(dir_ / signer_key_name_) ||
+                   ca_key.has_value();
+    if (signer_made_) {
+      if (!occupied(dir_ / signer_key_name_))
+        make_private_dir(dir_ / signer_key_name_.parent_path());
+      KeyFile signer_key(*this, signer_key_name_, [] { return ec_key(); });
+      cert_file(signer_cert_name_, [&] {
+        return make_certificate({"signer", false, false, true, kLeafDays}, signer_key.get(), ca(),
+                                ca_signing_key("the signer certificate"));
+      });
+    }
 
     // Dynamic's delegation key pair.
     KeyFile rsa_key(*this, kRsaKey, [] {
@@ -373,7 +416,7 @@ class Initializer {
   // and read only when something must be signed or derived with it.
   class KeyFile {
    public:
-    KeyFile(Initializer& init, std::string_view name, const std::function<PkeyPtr()>& generate)
+    KeyFile(Initializer& init, const fs::path& name, const std::function<PkeyPtr()>& generate)
         : path_(init.dir_ / name) {
       if (occupied(path_)) {
         init.report(name, false);
@@ -404,7 +447,7 @@ class Initializer {
     return key;
   }
 
-  void cert_file(std::string_view name, const std::function<X509Ptr()>& make) {
+  void cert_file(const fs::path& name, const std::function<X509Ptr()>& make) {
     if (occupied(dir_ / name)) {
       report(name, false);
       return;
@@ -470,16 +513,16 @@ class Initializer {
   // Refuses to pair an existing certificate (or public key) with a new key or
   // CA, then creates DIR (0700 when new).
   void prepare_folder() const {
-    const std::pair<std::string_view, std::string_view> needs[] = {
-        {kServerCert, kServerKey}, {kCaCert, kCaKey},         {kAdminCert, kAdminKey},
-        {kAdminCert, kCaCert},     {kSignerCert, kSignerKey}, {kSignerCert, kCaCert},
-        {kRsaPub, kRsaKey},
+    const std::pair<fs::path, fs::path> needs[] = {
+        {kServerCert, kServerKey},    {kAdminCert, kAdminKey},
+        {kAdminCert, kCaCert},        {signer_cert_name_, signer_key_name_},
+        {signer_cert_name_, kCaCert}, {kRsaPub, kRsaKey},
     };
     for (const auto& [have, need] : needs) {
       if (occupied(dir_ / have) && !occupied(dir_ / need)) {
-        fail((dir_ / have).string() + " exists but " + (dir_ / need).string() +
-             " does not; restore it or remove " + std::string(have) +
-             " so init can make a new pair");
+        fail((dir_ / have).lexically_normal().string() + " exists but " +
+             (dir_ / need).lexically_normal().string() + " does not; restore it or remove " +
+             have.string() + " so init can make a new pair");
       }
     }
     std::error_code ec;
@@ -493,14 +536,31 @@ class Initializer {
     make_private_dir(dir_);
   }
 
-  void report(std::string_view name, bool created) {
+  void report(const fs::path& name, bool created) {
     if (created) {
-      result_.created.emplace_back(name);
-      out_ << "  created " << name << "\n";
+      result_.created.push_back(name);
+      out_ << "  created " << name.string() << "\n";
     } else {
-      result_.kept.emplace_back(name);
-      out_ << "  kept existing " << name << "\n";
+      result_.kept.push_back(name);
+      out_ << "  kept existing " << name.string() << "\n";
     }
+  }
+
+  // DIR-offline beside DIR (init.hpp).
+  static fs::path offline_folder(const fs::path& dir) {
+    fs::path abs = fs::absolute(dir).lexically_normal();
+    if (!abs.has_filename()) abs = abs.parent_path();  // "dev/" -> "dev"
+    if (!abs.has_filename() || abs == abs.root_path()) {
+      fail("cannot put the offline folder beside " + dir.string() + ": name a folder below /");
+    }
+    return abs.parent_path() / (abs.filename().string() + "-offline");
+  }
+
+  // `legacy` (relative to DIR) when an older init left it there, else the
+  // offline folder's `name`.
+  fs::path legacy_or_offline(std::string_view legacy, std::string_view name) const {
+    if (occupied(dir_ / legacy)) return fs::path(legacy);
+    return offline_name_ / name;
   }
 
   void print_instructions(bool secrets_created) {
@@ -515,13 +575,48 @@ class Initializer {
       out_ << "The webhook secrets " << kDynamicSecret << " and " << kNoditKey
            << " were kept: they must hold the values the providers' dashboards show.\n\n";
     }
-    out_ << "Signers authenticate to the admin listener with " << kSignerCert << " and "
-         << kSignerKey << " (CN=signer), trusted through " << kCaCert << ".\n"
-         << "Next: hookvault check-config --config " << result_.config_file.string() << "\n"
+    print_offline();
+    out_ << "Next: hookvault check-config --config " << result_.config_file.string() << "\n"
          << "      hookvault serve --config " << result_.config_file.string() << "\n";
   }
 
+  // Where the keys the daemon never needs went, and why; and the files an
+  // older init left where the daemon can read them.
+  void print_offline() {
+    const fs::path ca_key = (dir_ / ca_key_name_).lexically_normal();
+    const fs::path signer_cert = (dir_ / signer_cert_name_).lexically_normal();
+    const fs::path signer_key = (dir_ / signer_key_name_).lexically_normal();
+    out_ << "Keys the daemon never needs:\n"
+         << "  " << ca_key.string() << "  the admin CA's key: it signs admin client certificates\n";
+    if (signer_made_) {
+      out_ << "  " << signer_cert.string() << ", " << signer_key.filename().string()
+           << "  the signing service's certificate and key (CN=signer), trusted through " << kCaCert
+           << "\n";
+    }
+    out_ << "The daemon must never be able to read them (a compromised daemon could mint admin\n"
+            "client certificates): move "
+         << offline_.string()
+         << " off this host, keep the CA key offline and give\n"
+            "the signer its certificate and key. The daemon needs only "
+         << kCaCert << ".\n";
+    for (const fs::path& f : {ca_key_name_, signer_cert_name_, signer_key_name_}) {
+      if (f.begin()->string() != "tls" || !occupied(dir_ / f)) continue;
+      out_ << "WARNING: " << (dir_ / f).string()
+           << " was put there by an older init, where the daemon can read it: move it, e.g. "
+              "mkdir -m 700 -p "
+           << offline_.string() << " && mv " << (dir_ / f).string() << " " << offline_.string()
+           << "/\n";
+    }
+    out_ << "\n";
+  }
+
   fs::path dir_;
+  fs::path offline_;       // absolute
+  fs::path offline_name_;  // "../<name>-offline", relative to DIR
+  fs::path ca_key_name_;   // relative to DIR
+  fs::path signer_cert_name_;
+  fs::path signer_key_name_;
+  bool signer_made_ = false;  // the signer's files exist or were made
   std::ostream& out_;
   InitResult result_;
 };

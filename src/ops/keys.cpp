@@ -8,6 +8,7 @@
 #include <thread>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "hookvault/log.hpp"
 #include "hookvault/ops.hpp"
@@ -35,6 +36,52 @@ std::string message_of(const boost::system::error_code& ec) {
   return std::string(error_name(to_errc(ec)));
 }
 
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "serve (pid 1234 on host-a), seen 3 s ago"
+std::string seen(const KekLease& lease) {
+  const std::int64_t ago = std::max<std::int64_t>(0, (now_ms() - lease.heartbeat_ms) / 1000);
+  return lease.description + ", seen " + std::to_string(ago) + " s ago";
+}
+
+std::string list_of(const std::vector<KekLease>& leases) {
+  std::string out;
+  for (const auto& l : leases) {
+    if (!out.empty()) out += "; ";
+    out += seen(l);
+  }
+  return out;
+}
+
+// Why keys_retire() may not retire: who still wraps under the version, and
+// which keys are still under it.
+std::string refusal_of(const KekRetirement& r, std::uint32_t version) {
+  std::string why;
+  if (!r.holders.empty()) {
+    why =
+        std::to_string(r.holders.size()) +
+        (r.holders.size() == 1 ? " running process still wraps" : " running processes still wrap") +
+        " new records under version " + std::to_string(version) + " (" + list_of(r.holders) +
+        "): a daemon takes the newest version within its [kek] refresh_interval, or at once "
+        "on SIGHUP (`systemctl reload hookvault`), and a process that ended without closing "
+        "is forgotten a minute after it was last seen; then run `hookvault keys rewrap` "
+        "again, since what it wrote meanwhile is under version " +
+        std::to_string(version);
+  }
+  const KekUsage& u = r.usage;
+  if (u.events > 0 || u.materials > 0 || u.audit_key) {
+    if (!why.empty()) why += "; and it is ";
+    why += "still in use by " + std::to_string(u.events) + " event keys, " +
+           std::to_string(u.materials) + " materials keys" +
+           (u.audit_key ? " and the audit key" : "") + "; run `hookvault keys rewrap` first";
+  }
+  return why;
+}
+
 }  // namespace
 
 int keys_status(const Config& config, std::ostream& out, std::ostream& err) {
@@ -45,9 +92,22 @@ int keys_status(const Config& config, std::ostream& out, std::ostream& err) {
     err << "error: cannot read KEK usage: " << message_of(usage.error()) << "\n";
     return kExitError;
   }
-  // Every version the store uses, and every version the KEK has.
+  auto leases = store->kek_leases();
+  if (!leases) {
+    err << "error: cannot read the KEK leases: " << message_of(leases.error()) << "\n";
+    return kExitError;
+  }
+  // Every version the store uses, every version the KEK has, and every
+  // version a running process wraps under.
   std::map<std::pair<std::string, std::uint32_t>, KekUsage> rows;
+  std::map<std::pair<std::string, std::uint32_t>, std::size_t> processes;
   for (auto& u : *usage) rows[{u.kek_id, u.version}] = std::move(u);
+  for (const auto& l : *leases) {
+    ++processes[{l.kek_id, l.version}];
+    auto& row = rows[{l.kek_id, l.version}];
+    row.kek_id = l.kek_id;
+    row.version = l.version;
+  }
   const auto versions = kek->versions();
   for (std::uint32_t v : versions) {
     auto& row = rows[{kek->id(), v}];
@@ -61,7 +121,8 @@ int keys_status(const Config& config, std::ostream& out, std::ostream& err) {
     out << "{\"kekId\":" << json_quoted(u.kek_id) << ",\"version\":" << u.version
         << ",\"current\":" << (ours && u.version == kek->version() ? "true" : "false")
         << ",\"available\":" << (available ? "true" : "false") << ",\"events\":" << u.events
-        << ",\"materials\":" << u.materials << ",\"auditKey\":" << (u.audit_key ? 1 : 0) << "}\n";
+        << ",\"materials\":" << u.materials << ",\"auditKey\":" << (u.audit_key ? 1 : 0)
+        << ",\"processes\":" << processes[key] << "}\n";
   }
   return kExitOk;
 }
@@ -131,6 +192,21 @@ int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std:
   }
   log(LogLevel::info, "KEK rewrap done",
       {{"actor", "cli"}, {"kek", subject}, {"rewrapped", total}});
+  // Done for now; a process still on an older version keeps adding keys there.
+  if (auto leases = store->kek_leases()) {
+    std::vector<KekLease> behind;
+    for (auto& l : *leases) {
+      if (l.kek_id == kek->id() && l.version < kek->version()) behind.push_back(std::move(l));
+    }
+    if (!behind.empty()) {
+      err << "note: " << behind.size()
+          << (behind.size() == 1 ? " running process still wraps" : " running processes still wrap")
+          << " new records under an older version (" << list_of(behind)
+          << "); once it uses version " << kek->version()
+          << " (within its [kek] refresh_interval, or after SIGHUP) run `hookvault keys rewrap` "
+             "again\n";
+    }
+  }
   store->close();  // folds the WAL (old wrapped keys included) into the file
   return kExitOk;
 }
@@ -150,19 +226,16 @@ int keys_retire(const Config& config, std::uint32_t version, std::ostream& out, 
     return refuse("the KEK has no such version");
   }
   if (version == kek->version()) return refuse("it is the current version; rotate first");
-  auto usage = store->kek_usage();
-  if (!usage) {
-    err << "error: cannot read KEK usage: " << message_of(usage.error()) << "\n";
+  // Checked and marked in one write transaction (store.hpp, "KEK
+  // registrations"): from here on no process can store a key under it.
+  auto decision = store->retire_kek_version(version);
+  if (!decision) {
+    const std::string why = message_of(decision.error());
+    err << "error: cannot retire version " << version << ": " << why << "\n";
+    audit_cli_access(*store, "kek.retire", subject, "error: " + why, err);
     return kExitError;
   }
-  for (const auto& u : *usage) {
-    if (u.kek_id != kek->id() || u.version != version) continue;
-    if (u.events == 0 && u.materials == 0 && !u.audit_key) break;
-    return refuse("still in use by " + std::to_string(u.events) + " event keys, " +
-                  std::to_string(u.materials) + " materials keys" +
-                  (u.audit_key ? " and the audit key" : "") +
-                  "; run `hookvault keys rewrap` first");
-  }
+  if (!decision->retired) return refuse(refusal_of(*decision, version));
   try {
     retire_configured_kek_version(config.kek, version);
   } catch (const std::exception& e) {

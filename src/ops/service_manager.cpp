@@ -40,7 +40,12 @@ void ServiceManager::notify(const char* message) {
   }
 }
 
-void ServiceManager::ready() { notify("READY=1"); }
+void ServiceManager::ready(std::string_view status) {
+  if (status.empty()) return notify("READY=1");
+  std::string message = "READY=1\nSTATUS=";
+  message += status;
+  notify(message.c_str());
+}
 
 void ServiceManager::reloading() {
   const std::string message = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_usec());

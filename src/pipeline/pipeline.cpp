@@ -2,7 +2,9 @@
 #include "hookvault/bytes.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <memory>
 
 #include "hookvault/log.hpp"
 #include "pipeline/plan.hpp"
@@ -45,6 +47,21 @@ Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegat
   }
   r.body += '}';
   return r;
+}
+
+// `done` that answers only its first call: a pool job that threw after it
+// handed its request to the store is answered by its failure handler or by
+// the store's completion, whichever comes first, never by both.
+std::function<void(Reply)> answer_once(std::function<void(Reply)> done) {
+  struct Once {
+    std::atomic<bool> answered{false};
+    std::function<void(Reply)> done;
+  };
+  auto once = std::make_shared<Once>();
+  once->done = std::move(done);
+  return [once](Reply r) {
+    if (!once->answered.exchange(true)) once->done(std::move(r));
+  };
 }
 
 }  // namespace
@@ -149,10 +166,14 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   if (!source.config.allow_from.empty() &&
       !any_contains(source.config.allow_from, delivery.client_ip)) {
     forbidden_.with({source.config.name}).inc();
-    log(LogLevel::warn, "client address not in allow_from",
-        {{"request_id", delivery.request_id},
-         {"source", source.config.name},
-         {"client", delivery.client}});
+    if (std::uint64_t refused = 0; forbidden_warning_.due(refused)) {
+      // This request's ids, and how many were refused since the last line.
+      log(LogLevel::warn, "client address not in allow_from",
+          {{"request_id", delivery.request_id},
+           {"source", source.config.name},
+           {"client", delivery.client},
+           {"refused", refused}});
+    }
     finish(error_reply(Errc::forbidden));
     return;
   }
@@ -211,6 +232,9 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
          {"event_id", plan.request.event.idempotency_key}});
   }
 
+  // A delegation's pool job may throw; its failure handler and the store's
+  // completion may then both answer, and only the first answer is sent.
+  if (plan.decrypt) done = answer_once(std::move(done));
   // The completion outlives this call: capture by value.
   auto store_done = [this, done, source_name = source.config.name, delegation = plan.decrypt,
                      event_name = plan.request.event.event_name,
@@ -256,8 +280,18 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
   auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
   auto body = std::make_shared<Json>(std::move(verified->body));
   const auto queued = Clock::now();
-  const bool posted = pool_.try_post([this, source_ptr, shared_plan, body, store_done, queued,
-                                      request_id = delivery.request_id]() mutable {
+  // The job threw (the pool counted and logged it): nothing was acknowledged.
+  auto on_failure = [done, source_name = source.config.name,
+                     event_name = shared_plan->request.event.event_name,
+                     event_id = shared_plan->request.event.idempotency_key] {
+    Reply r = error_reply(Errc::internal);
+    r.source = source_name;
+    r.event_name = event_name;
+    r.event_id = event_id;
+    done(std::move(r));
+  };
+  auto job = [this, source_ptr, shared_plan, body, store_done, queued,
+              request_id = delivery.request_id]() mutable {
     const Source& src = *source_ptr;
     stage_seconds_.with({src.config.name, "queue"}).observe(seconds_since(queued));
     WriteRequest& req = shared_plan->request;
@@ -280,7 +314,8 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
     }
     submit_timed(stage_seconds_.with({src.config.name, "store"}), std::move(req),
                  std::move(store_done));
-  });
+  };
+  const bool posted = pool_.try_post(std::move(job), std::move(on_failure));
   if (!posted) {
     overloaded_.with({source.config.name}).inc();
     Reply r = error_reply(Errc::overloaded);

@@ -135,6 +135,16 @@
 //                                    created on the same open, updated in the
 //                                    same SAVEPOINT as the event they count.
 //
+// TABLES kek_leases, kek_retired     which open Store wraps new keys under
+//                                    which KEK version, and the versions
+//                                    `keys retire` took out of use: see
+//                                    kek_registry.hpp, created on every open;
+//                                    no schema version change (a hookvault
+//                                    without them neither registers nor
+//                                    refuses keys of a retired version: run
+//                                    no older binary on a store whose KEK
+//                                    versions are being retired)
+//
 // TABLE audit                        the hash-chained audit log (contract in
 //                                    include/hookvault/audit.hpp, code in
 //                                    audit_chain.hpp); never updated or deleted

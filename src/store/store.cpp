@@ -53,13 +53,22 @@
 //   caller's thread reads old-version rows on the read connection and
 //   rewraps their keys; the writer applies guarded UPDATEs (old version and
 //   old bytes in the WHERE clause) in one SAVEPOINT of a group commit.
-// - Blocking calls (write, audit_sync, resolve_decrypt_failure, rewrap_batch)
-//   wait for their completion through Impl::run_sync, which refuses the
-//   writer thread (it would wait for itself).
+// - KEK registration (kek_registry.hpp): the writer renews this Store's
+//   lease in the probe's transaction at open, in the first write transaction
+//   after its Kek's version changed or its heartbeat fell due, and, when idle,
+//   in a transaction of its own (waking at least every kLeaseCheck to look at
+//   the version), without waiting for another process's lock. Each write
+//   transaction checks that no key it stores is wrapped under a retired
+//   version (once per version and transaction); retire_kek_version() is a
+//   write transaction of its own through the writer.
+// - Blocking calls (write, audit_sync, resolve_decrypt_failure, rewrap_batch,
+//   retire_kek_version) wait for their completion through Impl::run_sync,
+//   which refuses the writer thread (it would wait for itself).
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -75,10 +84,12 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
+#include "hookvault/random.hpp"
 #include "hookvault/store.hpp"
 #include "store/audit_chain.hpp"
 #include "store/checkpointer.hpp"
 #include "store/envelope.hpp"
+#include "store/kek_registry.hpp"
 #include "store/schema.hpp"
 #include "store/sequences.hpp"
 #include "store/sqlite.hpp"
@@ -93,6 +104,9 @@ using store::Statement;
 using store::Step;
 
 constexpr auto kProbeInterval = std::chrono::seconds(1);
+// How often the idle writer looks whether its Kek's version changed, so its
+// lease follows a KEK refresh within this (kek_registry.hpp).
+constexpr auto kLeaseCheck = std::chrono::seconds(1);
 using Clock = std::chrono::steady_clock;
 constexpr std::int64_t kAllTimes = std::numeric_limits<std::int64_t>::max();
 // A WAL sync takes about 0.2 ms on an idle disk here and up to 2.5 s on a busy
@@ -436,7 +450,34 @@ struct RewrapWork {
   }
 };
 
-using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork>;
+// retire_kek_version(): checks and marks in one write transaction.
+struct RetireWork {
+  std::uint32_t version = 0;
+  std::function<void(Result<KekRetirement>)> done;
+  std::optional<Result<KekRetirement>> result;
+};
+
+using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork, RetireWork>;
+
+// The wrapped keys a request would store, for the retired-version check.
+std::vector<const store::WrappedKey*> new_keys(const WriteWork& w) {
+  std::vector<const store::WrappedKey*> out{&w.event.sealed.key};
+  if (w.materials) out.push_back(&w.materials->key);
+  return out;
+}
+std::vector<const store::WrappedKey*> new_keys(const ResolveWork& w) {
+  if (const auto* m = std::get_if<store::SealedMaterials>(&w.outcome)) return {&m->key};
+  return {};
+}
+std::vector<const store::WrappedKey*> new_keys(const RewrapWork& w) {
+  std::vector<const store::WrappedKey*> out;
+  for (const auto& e : w.events) out.push_back(&e.to);
+  for (const auto& m : w.materials) out.push_back(&m.to);
+  if (w.audit_key) out.push_back(&w.audit_key->to);
+  return out;
+}
+std::vector<const store::WrappedKey*> new_keys(const AuditWork&) { return {}; }
+std::vector<const store::WrappedKey*> new_keys(const RetireWork&) { return {}; }
 
 // A request in the writer's queue, with when it was queued (its share of the
 // busy timeout is counted from then).
@@ -523,14 +564,16 @@ std::string resolution_outcome(MaterialsState state, std::string_view failure_re
 struct Store::Impl {
   Impl(const StoreOptions& options, std::shared_ptr<const Kek> kek, Connection writer_db,
        Connection reader_db, std::unique_ptr<store::Checkpointer> checkpointer,
-       std::unique_ptr<store::Syncer> syncer)
+       std::unique_ptr<store::Syncer> syncer, std::string lease_holder)
       : options_(options),
         max_batch_(std::max<std::size_t>(options.max_batch, 1)),
         kek_(std::move(kek)),
         writer_db_(std::move(writer_db)),
         checkpointer_(std::move(checkpointer)),
         syncer_(std::move(syncer)),
-        reader_db_(std::move(reader_db)) {
+        reader_db_(std::move(reader_db)),
+        registration_(std::move(lease_holder), options.process_name, options.lease_heartbeat,
+                      options.lease_time) {
     checkpointer_->install(writer_db_);
     if (options.metrics != nullptr) {
       commit_seconds_ = &options.metrics
@@ -598,7 +641,12 @@ struct Store::Impl {
   Result<MaterialsState> apply(ResolveWork& w);
   Result<std::int64_t> apply(AuditWork& w);
   Result<std::uint64_t> apply(RewrapWork& w);
+  Result<KekRetirement> apply(RetireWork& w);
   Result<std::int64_t> append_audit(const AuditEntry& entry);
+  // The idle writer's lease renewal, in a transaction of its own.
+  void renew_lease_idle();
+  // close(): deletes this Store's lease (best effort; else it expires).
+  void drop_own_lease() noexcept;
   Result<void> probe();
   // writable_ turns false (logged with SQLite's reason, `sqlite_code`) or true
   // (logged); a call that changes nothing logs nothing.
@@ -710,6 +758,10 @@ struct Store::Impl {
   mutable std::mutex read_mu_;
   mutable Connection reader_db_;  // guarded by read_mu_
 
+  // This Store's lease and the retired-version checks (kek_registry.hpp);
+  // writer thread only.
+  store::KekRegistration registration_;
+
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Queued> queue_;  // guarded by mu_
@@ -802,12 +854,13 @@ void Store::Impl::writer_loop() {
       std::unique_lock lock(mu_);
       const auto ready = [this] { return !queue_.empty() || stopping_; };
       const bool retention = options_.retention.count() > 0;
+      const auto lease_check = Clock::now() + kLeaseCheck;
       if (!writable_.load()) {
         cv_.wait_for(lock, kProbeInterval, ready);
       } else if (retention) {
-        cv_.wait_until(lock, next_purge_, ready);
+        cv_.wait_until(lock, std::min(next_purge_, lease_check), ready);
       } else {
-        cv_.wait(lock, ready);
+        cv_.wait_until(lock, lease_check, ready);
       }
       if (queue_.empty()) {
         if (stopping_) return;
@@ -831,6 +884,8 @@ void Store::Impl::writer_loop() {
             log(LogLevel::info, "retention purge", {{"payloads", *purged}});
           }
         }
+        // (While not writable the probe above renews the lease.)
+        if (writable_.load() && registration_.due(*kek_)) renew_lease_idle();
         continue;
       }
       const std::size_t n = std::min(queue_.size(), max_batch_);
@@ -895,6 +950,11 @@ void Store::Impl::run_batch(std::vector<Work>& batch, Clock::time_point oldest) 
   set_busy_timeout(options_.busy_timeout);
   // The transaction is over (or about to be rolled back): the audit key goes.
   batch_audit_key_.reset();
+  if (committed) {
+    registration_.committed();
+  } else {
+    registration_.ended();
+  }
   if (!committed) {
     if (writer_db_.in_transaction()) {
       // Nothing more can be done if even ROLLBACK fails; the next BEGIN reports it.
@@ -973,7 +1033,13 @@ Result<void> Store::Impl::write_batch(std::vector<Work>& batch) {
 Result<void> Store::Impl::begin_batch() {
   overwrote_ = false;
   batch_audit_key_.reset();
-  return run(kBegin);
+  registration_.ended();
+  if (auto r = run(kBegin); !r) return r;
+  // Renewed with the requests, so a new version is published in the first
+  // transaction that may store keys wrapped under it. A failure here is the
+  // lease's alone: the requests go on (the idle writer retries).
+  if (registration_.due(*kek_)) static_cast<void>(registration_.renew(writer_db_, *kek_));
+  return {};
 }
 
 // Applies one request; its outcome is kept in its result. True when it succeeded.
@@ -981,7 +1047,11 @@ bool Store::Impl::apply_work(Work& work) {
   return std::visit(
       [this](auto& w) {
         try {
-          w.result = apply(w);
+          if (auto allowed = registration_.refuse_retired(writer_db_, new_keys(w)); !allowed) {
+            w.result = allowed.error();
+          } else {
+            w.result = apply(w);
+          }
         } catch (const std::exception&) {
           w.result = err(Errc::internal);
         }
@@ -1019,17 +1089,52 @@ void Store::Impl::mark_writable() {
   log(LogLevel::warn, "store writable again");
 }
 
+// The probe write, with this Store's lease (at open, its first publication).
 Result<void> Store::Impl::probe() {
+  registration_.ended();
   if (auto r = run(kBegin); !r) return r;
   Result<void> r = [this]() -> Result<void> {
     auto stmt = writer_db_.prepare(kProbe);
     if (!stmt) return stmt.error();
-    return stmt->bind_text(1, std::to_string(now_ms())).run();
+    if (auto probed = stmt->bind_text(1, std::to_string(now_ms())).run(); !probed) return probed;
+    return registration_.renew(writer_db_, *kek_);
   }();
   if (r) r = run(kCommit);
-  if (r) ++written_commits_;
+  if (r) {
+    ++written_commits_;
+    registration_.committed();
+  } else {
+    registration_.ended();
+  }
   if (!r && writer_db_.in_transaction()) static_cast<void>(run(kRollback));
   return r;
+}
+
+void Store::Impl::renew_lease_idle() {
+  set_busy_timeout(std::chrono::milliseconds(0));  // never delays a request queued meanwhile
+  Result<void> r = run(kBegin);
+  if (r) r = registration_.renew(writer_db_, *kek_);
+  if (r) r = run(kCommit);
+  set_busy_timeout(options_.busy_timeout);
+  if (r) {
+    ++written_commits_;
+    registration_.committed();
+    return;
+  }
+  registration_.ended();
+  if (writer_db_.in_transaction()) static_cast<void>(run(kRollback));
+}
+
+void Store::Impl::drop_own_lease() noexcept {
+  set_busy_timeout(std::min(options_.busy_timeout, std::chrono::milliseconds(1000)));
+  Result<void> r = run(kBegin);
+  if (r) r = registration_.drop(writer_db_);
+  if (r) r = run(kCommit);
+  if (!r && writer_db_.in_transaction()) static_cast<void>(run(kRollback));
+}
+
+Result<KekRetirement> Store::Impl::apply(RetireWork& w) {
+  return registration_.retire(writer_db_, *kek_, w.version);
 }
 
 Result<std::optional<std::int64_t>> Store::Impl::tombstone_time(std::string_view source,
@@ -1369,6 +1474,7 @@ void Store::Impl::close() {
     reader_db_.close();
   }
   if (writer_db_.handle() != nullptr) {
+    drop_own_lease();
     // Fold the WAL into the database file and truncate it; closing the last
     // connection then removes the -wal and -shm files. Best effort: another
     // process may still be reading.
@@ -1406,6 +1512,7 @@ Result<void> setup_writer(Connection& db, const Kek& kek) {
   auto schema = [&]() -> Result<void> {
     if (auto r = db.exec(store::schema::kCreateTables); !r) return r;
     if (auto r = db.exec(store::kCreateSequences); !r) return r;
+    if (auto r = db.exec(store::kCreateKekRegistry); !r) return r;
     auto version = db.query_text(store::schema::kSelectVersion);
     if (!version) return version.error();
     // New file ('') or version 1: set the version; the audit key is drawn now.
@@ -1482,9 +1589,11 @@ Result<std::unique_ptr<Store>> Store::open(const StoreOptions& options,
   if (!checkpointer) return checkpointer.error();
   auto syncer = store::Syncer::start(options.path, sync_seconds);
   if (!syncer) return syncer.error();
+  std::array<std::uint8_t, 16> holder{};  // the lease's holder id (kek_registry.hpp)
+  if (!random_bytes(holder)) return err(Errc::internal);
   auto impl =
       std::make_unique<Impl>(options, std::move(kek), std::move(*writer), std::move(*reader),
-                             std::move(*checkpointer), std::move(*syncer));
+                             std::move(*checkpointer), std::move(*syncer), to_hex(holder));
   // Prove that a commit reaches the disk before reporting the store writable:
   // commit, then sync the WAL through the write connection's own file, whose
   // first sync of a new WAL also syncs its directory entry (the syncer's
@@ -1904,6 +2013,26 @@ Result<RewrapProgress> Store::rewrap_batch(std::size_t limit) {
   auto remaining = impl_->remaining_after(current, *moved, short_batch);
   if (!remaining) return remaining.error();
   return RewrapProgress{*moved, *remaining, current};
+}
+
+Result<std::vector<KekLease>> Store::kek_leases() const {
+  auto leases = impl_->with_reader([](Connection& db) { return store::live_leases(db, now_ms()); });
+  if (leases) {
+    std::erase_if(*leases,
+                  [this](const KekLease& l) { return l.holder == impl_->registration_.holder(); });
+  }
+  return leases;
+}
+
+Result<KekRetirement> Store::retire_kek_version(std::uint32_t version) {
+  if (version == 0) return err(Errc::invalid_field);
+  return impl_->run_sync<KekRetirement>([&](std::function<void(Result<KekRetirement>)> done) {
+    if (!impl_->accepting_now()) return done(err(Errc::store_unavailable));
+    RetireWork work;
+    work.version = version;
+    work.done = std::move(done);
+    impl_->enqueue(Work(std::move(work)));
+  });
 }
 
 bool Store::writable() const noexcept {

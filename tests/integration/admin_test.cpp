@@ -38,8 +38,8 @@ class AdminTest : public E2E {
     E2E::SetUp();
     const auto& root = setup().root;
     ca_cert_ = root / "tls/admin-ca.pem";
-    ca_key_ = root / "tls/admin-ca.key";
-    signer_ = {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"};
+    ca_key_ = setup().offline / "admin-ca.key";
+    signer_ = {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"};
   }
 
   std::filesystem::path admin_config(const std::string& admin_extra = "",
@@ -358,6 +358,34 @@ TEST_F(AdminTest, ProxyProtocolFailuresAndAllowFromRefusalsAreCounted) {
   const std::string after = scrape();
   EXPECT_EQ(sample_value(after, proxy_failures), 2.0) << after;
   EXPECT_EQ(sample_value(after, forbidden), 1.0) << after;
+  EXPECT_EQ(daemon_->stop(), 0);
+}
+
+// A client outside allow_from that keeps sending is refused every time and
+// counted every time, but does not flood the log: one line per 10 s, which
+// counts the refusals since the previous line.
+TEST_F(AdminTest, AFloodOfAllowFromRefusalsIsLoggedAtMostOncePerTenSeconds) {
+  ConfigOptions o;
+  o.extra_toml = "allow_from = [\"203.0.113.0/24\"]\n";  // for the dynamic source
+  start(admin_config("", o));
+  constexpr int kRefused = 400;
+  const std::string body = ping_event("outside-allow-from");
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < kRefused; ++i) {
+    const auto r = post_signed(body);
+    ASSERT_EQ(r.status, 403U) << r.body;
+  }
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started)
+          .count();
+  EXPECT_EQ(sample_value(scrape(), "hookvault_forbidden_total{source=\"dynamic\"}"),
+            double{kRefused});
+  const std::string line = "\"msg\":\"client address not in allow_from\"";
+  const std::size_t lines = daemon_->log_count(line);
+  EXPECT_GE(lines, 1U);
+  EXPECT_LE(lines, 1U + static_cast<std::size_t>(seconds / 10)) << "in " << seconds << " s";
+  EXPECT_NE(daemon_->log().find("\"refused\":1"), std::string::npos) << daemon_->log();
+  EXPECT_TRUE(events().empty());
   EXPECT_EQ(daemon_->stop(), 0);
 }
 

@@ -42,6 +42,7 @@ const Setup& setup() {
   static Setup* s = [] {
     auto* out = new Setup;
     out->root = out->dir.path() / "setup";
+    out->offline = out->dir.path() / "setup-offline";
     auto r = run_hookvault({"init", "--dir", out->root.string()});
     if (r.exit_code != 0) {
       throw std::runtime_error("hookvault init failed: " + r.err);

@@ -156,7 +156,7 @@ class FloodTest : public E2E {
   std::string scrape() {
     const auto& root = setup().root;
     HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+                  {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"});
     auto r = c.request("GET", "/metrics");
     EXPECT_EQ(r.status, 200U) << r.body;
     return r.body;

@@ -31,8 +31,8 @@ constexpr int kDelegations = 12;
 class KekRotationTest : public E2E {
  protected:
   // The config of E2E with its own KEK (a copy of the setup's file, or a
-  // SoftHSM2 token of its own) and a Nodit source.
-  void configure(bool pkcs11) {
+  // SoftHSM2 token of its own) and a Nodit source; `kek_extra`: more [kek] keys.
+  void configure(bool pkcs11, const std::string& kek_extra = "") {
     ConfigOptions o;
     add_nodit_source(o, kNoditKey);
     write_config(o);
@@ -53,7 +53,7 @@ class KekRotationTest : public E2E {
       write_file(kek_file(), read_file(setup().root / "keys/kek.key"), 0600);
       kek = "[kek]\nprovider = \"file\"\nfile = \"" + kek_file().string() + "\"\n";
     }
-    text.replace(from, to - from, kek);
+    text.replace(from, to - from, kek + kek_extra);
     write_file(config_, text, 0600);
   }
 
@@ -106,6 +106,36 @@ class KekRotationTest : public E2E {
   }
 
   void run_rotation(bool pkcs11);
+  void run_retire_while_behind(bool pkcs11);
+  void run_new_version_taken_by_itself(bool pkcs11);
+  void run_failed_reload(bool pkcs11);
+
+  // A delegation, answered 200 with its materials stored.
+  Delegation deliver_stored() {
+    const Delegation d = random_delegation();
+    const auto r = post_signed(compact(created_event(d, setup().rsa_public_pem)));
+    EXPECT_EQ(r.status, 200U) << r.body;
+    EXPECT_EQ(Json::parse(r.body)["materials"], "stored") << r.body;
+    return d;
+  }
+
+  // Every delivery acknowledged so far reads back through the CLI, as the
+  // operator would read it: `materials get` and `events show`.
+  void expect_readable(const std::vector<Delegation>& delivered) {
+    for (const auto& d : delivered) {
+      const auto m = cli({"materials", "get", d.wallet_id});
+      ASSERT_EQ(m.exit_code, 0) << d.wallet_id << ": " << m.err;
+      EXPECT_EQ(Json::parse(m.out)["walletApiKey"], d.api_key);
+      const auto e = cli({"events", "show", d.event_id});
+      ASSERT_EQ(e.exit_code, 0) << d.event_id << ": " << e.err;
+      EXPECT_NE(e.out.find(d.event_id), std::string::npos) << e.out;
+    }
+  }
+
+  std::uint64_t keys_under(std::uint32_t version) {
+    auto s = status();
+    return s.count(version) == 1 ? keys_of(s[version]) : 0;
+  }
 
   std::unique_ptr<SoftHsmToken> token_;
   std::mutex mu_;
@@ -228,7 +258,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   ASSERT_EQ(after.count(1), 1U);
   EXPECT_EQ(after[1], Json::parse(R"({"kekId":")" + kek_id +
                                   R"(","version":1,"current":false,"available":true,)"
-                                  R"("events":0,"materials":0,"auditKey":0})"));
+                                  R"("events":0,"materials":0,"auditKey":0,"processes":0})"));
   EXPECT_EQ(after[2]["current"], true);
   EXPECT_EQ(after[2]["auditKey"], 1);
 
@@ -298,6 +328,141 @@ TEST_F(KekRotationTest, RotateAndRewrapWhileServingWithAKilledRewrapInBetween) {
 }
 
 TEST_F(KekRotationTest, TheSameWithTheKekInAnHsmToken) { run_rotation(/*pkcs11=*/true); }
+
+// The audit finding, end to end: `keys rotate`, `keys rewrap` (remaining 0),
+// `keys retire 1` while the daemon has not taken version 2 yet (its own
+// refresh is an hour away and nobody sent SIGHUP). Before, the retirement
+// went through, the daemon answered the next delegation 200 under version 1,
+// and `materials get` then failed with "key-encryption key is not available".
+// Now the retirement is refused and names the daemon (pid) and the way out;
+// every acknowledged delivery stays readable, after the daemon moved on and
+// version 1 was retired too.
+void KekRotationTest::run_retire_while_behind(bool pkcs11) {
+  configure(pkcs11, "refresh_interval = \"1h\"\n");
+  start(config_);
+  const std::string pid = "serve (pid " + std::to_string(daemon_->pid()) + " on ";
+  std::vector<Delegation> delivered{deliver_stored()};
+
+  ASSERT_EQ(cli({"keys", "rotate"}).exit_code, 0);
+  const auto rewrapped = cli({"keys", "rewrap"});
+  ASSERT_EQ(rewrapped.exit_code, 0) << rewrapped.err;
+  EXPECT_EQ(json_lines(rewrapped.out).back()["remaining"], 0);
+  EXPECT_NE(rewrapped.err.find("still wraps new records under an older version (" + pid),
+            std::string::npos)
+      << rewrapped.err;
+
+  auto refused = cli({"keys", "retire", "1"});
+  EXPECT_EQ(refused.exit_code, 1) << refused.out;
+  EXPECT_NE(refused.err.find("1 running process still wraps new records under version 1 (" + pid),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("SIGHUP"), std::string::npos) << refused.err;
+  EXPECT_EQ(status()[1]["available"], true);
+  EXPECT_EQ(status()[1]["processes"], 1);
+
+  // The daemon acknowledges under version 1 meanwhile, and it stays readable.
+  delivered.push_back(deliver_stored());
+  EXPECT_EQ(status()[1]["materials"], 1);
+  expect_readable(delivered);
+
+  // SIGHUP: the daemon takes version 2; version 1 still holds what it wrote.
+  daemon_->hangup();
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"reloaded\"", 1)) << daemon_->log();
+  ASSERT_TRUE(eventually([&] { return status()[1]["processes"] == 0; }, 10s));
+  refused = cli({"keys", "retire", "1"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("still in use by 1 event keys, 1 materials keys"), std::string::npos)
+      << refused.err;
+  EXPECT_EQ(refused.err.find("running process"), std::string::npos) << refused.err;
+  delivered.push_back(deliver_stored());  // under version 2
+
+  ASSERT_EQ(cli({"keys", "rewrap"}).exit_code, 0);
+  const auto retired = cli({"keys", "retire", "1"});
+  ASSERT_EQ(retired.exit_code, 0) << retired.err;
+  EXPECT_EQ(status().count(1), 0U);
+  delivered.push_back(deliver_stored());
+  expect_readable(delivered);
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+  expect_readable(delivered);
+  EXPECT_EQ(cli({"audit", "verify"}).exit_code, 0);
+}
+
+TEST_F(KekRotationTest, RetireIsRefusedWhileTheDaemonStillWrapsUnderTheVersion) {
+  run_retire_while_behind(/*pkcs11=*/false);
+}
+
+TEST_F(KekRotationTest, RetireIsRefusedWhileTheDaemonStillWrapsUnderTheVersionInAnHsmToken) {
+  run_retire_while_behind(/*pkcs11=*/true);
+}
+
+// Without a SIGHUP: the daemon reads its keyring every refresh_interval, so a
+// version `keys rotate` added is used for its new records within it, its
+// registration follows, and rewrap + retire then succeed.
+void KekRotationTest::run_new_version_taken_by_itself(bool pkcs11) {
+  configure(pkcs11, "refresh_interval = \"1s\"\n");
+  start(config_);
+  std::vector<Delegation> delivered{deliver_stored()};
+  ASSERT_EQ(cli({"keys", "rotate"}).exit_code, 0);
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"KEK version in use\"", 1)) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("\"version\":2,\"previous\":1"), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return status()[2]["processes"] == 1; }, 10s)) << daemon_->log();
+  delivered.push_back(deliver_stored());
+  EXPECT_EQ(status()[2]["materials"], 1);  // the new delegation, under version 2
+  ASSERT_EQ(cli({"keys", "rewrap"}).exit_code, 0);
+  const auto retired = cli({"keys", "retire", "1"});
+  ASSERT_EQ(retired.exit_code, 0) << retired.err;
+  delivered.push_back(deliver_stored());
+  expect_readable(delivered);
+  EXPECT_EQ(daemon_->log_count("reload"), 0U);  // no SIGHUP was needed
+}
+
+TEST_F(KekRotationTest, TheDaemonTakesANewVersionWithoutASighup) {
+  run_new_version_taken_by_itself(/*pkcs11=*/false);
+}
+
+TEST_F(KekRotationTest, TheDaemonTakesANewTokenVersionWithoutASighup) {
+  run_new_version_taken_by_itself(/*pkcs11=*/true);
+}
+
+// A SIGHUP whose config does not pass its checks keeps the running config,
+// but still takes the KEK's newest version (before, it stayed on the old one
+// with only a log line), and the failure is said loudly: an error line, the
+// hookvault_config_last_reload_successful gauge at 0.
+void KekRotationTest::run_failed_reload(bool pkcs11) {
+  configure(pkcs11, "refresh_interval = \"1h\"\n");
+  start(config_);
+  std::vector<Delegation> delivered{deliver_stored()};
+  ASSERT_EQ(cli({"keys", "rotate"}).exit_code, 0);
+  // A config the daemon must refuse: the webhook secret's file is missing.
+  const std::string secret = (setup().root / "secrets/dynamic_webhook_secret").string();
+  std::string text = read_file(config_);
+  const auto at = text.find(secret);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, secret.size(), (dir_.path() / "missing_secret").string());
+  write_file(config_, text, 0600);
+
+  daemon_->hangup();
+  ASSERT_TRUE(daemon_->wait_for_log("reload failed; keeping the running configuration", 1))
+      << daemon_->log();
+  EXPECT_NE(daemon_->log().find("missing_secret"), std::string::npos);
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"KEK version in use\"", 1)) << daemon_->log();
+  // The running config serves on (the old secret), with the new KEK version.
+  delivered.push_back(deliver_stored());
+  EXPECT_EQ(status()[2]["materials"], 1) << daemon_->log();
+  EXPECT_EQ(status()[2]["events"], 1);
+  ASSERT_EQ(cli({"keys", "rewrap"}).exit_code, 0);
+  ASSERT_TRUE(eventually([&] { return cli({"keys", "retire", "1"}).exit_code == 0; }, 10s));
+  expect_readable(delivered);
+  EXPECT_EQ(client().request("GET", "/readyz").status, 200U);
+}
+
+TEST_F(KekRotationTest, AFailedReloadStillTakesTheNewKekVersion) {
+  run_failed_reload(/*pkcs11=*/false);
+}
+
+TEST_F(KekRotationTest, AFailedReloadStillTakesTheNewTokenVersion) {
+  run_failed_reload(/*pkcs11=*/true);
+}
 
 }  // namespace
 }  // namespace hookvault::testing

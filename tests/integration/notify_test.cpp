@@ -123,7 +123,10 @@ TEST_F(NotifyTest, ReadyReloadingWatchdogAndStoppingReachTheManager) {
   seen.clear();
   daemon_->hangup();
   ASSERT_NE(manager.wait_for("RELOADING=1", 10s, seen), "");
-  ASSERT_NE(manager.wait_for("READY=1", 10s, seen), "");
+  const std::string failed = manager.wait_for("READY=1", 10s, seen);
+  ASSERT_NE(failed, "");
+  // ... and the manager's status says so (`systemctl status`).
+  EXPECT_NE(failed.find("STATUS=serving; last reload FAILED"), std::string::npos) << failed;
   EXPECT_TRUE(daemon_->wait_for_log("reload failed", 1));
   EXPECT_EQ(client().request("GET", "/healthz").status, 200U);
 

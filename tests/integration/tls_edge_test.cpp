@@ -54,7 +54,7 @@ class TlsEdgeTest : public E2E {
     start(write_config(o));
     const auto& root = setup().root;
     prometheus_ = make_client_cert(dir_.path(), "prometheus", root / "tls/admin-ca.pem",
-                                   root / "tls/admin-ca.key");
+                                   setup().offline / "admin-ca.key");
   }
 
   double metric(const std::string& series) {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "crl_support.hpp"
 #include "hookvault/config.hpp"
 #include "hookvault/process.hpp"
 #include "softhsm.hpp"
@@ -354,6 +355,19 @@ TEST(ConfigParse, MinimalConfigGetsDefaults) {
   ASSERT_EQ(c.sources.size(), 1U);
   EXPECT_EQ(c.sources[0].accepted_algs, std::vector<std::string>{std::string(kHybridAlg)});
   EXPECT_EQ(c.sources[0].max_event_age, seconds(0));
+}
+
+TEST(ConfigParse, KekRefreshIntervalAndAdminClientCrl) {
+  const Config defaults = parse_config(kMinimal, kFile);
+  EXPECT_EQ(defaults.kek.refresh_interval, seconds(30));
+  EXPECT_TRUE(defaults.admin.client_crl.empty());
+  std::string text = replaced(kFull, "file = \"/var/lib/hookvault/kek.key\"",
+                              "file = \"/var/lib/hookvault/kek.key\"\nrefresh_interval = \"5s\"");
+  text = replaced(text, "[admin]\n", "[admin]\nclient_crl = \"tls/admin-ca.crl\"\n");
+  const Config c = parse_config(text, kFile);
+  EXPECT_EQ(c.kek.refresh_interval, seconds(5));
+  EXPECT_EQ(c.admin.client_crl, fs::path("/etc/hookvault/tls/admin-ca.crl"));
+  EXPECT_THROW(parse_config(replaced(text, "\"5s\"", "\"0s\""), kFile), ConfigError);
 }
 
 TEST(ConfigParse, MaxConnections) {
@@ -1299,6 +1313,82 @@ TEST_F(ConfigCheck, StorageFolderMustBeUsable) {
   const auto problems = check_config(load_config(dir / "hookvault.toml"));
   ASSERT_EQ(problems.size(), 1U) << join(problems);
   EXPECT_NE(problems[0].find("storage.path"), std::string::npos);
+}
+
+// The database and its -wal and -shm files hold wrapped keys, sealed payloads
+// and the audit log: a mode that lets group or others read them is reported
+// like a key file's (and so stops `serve`).
+TEST_F(ConfigCheck, DatabaseFilesReadableByGroupOrOthersAreReported) {
+  TempDir dir;
+  provision(dir);
+  const fs::path db = dir / "data/hookvault.db";
+  write_file(db, "", 0600);
+  write_file(db.string() + "-wal", "", 0600);
+  write_file(db.string() + "-shm", "", 0600);
+  EXPECT_TRUE(check_config(load_config(dir / "hookvault.toml")).empty());
+  fs::permissions(db, fs::perms(0644));
+  fs::permissions(db.string() + "-wal", fs::perms(0640));
+  fs::permissions(db.string() + "-shm", fs::perms(0604));
+  const auto problems = check_config(load_config(dir / "hookvault.toml"));
+  ASSERT_EQ(problems.size(), 3U) << join(problems);
+  for (const std::string& name : {db.string(), db.string() + "-wal", db.string() + "-shm"}) {
+    EXPECT_TRUE(
+        contains(problems, "storage.path: " + name + " is readable by group or others (chmod 600)"))
+        << name << "\n"
+        << join(problems);
+  }
+}
+
+// [admin] client_crl: read and checked as the admin listener will use it.
+// An expired CRL would refuse every client certificate (it fails closed), so
+// it is reported here, as is one the client CA did not sign.
+TEST_F(ConfigCheck, ClientCrlMustParseBeSignedByTheClientCaAndBeCurrent) {
+  TempDir dir;
+  const std::string text = provision(dir);
+  write_file(dir / "hookvault.toml",
+             replaced(text, "client_ca = \"tls/admin-ca.pem\"",
+                      "client_ca = \"tls/admin-ca.pem\"\nclient_crl = \"tls/admin-ca.crl\""),
+             0644);
+  const fs::path crl = dir / "tls/admin-ca.crl";
+  const fs::path ca_cert = dir / "tls/admin-ca.pem";
+  const fs::path ca_key = dir / "tls/admin-key.pem";  // provision(): the CA is self-signed
+  const auto problems_with = [&](const std::string& content) {
+    write_file(crl, content, 0644);
+    return check_config(load_config(dir / "hookvault.toml"));
+  };
+  EXPECT_TRUE(problems_with(testing::make_crl(ca_cert, ca_key, {{ca_cert}})).empty());
+
+  const CertPair other = self_signed("another CA");
+  write_file(dir / "other.pem", other.cert_pem, 0644);
+  write_file(dir / "other.key", other.key_pem);
+  auto problems = problems_with(testing::make_crl(dir / "other.pem", dir / "other.key"));
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_TRUE(contains(
+      problems, "admin.client_crl: " + crl.string() + " (CRL 1) is not signed by the client CA"))
+      << join(problems);
+
+  testing::CrlOptions expired;
+  expired.last_update = std::chrono::seconds(-7200);
+  expired.next_update = std::chrono::seconds(-60);
+  problems = problems_with(testing::make_crl(ca_cert, ca_key, expired));
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_TRUE(contains(problems, "has expired (its nextUpdate has passed)")) << join(problems);
+
+  testing::CrlOptions early;
+  early.last_update = std::chrono::seconds(3600);
+  problems = problems_with(testing::make_crl(ca_cert, ca_key, early));
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_TRUE(contains(problems, "is not valid yet")) << join(problems);
+
+  problems = problems_with("not a CRL");
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_TRUE(contains(problems, "admin.client_crl: " + crl.string() + " holds no PEM CRL"))
+      << join(problems);
+
+  fs::remove(crl);
+  problems = check_config(load_config(dir / "hookvault.toml"));
+  ASSERT_EQ(problems.size(), 1U) << join(problems);
+  EXPECT_TRUE(contains(problems, "admin.client_crl: ")) << join(problems);
 }
 
 TEST(ConfigLoadBalancer, DrainProxyTrustedProxiesAndAllowFrom) {

@@ -35,19 +35,21 @@ using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
 
+// Relative to DIR ("dev"); the offline folder is DIR's sibling "dev-offline".
 const char* const kPrivateFiles[] = {
     "tls/key.pem",
     "tls/admin-key.pem",
-    "tls/admin-ca.key",
-    "tls/signer-key.pem",
+    "../dev-offline/admin-ca.key",
+    "../dev-offline/signer-key.pem",
     "keys/dynamic_rsa.pem",
     "keys/kek.key",
     "secrets/dynamic_webhook_secret",
     "secrets/nodit_signing_key",
 };
 const char* const kPublicFiles[] = {
-    "hookvault.toml",      "tls/cert.pem",     "tls/admin-cert.pem",
-    "tls/signer-cert.pem", "tls/admin-ca.pem", "keys/dynamic_rsa.pub.pem",
+    "hookvault.toml",     "tls/cert.pem",
+    "tls/admin-cert.pem", "../dev-offline/signer-cert.pem",
+    "tls/admin-ca.pem",   "keys/dynamic_rsa.pub.pem",
 };
 
 X509Ptr load_cert(const fs::path& p) {
@@ -96,6 +98,7 @@ class OpsInit : public ::testing::Test {
     delete dir_;
   }
   static fs::path root() { return dir_->path() / "dev"; }
+  static fs::path offline() { return dir_->path() / "dev-offline"; }
 
   static TempDir* dir_;
   static InitResult* result_;
@@ -211,7 +214,7 @@ TEST_F(OpsInit, ServerCertificateIsForLocalhost) {
 TEST_F(OpsInit, AdminCertificatesChainToTheAdminCa) {
   X509Ptr ca = load_cert(root() / "tls/admin-ca.pem");
   X509Ptr admin = load_cert(root() / "tls/admin-cert.pem");
-  X509Ptr signer = load_cert(root() / "tls/signer-cert.pem");
+  X509Ptr signer = load_cert(offline() / "signer-cert.pem");
   ASSERT_TRUE(ca && admin && signer);
   EXPECT_EQ(X509_check_ca(ca.get()), 1);
   EXPECT_EQ(X509_check_ca(signer.get()), 0);
@@ -229,9 +232,9 @@ TEST_F(OpsInit, AdminCertificatesChainToTheAdminCa) {
   X509_NAME_get_text_by_NID(X509_get_subject_name(signer.get()), NID_commonName, cn, sizeof cn);
   EXPECT_STREQ(cn, "signer");
 
-  PkeyPtr signer_key = load_key(root() / "tls/signer-key.pem");
+  PkeyPtr signer_key = load_key(offline() / "signer-key.pem");
   PkeyPtr admin_key = load_key(root() / "tls/admin-key.pem");
-  PkeyPtr ca_key = load_key(root() / "tls/admin-ca.key");
+  PkeyPtr ca_key = load_key(offline() / "admin-ca.key");
   ASSERT_TRUE(signer_key && admin_key && ca_key);
   EXPECT_EQ(X509_check_private_key(signer.get(), signer_key.get()), 1);
   EXPECT_EQ(X509_check_private_key(admin.get(), admin_key.get()), 1);
@@ -240,7 +243,7 @@ TEST_F(OpsInit, AdminCertificatesChainToTheAdminCa) {
 
 TEST_F(OpsInit, SecondRunKeepsEveryFileByteIdentical) {
   std::map<fs::path, std::string> before;
-  for (const auto& entry : fs::recursive_directory_iterator(root())) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir_->path())) {
     if (entry.is_regular_file()) before[entry.path()] = read_file(entry.path());
   }
   std::ostringstream out;
@@ -253,31 +256,108 @@ TEST_F(OpsInit, SecondRunKeepsEveryFileByteIdentical) {
   EXPECT_EQ(out.str().find("created"), std::string::npos) << out.str();
 
   std::map<fs::path, std::string> after;
-  for (const auto& entry : fs::recursive_directory_iterator(root())) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir_->path())) {
     if (entry.is_regular_file()) after[entry.path()] = read_file(entry.path());
   }
   EXPECT_EQ(before, after);
   for (const char* f : kPrivateFiles) EXPECT_EQ(mode_of(root() / f), 0600U) << f;
 }
 
+// The audit finding: init wrote the admin CA's key and the signer's key into
+// DIR/tls, which the README chowns to the service user and Docker mounts into
+// the container, so a compromised daemon could mint admin client
+// certificates. Now no file under DIR is the private key of the admin CA or
+// of the signer certificate; they are in DIR-offline (0700, files 0600), and
+// init says where they went and why.
+TEST_F(OpsInit, KeysTheDaemonNeverNeedsAreNotInItsFolder) {
+  X509Ptr ca = load_cert(root() / "tls/admin-ca.pem");
+  ASSERT_TRUE(ca);
+  std::vector<X509Ptr> not_for_the_daemon;
+  not_for_the_daemon.push_back(std::move(ca));
+  not_for_the_daemon.push_back(load_cert(offline() / "signer-cert.pem"));
+  ASSERT_TRUE(not_for_the_daemon.back());
+  for (const auto& entry : fs::recursive_directory_iterator(root())) {
+    if (!entry.is_regular_file()) continue;
+    PkeyPtr key = load_key(entry.path());
+    if (!key) continue;
+    for (const auto& cert : not_for_the_daemon) {
+      EXPECT_NE(X509_check_private_key(cert.get(), key.get()), 1)
+          << entry.path() << " is the key of a certificate the daemon must not be able to sign";
+    }
+  }
+  EXPECT_EQ(result_->offline_dir, offline());
+  EXPECT_EQ(mode_of(offline()), 0700U);
+  EXPECT_NE(output_->find(offline().string()), std::string::npos) << *output_;
+  EXPECT_NE(output_->find("off this host"), std::string::npos) << *output_;
+  EXPECT_NE(output_->find("mint admin"), std::string::npos) << *output_;
+  // The config names nothing of the offline folder.
+  EXPECT_EQ(read_file(root() / "hookvault.toml").find("offline/"), std::string::npos);
+}
+
 // Separate folders: these tests change files.
+
+// Moving the offline folder off the host, as init says to, leaves a setup
+// that init runs on again without complaint and without making anything new;
+// only a certificate that must be signed anew needs the CA key back.
+TEST(OpsInitRepair, TheOfflineFolderMovedAwayChangesNothingUntilACertificateNeedsTheCa) {
+  TempDir dir;
+  std::ostringstream out;
+  run_init(dir / "dev", out);
+  fs::remove_all(dir / "dev-offline");
+  std::ostringstream again;
+  const InitResult r = run_init(dir / "dev", again);
+  EXPECT_TRUE(r.created.empty()) << again.str();
+  EXPECT_FALSE(fs::exists(dir / "dev-offline"));
+  fs::remove(dir / "dev/tls/admin-cert.pem");
+  try {
+    std::ostringstream third;
+    run_init(dir / "dev", third);
+    FAIL() << "signed a certificate without the CA key";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("dev-offline/admin-ca.key"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "dev/tls/admin-cert.pem"));
+}
+
+// A folder an older init made (the CA's and the signer's keys in tls/) is
+// used as it is: nothing is moved or made twice, and each file is named in a
+// warning with the command that moves it.
+TEST(OpsInitRepair, AnOlderLayoutIsKeptAndEachKeyInItIsNamedToBeMoved) {
+  TempDir dir;
+  std::ostringstream out;
+  run_init(dir / "dev", out);
+  for (const char* f : {"admin-ca.key", "signer-cert.pem", "signer-key.pem"}) {
+    fs::rename(dir / "dev-offline" / f, dir / "dev/tls" / f);
+  }
+  fs::remove(dir / "dev-offline");
+  std::ostringstream again;
+  const InitResult r = run_init(dir / "dev", again);
+  EXPECT_TRUE(r.created.empty()) << again.str();
+  EXPECT_FALSE(fs::exists(dir / "dev-offline"));
+  for (const char* f : {"admin-ca.key", "signer-cert.pem", "signer-key.pem"}) {
+    const std::string path = (dir / "dev/tls" / f).string();
+    EXPECT_NE(again.str().find("WARNING: " + path), std::string::npos) << again.str();
+    EXPECT_NE(again.str().find("&& mv " + path + " "), std::string::npos) << again.str();
+  }
+}
 
 TEST(OpsInitRepair, MissingCertificateIsMadeFromTheKeptKey) {
   TempDir dir;
   std::ostringstream out;
-  run_init(dir.path(), out);
-  const std::string key = read_file(dir / "tls/admin-key.pem");
-  const std::string signer = read_file(dir / "tls/signer-cert.pem");
-  fs::remove(dir / "tls/admin-cert.pem");
+  run_init(dir / "dev", out);
+  const std::string key = read_file(dir / "dev/tls/admin-key.pem");
+  const std::string signer = read_file(dir / "dev-offline/signer-cert.pem");
+  fs::remove(dir / "dev/tls/admin-cert.pem");
   std::ostringstream again;
-  const InitResult r = run_init(dir.path(), again);
+  const InitResult r = run_init(dir / "dev", again);
   ASSERT_EQ(r.created.size(), 1U);
   EXPECT_EQ(r.created[0], fs::path("tls/admin-cert.pem"));
-  EXPECT_EQ(read_file(dir / "tls/admin-key.pem"), key);
-  EXPECT_EQ(read_file(dir / "tls/signer-cert.pem"), signer);
-  X509Ptr ca = load_cert(dir / "tls/admin-ca.pem");
-  X509Ptr admin = load_cert(dir / "tls/admin-cert.pem");
-  PkeyPtr admin_key = load_key(dir / "tls/admin-key.pem");
+  EXPECT_EQ(read_file(dir / "dev/tls/admin-key.pem"), key);
+  EXPECT_EQ(read_file(dir / "dev-offline/signer-cert.pem"), signer);
+  X509Ptr ca = load_cert(dir / "dev/tls/admin-ca.pem");
+  X509Ptr admin = load_cert(dir / "dev/tls/admin-cert.pem");
+  PkeyPtr admin_key = load_key(dir / "dev/tls/admin-key.pem");
   EXPECT_EQ(verify(admin.get(), ca.get(), X509_PURPOSE_SSL_SERVER, "localhost"), X509_V_OK);
   EXPECT_EQ(X509_check_private_key(admin.get(), admin_key.get()), 1);
 }
@@ -285,29 +365,29 @@ TEST(OpsInitRepair, MissingCertificateIsMadeFromTheKeptKey) {
 TEST(OpsInitRepair, CertificateWithoutItsKeyIsAnErrorAndNothingIsWritten) {
   TempDir dir;
   std::ostringstream out;
-  run_init(dir.path(), out);
-  fs::remove(dir / "tls/key.pem");
-  const std::string cert = read_file(dir / "tls/cert.pem");
+  run_init(dir / "dev", out);
+  fs::remove(dir / "dev/tls/key.pem");
+  const std::string cert = read_file(dir / "dev/tls/cert.pem");
   std::ostringstream again;
   try {
-    run_init(dir.path(), again);
+    run_init(dir / "dev", again);
     FAIL() << "accepted a certificate without its key";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("tls/key.pem"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(dir / "tls/key.pem"));
-  EXPECT_EQ(read_file(dir / "tls/cert.pem"), cert);
+  EXPECT_FALSE(fs::exists(dir / "dev/tls/key.pem"));
+  EXPECT_EQ(read_file(dir / "dev/tls/cert.pem"), cert);
 }
 
 TEST(OpsInitRepair, ExistingFilesOfTheOperatorAreKept) {
   TempDir dir;
-  fs::create_directories(dir / "secrets");
-  testing::write_file(dir / "secrets/dynamic_webhook_secret", "dyn_from_the_dashboard");
-  testing::write_file(dir / "hookvault.toml", "# mine\n", 0644);
+  fs::create_directories(dir / "dev/secrets");
+  testing::write_file(dir / "dev/secrets/dynamic_webhook_secret", "dyn_from_the_dashboard");
+  testing::write_file(dir / "dev/hookvault.toml", "# mine\n", 0644);
   std::ostringstream out;
-  const InitResult r = run_init(dir.path(), out);
-  EXPECT_EQ(read_file(dir / "secrets/dynamic_webhook_secret"), "dyn_from_the_dashboard");
-  EXPECT_EQ(read_file(dir / "hookvault.toml"), "# mine\n");
+  const InitResult r = run_init(dir / "dev", out);
+  EXPECT_EQ(read_file(dir / "dev/secrets/dynamic_webhook_secret"), "dyn_from_the_dashboard");
+  EXPECT_EQ(read_file(dir / "dev/hookvault.toml"), "# mine\n");
   EXPECT_NE(out.str().find("kept existing secrets/dynamic_webhook_secret"), std::string::npos);
   EXPECT_NE(out.str().find("kept existing hookvault.toml"), std::string::npos);
   EXPECT_EQ(r.kept.size(), 2U);

@@ -104,7 +104,7 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   ASSERT_EQ(lines.size(), 1U) << s.out;
   EXPECT_EQ(lines[0], Json::parse(R"({"kekId":")" + id +
                                   R"(","version":1,"current":true,"available":true,)"
-                                  R"("events":25,"materials":5,"auditKey":1})"));
+                                  R"("events":25,"materials":5,"auditKey":1,"processes":0})"));
 
   const Output rotated = rotate();
   ASSERT_EQ(rotated.code, kExitOk) << rotated.err;
@@ -148,7 +148,7 @@ TEST_F(OpsKeys, RotateRewrapRetireWithStatusAndAuditAlongTheWay) {
   ASSERT_EQ(lines.size(), 2U);
   EXPECT_EQ(lines[0], Json::parse(R"({"kekId":")" + id +
                                   R"(","version":1,"current":false,"available":true,)"
-                                  R"("events":0,"materials":0,"auditKey":0})"));
+                                  R"("events":0,"materials":0,"auditKey":0,"processes":0})"));
   EXPECT_EQ(lines[1]["events"], 25);
   EXPECT_EQ(lines[1]["auditKey"], 1);
 
@@ -200,6 +200,87 @@ TEST_F(OpsKeys, RewrapWithNothingToDoSucceedsAndARotateFailureIsAuditedAsAnError
   ASSERT_FALSE(records.empty());
   EXPECT_EQ(records.back().entry.action, "kek.rotate");
   EXPECT_EQ(records.back().entry.outcome.rfind("error: ", 0), 0U) << records.back().entry.outcome;
+}
+
+// The audit finding: `keys rotate`, `keys rewrap` (nothing left), then `keys
+// retire 1` while a daemon that has not taken version 2 still wraps its new
+// records under version 1. Before, the retirement went through and the
+// daemon's next acknowledged record could never be read again. Now it is
+// refused and names the daemon; `keys rewrap` says the daemon is behind; the
+// daemon's record stays readable; and once the daemon has moved on, rewrap
+// and retire succeed with everything readable.
+TEST_F(OpsKeys, RetireIsRefusedWhileARunningDaemonStillWrapsUnderTheVersionAndSaysWhy) {
+  const auto daemon_kek = open_kek(config_);
+  auto daemon = open_store(config_, daemon_kek, /*daemon=*/true);
+  ASSERT_EQ(rotate().code, kExitOk);
+  const Output rewrapped = rewrap(100);
+  ASSERT_EQ(rewrapped.code, kExitOk) << rewrapped.err;
+  EXPECT_EQ(json_lines(rewrapped.out).back()["remaining"], 0);
+  EXPECT_NE(rewrapped.err.find("note: 1 running process still wraps new records under an older "
+                               "version (serve (pid " +
+                               std::to_string(::getpid())),
+            std::string::npos)
+      << rewrapped.err;
+
+  Output refused = retire(1);
+  EXPECT_EQ(refused.code, kExitError) << refused.out;
+  EXPECT_NE(refused.err.find("1 running process still wraps new records under version 1 (serve "
+                             "(pid " +
+                             std::to_string(::getpid())),
+            std::string::npos)
+      << refused.err;
+  EXPECT_NE(refused.err.find("SIGHUP"), std::string::npos) << refused.err;
+  EXPECT_EQ(open_file_kek(config_.kek.file)->versions(), (std::vector<std::uint32_t>{1, 2}));
+  for (const auto& line : json_lines(status().out)) {
+    EXPECT_EQ(line["processes"], line["version"] == 1 ? 1 : 0) << line.dump();
+  }
+
+  // The daemon acknowledges a delegation under version 1; it stays readable.
+  WriteRequest r;
+  r.event.source = "dynamic";
+  r.event.idempotency_key = "after-rotate";
+  r.event.event_name = "wallet.delegation.created";
+  r.event.event_time_ms = 9000;
+  r.event.wallet_id = "late-wallet";
+  r.event.payload = R"({"eventId":"after-rotate"})";
+  DelegationMaterials m;
+  m.wallet_id = "late-wallet";
+  m.user_id = "u1";
+  m.chain = "EVM";
+  m.share = SecretBytes::copy_of("late share");
+  m.api_key = SecretBytes::copy_of("late api key");
+  r.materials = std::move(m);
+  ASSERT_TRUE(daemon->write(std::move(r)));
+  const auto read_late = [&] {
+    return run([&](auto& out, auto& err) {
+      return materials_get(config_, "late-wallet", std::nullopt, out, err);
+    });
+  };
+  Output late = read_late();
+  ASSERT_EQ(late.code, kExitOk) << late.err;
+  EXPECT_EQ(Json::parse(late.out)["walletApiKey"], "late api key");
+
+  // The daemon takes version 2 (its timer or SIGHUP): its lease follows within a second.
+  daemon_kek->refresh();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return retire(1).err.find("running process") == std::string::npos; }));
+  refused = retire(1);
+  EXPECT_EQ(refused.code, kExitError);
+  EXPECT_NE(refused.err.find("still in use by 1 event keys, 1 materials keys"), std::string::npos)
+      << refused.err;
+  ASSERT_EQ(rewrap(100).code, kExitOk);
+  const Output retired = retire(1);
+  ASSERT_EQ(retired.code, kExitOk) << retired.err;
+  daemon->close();
+  late = read_late();
+  ASSERT_EQ(late.code, kExitOk) << late.err;
+  EXPECT_EQ(Json::parse(late.out)["walletApiKey"], "late api key");
+  for (int i = 0; i < 5; ++i) {
+    const Output early = run([&](auto& out, auto& err) {
+      return materials_get(config_, "w" + std::to_string(i), std::nullopt, out, err);
+    });
+    EXPECT_EQ(early.code, kExitOk) << early.err;
+  }
 }
 
 }  // namespace

@@ -13,8 +13,8 @@ const USAGE = `usage: hookvault-signer serve | sign WALLET_ID MESSAGE
 environment:
   HOOKVAULT_ADMIN_URL     admin listener, default https://127.0.0.1:9443
   HOOKVAULT_CA            PEM file of hookvault's admin CA (tls/admin-ca.pem)
-  HOOKVAULT_CLIENT_CERT   PEM file of this signer's certificate (tls/signer-cert.pem)
-  HOOKVAULT_CLIENT_KEY    PEM file of this signer's private key (tls/signer-key.pem)
+  HOOKVAULT_CLIENT_CERT   PEM file of this signer's certificate (signer-cert.pem in the -offline folder hookvault init writes)
+  HOOKVAULT_CLIENT_KEY    PEM file of this signer's private key (signer-key.pem, beside it)
   HOOKVAULT_SOURCE        hookvault source name, default dynamic
   DYNAMIC_ENVIRONMENT_ID  your Dynamic environment id
   DYNAMIC_API_KEY_FILE    file holding your Dynamic server API key (or DYNAMIC_API_KEY)

@@ -252,7 +252,7 @@ test("the admin listener's certificate must chain to the configured CA", async (
 test('a certificate from the admin CA whose name has no role is refused', async () => {
   const dir = path.join(tmp, 'no-role');
   fs.mkdirSync(dir);
-  const adminCa = { cert: hv.adminCa, key: path.join(hv.dir, 'tls/admin-ca.key') };
+  const adminCa = { cert: hv.adminCa, key: hv.adminCaKey };
   const stranger = await makeClientCert(dir, 'stranger', 'not-a-signer', adminCa);
   await assert.rejects(
     fetchMaterials({ ...hookvaultOpts, cert: fs.readFileSync(stranger.cert), key: fs.readFileSync(stranger.key), walletId }),

@@ -24,13 +24,16 @@ export function hookvaultBin() {
 export async function initHookvault(bin, dir) {
   await execFileP(bin, ['init', '--dir', dir]);
   const p = (rel) => path.join(dir, rel);
+  // What the daemon never needs (the CA's key, the signer's files) is in DIR-offline.
+  const offline = (rel) => path.join(`${dir}-offline`, rel);
   return {
     dir,
     config: p('hookvault.toml'),
     publicCa: p('tls/cert.pem'), // the public listener's self-signed certificate
     adminCa: p('tls/admin-ca.pem'),
-    signerCert: p('tls/signer-cert.pem'),
-    signerKey: p('tls/signer-key.pem'),
+    signerCert: offline('signer-cert.pem'),
+    signerKey: offline('signer-key.pem'),
+    adminCaKey: offline('admin-ca.key'),
     dynamicPublicKey: p('keys/dynamic_rsa.pub.pem'),
     webhookSecretFile: p('secrets/dynamic_webhook_secret'),
   };
