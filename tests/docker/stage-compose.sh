@@ -16,8 +16,8 @@ compose_flow() {
   compose -f compose.yaml -f "$signer_file" down -v --remove-orphans >/dev/null 2>&1 || true
 
   log "compose: the README's steps"
-  mkdir -p config secrets && cp hookvault.toml config/
-  chown 10001:10001 config
+  mkdir -p config secrets offline && cp hookvault.toml config/
+  chown 10001:10001 config offline
   ( umask 077
     printf '%s' "dyn_$(random_secret)" >secrets/dynamic_webhook_secret
     printf '%s' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >secrets/nodit_signing_key )
@@ -67,7 +67,8 @@ compose_flow() {
 
   log "compose: a signer container fetches the materials over mutual TLS"
   mkdir -p signer
-  cp config/tls/admin-ca.pem config/tls/signer-cert.pem config/tls/signer-key.pem signer/
+  [ -e config/tls/admin-ca.key ] && fail "init left the admin CA's key in the daemon's config"
+  cp config/tls/admin-ca.pem offline/signer-cert.pem offline/signer-key.pem signer/
   chown -R 10002:10002 signer && chmod 0700 signer && chmod 0600 signer/signer-key.pem
   # The admin certificate `init` makes names localhost: the signer checks that name while
   # connecting to the service `hookvault` on the compose network.
