@@ -19,8 +19,7 @@ using testing::PgCluster;
 
 class LibpqTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cluster_ = std::make_unique<PgCluster>(); }
-  static void TearDownTestSuite() { cluster_.reset(); }
+  static void SetUpTestSuite() { cluster_ = &testing::shared_pg_cluster(); }
 
   static ConnectOptions options(const std::string& conninfo) {
     ConnectOptions o;
@@ -40,9 +39,9 @@ class LibpqTest : public ::testing::Test {
     return std::move(c).value();
   }
 
-  static std::unique_ptr<PgCluster> cluster_;
+  static PgCluster* cluster_;
 };
-std::unique_ptr<PgCluster> LibpqTest::cluster_;
+PgCluster* LibpqTest::cluster_ = nullptr;
 
 constexpr const char* kCreate =
     "CREATE TABLE IF NOT EXISTS t (k text PRIMARY KEY, n bigint NOT NULL, b bytea, f boolean)";

@@ -6,7 +6,10 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 namespace hookvault::testing {
 namespace {
@@ -76,6 +79,11 @@ std::string PgCluster::standby_conninfo() const {
   return "host=127.0.0.1 port=" + env("STANDBY_PORT") + " dbname=hookvault user=hookvault";
 }
 
+std::string PgCluster::create_database(const std::string& name) const {
+  psql("primary", "CREATE DATABASE " + name + " OWNER hookvault");
+  return "host=127.0.0.1 port=" + env("PRIMARY_PORT") + " dbname=" + name + " user=hookvault";
+}
+
 std::string PgCluster::password() const {
   std::ifstream in(env("PASSWORD_FILE"));
   std::string p;
@@ -92,10 +100,32 @@ std::string PgCluster::run(const std::string& cmd, const std::string& args) cons
   return out;
 }
 
-std::string PgCluster::psql(const std::string& server, const std::string& sql) const {
-  std::string out = run("psql", server + " " + quote(sql));
+std::string PgCluster::psql(const std::string& server, const std::string& sql,
+                            const std::string& database) const {
+  std::string out = run("psql", server + " " + quote(sql) + " " + quote(database));
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
+}
+
+namespace {
+
+std::unique_ptr<PgCluster>& shared_slot() {
+  static std::unique_ptr<PgCluster> cluster;
+  return cluster;
+}
+
+class StopSharedCluster : public ::testing::Environment {
+ public:
+  void TearDown() override { shared_slot().reset(); }
+};
+[[maybe_unused]] const auto* const kStopShared =
+    ::testing::AddGlobalTestEnvironment(new StopSharedCluster);
+
+}  // namespace
+
+PgCluster& shared_pg_cluster() {
+  if (!shared_slot()) shared_slot() = std::make_unique<PgCluster>();
+  return *shared_slot();
 }
 
 }  // namespace hookvault::testing

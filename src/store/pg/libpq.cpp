@@ -331,6 +331,16 @@ void Connection::send(const char* sql, const Params& params) {
   pending_.push_back(Pending{});
 }
 
+void Connection::send_once(const char* sql, const Params& params) {
+  if (!conn_ || send_failed_ ||
+      PQsendQueryParams(conn_.get(), sql, params.count(), nullptr, params.values(),
+                        params.lengths(), params.formats(), /*resultFormat=*/1) != 1) {
+    send_failed_ = true;
+    return;
+  }
+  pending_.push_back(Pending{});
+}
+
 Result<void> Connection::sync(std::optional<Clock::time_point> deadline) {
   if (!conn_) return fail(Errc::store_unavailable, "not connected", true);
   if (send_failed_ || PQpipelineSync(conn_.get()) != 1) {

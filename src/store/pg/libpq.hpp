@@ -139,6 +139,8 @@ class Connection {
   // Queues one statement (preparing it first on this connection if it is
   // new). Nothing is sent until flush() or sync(); results come in order.
   void send(const char* sql, const Params& params = {});
+  // Queues one statement without preparing it (run once: schema changes).
+  void send_once(const char* sql, const Params& params = {});
   // Ends the pipeline segment: results up to here, then a sync point.
   // Sends everything queued.
   Result<void> sync(std::optional<Clock::time_point> deadline = std::nullopt);
@@ -161,6 +163,10 @@ class Connection {
   const PgError& last_error() const noexcept { return error_; }
   // False once the connection is lost (or was never made).
   bool usable() const noexcept;
+  // Inside a transaction block (BEGIN without its COMMIT or ROLLBACK yet).
+  bool in_transaction() const noexcept {
+    return conn_ && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE;
+  }
   int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
   // The server's host and port this connection reached (for logs).
   std::string server() const;
