@@ -64,7 +64,7 @@ inline unsigned install_slow_sync_vfs() {
   const char* env = std::getenv("SYNC_DELAY_US");
   if (env == nullptr || std::atoi(env) <= 0) return 0;
   sync_delay_us = static_cast<useconds_t>(std::atoi(env));
-  // What the store says before SQLite initializes (src/store/sqlite.cpp);
+  // What the store says before SQLite initializes (src/store/sqlite/connection.cpp);
   // finding the VFS initializes it.
   static_cast<void>(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0));
   real_vfs = sqlite3_vfs_find(nullptr);

@@ -25,7 +25,7 @@
 //     stored number (numbers beyond are fetched as a gap once a signed
 //     delivery shows the sequence got there; for a subscription the store
 //     has not seen yet any number goes, as the first one stored only sets
-//     where its counting starts: src/store/sequences.hpp).
+//     where its counting starts: src/store/sqlite/sequences.hpp).
 // So an item can neither open a gap (a forged huge number would be chased
 // forever) nor move the start-up window (a forged future createdAt). What is
 // accepted goes through the same idempotent store path as a webhook

@@ -86,15 +86,15 @@
 #include "hookvault/process.hpp"
 #include "hookvault/random.hpp"
 #include "hookvault/store.hpp"
-#include "store/audit_chain.hpp"
-#include "store/checkpointer.hpp"
+#include "store/sqlite/audit_chain.hpp"
+#include "store/sqlite/checkpointer.hpp"
 #include "store/envelope.hpp"
-#include "store/kek_registry.hpp"
-#include "store/schema.hpp"
-#include "store/sequences.hpp"
-#include "store/sqlite.hpp"
-#include "store/supersede.hpp"
-#include "store/syncer.hpp"
+#include "store/sqlite/kek_registry.hpp"
+#include "store/sqlite/schema.hpp"
+#include "store/sqlite/sequences.hpp"
+#include "store/sqlite/connection.hpp"
+#include "store/sqlite/supersede.hpp"
+#include "store/sqlite/syncer.hpp"
 
 namespace hookvault {
 namespace {

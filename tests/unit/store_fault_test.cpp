@@ -12,7 +12,7 @@
 // A full disk fails the COMMIT itself: nothing of the batch is stored, and the
 // store recovers once writes succeed again (StoreFaultTest, DiskFull). With
 // synchronous = NORMAL a COMMIT does not sync; the syncer thread does, before
-// any request is answered (src/store/syncer.hpp), and a failed sync stops all
+// any request is answered (src/store/sqlite/syncer.hpp), and a failed sync stops all
 // writes until the store is opened again (StoreSyncTest).
 #include <gtest/gtest.h>
 #include <sqlite3.h>

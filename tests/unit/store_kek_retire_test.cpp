@@ -1,5 +1,5 @@
 // Retiring a KEK version through the store (store.hpp, "KEK registrations";
-// src/store/kek_registry.hpp): every open Store registers the version it wraps
+// src/store/sqlite/kek_registry.hpp): every open Store registers the version it wraps
 // new keys under, a version is marked retired only when no live registration
 // names it and no wrapped key uses it, and a key wrapped under a retired
 // version is never stored. Real SQLite files and file KEKs (keyrings) in a

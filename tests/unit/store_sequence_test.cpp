@@ -1,4 +1,4 @@
-// Nodit sequence tracking in the store (src/store/sequences.hpp).
+// Nodit sequence tracking in the store (src/store/sqlite/sequences.hpp).
 #include <gtest/gtest.h>
 
 #include "hookvault/store.hpp"

@@ -1,5 +1,5 @@
 // Store: idempotency, envelope encryption, ordering of delegations and
-// revocations, group commit, WAL checkpoints (src/store/checkpointer.hpp),
+// revocations, group commit, WAL checkpoints (src/store/sqlite/checkpointer.hpp),
 // reopen. Real SQLite files in a TempDir and a memory KEK. Fault injection (commit failures, open
 // failures) is in store_fault_test.cpp.
 #include <gtest/gtest.h>
@@ -195,7 +195,7 @@ class StoreTest : public ::testing::Test {
 };
 
 // The store turns SQLite's global allocation statistics off (one process-wide
-// mutex per allocation; src/store/sqlite.cpp) before SQLite initializes. It
+// mutex per allocation; src/store/sqlite/connection.cpp) before SQLite initializes. It
 // can only do so in a process where nothing opened a database before it: ctest
 // runs each test in a process of its own.
 TEST(SqliteConfig, AllocationStatisticsAreOffOnceAStoreIsOpen) {
@@ -1329,7 +1329,7 @@ TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
   EXPECT_EQ(files.find(sealed.substr(0, 16)), std::string::npos);
 }
 
-// --- WAL checkpoints (src/store/checkpointer.hpp) ---------------------------
+// --- WAL checkpoints (src/store/sqlite/checkpointer.hpp) ---------------------------
 
 constexpr std::uintmax_t kPage = 4096;
 

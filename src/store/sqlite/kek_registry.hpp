@@ -49,7 +49,7 @@
 #include "hookvault/log_throttle.hpp"
 #include "hookvault/store.hpp"
 #include "store/envelope.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace hookvault::store {
 

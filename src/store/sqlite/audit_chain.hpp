@@ -32,7 +32,7 @@
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
 #include "store/envelope.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace hookvault::store {
 

@@ -1,4 +1,4 @@
-#include "store/audit_chain.hpp"
+#include "store/sqlite/audit_chain.hpp"
 
 #include <openssl/crypto.h>
 

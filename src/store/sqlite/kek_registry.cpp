@@ -1,5 +1,5 @@
 // KEK leases and retired versions (contract and tables in kek_registry.hpp).
-#include "store/kek_registry.hpp"
+#include "store/sqlite/kek_registry.hpp"
 
 #include <unistd.h>
 
@@ -7,7 +7,7 @@
 #include <limits>
 
 #include "hookvault/log.hpp"
-#include "store/audit_chain.hpp"
+#include "store/sqlite/audit_chain.hpp"
 
 namespace hookvault::store {
 namespace {

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "hookvault/store.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace hookvault::store {
 

@@ -1,6 +1,6 @@
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-#include "store/schema.hpp"
+#include "store/sqlite/schema.hpp"
 
 #include <algorithm>
 #include <limits>

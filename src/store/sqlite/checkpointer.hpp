@@ -36,7 +36,7 @@
 
 #include "hookvault/error.hpp"
 #include "hookvault/metrics.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace hookvault::store {
 

@@ -1,4 +1,4 @@
-#include "store/sequences.hpp"
+#include "store/sqlite/sequences.hpp"
 
 #include <limits>
 

@@ -1,4 +1,4 @@
-#include "store/syncer.hpp"
+#include "store/sqlite/syncer.hpp"
 
 #include <algorithm>
 #include <chrono>

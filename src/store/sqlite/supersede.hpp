@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "hookvault/error.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
 namespace hookvault::store {
 

@@ -1,5 +1,5 @@
 // Redaction of superseded delegations (supersede.hpp).
-#include "store/supersede.hpp"
+#include "store/sqlite/supersede.hpp"
 
 namespace hookvault::store {
 namespace {
