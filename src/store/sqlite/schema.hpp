@@ -251,7 +251,7 @@
 //      transaction); a file of a newer version is refused, untouched.
 #pragma once
 
-namespace hookvault::store::schema {
+namespace hookvault::store::sqlite::schema {
 
 inline constexpr char kVersionText[] = "2";
 inline constexpr char kPreviousVersionText[] = "1";  // upgraded on open
@@ -355,4 +355,4 @@ inline constexpr char kSetVersion[] =
     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-}  // namespace hookvault::store::schema
+}  // namespace hookvault::store::sqlite::schema

@@ -17,7 +17,7 @@
 #include "hookvault/error.hpp"
 #include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 // The wallet's delegations older than the one stored at (event_time_ms,
 // event_id): earlier, or at the same time with a smaller event id (byte
@@ -30,4 +30,4 @@ Result<bool> redact_superseded(Connection& db, std::string_view source, std::str
 // without the rule gets it on its next open). Run by Store::open.
 Result<bool> redact_superseded_once(Connection& db);
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite
