@@ -14,6 +14,7 @@
 #include "hookvault/backfill.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/nodit_history.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -49,9 +50,9 @@ std::string created_at(std::uint64_t seq) {
 class BackfillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StoreOptions so;
+    SqliteStoreOptions so;
     so.path = dir_.path() / "hookvault.db";
-    auto store = Store::open(so, make_memory_kek(SecretBytes::random(32), "test:1"));
+    auto store = open_sqlite_store(so, make_memory_kek(SecretBytes::random(32), "test:1"));
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     SourceConfig sc;
@@ -89,11 +90,11 @@ class BackfillTest : public ::testing::Test {
   // Every stored event: key -> (origin, payload).
   std::map<std::string, std::pair<Origin, std::string>> stored() {
     std::map<std::string, std::pair<Origin, std::string>> out;
-    auto all = store_->list_events(EventQuery{std::nullopt, 0, 1000});
+    auto all = store_->list_events(EventQuery{std::nullopt, "", 1000});
     EXPECT_TRUE(all);
     if (!all) return out;
-    for (const auto& m : *all) {
-      auto p = store_->event_payload(m.id);
+    for (const auto& m : all->events) {
+      auto p = store_->event_payload(m.row_id);
       EXPECT_TRUE(p && *p);
       out[m.idempotency_key] = {m.origin, p && *p ? std::string((*p)->reveal_string()) : ""};
     }

@@ -211,7 +211,7 @@ TEST_F(OpsKeys, RewrapWithNothingToDoSucceedsAndARotateFailureIsAuditedAsAnError
 // and retire succeed with everything readable.
 TEST_F(OpsKeys, RetireIsRefusedWhileARunningDaemonStillWrapsUnderTheVersionAndSaysWhy) {
   const auto daemon_kek = open_kek(config_);
-  auto daemon = open_store(config_, daemon_kek, /*daemon=*/true);
+  auto daemon = open_store(config_, daemon_kek, hookvault::StoreRole::daemon);
   ASSERT_EQ(rotate().code, kExitOk);
   const Output rewrapped = rewrap(100);
   ASSERT_EQ(rewrapped.code, kExitOk) << rewrapped.err;

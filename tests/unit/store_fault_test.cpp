@@ -38,6 +38,7 @@
 #include "hookvault/kek.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/metrics.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -47,8 +48,8 @@ using hookvault::Errc;
 using hookvault::Metrics;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
 using hookvault::testing::count_of;
@@ -260,11 +261,11 @@ class StoreFaultBase : public ::testing::Test {
   void TearDown() override { FaultVfs::uninstall(); }
 
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256, Metrics* metrics = nullptr) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_ / "hookvault.db";
     options.max_batch = max_batch;
     options.metrics = metrics;
-    auto store = Store::open(options, kek_);
+    auto store = open_sqlite_store(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }
@@ -399,9 +400,9 @@ TEST_P(StoreFaultTest, ADuplicateDuringTheFaultLeavesTheStoreNotWritable) {
 // The open proves a commit and a WAL sync.
 TEST_P(StoreOpenFaultTest, OpenFailsWhenTheFirstCommitOrSyncFails) {
   FaultVfs::fail(true, GetParam());
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir_ / "hookvault.db";
-  auto store = Store::open(options, kek_);
+  auto store = open_sqlite_store(options, kek_);
   ASSERT_FALSE(store);
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable);
 }
@@ -465,7 +466,7 @@ TEST_F(StoreSyncTest, AnswersWaitForTheWalSyncThatFollowsTheirCommit) {
   EXPECT_FALSE(r1->duplicate);
   EXPECT_FALSE(r2->duplicate);
   EXPECT_TRUE(r3->duplicate);
-  EXPECT_EQ(r3->id, r1->id);
+  EXPECT_EQ(r3->row_id, r1->row_id);
   // One sync for `first`, one for everything committed while it ran.
   EXPECT_EQ(store->stats().wal_syncs - syncs_before, 2U);
   EXPECT_EQ(store->stats().committed_requests, 3U);
@@ -619,10 +620,10 @@ TEST(StoreLock, NoRequestWaitsForAnotherWritersLockLongerThanTheBusyTimeout) {
   using namespace std::chrono_literals;
   using Clock = std::chrono::steady_clock;
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
   options.busy_timeout = 2000ms;
-  auto opened = Store::open(options, test_kek());
+  auto opened = open_sqlite_store(options, test_kek());
   ASSERT_TRUE(opened) << opened.error().message();
   Store& store = **opened;
   ASSERT_TRUE(store.write(plain_event("before")));
@@ -673,9 +674,9 @@ TEST(StoreLock, NoRequestWaitsForAnotherWritersLockLongerThanTheBusyTimeout) {
 // --- Open failures ------------------------------------------------------------
 
 void expect_open_unavailable(const std::filesystem::path& path) {
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = path;
-  auto store = Store::open(options, test_kek());
+  auto store = open_sqlite_store(options, test_kek());
   ASSERT_FALSE(store) << path;
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable) << path;
 }
@@ -699,9 +700,9 @@ TEST(StoreOpen, ExistingDatabaseInReadOnlyDirectoryIsUnavailable) {
   const auto sub = dir / "db";
   std::filesystem::create_directory(sub);
   {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = sub / "hookvault.db";
-    auto store = Store::open(options, test_kek());
+    auto store = open_sqlite_store(options, test_kek());
     ASSERT_TRUE(store);
   }
   ASSERT_EQ(::chmod(sub.c_str(), 0555), 0);
@@ -732,9 +733,9 @@ TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
   TempDir dir;
   const auto path = dir / "hookvault.db";
   {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = path;
-    auto store = Store::open(options, test_kek());
+    auto store = open_sqlite_store(options, test_kek());
     ASSERT_TRUE(store);
   }
   sqlite3* db = nullptr;
@@ -748,9 +749,9 @@ TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
 
 TEST(StoreOpen, MissingKekIsRefused) {
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
-  auto store = Store::open(options, nullptr);
+  auto store = open_sqlite_store(options, nullptr);
   ASSERT_FALSE(store);
   EXPECT_EQ(errc_of(store.error()), Errc::kek_unavailable);
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -22,8 +23,8 @@ using hookvault::Errc;
 using hookvault::Kek;
 using hookvault::KekLease;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::testing::eventually;
 using hookvault::testing::TempDir;
@@ -64,11 +65,11 @@ class StoreKekRetireTest : public ::testing::Test {
 
   std::unique_ptr<Store> open_store(std::shared_ptr<const Kek> kek, const std::string& name,
                                     std::chrono::milliseconds lease_time = 60s) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_ / "hookvault.db";
     options.process_name = name;
     options.lease_time = lease_time;
-    auto store = Store::open(options, std::move(kek));
+    auto store = open_sqlite_store(options, std::move(kek));
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }

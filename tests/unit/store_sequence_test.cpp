@@ -1,6 +1,7 @@
 // Nodit sequence tracking in the store (src/store/sqlite/sequences.hpp).
 #include <gtest/gtest.h>
 
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -12,9 +13,9 @@ using testing::TempDir;
 class SequenceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StoreOptions o;
+    SqliteStoreOptions o;
     o.path = dir_ / "hookvault.db";
-    auto s = Store::open(o, make_memory_kek(SecretBytes::random(32), "test:1"));
+    auto s = open_sqlite_store(o, make_memory_kek(SecretBytes::random(32), "test:1"));
     ASSERT_TRUE(s) << s.error().message();
     store_ = std::move(*s);
   }
@@ -159,7 +160,7 @@ TEST_F(SequenceTest, InvalidPositionsAreRejectedWithoutStoringTheEvent) {
   ASSERT_FALSE(huge);
   auto listed = store_->list_events(EventQuery{});
   ASSERT_TRUE(listed);
-  EXPECT_TRUE(listed->empty());
+  EXPECT_TRUE(listed->events.empty());
 }
 
 TEST_F(SequenceTest, CountsContentKeyedEventsAndLatestEventTime) {
@@ -231,12 +232,12 @@ TEST_F(SequenceTest, ASignedDeliveryReplacesAHistoryCopyAndCountsItsNumberOnce) 
   const WriteResult signed_two = write(2, Origin::signature, R"({"n":2})");
   EXPECT_FALSE(signed_two.duplicate);
   EXPECT_TRUE(signed_two.replaced_history);
-  EXPECT_GT(signed_two.id, copy.id);
-  EXPECT_EQ(payload_of(signed_two.id), R"({"n":2})");
-  auto gone = store_->event_meta(copy.id);
+  EXPECT_GT(signed_two.row_id, copy.row_id);
+  EXPECT_EQ(payload_of(signed_two.row_id), R"({"n":2})");
+  auto gone = store_->event_meta(copy.row_id);
   ASSERT_TRUE(gone);
   EXPECT_FALSE(gone->has_value());
-  auto meta = store_->event_meta(signed_two.id);
+  auto meta = store_->event_meta(signed_two.row_id);
   ASSERT_TRUE(meta && *meta);
   EXPECT_EQ((*meta)->origin, Origin::signature);
   EXPECT_EQ(state("s").contiguous, 3U);
@@ -249,14 +250,14 @@ TEST_F(SequenceTest, ASignedDeliveryReplacesAHistoryCopyAndCountsItsNumberOnce) 
     const WriteResult again = write(2, origin, R"({"n":2,"again":true})");
     EXPECT_TRUE(again.duplicate);
     EXPECT_FALSE(again.replaced_history);
-    EXPECT_EQ(again.id, signed_two.id);
+    EXPECT_EQ(again.row_id, signed_two.row_id);
   }
   const WriteResult late_copy = write(1, Origin::history, R"({"n":1,"forged":true})");
   EXPECT_TRUE(late_copy.duplicate);
-  EXPECT_EQ(payload_of(late_copy.id), R"({"n":1})");
+  EXPECT_EQ(payload_of(late_copy.row_id), R"({"n":1})");
   auto all = store_->list_events(EventQuery{});
   ASSERT_TRUE(all);
-  EXPECT_EQ(all->size(), 3U);
+  EXPECT_EQ(all->events.size(), 3U);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/metrics.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 #include "test_support.hpp"
@@ -36,8 +37,8 @@ using hookvault::NewEvent;
 using hookvault::Origin;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
 using hookvault::testing::eventually;
@@ -160,13 +161,13 @@ class StoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.max_batch = max_batch;
     return open_store(std::move(options));
   }
-  std::unique_ptr<Store> open_store(StoreOptions options) {
+  std::unique_ptr<Store> open_store(SqliteStoreOptions options) {
     options.path = path();
-    auto store = Store::open(options, kek_);
+    auto store = open_sqlite_store(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }
@@ -200,9 +201,10 @@ class StoreTest : public ::testing::Test {
 // runs each test in a process of its own.
 TEST(SqliteConfig, AllocationStatisticsAreOffOnceAStoreIsOpen) {
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
-  auto store = Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "t:1"));
+  auto store =
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "t:1"));
   ASSERT_TRUE(store) << store.error().message();
   WriteRequest r;
   r.event.source = "nodit";
@@ -229,25 +231,25 @@ TEST_F(StoreTest, FirstWriteThenDuplicateChangesNothing) {
   ASSERT_TRUE(store);
   EXPECT_TRUE(store->writable());
   const WriteResult first = ok(store->write(plain_event("evt-1", R"({"first":true})")));
-  EXPECT_GT(first.id, 0);
+  EXPECT_GT(first.row_id, 0);
   EXPECT_FALSE(first.duplicate);
   EXPECT_EQ(first.materials, MaterialsState::none);
 
   const WriteResult again = ok(store->write(plain_event("evt-1", R"({"second":true})")));
   EXPECT_TRUE(again.duplicate);
-  EXPECT_EQ(again.id, first.id);
+  EXPECT_EQ(again.row_id, first.row_id);
   EXPECT_EQ(again.materials, MaterialsState::none);
   EXPECT_EQ(count_events(), 1);
-  EXPECT_EQ(payload_of(*store, first.id), R"({"first":true})");
+  EXPECT_EQ(payload_of(*store, first.row_id), R"({"first":true})");
 
   // The same key under another source is another event.
   const WriteResult other = ok(store->write(plain_event("evt-1", "{}", "nodit")));
   EXPECT_FALSE(other.duplicate);
-  EXPECT_GT(other.id, first.id);
+  EXPECT_GT(other.row_id, first.row_id);
 
   auto found = store->find_event(kSource, "evt-1");
   ASSERT_TRUE(found);
-  EXPECT_EQ(*found, first.id);
+  EXPECT_EQ(*found, first.row_id);
   auto missing = store->find_event(kSource, "evt-2");
   ASSERT_TRUE(missing);
   EXPECT_FALSE(*missing);
@@ -278,7 +280,7 @@ TEST_F(StoreTest, PayloadRoundTripsByteForByte) {
   };
   std::vector<std::int64_t> ids;
   for (std::size_t i = 0; i < bodies.size(); ++i) {
-    ids.push_back(ok(store->write(plain_event("body-" + std::to_string(i), bodies[i]))).id);
+    ids.push_back(ok(store->write(plain_event("body-" + std::to_string(i), bodies[i]))).row_id);
   }
   for (std::size_t i = 0; i < bodies.size(); ++i) {
     EXPECT_EQ(payload_of(*store, ids[i]), bodies[i]) << i;
@@ -301,10 +303,10 @@ TEST_F(StoreTest, EventMetaRoundTrips) {
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
   const WriteResult w = ok(store->write(std::move(r)));
-  auto meta = store->event_meta(w.id);
+  auto meta = store->event_meta(w.row_id);
   ASSERT_TRUE(meta && *meta);
   const EventMeta& m = **meta;
-  EXPECT_EQ(m.id, w.id);
+  EXPECT_EQ(m.row_id, w.row_id);
   EXPECT_EQ(m.source, kSource);
   EXPECT_EQ(m.idempotency_key, "meta-1");
   EXPECT_EQ(m.event_name, "wallet.delegation.signature");
@@ -317,7 +319,7 @@ TEST_F(StoreTest, EventMetaRoundTrips) {
   EXPECT_FALSE(m.payload_redacted);
   EXPECT_GE(m.received_at_ms, before);
   EXPECT_LE(m.received_at_ms, before + 60000);
-  auto none = store->event_meta(w.id + 1);
+  auto none = store->event_meta(w.row_id + 1);
   ASSERT_TRUE(none);
   EXPECT_FALSE(*none);
 }
@@ -331,10 +333,10 @@ TEST_F(StoreTest, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
     const auto w =
         ok(store->write(plain_event("k" + std::to_string(i), "", is_nodit ? "nodit" : kSource)));
     if (!all.empty()) {
-      EXPECT_GT(w.id, all.back());
+      EXPECT_GT(w.row_id, all.back());
     }
-    all.push_back(w.id);
-    if (is_nodit) nodit.push_back(w.id);
+    all.push_back(w.row_id);
+    if (is_nodit) nodit.push_back(w.row_id);
   }
   const auto page_through = [&](std::optional<std::string> source, std::size_t limit) {
     std::vector<std::int64_t> seen;
@@ -344,15 +346,16 @@ TEST_F(StoreTest, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
     for (int pages = 0; pages < 100; ++pages) {
       auto page = store->list_events(q);
       EXPECT_TRUE(page);
-      if (!page || page->empty()) break;
-      EXPECT_LE(page->size(), limit);
-      for (const auto& m : *page) {
+      if (!page || page->events.empty()) break;
+      EXPECT_LE(page->events.size(), limit);
+      EXPECT_EQ(page->next, std::to_string(page->events.back().row_id));
+      for (const auto& m : page->events) {
         if (q.source) {
           EXPECT_EQ(m.source, *q.source);
         }
-        seen.push_back(m.id);
+        seen.push_back(m.row_id);
       }
-      q.after = page->back().id;
+      q.after = page->next;
     }
     return seen;
   };
@@ -365,7 +368,7 @@ TEST_F(StoreTest, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
   zero.limit = 0;
   auto none = store->list_events(zero);
   ASSERT_TRUE(none);
-  EXPECT_TRUE(none->empty());
+  EXPECT_TRUE(none->events.empty());
 }
 
 TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
@@ -385,7 +388,7 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
     if (!r || r->duplicate) {
       failures.fetch_add(1);
     } else {
-      completion_order.push_back(r->id);
+      completion_order.push_back(r->row_id);
     }
     all_done.count_down();
   };
@@ -420,8 +423,10 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
   q.limit = 100000;
   auto listed = store->list_events(q);
   ASSERT_TRUE(listed);
-  ASSERT_EQ(listed->size(), completion_order.size());
-  for (std::size_t i = 0; i < listed->size(); ++i) EXPECT_EQ((*listed)[i].id, completion_order[i]);
+  ASSERT_EQ(listed->events.size(), completion_order.size());
+  for (std::size_t i = 0; i < listed->events.size(); ++i) {
+    EXPECT_EQ(listed->events[i].row_id, completion_order[i]);
+  }
 }
 
 TEST_F(StoreTest, ConcurrentDuplicatesStoreEachKeyOnce) {
@@ -444,7 +449,7 @@ TEST_F(StoreTest, ConcurrentDuplicatesStoreEachKeyOnce) {
     int firsts = 0;
     for (int t = 0; t < kThreads; ++t) {
       if (!results[t][k].duplicate) ++firsts;
-      EXPECT_EQ(results[t][k].id, results[0][k].id);
+      EXPECT_EQ(results[t][k].row_id, results[0][k].row_id);
     }
     EXPECT_EQ(firsts, 1) << k;
   }
@@ -537,16 +542,16 @@ TEST_F(StoreTest, MaterialsFollowTheOrderingRules) {
 TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
-  const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).id;
-  const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).id;
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).row_id;
+  const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).row_id;
+  const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).row_id;
   WriteRequest sig = plain_event("sig100");
   sig.event.event_name = "wallet.delegation.signature";
   sig.event.wallet_id = "w1";
   sig.event.event_time_ms = 100;
-  const auto s100 = ok(store->write(std::move(sig))).id;
-  const auto other = ok(store->write(created("o100", "w2", 100))).id;
-  const auto rev = ok(store->write(revoked("r150", "w1", 150))).id;
+  const auto s100 = ok(store->write(std::move(sig))).row_id;
+  const auto other = ok(store->write(created("o100", "w2", 100))).row_id;
+  const auto rev = ok(store->write(revoked("r150", "w1", 150))).row_id;
 
   const auto redacted = [&](std::int64_t id) {
     auto meta = store->event_meta(id);
@@ -577,7 +582,7 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, f180);
+  EXPECT_EQ(failures->front().row_id, f180);
   auto none = store->materials(kSource, "w1");
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->has_value());
@@ -585,17 +590,17 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   // A late delegation covered by the tombstone is stored redacted.
   const auto late = ok(store->write(created("c140", "w1", 140)));
   EXPECT_EQ(late.materials, MaterialsState::revoked);
-  EXPECT_TRUE(redacted(late.id));
+  EXPECT_TRUE(redacted(late.row_id));
   const auto late_failed = ok(store->write(created_failed("f130", "w1", 130)));
   EXPECT_EQ(late_failed.materials, MaterialsState::revoked);
-  EXPECT_TRUE(redacted(late_failed.id));
+  EXPECT_TRUE(redacted(late_failed.row_id));
 
   // Materials from after the revocation are stored; the delegation at 180,
   // older than them, can never be the wallet's any more: it is settled and
   // its payload goes too.
   const auto c200 = ok(store->write(created("c200", "w1", 200)));
   EXPECT_EQ(c200.materials, MaterialsState::stored);
-  EXPECT_FALSE(redacted(c200.id));
+  EXPECT_FALSE(redacted(c200.row_id));
   EXPECT_TRUE(redacted(f180));
   auto f180_meta = store->event_meta(f180);
   ASSERT_TRUE(f180_meta && *f180_meta);
@@ -630,15 +635,15 @@ TEST_F(StoreTest, ANewerDelegationRedactsEveryOlderDelegationsPayload) {
     EXPECT_TRUE(meta && *meta);
     return meta && *meta ? (*meta)->materials : MaterialsState::none;
   };
-  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
-  const auto other_wallet = ok(store->write(created("o100", "w2", 100))).id;
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).row_id;
+  const auto other_wallet = ok(store->write(created("o100", "w2", 100))).row_id;
   // Newer than the current materials: waits for `reprocess`, with its payload.
-  const auto f150 = ok(store->write(created_failed("f150", "w1", 150))).id;
+  const auto f150 = ok(store->write(created_failed("f150", "w1", 150))).row_id;
   EXPECT_EQ(state_of(f150), MaterialsState::decrypt_failed);
   EXPECT_FALSE(redacted(c100));
   EXPECT_FALSE(redacted(f150));
 
-  const auto same_instant = ok(store->write(created("c200a", "w1", 200))).id;
+  const auto same_instant = ok(store->write(created("c200a", "w1", 200))).row_id;
   EXPECT_TRUE(redacted(c100));
   EXPECT_TRUE(redacted(f150));
   EXPECT_EQ(state_of(f150), MaterialsState::superseded);  // nothing left to reprocess
@@ -647,25 +652,25 @@ TEST_F(StoreTest, ANewerDelegationRedactsEveryOlderDelegationsPayload) {
   const auto c200b = ok(store->write(created("c200b", "w1", 200)));
   EXPECT_EQ(c200b.materials, MaterialsState::stored);
   EXPECT_TRUE(redacted(same_instant));  // same time, smaller id: older by the rules
-  EXPECT_FALSE(redacted(c200b.id));
+  EXPECT_FALSE(redacted(c200b.row_id));
   EXPECT_FALSE(redacted(other_wallet));
   EXPECT_EQ(state_of(c100), MaterialsState::stored);  // what happened then: it was stored
 
   // Older ones arriving now are stored redacted, materials or not.
   const auto late = ok(store->write(created("c150", "w1", 150)));
   EXPECT_EQ(late.materials, MaterialsState::superseded);
-  EXPECT_TRUE(redacted(late.id));
+  EXPECT_TRUE(redacted(late.row_id));
   const auto late_failed = ok(store->write(created_failed("f120", "w1", 120)));
   EXPECT_EQ(late_failed.materials, MaterialsState::superseded);
-  EXPECT_TRUE(redacted(late_failed.id));
+  EXPECT_TRUE(redacted(late_failed.row_id));
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   EXPECT_TRUE(failures->empty());
   // A newer failure waits for `reprocess`, and keeps its payload for it.
   const auto newer_failed = ok(store->write(created_failed("f300", "w1", 300)));
   EXPECT_EQ(newer_failed.materials, MaterialsState::decrypt_failed);
-  EXPECT_FALSE(redacted(newer_failed.id));
-  EXPECT_FALSE(redacted(c200b.id));
+  EXPECT_FALSE(redacted(newer_failed.row_id));
+  EXPECT_FALSE(redacted(c200b.row_id));
   auto m = store->materials(kSource, "w1");
   ASSERT_TRUE(m && *m);
   EXPECT_EQ((*m)->event_id, "c200b");
@@ -677,7 +682,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   ASSERT_TRUE(store);
   const WriteResult w = ok(store->write(created_failed("f1", "w1", 100, "no_matching_key")));
   EXPECT_EQ(w.materials, MaterialsState::decrypt_failed);
-  auto meta = store->event_meta(w.id);
+  auto meta = store->event_meta(w.row_id);
   ASSERT_TRUE(meta && *meta);
   EXPECT_EQ((*meta)->materials, MaterialsState::decrypt_failed);
   EXPECT_EQ((*meta)->failure_reason, "no_matching_key");
@@ -685,20 +690,20 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, w.id);
+  EXPECT_EQ(failures->front().row_id, w.row_id);
   EXPECT_EQ(failures->front().failure_reason, "no_matching_key");
 
   // Still failing: a new reason.
-  auto again = store->resolve_decrypt_failure(w.id, std::string("auth_failed"), "cli:test");
+  auto again = store->resolve_decrypt_failure(w.row_id, std::string("auth_failed"), "cli:test");
   ASSERT_TRUE(again);
   EXPECT_EQ(*again, MaterialsState::decrypt_failed);
-  meta = store->event_meta(w.id);
+  meta = store->event_meta(w.row_id);
   ASSERT_TRUE(meta && *meta);
   EXPECT_EQ((*meta)->failure_reason, "auth_failed");
 
   // Fixed: materials stored under the event's identity.
-  auto fixed = store->resolve_decrypt_failure(w.id, materials_for("w1", "late-share", "late-api"),
-                                              "cli:test");
+  auto fixed = store->resolve_decrypt_failure(
+      w.row_id, materials_for("w1", "late-share", "late-api"), "cli:test");
   ASSERT_TRUE(fixed) << fixed.error().message();
   EXPECT_EQ(*fixed, MaterialsState::stored);
   auto m = store->materials(kSource, "w1");
@@ -707,7 +712,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   EXPECT_EQ((*m)->created_at, iso(100));
   EXPECT_EQ((*m)->share.reveal_string(), "late-share");
   EXPECT_EQ((*m)->api_key.reveal_string(), "late-api");
-  meta = store->event_meta(w.id);
+  meta = store->event_meta(w.row_id);
   ASSERT_TRUE(meta && *meta);
   EXPECT_EQ((*meta)->materials, MaterialsState::stored);
   EXPECT_TRUE((*meta)->failure_reason.empty());
@@ -719,13 +724,13 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   EXPECT_EQ(dup.materials, MaterialsState::stored);
 
   // Not pending any more, or unknown.
-  auto twice = store->resolve_decrypt_failure(w.id, materials_for("w1", "x", "y"), "cli:test");
+  auto twice = store->resolve_decrypt_failure(w.row_id, materials_for("w1", "x", "y"), "cli:test");
   ASSERT_FALSE(twice);
   EXPECT_EQ(errc_of(twice.error()), Errc::not_found);
-  auto unknown = store->resolve_decrypt_failure(w.id + 1000, std::string("x"), "cli:test");
+  auto unknown = store->resolve_decrypt_failure(w.row_id + 1000, std::string("x"), "cli:test");
   ASSERT_FALSE(unknown);
   EXPECT_EQ(errc_of(unknown.error()), Errc::not_found);
-  const auto plain = ok(store->write(plain_event("plain"))).id;
+  const auto plain = ok(store->write(plain_event("plain"))).row_id;
   auto not_failed = store->resolve_decrypt_failure(plain, std::string("x"), "cli:test");
   ASSERT_FALSE(not_failed);
   EXPECT_EQ(errc_of(not_failed.error()), Errc::not_found);
@@ -735,7 +740,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
   const WriteResult old = ok(store->write(created_failed("f0", "w1", 50)));
   EXPECT_EQ(old.materials, MaterialsState::superseded);
   auto superseded =
-      store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"), "cli:test");
+      store->resolve_decrypt_failure(old.row_id, materials_for("w1", "s", "a"), "cli:test");
   ASSERT_FALSE(superseded);
   EXPECT_EQ(errc_of(superseded.error()), Errc::not_found);
   m = store->materials(kSource, "w1");
@@ -744,7 +749,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
 
   // Materials for another wallet than the event's are refused.
   const WriteResult f2 = ok(store->write(created_failed("f2", "w2", 100)));
-  auto wrong = store->resolve_decrypt_failure(f2.id, materials_for("w3", "s", "a"), "cli:test");
+  auto wrong = store->resolve_decrypt_failure(f2.row_id, materials_for("w3", "s", "a"), "cli:test");
   ASSERT_FALSE(wrong);
   EXPECT_EQ(errc_of(wrong.error()), Errc::invalid_field);
 }
@@ -752,7 +757,7 @@ TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
 TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto failed = ok(store->write(created_failed("f1", "w1", 100))).id;
+  const auto failed = ok(store->write(created_failed("f1", "w1", 100))).row_id;
 
   // Block the writer so that both resolutions pass their read-side check and
   // reach the writer in the same batch as an unrelated write.
@@ -820,7 +825,7 @@ TEST_F(StoreTest, OneFailingRequestDoesNotFailItsBatch) {
   auto w1 = store->materials(kSource, "w1");
   auto w2 = store->materials(kSource, "w2");
   ASSERT_TRUE(w1 && *w1 && w2 && *w2);
-  EXPECT_GT(after->id, before->id);
+  EXPECT_GT(after->row_id, before->row_id);
 }
 
 // The batch first runs without savepoints; a failing request makes the writer
@@ -899,9 +904,9 @@ TEST_F(StoreTest, ATransactionEndedBySqliteFailsTheWholeBatch) {
 TEST_F(StoreTest, RowsCannotBeSwapped) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto a = ok(store->write(plain_event("a", R"({"who":"a"})"))).id;
-  const auto b = ok(store->write(plain_event("b", R"({"who":"b"})"))).id;
-  const auto c = ok(store->write(plain_event("c", R"({"who":"c"})"))).id;
+  const auto a = ok(store->write(plain_event("a", R"({"who":"a"})"))).row_id;
+  const auto b = ok(store->write(plain_event("b", R"({"who":"b"})"))).row_id;
+  const auto c = ok(store->write(plain_event("c", R"({"who":"c"})"))).row_id;
   ASSERT_TRUE(store->write(created("d1", "w1", 100, "share-1", "api-1")));
   ASSERT_TRUE(store->write(created("d2", "w2", 100, "share-2", "api-2")));
   const auto a_s = std::to_string(a);
@@ -989,7 +994,7 @@ TEST_F(StoreTest, PlaintextSecretsNeverReachTheFiles) {
     ASSERT_TRUE(store->write(created("d2", "w1", 200, share, api_key)));  // replaces d1's
     WriteRequest failed = created_failed("f1", "w2", 100);
     failed.event.payload = body;
-    const auto f1 = ok(store->write(std::move(failed))).id;
+    const auto f1 = ok(store->write(std::move(failed))).row_id;
     ASSERT_TRUE(
         store->resolve_decrypt_failure(f1, materials_for("w2", share, api_key), "cli:test"));
     EXPECT_GT(slurp(path().string() + "-wal").size(), 0U);
@@ -1014,8 +1019,8 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
     ASSERT_TRUE(store->write(created("c1", "w1", 100, "share-1", "api-1")));
     ASSERT_TRUE(store->write(created("c2", "w2", 100)));
     ASSERT_TRUE(store->write(revoked("r1", "w2", 150)));
-    failed_id = ok(store->write(created_failed("f1", "w3", 100))).id;
-    last_id = ok(store->write(plain_event("last"))).id;
+    failed_id = ok(store->write(created_failed("f1", "w3", 100))).row_id;
+    last_id = ok(store->write(plain_event("last"))).row_id;
     store->close();
     EXPECT_FALSE(store->writable());
   }
@@ -1035,23 +1040,23 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, failed_id);
+  EXPECT_EQ(failures->front().row_id, failed_id);
   EXPECT_TRUE(ok(store->write(plain_event("p1"))).duplicate);
-  EXPECT_GT(ok(store->write(plain_event("next"))).id, last_id + 1);  // c0 took last_id + 1
+  EXPECT_GT(ok(store->write(plain_event("next"))).row_id, last_id + 1);  // c0 took last_id + 1
   store->close();
 
   // Another KEK cannot read the records: another id, or the same id with another key.
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = path();
   auto foreign =
-      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:2"));
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:2"));
   ASSERT_TRUE(foreign);
   auto by_other_id = (*foreign)->event_payload(**p1);
   ASSERT_FALSE(by_other_id);
   EXPECT_EQ(errc_of(by_other_id.error()), Errc::kek_unavailable);
   (*foreign)->close();
   auto impostor =
-      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
   ASSERT_TRUE(impostor);
   auto by_other_key = (*impostor)->event_payload(**p1);
   ASSERT_FALSE(by_other_key);
@@ -1167,7 +1172,7 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
   const std::string api_key = "APIKEY-" + std::string(40, 'z') + "-end";
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto id = ok(store->write(created("c1", "w1", 100, share, api_key))).id;
+  const auto id = ok(store->write(created("c1", "w1", 100, share, api_key))).row_id;
   ok(store->write(plain_event("unrelated")));  // something that stays
   std::vector<std::pair<std::string, std::string>> sealed;
   {
@@ -1226,7 +1231,7 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
 TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto older = ok(store->write(created("c100", "w1", 100))).id;
+  const auto older = ok(store->write(created("c100", "w1", 100))).row_id;
   ok(store->write(plain_event("unrelated")));
   std::vector<std::pair<std::string, std::string>> sealed;
   {
@@ -1272,7 +1277,7 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
   EXPECT_EQ(late.materials, MaterialsState::superseded);
   EXPECT_EQ(
       RawDb(path()).text("SELECT quote(payload) || quote(wrapped_dek) FROM events WHERE id = " +
-                         std::to_string(late.id)),
+                         std::to_string(late.row_id)),
       "NULLNULL");
   // The current delegation and the unrelated event still open.
   auto current = store->materials(kSource, "w1");
@@ -1347,7 +1352,7 @@ WriteRequest nodit_event(int i) {
 class StoreCheckpointTest : public StoreTest {
  protected:
   std::unique_ptr<Store> open_store(int checkpoint_pages, int wal_limit_pages) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.checkpoint_pages = checkpoint_pages;
     options.wal_limit_pages = wal_limit_pages;
     return StoreTest::open_store(std::move(options));
@@ -1409,7 +1414,7 @@ TEST_F(StoreCheckpointTest, TheCheckpointerCopiesTheWalIntoTheDatabaseFile) {
 // hookvault_store_wal_checkpoint_seconds.
 TEST_F(StoreCheckpointTest, EachCheckpointIsTimedInItsHistogram) {
   Metrics metrics;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.checkpoint_pages = 16;
   options.wal_limit_pages = 1 << 30;
   options.metrics = &metrics;
