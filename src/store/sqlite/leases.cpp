@@ -76,6 +76,13 @@ Result<void> LeaseKeeper::renew(Connection& db) {
   renewing_ = true;
   Result<void> outcome;
   for (const auto& state : held_) {
+    if (!state->released() && !state->lost() && !state->held()) {
+      // Lapsed by this store's clock before a renewal committed: another
+      // may hold it already, so it is never held again (its row goes).
+      state->lose();
+      log(LogLevel::warn, "a leadership lease lapsed before its renewal",
+          {{"lease", state->name()}});
+    }
     const bool drop = state->released() || state->lost();
     auto stmt = db.prepare(drop ? kDrop : kRenew);
     if (!stmt) {
