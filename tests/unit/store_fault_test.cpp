@@ -2,8 +2,8 @@
 // another connection holding the write lock.
 //
 // Commit failures come from FaultVfs, a shim over SQLite's default VFS
-// registered as the default for the test's duration (the store opens its
-// connections with the default VFS). While `fail` is set, every write and
+// registered under a name of its own for the test's duration; the tests'
+// stores name it in their options (SqliteStoreOptions::vfs). While `fail` is set, every write and
 // sync of a main database or WAL file fails like a full disk (SQLITE_FULL) or
 // a failed fsync (SQLITE_IOERR_FSYNC). This works as root too, where making a
 // file read-only would not stop the writer. It can also hold every sync of a
@@ -76,9 +76,13 @@ std::shared_ptr<const hookvault::Kek> test_kek() {
 
 // --- FaultVfs ---------------------------------------------------------------
 
+// Registered under its own name, not as the default VFS: a store uses it
+// only when its options name it (SqliteStoreOptions::vfs), so nothing else in
+// the process (another store, a raw connection) goes through it.
 class FaultVfs {
  public:
   enum class Mode { full, fsync };
+  static constexpr char kName[] = "hookvault-fault";
 
   static void install() {
     real_ = sqlite3_vfs_find(nullptr);
@@ -87,7 +91,7 @@ class FaultVfs {
     vfs_.iVersion = 2;
     vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
     vfs_.mxPathname = real_->mxPathname;
-    vfs_.zName = "hookvault-fault";
+    vfs_.zName = kName;
     vfs_.xOpen = &open;
     vfs_.xDelete = [](sqlite3_vfs*, const char* name, int sync_dir) {
       return real_->xDelete(real_, name, sync_dir);
@@ -115,7 +119,8 @@ class FaultVfs {
     vfs_.xCurrentTimeInt64 = [](sqlite3_vfs*, sqlite3_int64* out) {
       return real_->xCurrentTimeInt64(real_, out);
     };
-    ASSERT_EQ(sqlite3_vfs_register(&vfs_, 1), SQLITE_OK);
+    ASSERT_EQ(sqlite3_vfs_register(&vfs_, 0), SQLITE_OK);
+    ASSERT_EQ(sqlite3_vfs_find(nullptr), real_) << "the default VFS changed";
   }
 
   static void uninstall() {
@@ -126,7 +131,6 @@ class FaultVfs {
       wal_sync_times_.clear();
     }
     EXPECT_EQ(sqlite3_vfs_unregister(&vfs_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_vfs_register(real_, 1), SQLITE_OK);
   }
 
   static void fail(bool on, Mode mode = Mode::full) {
@@ -263,6 +267,7 @@ class StoreFaultBase : public ::testing::Test {
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256, Metrics* metrics = nullptr) {
     SqliteStoreOptions options;
     options.path = dir_ / "hookvault.db";
+    options.vfs = FaultVfs::kName;
     options.max_batch = max_batch;
     options.metrics = metrics;
     auto store = open_sqlite_store(options, kek_);
@@ -402,6 +407,7 @@ TEST_P(StoreOpenFaultTest, OpenFailsWhenTheFirstCommitOrSyncFails) {
   FaultVfs::fail(true, GetParam());
   SqliteStoreOptions options;
   options.path = dir_ / "hookvault.db";
+  options.vfs = FaultVfs::kName;
   auto store = open_sqlite_store(options, kek_);
   ASSERT_FALSE(store);
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable);
