@@ -106,6 +106,7 @@ int main(int argc, char** argv) {
   const unsigned sync_delay_us = hookvault::bench::install_slow_sync_vfs();
   hookvault::SqliteStoreOptions options;
   options.path = dir / "bench.db";
+  if (sync_delay_us > 0) options.vfs = hookvault::bench::kSlowSyncVfs;
   auto store = hookvault::open_sqlite_store(
       options, hookvault::make_memory_kek(hookvault::SecretBytes::random(32), "bench"));
   if (!store) {
