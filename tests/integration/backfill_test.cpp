@@ -169,6 +169,33 @@ TEST_F(BackfillTest, AGapFetchStoresOnlyTheMissingNumbers) {
   EXPECT_EQ(fake_.request_count(), 0U);
 }
 
+// Of two hookvault processes on one database, one backfills a source at a
+// time: while another store holds the lease "backfill:nodit", a pass asks
+// the API nothing and stores nothing; once it is released, the pass runs.
+TEST_F(BackfillTest, APassRunsOnlyWhileItsProcessHoldsTheSourcesLease) {
+  deliver_signed("7", 1, nodit_message("7", 1));
+  deliver_signed("7", 3, nodit_message("7", 3));
+  fake_.add("7", 2, "SUCCESS", created_at(2), nodit_message("7", 2));
+  SqliteStoreOptions so;
+  so.path = dir_.path() / "hookvault.db";
+  auto other = open_sqlite_store(so, make_memory_kek(SecretBytes::random(32), "test:1"));
+  ASSERT_TRUE(other) << other.error().message();
+  auto held = (*other)->try_lease("backfill:nodit");
+  ASSERT_TRUE(held && *held);
+
+  auto b = backfiller();
+  fake_.clear_requests();
+  EXPECT_EQ(b->run_once(), 0U);
+  EXPECT_EQ(fake_.request_count(), 0U);
+  EXPECT_EQ(b->stats().passes_left, 1U);
+  EXPECT_EQ(sequence("7").gaps.size(), 1U);
+
+  held->reset();  // released: the other store deletes its row within a second
+  EXPECT_TRUE(eventually([&] { return b->run_once() == 1U; }));
+  EXPECT_TRUE(sequence("7").gaps.empty());
+  EXPECT_EQ(stored().at("7:2").first, Origin::history);
+}
+
 // At start-up the backfill asks for the FAIL deliveries created since the
 // newest signed message. The API answers everything: a delivery that did not
 // fail, one created in 2099, one created before the window, one numbered far
