@@ -22,6 +22,7 @@
 #include "hookvault/metrics.hpp"
 #include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
+#include "manual_clock.hpp"
 #include "raw_db.hpp"
 #include "store_requests.hpp"
 #include "test_support.hpp"
@@ -892,6 +893,38 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
 // A file holding a whole payload of a delegation older than its wallet's
 // current materials (as a version without the redaction of superseded
 // delegations left it) gets that payload redacted on its next open, once.
+// Retention reads the store's clock (SqliteStoreOptions::clock): payloads
+// received longer ago than `retention` are redacted once the clock says so,
+// a delegation still waiting for `reprocess` keeps its payload, and nothing
+// waits for real hours to pass.
+TEST_F(StoreTest, RetentionRedactsPayloadsOnceTheStoresClockSaysTheyExpired) {
+  hookvault::testing::ManualClock clock;
+  SqliteStoreOptions options;
+  options.clock = &clock;
+  options.retention = std::chrono::hours(24);
+  options.retention_interval = std::chrono::hours(1);
+  auto store = open_store(std::move(options));
+  ASSERT_TRUE(store);
+  const auto old_event = ok(store->write(plain_event("old"))).row_id;
+  const auto pending = ok(store->write(created_failed("pending", "w1", 100))).row_id;
+  clock.advance(std::chrono::hours(22));
+  const auto young = ok(store->write(plain_event("young"))).row_id;
+  // Not yet expired: a pass (due after an hour) redacts nothing.
+  clock.advance(std::chrono::minutes(61));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the writer's look (1 s)
+  EXPECT_EQ(payload_of(*store, old_event), R"({"eventId":"old"})");
+  // Past 24 h for the first two (not for the young one): the next pass
+  // redacts the plain one.
+  clock.advance(std::chrono::minutes(61));
+  EXPECT_TRUE(eventually([&] {
+    auto meta = store->event_meta(old_event);
+    return meta && *meta && (*meta)->payload_redacted;
+  }));
+  EXPECT_EQ(payload_of(*store, old_event), "<none>");
+  EXPECT_NE(payload_of(*store, pending), "<none>");
+  EXPECT_EQ(payload_of(*store, young), R"({"eventId":"young"})");
+}
+
 TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
   std::string sealed;
   {
