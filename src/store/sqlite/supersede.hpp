@@ -27,7 +27,7 @@ Result<bool> redact_superseded(Connection& db, std::string_view source, std::str
 
 // The same rule over the whole file, for every wallet with materials, once:
 // the meta key 'superseded_redacted' records that it ran (a file written
-// without the rule gets it on its next open). Run by Store::open.
+// without the rule gets it on its next open). Run by open_sqlite_store.
 Result<bool> redact_superseded_once(Connection& db);
 
 }  // namespace hookvault::store::sqlite
