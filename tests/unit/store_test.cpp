@@ -4,6 +4,8 @@
 // failures) is in store_fault_test.cpp.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -893,6 +895,46 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
 // A file holding a whole payload of a delegation older than its wallet's
 // current materials (as a version without the redaction of superseded
 // delegations left it) gets that payload redacted on its next open, once.
+// A leadership lease whose holder was a process of this host that is gone
+// (a `keys rewrap` killed with SIGKILL leaves its row) is taken at once, not
+// after its lease time; a live holder's, or one of another host, is not.
+TEST_F(StoreTest, ALeaseOfAProcessOfThisHostThatIsGoneIsTakenAtOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);  // its pid names no process now
+  std::array<char, 256> host{};
+  ASSERT_EQ(::gethostname(host.data(), host.size() - 1), 0);
+  const std::string here = host.data();
+  const auto far = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() +
+                                  3600000);
+  const auto row = [&](const std::string& name, const std::string& on, std::int64_t pid) {
+    RawDb(path()).exec(
+        "INSERT INTO leases (name, holder, description, expires_ms, host, pid) VALUES ('" + name +
+        "', 'other-holder', 'keys rewrap', " + far + ", '" + on + "', " + std::to_string(pid) +
+        ")");
+  };
+  row("dead-here", here, child);
+  row("alive-here", here, ::getppid());
+  row("dead-elsewhere", here + "-elsewhere", child);
+
+  auto taken = store->try_lease("dead-here");
+  ASSERT_TRUE(taken) << taken.error().message();
+  ASSERT_TRUE(*taken);
+  EXPECT_TRUE((*taken)->held());
+  EXPECT_EQ(RawDb(path()).integer("SELECT pid FROM leases WHERE name = 'dead-here'"), ::getpid());
+  for (const char* name : {"alive-here", "dead-elsewhere"}) {
+    auto refused = store->try_lease(name);
+    ASSERT_TRUE(refused);
+    EXPECT_FALSE(*refused) << name;
+  }
+}
+
 // Retention reads the store's clock (SqliteStoreOptions::clock): payloads
 // received longer ago than `retention` are redacted once the clock says so,
 // a delegation still waiting for `reprocess` keeps its payload, and nothing

@@ -1,7 +1,13 @@
 // Leadership leases (contract and table in leases.hpp).
 #include "store/sqlite/leases.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <csignal>
+#include <limits>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -11,11 +17,31 @@ namespace {
 
 // ?1 name, ?2 holder, ?3 description, ?4 expires_ms, ?5 now: inserted, or
 // replaced when the row is the taker's own or lapsed; no change otherwise.
+// ?6 host, ?7 pid.
 constexpr char kTake[] =
-    "INSERT INTO leases (name, holder, description, expires_ms) VALUES (?1, ?2, ?3, ?4) "
+    "INSERT INTO leases (name, holder, description, expires_ms, host, pid) "
+    "VALUES (?1, ?2, ?3, ?4, ?6, ?7) "
     "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
-    "description = excluded.description, expires_ms = excluded.expires_ms "
+    "description = excluded.description, expires_ms = excluded.expires_ms, "
+    "host = excluded.host, pid = excluded.pid "
     "WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?5";
+constexpr char kHolderOf[] = "SELECT holder, host, pid FROM leases WHERE name = ?1";
+// Takes over the row of a dead holder (?5), where it still names it.
+constexpr char kTakeOver[] =
+    "UPDATE leases SET holder = ?2, description = ?3, expires_ms = ?4, host = ?6, pid = ?7 "
+    "WHERE name = ?1 AND holder = ?5";
+
+std::string host_name() {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) return std::string();
+  return std::string(host.data());
+}
+
+// A process of this host (and PID namespace) that no longer exists.
+bool gone(std::int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return false;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
 constexpr char kRenew[] = "UPDATE leases SET expires_ms = ?3 WHERE name = ?1 AND holder = ?2";
 constexpr char kDrop[] = "DELETE FROM leases WHERE name = ?1 AND holder = ?2";
 
@@ -28,6 +54,8 @@ LeaseKeeper::LeaseKeeper(std::string holder, std::string description,
                          const Clock& clock)
     : holder_(std::move(holder)),
       description_(std::move(description)),
+      host_(host_name()),
+      pid_(::getpid()),
       heartbeat_(heartbeat),
       lease_time_(lease_time),
       clock_(clock) {}
@@ -52,9 +80,36 @@ Result<std::shared_ptr<LeaseState>> LeaseKeeper::take(Connection& db, std::strin
                .bind_text(3, description_)
                .bind_int64(4, expires)
                .bind_int64(5, now)
+               .bind_text(6, host_)
+               .bind_int64(7, pid_)
                .run();
   if (!r) return r.error();
-  if (sqlite3_changes(db.handle()) == 0) return std::shared_ptr<LeaseState>();
+  if (sqlite3_changes(db.handle()) == 0) {
+    // Held and not lapsed: taken over only from a dead process of this host.
+    auto holder = db.prepare(kHolderOf);
+    if (!holder) return holder.error();
+    auto step = holder->bind_text(1, name).step();
+    if (!step) return step.error();
+    if (*step == Step::done || host_.empty() || holder->column_text(1) != host_ ||
+        holder->column_int64(2) == pid_ || !gone(holder->column_int64(2))) {
+      return std::shared_ptr<LeaseState>();
+    }
+    const std::string dead = holder->column_text(0);
+    auto over = db.prepare(kTakeOver);
+    if (!over) return over.error();
+    auto taken = over->bind_text(1, name)
+                     .bind_text(2, holder_)
+                     .bind_text(3, description_)
+                     .bind_int64(4, expires)
+                     .bind_text(5, dead)
+                     .bind_text(6, host_)
+                     .bind_int64(7, pid_)
+                     .run();
+    if (!taken) return taken.error();
+    if (sqlite3_changes(db.handle()) == 0) return std::shared_ptr<LeaseState>();
+    log(LogLevel::info, "a leadership lease of a process that is gone was taken over",
+        {{"lease", std::string(name)}});
+  }
   // The row is the new state's now: an earlier, released state of the name
   // is forgotten without deleting it.
   for (const auto& old : held_) {

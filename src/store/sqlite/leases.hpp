@@ -8,12 +8,21 @@
 //   description   TEXT     "serve (pid 1234 on host-a)": for messages only
 //   expires_ms    INTEGER  Unix ms (the holder's clock); from then on anyone
 //                          may take the lease
+//   host          TEXT     the holder's host name (gethostname)
+//   pid           INTEGER  the holder's process id on that host
 //
 // RULES
 //   - Taking: one upsert in a write transaction that inserts the row, or
 //     replaces it when its holder is the taker or its expires_ms has passed
 //     by the taker's clock; taken when a row changed. The write lock
-//     serialises takers, so two never both see the row free.
+//     serialises takers, so two never both see the row free. A row whose
+//     holder ran on the taker's host under a process id that no longer
+//     exists (kill(pid, 0): ESRCH) is taken at once, in the same
+//     transaction, where it still names that holder: a `keys rewrap` killed
+//     halfway is rerun without waiting out its lease. (Hosts are told apart
+//     by name only: two containers of one name in separate PID namespaces
+//     sharing the file could take each other's live leases, which costs
+//     duplicated work, never data; see store.hpp.)
 //   - Renewing: the holder's writer moves expires_ms to now + lease time
 //     every heartbeat, in the transactions that renew its KEK lease, only
 //     where the row still names it as holder; a renewal that changes no row
@@ -57,7 +66,9 @@ CREATE TABLE IF NOT EXISTS leases (
   name        TEXT    PRIMARY KEY NOT NULL,
   holder      TEXT    NOT NULL,
   description TEXT    NOT NULL,
-  expires_ms  INTEGER NOT NULL
+  expires_ms  INTEGER NOT NULL,
+  host        TEXT    NOT NULL,
+  pid         INTEGER NOT NULL
 ) STRICT;
 )sql";
 
@@ -136,6 +147,8 @@ class LeaseKeeper {
 
   const std::string holder_;
   const std::string description_;
+  const std::string host_;
+  const std::int64_t pid_;
   const std::chrono::milliseconds heartbeat_;
   const std::chrono::milliseconds lease_time_;
   const Clock& clock_;
