@@ -59,19 +59,23 @@ inline int slow_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, in
   return rc;  // more tables than kTables: left as they are
 }
 
-// Installs the slow VFS when SYNC_DELAY_US is set; returns the delay (0: not installed).
+inline constexpr char kSlowSyncVfs[] = "hookvault-bench-slow-sync";
+
+// Registers the slow VFS (under kSlowSyncVfs, not as the default: the store
+// uses it when its options name it) when SYNC_DELAY_US is set; returns the
+// delay (0: not installed).
 inline unsigned install_slow_sync_vfs() {
   const char* env = std::getenv("SYNC_DELAY_US");
   if (env == nullptr || std::atoi(env) <= 0) return 0;
   sync_delay_us = static_cast<useconds_t>(std::atoi(env));
-  // What the store says before SQLite initializes (src/store/sqlite.cpp);
+  // What the store says before SQLite initializes (src/store/sqlite/connection.cpp);
   // finding the VFS initializes it.
   static_cast<void>(sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0));
   real_vfs = sqlite3_vfs_find(nullptr);
   slow_vfs = *real_vfs;
-  slow_vfs.zName = "hookvault-bench-slow-sync";
+  slow_vfs.zName = kSlowSyncVfs;
   slow_vfs.xOpen = &slow_open;
-  if (sqlite3_vfs_register(&slow_vfs, 1) != SQLITE_OK) {
+  if (sqlite3_vfs_register(&slow_vfs, 0) != SQLITE_OK) {
     std::fprintf(stderr, "store_bench: cannot register the slow-sync VFS\n");
     std::exit(2);
   }

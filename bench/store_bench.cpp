@@ -30,6 +30,7 @@
 
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "slow_sync_vfs.hpp"
 
@@ -103,9 +104,10 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir);
 
   const unsigned sync_delay_us = hookvault::bench::install_slow_sync_vfs();
-  hookvault::StoreOptions options;
+  hookvault::SqliteStoreOptions options;
   options.path = dir / "bench.db";
-  auto store = hookvault::Store::open(
+  if (sync_delay_us > 0) options.vfs = hookvault::bench::kSlowSyncVfs;
+  auto store = hookvault::open_sqlite_store(
       options, hookvault::make_memory_kek(hookvault::SecretBytes::random(32), "bench"));
   if (!store) {
     std::fprintf(stderr, "store_bench: open: %s\n", store.error().message().c_str());

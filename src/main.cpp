@@ -76,7 +76,7 @@ int serve(const Config& config) {
         config.admin.enabled ? config.admin.max_connections : std::size_t{0}}});
   const std::shared_ptr<Kek> kek = open_kek(config);
   Metrics metrics;
-  auto store = open_store(config, kek, /*daemon=*/true, &metrics);
+  auto store = open_store(config, kek, StoreRole::daemon, &metrics);
   // The KEK follows its keyring by itself (and at once on SIGHUP): a version
   // `keys rotate` added is used for new records within refresh_interval.
   KekRefresher kek_refresher(kek, config.kek.refresh_interval, metrics);
@@ -259,7 +259,8 @@ int main(int argc, char** argv) {
   std::int64_t after = 0;
   std::size_t limit = 100;
   events_list_cmd->add_option("--source", source, "source name");
-  events_list_cmd->add_option("--after", after, "only ids greater than this");
+  std::string events_after;  // the events feed's token: a row id for the SQLite store
+  events_list_cmd->add_option("--after", events_after, "only ids greater than this");
   events_list_cmd->add_option("--limit", limit, "at most this many")->check(CLI::Range(1, 100000));
   add_config(events_list_cmd);
   auto* events_show_cmd = events_cmd->add_subcommand("show", "one event with its payload");
@@ -335,7 +336,7 @@ int main(int argc, char** argv) {
       return materials_get(config, wallet_id, source, std::cout, std::cerr);
     }
     if (events_list_cmd->parsed()) {
-      return events_list(config, source, after, limit, std::cout, std::cerr);
+      return events_list(config, source, events_after, limit, std::cout, std::cerr);
     }
     if (events_show_cmd->parsed()) return events_show(config, event_id, std::cout, std::cerr);
     if (reprocess_cmd->parsed()) return reprocess(config, std::cout, std::cerr);

@@ -38,7 +38,7 @@
 //   a payload, or any other secret.
 //
 // Storage layout: the `audit` table and the `audit_*` meta keys of
-// src/store/schema.hpp.
+// src/store/sqlite/schema.hpp.
 //
 // Thread-safety: plain data.
 #pragma once

@@ -25,7 +25,7 @@
 //     stored number (numbers beyond are fetched as a gap once a signed
 //     delivery shows the sequence got there; for a subscription the store
 //     has not seen yet any number goes, as the first one stored only sets
-//     where its counting starts: src/store/sequences.hpp).
+//     where its counting starts: src/store/sqlite/sequences.hpp).
 // So an item can neither open a gap (a forged huge number would be chased
 // forever) nor move the start-up window (a forged future createdAt). What is
 // accepted goes through the same idempotent store path as a webhook
@@ -58,6 +58,7 @@ struct BackfillStats {
   std::uint64_t failed_fetches = 0;  // requests that failed
   std::uint64_t stored = 0;          // messages stored from history (not duplicates)
   std::uint64_t refused = 0;         // items returned that were not asked for (see above)
+  std::uint64_t passes_left = 0;     // passes not run: another hookvault held the lease
 };
 
 class Backfiller {
@@ -70,6 +71,10 @@ class Backfiller {
   void start();
   void stop();
   // One pass over the gaps now (also used by tests); returns messages stored.
+  // A pass first takes the store's lease "backfill:<source>" (store.hpp:
+  // try_lease), so of several hookvault processes on one database one
+  // backfills a source at a time; while another holds it the pass does
+  // nothing (BackfillStats::passes_left).
   std::uint64_t run_once();
   BackfillStats stats() const;
 

@@ -27,6 +27,7 @@
 
 #include "hookvault/config.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/store.hpp"
 
 namespace hookvault {
@@ -35,22 +36,29 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitNotFound = 3;
 
+// Who opens a store (open_store): the serving process, or a CLI command.
+enum class StoreRole { daemon, command };
+
 // Both throw std::runtime_error naming the file or provider on failure.
 std::shared_ptr<Kek> open_kek(const Config& config);
-// `kek`: the store's KEK when the caller already opened it (serve keeps it to
-// refresh it on SIGHUP), else open_kek(config). `daemon`: the serving
-// process's store, which also runs the retention purge of [storage] retention
-// (CLI commands never purge) and waits at most 5 s for another process's
-// write lock; a CLI command's store waits up to 30 s (a `keys rewrap` batch
-// behind a busy daemon), in SQLite's busy handler. `metrics`: the registry
-// for the store's commit histograms (StoreOptions::metrics), or none.
+// Opens the store [storage] configures (the SQLite backend:
+// sqlite_store.hpp). `kek`: the store's KEK when the caller already opened
+// it (serve keeps it to refresh it on SIGHUP), else open_kek(config).
+// StoreRole::daemon: the serving process's store, which also runs the
+// retention purge of [storage] retention (CLI commands never purge) and
+// waits at most 5 s for another process's write lock; a command's store
+// waits up to 30 s (a `keys rewrap` batch behind a busy daemon), in SQLite's
+// busy handler. `metrics`: the registry for the store's own metrics
+// (SqliteStoreOptions::metrics), or none.
 std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek = nullptr,
-                                  bool daemon = false, Metrics* metrics = nullptr);
+                                  StoreRole role = StoreRole::command, Metrics* metrics = nullptr);
 
 int materials_get(const Config& config, const std::string& wallet_id,
                   const std::optional<std::string>& source, std::ostream& out, std::ostream& err);
-int events_list(const Config& config, const std::optional<std::string>& source, std::int64_t after,
-                std::size_t limit, std::ostream& out, std::ostream& err);
+// `after`: the events feed's token (store.hpp: EventQuery; the SQLite
+// store's is a row id), "" from the start.
+int events_list(const Config& config, const std::optional<std::string>& source,
+                const std::string& after, std::size_t limit, std::ostream& out, std::ostream& err);
 int events_show(const Config& config, const std::string& id, std::ostream& out, std::ostream& err);
 int reprocess(const Config& config, std::ostream& out, std::ostream& err);
 // `{"ok":true,"records":N}`, or `{"ok":false,"records":N[,"firstBadSeq":K],

@@ -286,9 +286,10 @@ void AdminApi::list_events(const std::shared_ptr<Call>& call) {
   q.limit = kDefaultEventsPage;
   if (auto v = query_param(call->query, "source", malformed)) q.source = *v;
   if (auto v = query_param(call->query, "after", malformed)) {
-    auto n = parse_int(*v);
-    if (!n || *n < 0) return call->reply(error_reply(Errc::invalid_field, "after"));
-    q.after = *n;
+    // The previous page's `next` token (store.hpp: EventQuery); the store
+    // refuses one it cannot read.
+    if (v->empty()) return call->reply(error_reply(Errc::invalid_field, "after"));
+    q.after = *v;
   }
   if (auto v = query_param(call->query, "limit", malformed)) {
     auto n = parse_int(*v);
@@ -299,15 +300,19 @@ void AdminApi::list_events(const std::shared_ptr<Call>& call) {
   }
   if (malformed) return call->reply(error_reply(Errc::invalid_field, "query"));
   offload(call, [this, call, q] {
-    auto events = store_.list_events(q);
-    if (!events) return call->reply(error_reply(Errc::store_unavailable));
-    std::string body = "{\"events\":[";
-    for (std::size_t i = 0; i < events->size(); ++i) {
-      if (i > 0) body += ',';
-      body += render_event_meta((*events)[i]);
+    auto page = store_.list_events(q);
+    if (!page) {
+      if (page.error() == Errc::invalid_field) {
+        return call->reply(error_reply(Errc::invalid_field, "after"));
+      }
+      return call->reply(error_reply(Errc::store_unavailable));
     }
-    const std::int64_t next = events->empty() ? q.after : events->back().id;
-    body += "],\"next\":\"" + std::to_string(next) + "\"}";
+    std::string body = "{\"events\":[";
+    for (std::size_t i = 0; i < page->events.size(); ++i) {
+      if (i > 0) body += ',';
+      body += render_event_meta(page->events[i]);
+    }
+    body += "],\"next\":" + json_quoted(page->next) + "}";
     call->reply(json_reply(200, body));
   });
 }

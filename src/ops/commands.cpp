@@ -10,6 +10,7 @@
 #include "hookvault/pipeline.hpp"
 #include "hookvault/render.hpp"
 #include "hookvault/reprocess.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "ops/cli_audit.hpp"
 
 namespace hookvault {
@@ -42,8 +43,9 @@ std::vector<const SourceConfig*> dynamic_sources(const Config& config,
 
 std::shared_ptr<Kek> open_kek(const Config& config) { return open_configured_kek(config.kek); }
 
-std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek, bool daemon,
-                                  Metrics* metrics) {
+std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek,
+                                  StoreRole role, Metrics* metrics) {
+  const bool daemon = role == StoreRole::daemon;
   // The store's folder is created on first use, private to this user.
   const auto folder = config.storage.path.parent_path();
   if (!folder.empty() && !std::filesystem::exists(folder)) {
@@ -56,7 +58,7 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
     std::filesystem::permissions(folder, std::filesystem::perms::owner_all,
                                  std::filesystem::perm_options::replace, ec);
   }
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = config.storage.path;
   options.busy_timeout = daemon ? kDaemonBusyTimeout : kCliBusyTimeout;
   if (daemon) {
@@ -65,7 +67,7 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
   }
   options.metrics = metrics;
   options.process_name = daemon ? "serve" : "cli";  // in KEK lease messages (keys retire)
-  auto store = Store::open(options, kek ? std::move(kek) : open_kek(config));
+  auto store = open_sqlite_store(options, kek ? std::move(kek) : open_kek(config));
   if (!store) {
     throw std::runtime_error("cannot open store " + config.storage.path.string() + ": " +
                              store.error().message());
@@ -118,19 +120,19 @@ int materials_get(const Config& config, const std::string& wallet_id,
   return kExitOk;
 }
 
-int events_list(const Config& config, const std::optional<std::string>& source, std::int64_t after,
-                std::size_t limit, std::ostream& out, std::ostream& err) {
+int events_list(const Config& config, const std::optional<std::string>& source,
+                const std::string& after, std::size_t limit, std::ostream& out, std::ostream& err) {
   auto store = open_store(config);
   EventQuery q;
   q.source = source;
   q.after = after;
   q.limit = limit;
-  auto events = store->list_events(q);
-  if (!events) {
-    err << "error: cannot list events: " << events.error().message() << "\n";
+  auto page = store->list_events(q);
+  if (!page) {
+    err << "error: cannot list events: " << page.error().message() << "\n";
     return kExitError;
   }
-  for (const auto& m : *events) out << render_event_meta(m) << "\n";
+  for (const auto& m : page->events) out << render_event_meta(m) << "\n";
   return kExitOk;
 }
 

@@ -150,6 +150,15 @@ int keys_rotate(const Config& config, std::ostream& out, std::ostream& err) {
 int keys_rewrap(const Config& config, std::size_t batch, std::ostream& out, std::ostream& err) {
   const auto kek = open_kek(config);
   auto store = open_store(config, kek);
+  // One rewrap at a time on a database (store.hpp: try_lease).
+  auto lease = store->try_lease("rewrap");
+  if (!lease || !*lease) {
+    err << "error: "
+        << (lease ? "another `hookvault keys rewrap` is running on this store"
+                  : "cannot take the rewrap lease: " + message_of(lease.error()))
+        << "\n";
+    return kExitError;
+  }
   const std::string subject = subject_of(kek->id(), kek->version());
   if (!audit_cli_access(*store, "kek.rewrap", subject, "started", err)) return kExitError;
 

@@ -246,6 +246,16 @@ bool Backfiller::fetch_gaps(const std::string& subscription, const std::vector<S
 }
 
 std::uint64_t Backfiller::run_once() {
+  const auto lease = store_.try_lease("backfill:" + source_->config.name);
+  if (!lease || !*lease) {
+    if (!lease) {
+      log(LogLevel::warn, "backfill: cannot take the source's lease; pass skipped",
+          {{"source", source_->config.name}, {"error", lease.error().message()}});
+    }
+    std::lock_guard lock(mu_);
+    ++stats_.passes_left;
+    return 0;
+  }
   const std::uint64_t before = stats().stored;
   auto seqs = store_.sequences(source_->config.name);
   if (!seqs) return 0;

@@ -36,7 +36,7 @@ Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegat
   Reply r;
   r.status = 200;
   r.body = w.duplicate ? R"({"status":"duplicate","id":")" : R"({"status":"accepted","id":")";
-  r.body += std::to_string(w.id);
+  r.body += std::to_string(w.row_id);
   r.body += R"(","eventId":")";
   json_escape(event_id, r.body);
   r.body += '"';
@@ -251,7 +251,7 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, D
               {{"request_id", request_id},
                {"source", source_name},
                {"event_id", event_id},
-               {"id", r->id}});
+               {"id", r->row_id}});
         }
         stored_.with({source_name, event_name}).inc();
         if (r->materials == MaterialsState::decrypt_failed) {

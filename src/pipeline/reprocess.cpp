@@ -27,13 +27,13 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
   results.reserve(pending->size());
   for (const auto& meta : *pending) {
     ReprocessResult r;
-    r.id = meta.id;
+    r.id = meta.row_id;
     r.event_id = meta.idempotency_key;
     const Source* source = nullptr;
     for (const auto& s : sources) {
       if (s->config.name == meta.source) source = s.get();
     }
-    auto payload = store.event_payload(meta.id);
+    auto payload = store.event_payload(meta.row_id);
     if (source == nullptr || !payload || !payload->has_value()) {
       r.outcome = source == nullptr ? "source no longer configured" : "payload unavailable";
       r.failed = true;
@@ -54,7 +54,7 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
     } else {
       settled = outcome.failure;
     }
-    auto state = store.resolve_decrypt_failure(meta.id, std::move(settled), actor);
+    auto state = store.resolve_decrypt_failure(meta.row_id, std::move(settled), actor);
     if (!state) {
       // Nothing was settled, and the store's record went with it.
       r.outcome = state.error().message();

@@ -39,7 +39,7 @@ SecretText render_materials(const StoredMaterials& m) {
 }
 
 std::string render_event_meta(const EventMeta& m) {
-  std::string o = "{\"id\":\"" + std::to_string(m.id) + "\"";
+  std::string o = "{\"id\":\"" + std::to_string(m.row_id) + "\"";
   o += ",\"source\":" + json_quoted(m.source);
   o += ",\"eventId\":" + json_quoted(m.idempotency_key);
   o += ",\"eventName\":" + json_quoted(m.event_name);

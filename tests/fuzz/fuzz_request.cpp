@@ -33,6 +33,7 @@
 #include "hookvault/log.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/pipeline.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "hookvault/work_pool.hpp"
 #include "memory_stream.hpp"
@@ -94,10 +95,10 @@ World& world() {
       sources.push_back(std::make_shared<const Source>(
           Source{std::move(config), SignatureVerifier(std::move(secrets)), std::move(decryptor)}));
     }
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = out->dir / "fuzz.db";
     std::shared_ptr<const Kek> kek = make_memory_kek(SecretBytes::random(32), "fuzz");
-    auto store = Store::open(options, kek);
+    auto store = open_sqlite_store(options, kek);
     check(store.has_value(), "store open");
     out->store = std::move(*store);
     out->pool = std::make_unique<WorkPool>(1, 64);

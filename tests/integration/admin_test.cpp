@@ -436,7 +436,7 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
       "('source', 'nodit'), ('status', '200')] 4.0");
   has("hookvault_open_connections [('listener', 'admin')] 1.0");
   has("hookvault_store_writable [] 1.0");
-  // The WAL checkpointer's counters (src/store/checkpointer.hpp); none failed.
+  // The WAL checkpointer's counters (src/store/sqlite/checkpointer.hpp); none failed.
   has("hookvault_store_wal_checkpoint_failures_total [] 0.0");
   has("hookvault_store_wal_checkpoints_total [] ");
   has("hookvault_decrypt_failures_total [('source', 'dynamic')] 1.0");

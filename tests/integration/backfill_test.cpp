@@ -14,6 +14,7 @@
 #include "hookvault/backfill.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/nodit_history.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -49,9 +50,9 @@ std::string created_at(std::uint64_t seq) {
 class BackfillTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    StoreOptions so;
+    SqliteStoreOptions so;
     so.path = dir_.path() / "hookvault.db";
-    auto store = Store::open(so, make_memory_kek(SecretBytes::random(32), "test:1"));
+    auto store = open_sqlite_store(so, make_memory_kek(SecretBytes::random(32), "test:1"));
     ASSERT_TRUE(store) << store.error().message();
     store_ = std::move(*store);
     SourceConfig sc;
@@ -89,11 +90,11 @@ class BackfillTest : public ::testing::Test {
   // Every stored event: key -> (origin, payload).
   std::map<std::string, std::pair<Origin, std::string>> stored() {
     std::map<std::string, std::pair<Origin, std::string>> out;
-    auto all = store_->list_events(EventQuery{std::nullopt, 0, 1000});
+    auto all = store_->list_events(EventQuery{std::nullopt, "", 1000});
     EXPECT_TRUE(all);
     if (!all) return out;
-    for (const auto& m : *all) {
-      auto p = store_->event_payload(m.id);
+    for (const auto& m : all->events) {
+      auto p = store_->event_payload(m.row_id);
       EXPECT_TRUE(p && *p);
       out[m.idempotency_key] = {m.origin, p && *p ? std::string((*p)->reveal_string()) : ""};
     }
@@ -166,6 +167,33 @@ TEST_F(BackfillTest, AGapFetchStoresOnlyTheMissingNumbers) {
   fake_.clear_requests();
   EXPECT_EQ(b->run_once(), 0U);
   EXPECT_EQ(fake_.request_count(), 0U);
+}
+
+// Of two hookvault processes on one database, one backfills a source at a
+// time: while another store holds the lease "backfill:nodit", a pass asks
+// the API nothing and stores nothing; once it is released, the pass runs.
+TEST_F(BackfillTest, APassRunsOnlyWhileItsProcessHoldsTheSourcesLease) {
+  deliver_signed("7", 1, nodit_message("7", 1));
+  deliver_signed("7", 3, nodit_message("7", 3));
+  fake_.add("7", 2, "SUCCESS", created_at(2), nodit_message("7", 2));
+  SqliteStoreOptions so;
+  so.path = dir_.path() / "hookvault.db";
+  auto other = open_sqlite_store(so, make_memory_kek(SecretBytes::random(32), "test:1"));
+  ASSERT_TRUE(other) << other.error().message();
+  auto held = (*other)->try_lease("backfill:nodit");
+  ASSERT_TRUE(held && *held);
+
+  auto b = backfiller();
+  fake_.clear_requests();
+  EXPECT_EQ(b->run_once(), 0U);
+  EXPECT_EQ(fake_.request_count(), 0U);
+  EXPECT_EQ(b->stats().passes_left, 1U);
+  EXPECT_EQ(sequence("7").gaps.size(), 1U);
+
+  held->reset();  // released: the other store deletes its row within a second
+  EXPECT_TRUE(eventually([&] { return b->run_once() == 1U; }));
+  EXPECT_TRUE(sequence("7").gaps.empty());
+  EXPECT_EQ(stored().at("7:2").first, Origin::history);
 }
 
 // At start-up the backfill asks for the FAIL deliveries created since the

@@ -19,6 +19,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "tls_fleet.hpp"
 #include "tls_support.hpp"
@@ -96,9 +97,9 @@ class ConnectionCapTest : public E2E {
 
   void expect_store_intact() {
     ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_.path() / "data/hookvault.db";
-    auto store = Store::open(options, open_file_kek(setup().root / "keys/kek.key"));
+    auto store = open_sqlite_store(options, open_file_kek(setup().root / "keys/kek.key"));
     ASSERT_TRUE(store) << store.error().message();
     std::string error;
     const auto events = open_all_events(**store, error);

@@ -23,6 +23,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 
@@ -193,9 +194,9 @@ TEST_F(CrashTest, SigkillAtRandomMomentsLosesNothingAcknowledged) {
             << " first answered as duplicates (an attempt whose answer was lost had stored them)\n";
 
   // Every acknowledged event is stored once, under its id, and opens.
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir_.path() / "data/hookvault.db";
-  auto store = Store::open(options, open_file_kek(setup().root / "keys/kek.key"));
+  auto store = open_sqlite_store(options, open_file_kek(setup().root / "keys/kek.key"));
   ASSERT_TRUE(store) << store.error().message();
   std::string error;
   const auto stored = open_all_events(**store, error);

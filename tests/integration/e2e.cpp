@@ -274,26 +274,27 @@ std::string s_client_command(std::uint16_t port, const std::string& flags) {
 
 std::map<std::string, OpenedEvent> open_all_events(Store& store, std::string& error) {
   std::map<std::string, OpenedEvent> out;
-  for (std::int64_t after_id = 0;;) {
+  for (std::string after;;) {
     EventQuery q;
-    q.after = after_id;
+    q.after = after;
     q.limit = 1000;
     auto page = store.list_events(q);
     if (!page) {
       error = "list_events: " + page.error().message();
       return out;
     }
-    if (page->empty()) return out;
-    for (const auto& meta : *page) {
-      after_id = meta.id;
-      auto payload = store.event_payload(meta.id);
+    if (page->events.empty()) return out;
+    after = page->next;
+    for (const auto& meta : page->events) {
+      auto payload = store.event_payload(meta.row_id);
       if (!payload || !payload->has_value()) {
-        error = "event " + std::to_string(meta.id) + " does not open";
+        error = "event " + std::to_string(meta.row_id) + " does not open";
         return out;
       }
-      const bool first = out.emplace(meta.idempotency_key,
-                                     OpenedEvent{meta.id, std::string((**payload).reveal_string())})
-                             .second;
+      const bool first =
+          out.emplace(meta.idempotency_key,
+                      OpenedEvent{meta.row_id, std::string((**payload).reveal_string())})
+              .second;
       if (!first) {
         error = "stored twice: " + meta.idempotency_key;
         return out;

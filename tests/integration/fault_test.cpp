@@ -65,6 +65,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 
@@ -411,9 +412,9 @@ class FaultTest : public E2E {
   void expect_store_holds_exactly_what_was_acknowledged() {
     client_.reset();
     ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = db_path();
-    auto store = Store::open(options, open_file_kek(setup().root / "keys/kek.key"));
+    auto store = open_sqlite_store(options, open_file_kek(setup().root / "keys/kek.key"));
     ASSERT_TRUE(store) << store.error().message();
     std::string error;
     const auto stored = open_all_events(**store, error);

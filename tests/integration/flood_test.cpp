@@ -36,6 +36,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 #include "tls_fleet.hpp"
@@ -181,9 +182,9 @@ class FloodTest : public E2E {
 
   // Every stored event, opened, after the daemon has stopped.
   std::map<std::string, OpenedEvent> stored_events() {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_.path() / "data/hookvault.db";
-    auto store = Store::open(options, open_file_kek(setup().root / "keys/kek.key"));
+    auto store = open_sqlite_store(options, open_file_kek(setup().root / "keys/kek.key"));
     EXPECT_TRUE(store) << store.error().message();
     if (!store) return {};
     std::string error;

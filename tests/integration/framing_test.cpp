@@ -16,6 +16,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "tls_fleet.hpp"
 #include "tls_support.hpp"
@@ -113,9 +114,9 @@ class HttpFramingTest : public E2E {
   // `more` (idempotency key -> payload), each once and opening to its bytes.
   void expect_store_intact(const std::map<std::string, std::string>& more = {}) {
     ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_.path() / "data/hookvault.db";
-    auto store = Store::open(options, open_file_kek(setup().root / "keys/kek.key"));
+    auto store = open_sqlite_store(options, open_file_kek(setup().root / "keys/kek.key"));
     ASSERT_TRUE(store) << store.error().message();
     std::string error;
     const auto events = open_all_events(**store, error);

@@ -16,6 +16,7 @@
 
 #include "e2e.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "softhsm.hpp"
 
@@ -290,9 +291,9 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
   const auto kek = open_kek_in_process();
   EXPECT_EQ(kek->versions(), std::vector<std::uint32_t>{2});
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir_.path() / "data/hookvault.db";
-  auto store = Store::open(options, kek);
+  auto store = open_sqlite_store(options, kek);
   ASSERT_TRUE(store) << store.error().message();
   std::string error;
   const auto stored = open_all_events(**store, error);

@@ -1,6 +1,6 @@
 // A KEK whose unwrap() can be held at a gate, to hold the store's writer
 // inside a batch: the writer unwraps the audit key, on its own thread, for the
-// first audit append of every write transaction (src/store/audit_chain.hpp).
+// first audit append of every write transaction (src/store/sqlite/audit_chain.hpp).
 // So an audit append submitted while the gate holds keeps the writer in that
 // batch until the test lets it through, and what is submitted meanwhile is
 // queued for the next batch. Everything else is the inner KEK's.

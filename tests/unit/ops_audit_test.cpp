@@ -52,7 +52,7 @@ class OpsAudit : public ::testing::Test {
     r.materials = std::move(m);
     auto written = store->write(std::move(r));
     ASSERT_TRUE(written) << written.error().message();
-    event_id_ = written->id;
+    event_id_ = written->row_id;
     store->close();
   }
 

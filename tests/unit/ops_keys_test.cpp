@@ -202,6 +202,32 @@ TEST_F(OpsKeys, RewrapWithNothingToDoSucceedsAndARotateFailureIsAuditedAsAnError
   EXPECT_EQ(records.back().entry.outcome.rfind("error: ", 0), 0U) << records.back().entry.outcome;
 }
 
+// Two `keys rewrap` at once on one database would do the same work twice:
+// while another store holds the lease "rewrap", a rewrap moves nothing,
+// says why and fails; once it is released, the rewrap runs.
+TEST_F(OpsKeys, ARewrapWhileAnotherHoldsTheRewrapLeaseMovesNothing) {
+  ASSERT_EQ(rotate().code, kExitOk);
+  auto other = open_store(config_);
+  auto held = other->try_lease("rewrap");
+  ASSERT_TRUE(held && *held);
+  const Output refused = rewrap(100);
+  EXPECT_EQ(refused.code, kExitError);
+  EXPECT_NE(refused.err.find("another `hookvault keys rewrap` is running"), std::string::npos)
+      << refused.err;
+  const auto usage = other->kek_usage();
+  ASSERT_TRUE(usage);
+  std::uint64_t under_v1 = 0;
+  for (const auto& u : *usage) {
+    if (u.version == 1) under_v1 += u.events + u.materials;
+  }
+  EXPECT_GT(under_v1, 0U);
+  held->reset();
+  other->close();  // drops its rows, the released lease's too
+  const Output ran = rewrap(100);
+  ASSERT_EQ(ran.code, kExitOk) << ran.err;
+  EXPECT_EQ(json_lines(ran.out).back()["remaining"], 0);
+}
+
 // The audit finding: `keys rotate`, `keys rewrap` (nothing left), then `keys
 // retire 1` while a daemon that has not taken version 2 still wraps its new
 // records under version 1. Before, the retirement went through and the
@@ -211,7 +237,7 @@ TEST_F(OpsKeys, RewrapWithNothingToDoSucceedsAndARotateFailureIsAuditedAsAnError
 // and retire succeed with everything readable.
 TEST_F(OpsKeys, RetireIsRefusedWhileARunningDaemonStillWrapsUnderTheVersionAndSaysWhy) {
   const auto daemon_kek = open_kek(config_);
-  auto daemon = open_store(config_, daemon_kek, /*daemon=*/true);
+  auto daemon = open_store(config_, daemon_kek, hookvault::StoreRole::daemon);
   ASSERT_EQ(rotate().code, kExitOk);
   const Output rewrapped = rewrap(100);
   ASSERT_EQ(rewrapped.code, kExitOk) << rewrapped.err;

@@ -14,6 +14,7 @@
 
 #include "hookvault/audit.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 #include "test_support.hpp"
@@ -28,8 +29,8 @@ using hookvault::Errc;
 using hookvault::Kek;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
@@ -79,9 +80,9 @@ WriteRequest revoked(const std::string& key, const std::string& wallet, std::int
 class StoreAuditTest : public ::testing::Test {
  protected:
   std::unique_ptr<Store> open_store(std::shared_ptr<const Kek> kek = nullptr) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = path();
-    auto store = Store::open(options, kek ? std::move(kek) : kek_);
+    auto store = open_sqlite_store(options, kek ? std::move(kek) : kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }
@@ -580,9 +581,9 @@ TEST(StoreCompatibility, OpensVerifiesAndExtendsAFileOfSchemaVersionTwo) {
     RawDb(db, RawDb::Mode::create).exec(dump);
     ASSERT_FALSE(::testing::Test::HasFailure());
   }
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = db;
-  auto opened = Store::open(
+  auto opened = open_sqlite_store(
       options, hookvault::make_memory_kek(SecretBytes::copy_of("hookvault-fixture-kek-0123456789"),
                                           "fixture:1"));
   ASSERT_TRUE(opened) << opened.error().message();

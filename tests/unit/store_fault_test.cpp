@@ -2,8 +2,8 @@
 // another connection holding the write lock.
 //
 // Commit failures come from FaultVfs, a shim over SQLite's default VFS
-// registered as the default for the test's duration (the store opens its
-// connections with the default VFS). While `fail` is set, every write and
+// registered under a name of its own for the test's duration; the tests'
+// stores name it in their options (SqliteStoreOptions::vfs). While `fail` is set, every write and
 // sync of a main database or WAL file fails like a full disk (SQLITE_FULL) or
 // a failed fsync (SQLITE_IOERR_FSYNC). This works as root too, where making a
 // file read-only would not stop the writer. It can also hold every sync of a
@@ -12,7 +12,7 @@
 // A full disk fails the COMMIT itself: nothing of the batch is stored, and the
 // store recovers once writes succeed again (StoreFaultTest, DiskFull). With
 // synchronous = NORMAL a COMMIT does not sync; the syncer thread does, before
-// any request is answered (src/store/syncer.hpp), and a failed sync stops all
+// any request is answered (src/store/sqlite/syncer.hpp), and a failed sync stops all
 // writes until the store is opened again (StoreSyncTest).
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -38,6 +38,7 @@
 #include "hookvault/kek.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/metrics.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -47,8 +48,8 @@ using hookvault::Errc;
 using hookvault::Metrics;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
 using hookvault::testing::count_of;
@@ -75,9 +76,13 @@ std::shared_ptr<const hookvault::Kek> test_kek() {
 
 // --- FaultVfs ---------------------------------------------------------------
 
+// Registered under its own name, not as the default VFS: a store uses it
+// only when its options name it (SqliteStoreOptions::vfs), so nothing else in
+// the process (another store, a raw connection) goes through it.
 class FaultVfs {
  public:
   enum class Mode { full, fsync };
+  static constexpr char kName[] = "hookvault-fault";
 
   static void install() {
     real_ = sqlite3_vfs_find(nullptr);
@@ -86,7 +91,7 @@ class FaultVfs {
     vfs_.iVersion = 2;
     vfs_.szOsFile = static_cast<int>(sizeof(File)) + real_->szOsFile;
     vfs_.mxPathname = real_->mxPathname;
-    vfs_.zName = "hookvault-fault";
+    vfs_.zName = kName;
     vfs_.xOpen = &open;
     vfs_.xDelete = [](sqlite3_vfs*, const char* name, int sync_dir) {
       return real_->xDelete(real_, name, sync_dir);
@@ -114,7 +119,8 @@ class FaultVfs {
     vfs_.xCurrentTimeInt64 = [](sqlite3_vfs*, sqlite3_int64* out) {
       return real_->xCurrentTimeInt64(real_, out);
     };
-    ASSERT_EQ(sqlite3_vfs_register(&vfs_, 1), SQLITE_OK);
+    ASSERT_EQ(sqlite3_vfs_register(&vfs_, 0), SQLITE_OK);
+    ASSERT_EQ(sqlite3_vfs_find(nullptr), real_) << "the default VFS changed";
   }
 
   static void uninstall() {
@@ -125,7 +131,6 @@ class FaultVfs {
       wal_sync_times_.clear();
     }
     EXPECT_EQ(sqlite3_vfs_unregister(&vfs_), SQLITE_OK);
-    EXPECT_EQ(sqlite3_vfs_register(real_, 1), SQLITE_OK);
   }
 
   static void fail(bool on, Mode mode = Mode::full) {
@@ -260,11 +265,12 @@ class StoreFaultBase : public ::testing::Test {
   void TearDown() override { FaultVfs::uninstall(); }
 
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256, Metrics* metrics = nullptr) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_ / "hookvault.db";
+    options.vfs = FaultVfs::kName;
     options.max_batch = max_batch;
     options.metrics = metrics;
-    auto store = Store::open(options, kek_);
+    auto store = open_sqlite_store(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }
@@ -399,9 +405,10 @@ TEST_P(StoreFaultTest, ADuplicateDuringTheFaultLeavesTheStoreNotWritable) {
 // The open proves a commit and a WAL sync.
 TEST_P(StoreOpenFaultTest, OpenFailsWhenTheFirstCommitOrSyncFails) {
   FaultVfs::fail(true, GetParam());
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir_ / "hookvault.db";
-  auto store = Store::open(options, kek_);
+  options.vfs = FaultVfs::kName;
+  auto store = open_sqlite_store(options, kek_);
   ASSERT_FALSE(store);
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable);
 }
@@ -465,7 +472,7 @@ TEST_F(StoreSyncTest, AnswersWaitForTheWalSyncThatFollowsTheirCommit) {
   EXPECT_FALSE(r1->duplicate);
   EXPECT_FALSE(r2->duplicate);
   EXPECT_TRUE(r3->duplicate);
-  EXPECT_EQ(r3->id, r1->id);
+  EXPECT_EQ(r3->row_id, r1->row_id);
   // One sync for `first`, one for everything committed while it ran.
   EXPECT_EQ(store->stats().wal_syncs - syncs_before, 2U);
   EXPECT_EQ(store->stats().committed_requests, 3U);
@@ -619,10 +626,10 @@ TEST(StoreLock, NoRequestWaitsForAnotherWritersLockLongerThanTheBusyTimeout) {
   using namespace std::chrono_literals;
   using Clock = std::chrono::steady_clock;
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
   options.busy_timeout = 2000ms;
-  auto opened = Store::open(options, test_kek());
+  auto opened = open_sqlite_store(options, test_kek());
   ASSERT_TRUE(opened) << opened.error().message();
   Store& store = **opened;
   ASSERT_TRUE(store.write(plain_event("before")));
@@ -673,9 +680,9 @@ TEST(StoreLock, NoRequestWaitsForAnotherWritersLockLongerThanTheBusyTimeout) {
 // --- Open failures ------------------------------------------------------------
 
 void expect_open_unavailable(const std::filesystem::path& path) {
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = path;
-  auto store = Store::open(options, test_kek());
+  auto store = open_sqlite_store(options, test_kek());
   ASSERT_FALSE(store) << path;
   EXPECT_EQ(errc_of(store.error()), Errc::store_unavailable) << path;
 }
@@ -699,9 +706,9 @@ TEST(StoreOpen, ExistingDatabaseInReadOnlyDirectoryIsUnavailable) {
   const auto sub = dir / "db";
   std::filesystem::create_directory(sub);
   {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = sub / "hookvault.db";
-    auto store = Store::open(options, test_kek());
+    auto store = open_sqlite_store(options, test_kek());
     ASSERT_TRUE(store);
   }
   ASSERT_EQ(::chmod(sub.c_str(), 0555), 0);
@@ -732,9 +739,9 @@ TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
   TempDir dir;
   const auto path = dir / "hookvault.db";
   {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = path;
-    auto store = Store::open(options, test_kek());
+    auto store = open_sqlite_store(options, test_kek());
     ASSERT_TRUE(store);
   }
   sqlite3* db = nullptr;
@@ -748,9 +755,9 @@ TEST(StoreOpen, NewerSchemaVersionIsUnavailable) {
 
 TEST(StoreOpen, MissingKekIsRefused) {
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
-  auto store = Store::open(options, nullptr);
+  auto store = open_sqlite_store(options, nullptr);
   ASSERT_FALSE(store);
   EXPECT_EQ(errc_of(store.error()), Errc::kek_unavailable);
 }

@@ -1,5 +1,5 @@
 // Retiring a KEK version through the store (store.hpp, "KEK registrations";
-// src/store/kek_registry.hpp): every open Store registers the version it wraps
+// src/store/sqlite/kek_registry.hpp): every open Store registers the version it wraps
 // new keys under, a version is marked retired only when no live registration
 // names it and no wrapped key uses it, and a key wrapped under a retired
 // version is never stored. Real SQLite files and file KEKs (keyrings) in a
@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "test_support.hpp"
 
@@ -22,8 +23,8 @@ using hookvault::Errc;
 using hookvault::Kek;
 using hookvault::KekLease;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::testing::eventually;
 using hookvault::testing::TempDir;
@@ -64,11 +65,11 @@ class StoreKekRetireTest : public ::testing::Test {
 
   std::unique_ptr<Store> open_store(std::shared_ptr<const Kek> kek, const std::string& name,
                                     std::chrono::milliseconds lease_time = 60s) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = dir_ / "hookvault.db";
     options.process_name = name;
     options.lease_time = lease_time;
-    auto store = Store::open(options, std::move(kek));
+    auto store = open_sqlite_store(options, std::move(kek));
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }

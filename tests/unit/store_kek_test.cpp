@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hookvault/kek.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
 #include "raw_db.hpp"
 #include "test_support.hpp"
@@ -27,8 +28,8 @@ using hookvault::Kek;
 using hookvault::KekUsage;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
@@ -81,9 +82,9 @@ class StoreKekTest : public ::testing::Test {
   std::filesystem::path path() const { return dir_ / "hookvault.db"; }
 
   std::unique_ptr<Store> open_store(std::shared_ptr<const Kek> kek = nullptr) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.path = path();
-    auto store = Store::open(options, kek ? std::move(kek) : kek_);
+    auto store = open_sqlite_store(options, kek ? std::move(kek) : kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }

@@ -1,9 +1,11 @@
 // Store: idempotency, envelope encryption, ordering of delegations and
-// revocations, group commit, WAL checkpoints (src/store/checkpointer.hpp),
+// revocations, group commit, WAL checkpoints (src/store/sqlite/checkpointer.hpp),
 // reopen. Real SQLite files in a TempDir and a memory KEK. Fault injection (commit failures, open
 // failures) is in store_fault_test.cpp.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -20,8 +22,11 @@
 #include "gate_kek.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/metrics.hpp"
+#include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
+#include "manual_clock.hpp"
 #include "raw_db.hpp"
+#include "store_requests.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -36,82 +41,15 @@ using hookvault::NewEvent;
 using hookvault::Origin;
 using hookvault::Result;
 using hookvault::SecretBytes;
+using hookvault::SqliteStoreOptions;
 using hookvault::Store;
-using hookvault::StoreOptions;
 using hookvault::WriteRequest;
 using hookvault::WriteResult;
 using hookvault::testing::eventually;
 using hookvault::testing::metric_sample;
 using hookvault::testing::RawDb;
 using hookvault::testing::TempDir;
-
-constexpr char kSource[] = "dynamic";
-constexpr char kCreated[] = "wallet.delegation.created";
-constexpr char kRevoked[] = "wallet.delegation.revoked";
-
-Errc errc_of(const boost::system::error_code& ec) { return hookvault::to_errc(ec); }
-
-std::string iso(std::int64_t ms) { return "t+" + std::to_string(ms); }
-
-WriteRequest plain_event(const std::string& key, const std::string& payload = "",
-                         const std::string& source = kSource) {
-  WriteRequest r;
-  r.event.source = source;
-  r.event.idempotency_key = key;
-  r.event.event_name = "user.created";
-  r.event.message_id = "msg-" + key;
-  r.event.event_time = iso(1000);
-  r.event.event_time_ms = 1000;
-  r.event.payload = payload.empty() ? R"({"eventId":")" + key + R"("})" : payload;
-  return r;
-}
-
-DelegationMaterials materials_for(const std::string& wallet, const std::string& share,
-                                  const std::string& api_key) {
-  DelegationMaterials m;
-  m.wallet_id = wallet;
-  m.user_id = "user-" + wallet;
-  m.chain = "EVM";
-  m.share_set_id = "set-" + wallet;
-  m.share = SecretBytes::copy_of(share);
-  m.api_key = SecretBytes::copy_of(api_key);
-  return m;
-}
-
-WriteRequest created(const std::string& key, const std::string& wallet, std::int64_t t,
-                     const std::string& share = "share", const std::string& api_key = "api") {
-  WriteRequest r;
-  r.event.source = kSource;
-  r.event.idempotency_key = key;
-  r.event.event_name = kCreated;
-  r.event.event_time = iso(t);
-  r.event.event_time_ms = t;
-  r.event.wallet_id = wallet;
-  r.event.payload = R"({"eventName":"wallet.delegation.created","eventId":")" + key + R"("})";
-  r.materials = materials_for(wallet, share, api_key);
-  return r;
-}
-
-WriteRequest created_failed(const std::string& key, const std::string& wallet, std::int64_t t,
-                            const std::string& reason = "no_matching_key") {
-  WriteRequest r = created(key, wallet, t);
-  r.materials.reset();
-  r.decrypt_failure = reason;
-  return r;
-}
-
-WriteRequest revoked(const std::string& key, const std::string& wallet, std::int64_t t) {
-  WriteRequest r;
-  r.event.source = kSource;
-  r.event.idempotency_key = key;
-  r.event.event_name = kRevoked;
-  r.event.event_time = iso(t);
-  r.event.event_time_ms = t;
-  r.event.wallet_id = wallet;
-  r.event.payload = R"({"eventName":"wallet.delegation.revoked"})";
-  r.revoke = true;
-  return r;
-}
+using namespace hookvault::testing::requests;  // NOLINT(google-build-using-namespace)
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -160,13 +98,13 @@ class StoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<Store> open_store(std::size_t max_batch = 256) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.max_batch = max_batch;
     return open_store(std::move(options));
   }
-  std::unique_ptr<Store> open_store(StoreOptions options) {
+  std::unique_ptr<Store> open_store(SqliteStoreOptions options) {
     options.path = path();
-    auto store = Store::open(options, kek_);
+    auto store = open_sqlite_store(options, kek_);
     EXPECT_TRUE(store) << (store ? "" : store.error().message());
     return store ? std::move(*store) : nullptr;
   }
@@ -195,14 +133,15 @@ class StoreTest : public ::testing::Test {
 };
 
 // The store turns SQLite's global allocation statistics off (one process-wide
-// mutex per allocation; src/store/sqlite.cpp) before SQLite initializes. It
+// mutex per allocation; src/store/sqlite/connection.cpp) before SQLite initializes. It
 // can only do so in a process where nothing opened a database before it: ctest
 // runs each test in a process of its own.
 TEST(SqliteConfig, AllocationStatisticsAreOffOnceAStoreIsOpen) {
   TempDir dir;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = dir / "hookvault.db";
-  auto store = Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "t:1"));
+  auto store =
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "t:1"));
   ASSERT_TRUE(store) << store.error().message();
   WriteRequest r;
   r.event.source = "nodit";
@@ -224,150 +163,6 @@ TEST(StoreNames, OriginAndMaterialsState) {
   EXPECT_EQ(hookvault::materials_state_name(MaterialsState::decrypt_failed), "decrypt_failed");
 }
 
-TEST_F(StoreTest, FirstWriteThenDuplicateChangesNothing) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  EXPECT_TRUE(store->writable());
-  const WriteResult first = ok(store->write(plain_event("evt-1", R"({"first":true})")));
-  EXPECT_GT(first.id, 0);
-  EXPECT_FALSE(first.duplicate);
-  EXPECT_EQ(first.materials, MaterialsState::none);
-
-  const WriteResult again = ok(store->write(plain_event("evt-1", R"({"second":true})")));
-  EXPECT_TRUE(again.duplicate);
-  EXPECT_EQ(again.id, first.id);
-  EXPECT_EQ(again.materials, MaterialsState::none);
-  EXPECT_EQ(count_events(), 1);
-  EXPECT_EQ(payload_of(*store, first.id), R"({"first":true})");
-
-  // The same key under another source is another event.
-  const WriteResult other = ok(store->write(plain_event("evt-1", "{}", "nodit")));
-  EXPECT_FALSE(other.duplicate);
-  EXPECT_GT(other.id, first.id);
-
-  auto found = store->find_event(kSource, "evt-1");
-  ASSERT_TRUE(found);
-  EXPECT_EQ(*found, first.id);
-  auto missing = store->find_event(kSource, "evt-2");
-  ASSERT_TRUE(missing);
-  EXPECT_FALSE(*missing);
-}
-
-TEST_F(StoreTest, DuplicateOfADelegationReportsItsMaterialsState) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  EXPECT_EQ(ok(store->write(created("c1", "w1", 100))).materials, MaterialsState::stored);
-  const WriteResult dup = ok(store->write(created("c1", "w1", 100, "other", "other")));
-  EXPECT_TRUE(dup.duplicate);
-  EXPECT_EQ(dup.materials, MaterialsState::stored);
-  auto m = store->materials(kSource, "w1");
-  ASSERT_TRUE(m && *m);
-  EXPECT_EQ((*m)->share.reveal_string(), "share");
-}
-
-TEST_F(StoreTest, PayloadRoundTripsByteForByte) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  std::string binary;
-  for (int i = 0; i < 256; ++i) binary.push_back(static_cast<char>(i));
-  const std::vector<std::string> bodies = {
-      R"({"amount":18446744073709551616,"big":123456789012345678901234567890,"x":-0.0})",
-      R"({ "spaced" :	"tab\u0000", "e":1E400 })",
-      binary,
-      std::string(1 << 20, 'x') + "\xff",
-  };
-  std::vector<std::int64_t> ids;
-  for (std::size_t i = 0; i < bodies.size(); ++i) {
-    ids.push_back(ok(store->write(plain_event("body-" + std::to_string(i), bodies[i]))).id);
-  }
-  for (std::size_t i = 0; i < bodies.size(); ++i) {
-    EXPECT_EQ(payload_of(*store, ids[i]), bodies[i]) << i;
-  }
-  auto unknown = store->event_payload(ids.back() + 100);
-  ASSERT_TRUE(unknown);
-  EXPECT_FALSE(*unknown);
-}
-
-TEST_F(StoreTest, EventMetaRoundTrips) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  WriteRequest r = plain_event("meta-1");
-  r.event.origin = Origin::history;
-  r.event.event_name = "wallet.delegation.signature";
-  r.event.wallet_id = "w-meta";
-  r.event.event_time = "2025-10-01T15:13:26.348Z";
-  r.event.event_time_ms = 1759331606348;
-  const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  const WriteResult w = ok(store->write(std::move(r)));
-  auto meta = store->event_meta(w.id);
-  ASSERT_TRUE(meta && *meta);
-  const EventMeta& m = **meta;
-  EXPECT_EQ(m.id, w.id);
-  EXPECT_EQ(m.source, kSource);
-  EXPECT_EQ(m.idempotency_key, "meta-1");
-  EXPECT_EQ(m.event_name, "wallet.delegation.signature");
-  EXPECT_EQ(m.message_id, "msg-meta-1");
-  EXPECT_EQ(m.event_time, "2025-10-01T15:13:26.348Z");
-  EXPECT_EQ(m.wallet_id, "w-meta");
-  EXPECT_EQ(m.origin, Origin::history);
-  EXPECT_EQ(m.materials, MaterialsState::none);
-  EXPECT_TRUE(m.failure_reason.empty());
-  EXPECT_FALSE(m.payload_redacted);
-  EXPECT_GE(m.received_at_ms, before);
-  EXPECT_LE(m.received_at_ms, before + 60000);
-  auto none = store->event_meta(w.id + 1);
-  ASSERT_TRUE(none);
-  EXPECT_FALSE(*none);
-}
-
-TEST_F(StoreTest, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  std::vector<std::int64_t> all, nodit;
-  for (int i = 0; i < 53; ++i) {
-    const bool is_nodit = i % 3 == 0;
-    const auto w =
-        ok(store->write(plain_event("k" + std::to_string(i), "", is_nodit ? "nodit" : kSource)));
-    if (!all.empty()) {
-      EXPECT_GT(w.id, all.back());
-    }
-    all.push_back(w.id);
-    if (is_nodit) nodit.push_back(w.id);
-  }
-  const auto page_through = [&](std::optional<std::string> source, std::size_t limit) {
-    std::vector<std::int64_t> seen;
-    EventQuery q;
-    q.source = std::move(source);
-    q.limit = limit;
-    for (int pages = 0; pages < 100; ++pages) {
-      auto page = store->list_events(q);
-      EXPECT_TRUE(page);
-      if (!page || page->empty()) break;
-      EXPECT_LE(page->size(), limit);
-      for (const auto& m : *page) {
-        if (q.source) {
-          EXPECT_EQ(m.source, *q.source);
-        }
-        seen.push_back(m.id);
-      }
-      q.after = page->back().id;
-    }
-    return seen;
-  };
-  EXPECT_EQ(page_through(std::nullopt, 7), all);
-  EXPECT_EQ(page_through(std::nullopt, 1000), all);
-  EXPECT_EQ(page_through("nodit", 4), nodit);
-  EXPECT_TRUE(page_through("unknown", 10).empty());
-
-  EventQuery zero;
-  zero.limit = 0;
-  auto none = store->list_events(zero);
-  ASSERT_TRUE(none);
-  EXPECT_TRUE(none->empty());
-}
-
 TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 250;
@@ -385,7 +180,7 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
     if (!r || r->duplicate) {
       failures.fetch_add(1);
     } else {
-      completion_order.push_back(r->id);
+      completion_order.push_back(r->row_id);
     }
     all_done.count_down();
   };
@@ -420,35 +215,10 @@ TEST_F(StoreTest, ConcurrentSubmitsAllCompleteOnceInCommitOrderAndAreGrouped) {
   q.limit = 100000;
   auto listed = store->list_events(q);
   ASSERT_TRUE(listed);
-  ASSERT_EQ(listed->size(), completion_order.size());
-  for (std::size_t i = 0; i < listed->size(); ++i) EXPECT_EQ((*listed)[i].id, completion_order[i]);
-}
-
-TEST_F(StoreTest, ConcurrentDuplicatesStoreEachKeyOnce) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  constexpr int kThreads = 8;
-  constexpr int kKeys = 40;
-  std::vector<std::vector<WriteResult>> results(kThreads);
-  std::vector<std::thread> threads;
-  threads.reserve(kThreads);
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int k = 0; k < kKeys; ++k) {
-        results[t].push_back(ok(store->write(plain_event("same-" + std::to_string(k)))));
-      }
-    });
+  ASSERT_EQ(listed->events.size(), completion_order.size());
+  for (std::size_t i = 0; i < listed->events.size(); ++i) {
+    EXPECT_EQ(listed->events[i].row_id, completion_order[i]);
   }
-  for (auto& th : threads) th.join();
-  for (int k = 0; k < kKeys; ++k) {
-    int firsts = 0;
-    for (int t = 0; t < kThreads; ++t) {
-      if (!results[t][k].duplicate) ++firsts;
-      EXPECT_EQ(results[t][k].id, results[0][k].id);
-    }
-    EXPECT_EQ(firsts, 1) << k;
-  }
-  EXPECT_EQ(count_events(), kKeys);
 }
 
 TEST_F(StoreTest, MaterialsFollowTheOrderingRules) {
@@ -537,16 +307,16 @@ TEST_F(StoreTest, MaterialsFollowTheOrderingRules) {
 TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
-  const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).id;
-  const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).id;
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).row_id;
+  const auto f120 = ok(store->write(created_failed("f120", "w1", 120))).row_id;
+  const auto f180 = ok(store->write(created_failed("f180", "w1", 180))).row_id;
   WriteRequest sig = plain_event("sig100");
   sig.event.event_name = "wallet.delegation.signature";
   sig.event.wallet_id = "w1";
   sig.event.event_time_ms = 100;
-  const auto s100 = ok(store->write(std::move(sig))).id;
-  const auto other = ok(store->write(created("o100", "w2", 100))).id;
-  const auto rev = ok(store->write(revoked("r150", "w1", 150))).id;
+  const auto s100 = ok(store->write(std::move(sig))).row_id;
+  const auto other = ok(store->write(created("o100", "w2", 100))).row_id;
+  const auto rev = ok(store->write(revoked("r150", "w1", 150))).row_id;
 
   const auto redacted = [&](std::int64_t id) {
     auto meta = store->event_meta(id);
@@ -577,7 +347,7 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, f180);
+  EXPECT_EQ(failures->front().row_id, f180);
   auto none = store->materials(kSource, "w1");
   ASSERT_TRUE(none);
   EXPECT_FALSE(none->has_value());
@@ -585,17 +355,17 @@ TEST_F(StoreTest, RevocationRedactsOlderDelegationPayloads) {
   // A late delegation covered by the tombstone is stored redacted.
   const auto late = ok(store->write(created("c140", "w1", 140)));
   EXPECT_EQ(late.materials, MaterialsState::revoked);
-  EXPECT_TRUE(redacted(late.id));
+  EXPECT_TRUE(redacted(late.row_id));
   const auto late_failed = ok(store->write(created_failed("f130", "w1", 130)));
   EXPECT_EQ(late_failed.materials, MaterialsState::revoked);
-  EXPECT_TRUE(redacted(late_failed.id));
+  EXPECT_TRUE(redacted(late_failed.row_id));
 
   // Materials from after the revocation are stored; the delegation at 180,
   // older than them, can never be the wallet's any more: it is settled and
   // its payload goes too.
   const auto c200 = ok(store->write(created("c200", "w1", 200)));
   EXPECT_EQ(c200.materials, MaterialsState::stored);
-  EXPECT_FALSE(redacted(c200.id));
+  EXPECT_FALSE(redacted(c200.row_id));
   EXPECT_TRUE(redacted(f180));
   auto f180_meta = store->event_meta(f180);
   ASSERT_TRUE(f180_meta && *f180_meta);
@@ -630,15 +400,15 @@ TEST_F(StoreTest, ANewerDelegationRedactsEveryOlderDelegationsPayload) {
     EXPECT_TRUE(meta && *meta);
     return meta && *meta ? (*meta)->materials : MaterialsState::none;
   };
-  const auto c100 = ok(store->write(created("c100", "w1", 100))).id;
-  const auto other_wallet = ok(store->write(created("o100", "w2", 100))).id;
+  const auto c100 = ok(store->write(created("c100", "w1", 100))).row_id;
+  const auto other_wallet = ok(store->write(created("o100", "w2", 100))).row_id;
   // Newer than the current materials: waits for `reprocess`, with its payload.
-  const auto f150 = ok(store->write(created_failed("f150", "w1", 150))).id;
+  const auto f150 = ok(store->write(created_failed("f150", "w1", 150))).row_id;
   EXPECT_EQ(state_of(f150), MaterialsState::decrypt_failed);
   EXPECT_FALSE(redacted(c100));
   EXPECT_FALSE(redacted(f150));
 
-  const auto same_instant = ok(store->write(created("c200a", "w1", 200))).id;
+  const auto same_instant = ok(store->write(created("c200a", "w1", 200))).row_id;
   EXPECT_TRUE(redacted(c100));
   EXPECT_TRUE(redacted(f150));
   EXPECT_EQ(state_of(f150), MaterialsState::superseded);  // nothing left to reprocess
@@ -647,112 +417,35 @@ TEST_F(StoreTest, ANewerDelegationRedactsEveryOlderDelegationsPayload) {
   const auto c200b = ok(store->write(created("c200b", "w1", 200)));
   EXPECT_EQ(c200b.materials, MaterialsState::stored);
   EXPECT_TRUE(redacted(same_instant));  // same time, smaller id: older by the rules
-  EXPECT_FALSE(redacted(c200b.id));
+  EXPECT_FALSE(redacted(c200b.row_id));
   EXPECT_FALSE(redacted(other_wallet));
   EXPECT_EQ(state_of(c100), MaterialsState::stored);  // what happened then: it was stored
 
   // Older ones arriving now are stored redacted, materials or not.
   const auto late = ok(store->write(created("c150", "w1", 150)));
   EXPECT_EQ(late.materials, MaterialsState::superseded);
-  EXPECT_TRUE(redacted(late.id));
+  EXPECT_TRUE(redacted(late.row_id));
   const auto late_failed = ok(store->write(created_failed("f120", "w1", 120)));
   EXPECT_EQ(late_failed.materials, MaterialsState::superseded);
-  EXPECT_TRUE(redacted(late_failed.id));
+  EXPECT_TRUE(redacted(late_failed.row_id));
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   EXPECT_TRUE(failures->empty());
   // A newer failure waits for `reprocess`, and keeps its payload for it.
   const auto newer_failed = ok(store->write(created_failed("f300", "w1", 300)));
   EXPECT_EQ(newer_failed.materials, MaterialsState::decrypt_failed);
-  EXPECT_FALSE(redacted(newer_failed.id));
-  EXPECT_FALSE(redacted(c200b.id));
+  EXPECT_FALSE(redacted(newer_failed.row_id));
+  EXPECT_FALSE(redacted(c200b.row_id));
   auto m = store->materials(kSource, "w1");
   ASSERT_TRUE(m && *m);
   EXPECT_EQ((*m)->event_id, "c200b");
   EXPECT_EQ(RawDb(path()).integer("SELECT count(*) FROM events WHERE payload IS NULL"), 5);
 }
 
-TEST_F(StoreTest, DecryptFailureIsKeptAndResolvedLater) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  const WriteResult w = ok(store->write(created_failed("f1", "w1", 100, "no_matching_key")));
-  EXPECT_EQ(w.materials, MaterialsState::decrypt_failed);
-  auto meta = store->event_meta(w.id);
-  ASSERT_TRUE(meta && *meta);
-  EXPECT_EQ((*meta)->materials, MaterialsState::decrypt_failed);
-  EXPECT_EQ((*meta)->failure_reason, "no_matching_key");
-  EXPECT_FALSE((*meta)->payload_redacted);
-  auto failures = store->decrypt_failures();
-  ASSERT_TRUE(failures);
-  ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, w.id);
-  EXPECT_EQ(failures->front().failure_reason, "no_matching_key");
-
-  // Still failing: a new reason.
-  auto again = store->resolve_decrypt_failure(w.id, std::string("auth_failed"), "cli:test");
-  ASSERT_TRUE(again);
-  EXPECT_EQ(*again, MaterialsState::decrypt_failed);
-  meta = store->event_meta(w.id);
-  ASSERT_TRUE(meta && *meta);
-  EXPECT_EQ((*meta)->failure_reason, "auth_failed");
-
-  // Fixed: materials stored under the event's identity.
-  auto fixed = store->resolve_decrypt_failure(w.id, materials_for("w1", "late-share", "late-api"),
-                                              "cli:test");
-  ASSERT_TRUE(fixed) << fixed.error().message();
-  EXPECT_EQ(*fixed, MaterialsState::stored);
-  auto m = store->materials(kSource, "w1");
-  ASSERT_TRUE(m && *m);
-  EXPECT_EQ((*m)->event_id, "f1");
-  EXPECT_EQ((*m)->created_at, iso(100));
-  EXPECT_EQ((*m)->share.reveal_string(), "late-share");
-  EXPECT_EQ((*m)->api_key.reveal_string(), "late-api");
-  meta = store->event_meta(w.id);
-  ASSERT_TRUE(meta && *meta);
-  EXPECT_EQ((*meta)->materials, MaterialsState::stored);
-  EXPECT_TRUE((*meta)->failure_reason.empty());
-  failures = store->decrypt_failures();
-  ASSERT_TRUE(failures);
-  EXPECT_TRUE(failures->empty());
-  const WriteResult dup = ok(store->write(created_failed("f1", "w1", 100)));
-  EXPECT_TRUE(dup.duplicate);
-  EXPECT_EQ(dup.materials, MaterialsState::stored);
-
-  // Not pending any more, or unknown.
-  auto twice = store->resolve_decrypt_failure(w.id, materials_for("w1", "x", "y"), "cli:test");
-  ASSERT_FALSE(twice);
-  EXPECT_EQ(errc_of(twice.error()), Errc::not_found);
-  auto unknown = store->resolve_decrypt_failure(w.id + 1000, std::string("x"), "cli:test");
-  ASSERT_FALSE(unknown);
-  EXPECT_EQ(errc_of(unknown.error()), Errc::not_found);
-  const auto plain = ok(store->write(plain_event("plain"))).id;
-  auto not_failed = store->resolve_decrypt_failure(plain, std::string("x"), "cli:test");
-  ASSERT_FALSE(not_failed);
-  EXPECT_EQ(errc_of(not_failed.error()), Errc::not_found);
-
-  // A failure older than the current materials is settled at once: there is
-  // nothing to resolve, and its payload is redacted.
-  const WriteResult old = ok(store->write(created_failed("f0", "w1", 50)));
-  EXPECT_EQ(old.materials, MaterialsState::superseded);
-  auto superseded =
-      store->resolve_decrypt_failure(old.id, materials_for("w1", "s", "a"), "cli:test");
-  ASSERT_FALSE(superseded);
-  EXPECT_EQ(errc_of(superseded.error()), Errc::not_found);
-  m = store->materials(kSource, "w1");
-  ASSERT_TRUE(m && *m);
-  EXPECT_EQ((*m)->event_id, "f1");
-
-  // Materials for another wallet than the event's are refused.
-  const WriteResult f2 = ok(store->write(created_failed("f2", "w2", 100)));
-  auto wrong = store->resolve_decrypt_failure(f2.id, materials_for("w3", "s", "a"), "cli:test");
-  ASSERT_FALSE(wrong);
-  EXPECT_EQ(errc_of(wrong.error()), Errc::invalid_field);
-}
-
 TEST_F(StoreTest, ConcurrentResolutionsOfOneFailureSettleItOnce) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto failed = ok(store->write(created_failed("f1", "w1", 100))).id;
+  const auto failed = ok(store->write(created_failed("f1", "w1", 100))).row_id;
 
   // Block the writer so that both resolutions pass their read-side check and
   // reach the writer in the same batch as an unrelated write.
@@ -820,7 +513,7 @@ TEST_F(StoreTest, OneFailingRequestDoesNotFailItsBatch) {
   auto w1 = store->materials(kSource, "w1");
   auto w2 = store->materials(kSource, "w2");
   ASSERT_TRUE(w1 && *w1 && w2 && *w2);
-  EXPECT_GT(after->id, before->id);
+  EXPECT_GT(after->row_id, before->row_id);
 }
 
 // The batch first runs without savepoints; a failing request makes the writer
@@ -899,9 +592,9 @@ TEST_F(StoreTest, ATransactionEndedBySqliteFailsTheWholeBatch) {
 TEST_F(StoreTest, RowsCannotBeSwapped) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto a = ok(store->write(plain_event("a", R"({"who":"a"})"))).id;
-  const auto b = ok(store->write(plain_event("b", R"({"who":"b"})"))).id;
-  const auto c = ok(store->write(plain_event("c", R"({"who":"c"})"))).id;
+  const auto a = ok(store->write(plain_event("a", R"({"who":"a"})"))).row_id;
+  const auto b = ok(store->write(plain_event("b", R"({"who":"b"})"))).row_id;
+  const auto c = ok(store->write(plain_event("c", R"({"who":"c"})"))).row_id;
   ASSERT_TRUE(store->write(created("d1", "w1", 100, "share-1", "api-1")));
   ASSERT_TRUE(store->write(created("d2", "w2", 100, "share-2", "api-2")));
   const auto a_s = std::to_string(a);
@@ -989,7 +682,7 @@ TEST_F(StoreTest, PlaintextSecretsNeverReachTheFiles) {
     ASSERT_TRUE(store->write(created("d2", "w1", 200, share, api_key)));  // replaces d1's
     WriteRequest failed = created_failed("f1", "w2", 100);
     failed.event.payload = body;
-    const auto f1 = ok(store->write(std::move(failed))).id;
+    const auto f1 = ok(store->write(std::move(failed))).row_id;
     ASSERT_TRUE(
         store->resolve_decrypt_failure(f1, materials_for("w2", share, api_key), "cli:test"));
     EXPECT_GT(slurp(path().string() + "-wal").size(), 0U);
@@ -1014,8 +707,8 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
     ASSERT_TRUE(store->write(created("c1", "w1", 100, "share-1", "api-1")));
     ASSERT_TRUE(store->write(created("c2", "w2", 100)));
     ASSERT_TRUE(store->write(revoked("r1", "w2", 150)));
-    failed_id = ok(store->write(created_failed("f1", "w3", 100))).id;
-    last_id = ok(store->write(plain_event("last"))).id;
+    failed_id = ok(store->write(created_failed("f1", "w3", 100))).row_id;
+    last_id = ok(store->write(plain_event("last"))).row_id;
     store->close();
     EXPECT_FALSE(store->writable());
   }
@@ -1035,23 +728,23 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
   auto failures = store->decrypt_failures();
   ASSERT_TRUE(failures);
   ASSERT_EQ(failures->size(), 1U);
-  EXPECT_EQ(failures->front().id, failed_id);
+  EXPECT_EQ(failures->front().row_id, failed_id);
   EXPECT_TRUE(ok(store->write(plain_event("p1"))).duplicate);
-  EXPECT_GT(ok(store->write(plain_event("next"))).id, last_id + 1);  // c0 took last_id + 1
+  EXPECT_GT(ok(store->write(plain_event("next"))).row_id, last_id + 1);  // c0 took last_id + 1
   store->close();
 
   // Another KEK cannot read the records: another id, or the same id with another key.
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.path = path();
   auto foreign =
-      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:2"));
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:2"));
   ASSERT_TRUE(foreign);
   auto by_other_id = (*foreign)->event_payload(**p1);
   ASSERT_FALSE(by_other_id);
   EXPECT_EQ(errc_of(by_other_id.error()), Errc::kek_unavailable);
   (*foreign)->close();
   auto impostor =
-      Store::open(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
+      open_sqlite_store(options, hookvault::make_memory_kek(SecretBytes::random(32), "test:1"));
   ASSERT_TRUE(impostor);
   auto by_other_key = (*impostor)->event_payload(**p1);
   ASSERT_FALSE(by_other_key);
@@ -1059,91 +752,6 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
   auto materials_other_key = (*impostor)->materials(kSource, "w1");
   ASSERT_FALSE(materials_other_key);
   EXPECT_EQ(errc_of(materials_other_key.error()), Errc::store_corrupt);
-}
-
-TEST_F(StoreTest, CloseDrainsTheQueueThenRefuses) {
-  auto store = open_store(16);
-  ASSERT_TRUE(store);
-  constexpr int kCount = 300;
-  std::atomic<int> succeeded{0};
-  std::atomic<int> completed{0};
-  for (int i = 0; i < kCount; ++i) {
-    store->submit(plain_event("q" + std::to_string(i)), [&](Result<WriteResult> r) {
-      if (r) succeeded.fetch_add(1);
-      completed.fetch_add(1);
-    });
-  }
-  store->close();
-  EXPECT_EQ(completed.load(), kCount);
-  EXPECT_EQ(succeeded.load(), kCount);
-  EXPECT_FALSE(store->writable());
-
-  // After close: completes at once, on the caller's thread.
-  bool called = false;
-  store->submit(plain_event("late"), [&](Result<WriteResult> r) {
-    called = true;
-    ASSERT_FALSE(r);
-    EXPECT_EQ(errc_of(r.error()), Errc::store_unavailable);
-  });
-  EXPECT_TRUE(called);
-  auto w = store->write(plain_event("late2"));
-  ASSERT_FALSE(w);
-  EXPECT_EQ(errc_of(w.error()), Errc::store_unavailable);
-  auto resolve = store->resolve_decrypt_failure(1, std::string("x"), "cli:test");
-  ASSERT_FALSE(resolve);
-  EXPECT_EQ(errc_of(resolve.error()), Errc::store_unavailable);
-  auto read = store->event_meta(1);
-  ASSERT_FALSE(read);
-  EXPECT_EQ(errc_of(read.error()), Errc::store_unavailable);
-  store->close();  // idempotent
-  store.reset();
-
-  EXPECT_EQ(count_events(), kCount);
-}
-
-TEST_F(StoreTest, BlockingCallsFromACompletionAreRefusedInsteadOfDeadlocking) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  std::promise<std::pair<bool, Errc>> write_outcome;
-  std::promise<std::pair<bool, Errc>> resolve_outcome;
-  store->submit(plain_event("outer"), [&](Result<WriteResult>) {
-    auto w = store->write(plain_event("inner"));
-    write_outcome.set_value({!w, w ? Errc::internal : errc_of(w.error())});
-    auto r = store->resolve_decrypt_failure(1, std::string("x"), "cli:test");
-    resolve_outcome.set_value({!r, r ? Errc::internal : errc_of(r.error())});
-  });
-  EXPECT_EQ(write_outcome.get_future().get(), std::make_pair(true, Errc::internal));
-  EXPECT_EQ(resolve_outcome.get_future().get(), std::make_pair(true, Errc::internal));
-  // submit() from a completion is fine.
-  std::promise<bool> nested;
-  store->submit(plain_event("outer2"), [&](Result<WriteResult>) {
-    store->submit(plain_event("inner2"), [&](Result<WriteResult> r) { nested.set_value(bool(r)); });
-  });
-  EXPECT_TRUE(nested.get_future().get());
-}
-
-TEST_F(StoreTest, InvalidRequestsAreRefusedBeforeQueueing) {
-  auto store = open_store();
-  ASSERT_TRUE(store);
-  const auto expect = [&](WriteRequest r, Errc e) {
-    auto w = store->write(std::move(r));
-    ASSERT_FALSE(w);
-    EXPECT_EQ(errc_of(w.error()), e);
-  };
-  WriteRequest no_source = plain_event("x");
-  no_source.event.source.clear();
-  expect(std::move(no_source), Errc::missing_field);
-  WriteRequest no_key = plain_event("");
-  expect(std::move(no_key), Errc::missing_field);
-  WriteRequest revoke_without_wallet = revoked("r", "", 100);
-  expect(std::move(revoke_without_wallet), Errc::missing_field);
-  WriteRequest mismatch = created("c", "w1", 100);
-  mismatch.materials->wallet_id = "w2";
-  expect(std::move(mismatch), Errc::invalid_field);
-  WriteRequest both = created("c", "w1", 100);
-  both.revoke = true;
-  expect(std::move(both), Errc::internal);
-  EXPECT_EQ(count_events(), 0);
 }
 
 TEST_F(StoreTest, DatabaseFileIsPrivateAndConfigured) {
@@ -1167,7 +775,7 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
   const std::string api_key = "APIKEY-" + std::string(40, 'z') + "-end";
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto id = ok(store->write(created("c1", "w1", 100, share, api_key))).id;
+  const auto id = ok(store->write(created("c1", "w1", 100, share, api_key))).row_id;
   ok(store->write(plain_event("unrelated")));  // something that stays
   std::vector<std::pair<std::string, std::string>> sealed;
   {
@@ -1226,7 +834,7 @@ TEST_F(StoreTest, RevocationLeavesNoTraceInTheFileOrItsWal) {
 TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
   auto store = open_store();
   ASSERT_TRUE(store);
-  const auto older = ok(store->write(created("c100", "w1", 100))).id;
+  const auto older = ok(store->write(created("c100", "w1", 100))).row_id;
   ok(store->write(plain_event("unrelated")));
   std::vector<std::pair<std::string, std::string>> sealed;
   {
@@ -1272,7 +880,7 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
   EXPECT_EQ(late.materials, MaterialsState::superseded);
   EXPECT_EQ(
       RawDb(path()).text("SELECT quote(payload) || quote(wrapped_dek) FROM events WHERE id = " +
-                         std::to_string(late.id)),
+                         std::to_string(late.row_id)),
       "NULLNULL");
   // The current delegation and the unrelated event still open.
   auto current = store->materials(kSource, "w1");
@@ -1287,6 +895,78 @@ TEST_F(StoreTest, AReplacedDelegationLeavesNoTraceInTheFileOrItsWal) {
 // A file holding a whole payload of a delegation older than its wallet's
 // current materials (as a version without the redaction of superseded
 // delegations left it) gets that payload redacted on its next open, once.
+// A leadership lease whose holder was a process of this host that is gone
+// (a `keys rewrap` killed with SIGKILL leaves its row) is taken at once, not
+// after its lease time; a live holder's, or one of another host, is not.
+TEST_F(StoreTest, ALeaseOfAProcessOfThisHostThatIsGoneIsTakenAtOnce) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);  // its pid names no process now
+  std::array<char, 256> host{};
+  ASSERT_EQ(::gethostname(host.data(), host.size() - 1), 0);
+  const std::string here = host.data();
+  const auto far = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count() +
+                                  3600000);
+  const auto row = [&](const std::string& name, const std::string& on, std::int64_t pid) {
+    RawDb(path()).exec(
+        "INSERT INTO leases (name, holder, description, expires_ms, host, pid) VALUES ('" + name +
+        "', 'other-holder', 'keys rewrap', " + far + ", '" + on + "', " + std::to_string(pid) +
+        ")");
+  };
+  row("dead-here", here, child);
+  row("alive-here", here, ::getppid());
+  row("dead-elsewhere", here + "-elsewhere", child);
+
+  auto taken = store->try_lease("dead-here");
+  ASSERT_TRUE(taken) << taken.error().message();
+  ASSERT_TRUE(*taken);
+  EXPECT_TRUE((*taken)->held());
+  EXPECT_EQ(RawDb(path()).integer("SELECT pid FROM leases WHERE name = 'dead-here'"), ::getpid());
+  for (const char* name : {"alive-here", "dead-elsewhere"}) {
+    auto refused = store->try_lease(name);
+    ASSERT_TRUE(refused);
+    EXPECT_FALSE(*refused) << name;
+  }
+}
+
+// Retention reads the store's clock (SqliteStoreOptions::clock): payloads
+// received longer ago than `retention` are redacted once the clock says so,
+// a delegation still waiting for `reprocess` keeps its payload, and nothing
+// waits for real hours to pass.
+TEST_F(StoreTest, RetentionRedactsPayloadsOnceTheStoresClockSaysTheyExpired) {
+  hookvault::testing::ManualClock clock;
+  SqliteStoreOptions options;
+  options.clock = &clock;
+  options.retention = std::chrono::hours(24);
+  options.retention_interval = std::chrono::hours(1);
+  auto store = open_store(std::move(options));
+  ASSERT_TRUE(store);
+  const auto old_event = ok(store->write(plain_event("old"))).row_id;
+  const auto pending = ok(store->write(created_failed("pending", "w1", 100))).row_id;
+  clock.advance(std::chrono::hours(22));
+  const auto young = ok(store->write(plain_event("young"))).row_id;
+  // Not yet expired: a pass (due after an hour) redacts nothing.
+  clock.advance(std::chrono::minutes(61));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the writer's look (1 s)
+  EXPECT_EQ(payload_of(*store, old_event), R"({"eventId":"old"})");
+  // Past 24 h for the first two (not for the young one): the next pass
+  // redacts the plain one.
+  clock.advance(std::chrono::minutes(61));
+  EXPECT_TRUE(eventually([&] {
+    auto meta = store->event_meta(old_event);
+    return meta && *meta && (*meta)->payload_redacted;
+  }));
+  EXPECT_EQ(payload_of(*store, old_event), "<none>");
+  EXPECT_NE(payload_of(*store, pending), "<none>");
+  EXPECT_EQ(payload_of(*store, young), R"({"eventId":"young"})");
+}
+
 TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
   std::string sealed;
   {
@@ -1329,7 +1009,7 @@ TEST_F(StoreTest, OpeningRedactsSupersededPayloadsAFileStillHolds) {
   EXPECT_EQ(files.find(sealed.substr(0, 16)), std::string::npos);
 }
 
-// --- WAL checkpoints (src/store/checkpointer.hpp) ---------------------------
+// --- WAL checkpoints (src/store/sqlite/checkpointer.hpp) ---------------------------
 
 constexpr std::uintmax_t kPage = 4096;
 
@@ -1347,7 +1027,7 @@ WriteRequest nodit_event(int i) {
 class StoreCheckpointTest : public StoreTest {
  protected:
   std::unique_ptr<Store> open_store(int checkpoint_pages, int wal_limit_pages) {
-    StoreOptions options;
+    SqliteStoreOptions options;
     options.checkpoint_pages = checkpoint_pages;
     options.wal_limit_pages = wal_limit_pages;
     return StoreTest::open_store(std::move(options));
@@ -1409,7 +1089,7 @@ TEST_F(StoreCheckpointTest, TheCheckpointerCopiesTheWalIntoTheDatabaseFile) {
 // hookvault_store_wal_checkpoint_seconds.
 TEST_F(StoreCheckpointTest, EachCheckpointIsTimedInItsHistogram) {
   Metrics metrics;
-  StoreOptions options;
+  SqliteStoreOptions options;
   options.checkpoint_pages = 16;
   options.wal_limit_pages = 1 << 30;
   options.metrics = &metrics;

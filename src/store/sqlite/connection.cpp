@@ -1,12 +1,12 @@
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-#include "store/schema.hpp"
+#include "store/sqlite/schema.hpp"
 
 #include <algorithm>
 #include <limits>
 #include <utility>
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 Errc errc_from_sqlite(int rc) noexcept {
   switch (rc & 0xFF) {
@@ -130,7 +130,8 @@ Bytes Statement::column_blob(int column) const {
 }
 
 Result<Connection> Connection::open(const std::filesystem::path& path, int flags,
-                                    std::chrono::milliseconds busy_timeout) {
+                                    std::chrono::milliseconds busy_timeout,
+                                    const std::string& vfs) {
   // Debian's SQLite counts every allocation in global statistics under one
   // process-wide mutex (SQLITE_DEFAULT_MEMSTATUS=1); nothing here reads them.
   // It must be said before SQLite initializes (the first open); if something
@@ -138,7 +139,7 @@ Result<Connection> Connection::open(const std::filesystem::path& path, int flags
   static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
   static_cast<void>(memstatus_off);
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, vfs.empty() ? nullptr : vfs.c_str());
   DbPtr db(raw);  // sqlite3_open_v2 may hand back a handle even on failure
   if (rc != SQLITE_OK) return make_error_code(Errc::store_unavailable);
   if (sqlite3_extended_result_codes(db.get(), 1) != SQLITE_OK) {
@@ -200,13 +201,13 @@ void Connection::close() noexcept {
   db_.reset();
 }
 
-Result<Connection> open_wal_peer(const std::filesystem::path& path) {
+Result<Connection> open_wal_peer(const std::filesystem::path& path, const std::string& vfs) {
   auto db = Connection::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             std::chrono::milliseconds(0));
+                             std::chrono::milliseconds(0), vfs);
   if (!db || !db->exec(schema::kReaderPragmas)) return make_error_code(Errc::store_unavailable);
   auto mode = db->query_text("PRAGMA journal_mode");
   if (!mode || *mode != "wal") return make_error_code(Errc::store_unavailable);
   return db;
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

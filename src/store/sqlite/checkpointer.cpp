@@ -1,4 +1,4 @@
-#include "store/checkpointer.hpp"
+#include "store/sqlite/checkpointer.hpp"
 
 #include <chrono>
 #include <utility>
@@ -6,14 +6,15 @@
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 Result<std::unique_ptr<Checkpointer>> Checkpointer::start(const std::filesystem::path& path,
+                                                          const std::string& vfs,
                                                           CheckpointOptions options) {
   // A PASSIVE checkpoint never calls the busy handler, and a connection that
   // has not opened the WAL checkpoints nothing (sqlite3_wal_checkpoint_v2
   // reports -1): open_wal_peer gives neither.
-  auto db = open_wal_peer(path);
+  auto db = open_wal_peer(path, vfs);
   if (!db) return db.error();
   std::unique_ptr<Checkpointer> c(new Checkpointer(std::move(*db), options));
   c->thread_ = std::thread([self = c.get()] {
@@ -122,4 +123,4 @@ void Checkpointer::stop() noexcept {
   db_.close();
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

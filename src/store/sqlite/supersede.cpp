@@ -1,7 +1,7 @@
 // Redaction of superseded delegations (supersede.hpp).
-#include "store/supersede.hpp"
+#include "store/sqlite/supersede.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 namespace {
 
 // The wallet's delegations that a delegation stored at (?3 = event time,
@@ -88,4 +88,4 @@ Result<bool> redact_superseded_once(Connection& db) {
   return overwrote;
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

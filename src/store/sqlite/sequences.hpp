@@ -32,9 +32,9 @@
 #include <vector>
 
 #include "hookvault/store.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 inline constexpr std::uint64_t kMaxInitialGap = 1000;
 
@@ -68,4 +68,4 @@ Result<void> advance_sequence(Connection& db, std::string_view source,
 Result<std::vector<SubscriptionSequence>> read_sequences(Connection& db,
                                                          std::optional<std::string_view> source);
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

@@ -1,4 +1,4 @@
-#include "store/syncer.hpp"
+#include "store/sqlite/syncer.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -7,7 +7,7 @@
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 bool sync_wal(Connection& db) noexcept {
   sqlite3_file* wal = nullptr;
@@ -20,9 +20,9 @@ bool sync_wal(Connection& db) noexcept {
 }
 
 Result<std::unique_ptr<Syncer>> Syncer::start(const std::filesystem::path& path,
-                                              MetricSeries* sync_seconds) {
+                                              const std::string& vfs, MetricSeries* sync_seconds) {
   // The WAL is open on this connection, so sync_wal() has a file to sync.
-  auto db = open_wal_peer(path);
+  auto db = open_wal_peer(path, vfs);
   if (!db) return db.error();
   std::unique_ptr<Syncer> s(new Syncer(std::move(*db), sync_seconds));
   s->thread_ = std::thread([self = s.get()] {
@@ -100,4 +100,4 @@ void Syncer::stop() noexcept {
   db_.close();
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

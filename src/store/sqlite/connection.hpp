@@ -33,7 +33,7 @@
 #include "hookvault/bytes.hpp"
 #include "hookvault/error.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 // The Errc for an SQLite result code: corruption -> store_corrupt; I/O, full,
 // busy, locked, read-only, cannot open, out of memory -> store_unavailable;
@@ -113,9 +113,12 @@ Result<void> for_each_row(Statement& stmt, F&& f) {
 
 class Connection {
  public:
-  // sqlite3_open_v2(path, flags) with extended result codes and busy_timeout.
+  // sqlite3_open_v2(path, flags, vfs) with extended result codes and
+  // busy_timeout. `vfs`: the name of a registered SQLite VFS, empty for the
+  // default one (SqliteStoreOptions::vfs).
   static Result<Connection> open(const std::filesystem::path& path, int flags,
-                                 std::chrono::milliseconds busy_timeout);
+                                 std::chrono::milliseconds busy_timeout,
+                                 const std::string& vfs = std::string());
 
   Connection(Connection&&) noexcept = default;
   Connection& operator=(Connection&&) noexcept = default;
@@ -157,6 +160,7 @@ class Connection {
 // (neither waits for a lock), trusted_schema off, and the WAL opened on it by
 // reading the journal mode; it stays open until the connection closes.
 // Errc::store_unavailable when it does not open or the file is not in WAL mode.
-Result<Connection> open_wal_peer(const std::filesystem::path& path);
+// `vfs` as in Connection::open: every connection of a store uses the same one.
+Result<Connection> open_wal_peer(const std::filesystem::path& path, const std::string& vfs);
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

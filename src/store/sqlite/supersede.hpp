@@ -15,9 +15,9 @@
 #include <string_view>
 
 #include "hookvault/error.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 // The wallet's delegations older than the one stored at (event_time_ms,
 // event_id): earlier, or at the same time with a smaller event id (byte
@@ -27,7 +27,7 @@ Result<bool> redact_superseded(Connection& db, std::string_view source, std::str
 
 // The same rule over the whole file, for every wallet with materials, once:
 // the meta key 'superseded_redacted' records that it ran (a file written
-// without the rule gets it on its next open). Run by Store::open.
+// without the rule gets it on its next open). Run by open_sqlite_store.
 Result<bool> redact_superseded_once(Connection& db);
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

@@ -1,5 +1,7 @@
-// The audit log's hash chain (contract in include/hookvault/audit.hpp, storage
-// in schema.hpp: TABLE audit and the audit_* meta keys).
+// The audit log's hash chain in the SQLite file (contract in
+// include/hookvault/audit.hpp, the MACs and the verification walk in
+// src/store/audit_mac.hpp, storage in schema.hpp: TABLE audit and the audit_*
+// meta keys).
 //
 // The writer appends inside its write transaction (BEGIN IMMEDIATE, the
 // request's SAVEPOINT): append_audit() reads the chain head from meta, checks
@@ -9,7 +11,7 @@
 // back savepoint takes its record and the head move with it.
 //
 // The audit key is wrapped by the KEK (envelope.hpp: wrap_dek, unwrap_dek,
-// rewrap_key, with kAuditKeyAssociatedData). Callers unwrap it and pass it in;
+// rewrap_key, with audit_mac.hpp's kAuditKeyAssociatedData). Callers unwrap it and pass it in;
 // the writer keeps it for one write transaction at most, so the wrapped form
 // is read from meta (read_audit_key) inside each transaction that uses it:
 // `keys rewrap` in another process may move it to another KEK version between
@@ -31,15 +33,11 @@
 #include "hookvault/error.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/secret.hpp"
+#include "store/audit_mac.hpp"
 #include "store/envelope.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
-
-// The associated data of the audit key's wrap: the bare label, not
-// length-prefixed (schema.hpp, TABLE meta 'audit_key').
-inline constexpr std::string_view kAuditKeyAssociatedData = "hookvault-audit-key";
-inline ByteView audit_key_ad() noexcept { return as_bytes(kAuditKeyAssociatedData); }
+namespace hookvault::store::sqlite {
 
 // Run inside the open's BEGIN IMMEDIATE, after the tables exist. When the file
 // has no audit key yet and `may_create` (a new file, or one of schema version
@@ -58,10 +56,6 @@ Result<std::optional<WrappedKey>> read_audit_key(Connection& db);
 Result<std::uint64_t> replace_audit_key(Connection& db, const WrappedKey& from,
                                         const WrappedKey& to);
 
-// Errc::missing_field for an empty actor, action or outcome,
-// Errc::invalid_field for a field over kMaxAuditFieldBytes.
-Result<void> check_audit_entry(const AuditEntry& entry);
-
 // Writer side, inside a write transaction: appends `entry` at `time_ms` and
 // returns its seq. Errc::store_corrupt when the head in meta is missing,
 // malformed or does not match its tag (the chain is not extended then).
@@ -78,4 +72,4 @@ Result<std::vector<AuditRecord>> read_audit(Connection& db, std::int64_t after, 
 // Errc::store_corrupt, as unwrap_dek).
 Result<AuditVerifyResult> verify_audit_chain(Connection& db, const Kek& kek);
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

@@ -1,8 +1,8 @@
-#include "store/sequences.hpp"
+#include "store/sqlite/sequences.hpp"
 
 #include <limits>
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 namespace {
 
 constexpr char kGetSequence[] =
@@ -190,4 +190,4 @@ Result<std::vector<SubscriptionSequence>> read_sequences(Connection& db,
   return out;
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

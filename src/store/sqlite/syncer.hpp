@@ -53,14 +53,15 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "hookvault/error.hpp"
 #include "hookvault/metrics.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 // Syncs the WAL of `db` through its VFS (xSync, as a FULL commit does): true
 // when it synced. False when `db` has no WAL open or the sync failed.
@@ -75,10 +76,11 @@ class Syncer {
   using Done = std::function<void(bool durable)>;
 
   // Opens a connection of its own to `path` (whose journal mode is already
-  // WAL) and starts the thread. Errc::store_unavailable when it cannot.
-  // `sync_seconds`, when not null, observes each sync's duration; it must
-  // outlive the syncer.
+  // WAL) through the VFS named `vfs` (empty: the default) and starts the
+  // thread. Errc::store_unavailable when it cannot. `sync_seconds`, when not
+  // null, observes each sync's duration; it must outlive the syncer.
   static Result<std::unique_ptr<Syncer>> start(const std::filesystem::path& path,
+                                               const std::string& vfs,
                                                MetricSeries* sync_seconds = nullptr);
   ~Syncer();  // stop()
   Syncer(const Syncer&) = delete;
@@ -119,4 +121,4 @@ class Syncer {
   std::thread thread_;
 };
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

@@ -15,7 +15,7 @@
 //     PRAGMA foreign_keys = ON;       the references below are enforced
 //     PRAGMA trusted_schema = OFF;    (also on the read connection)
 //     SQLITE_DBCONFIG_DEFENSIVE = 1;  no writable_schema / shadow-table tricks
-//     busy_timeout = StoreOptions::busy_timeout (the daemon 5 s, CLI commands
+//     busy_timeout = SqliteStoreOptions::busy_timeout (the daemon 5 s, CLI commands
 //                    30 s: ops.hpp open_store), so SQLite's busy handler
 //                    waits for another process's write transaction; the
 //                    writer lowers it per batch to what the batch's oldest
@@ -234,7 +234,7 @@
 //   leave the WAL; best effort: a reader of an old snapshot that outlives the
 //   busy timeout defers it to the next overwrite or close.
 //
-// RETENTION (StoreOptions::retention, the daemon only)
+// RETENTION (SqliteStoreOptions::retention, the daemon only)
 //   When [storage] retention is set, the idle writer redacts, in short
 //   transactions of at most 500 rows, the payloads of events received
 //   (received_at_ms) longer ago than the retention, exactly as a revocation
@@ -251,7 +251,7 @@
 //      transaction); a file of a newer version is refused, untouched.
 #pragma once
 
-namespace hookvault::store::schema {
+namespace hookvault::store::sqlite::schema {
 
 inline constexpr char kVersionText[] = "2";
 inline constexpr char kPreviousVersionText[] = "1";  // upgraded on open
@@ -355,4 +355,4 @@ inline constexpr char kSetVersion[] =
     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) "
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 
-}  // namespace hookvault::store::schema
+}  // namespace hookvault::store::sqlite::schema

@@ -45,13 +45,14 @@
 #include <utility>
 #include <vector>
 
+#include "hookvault/clock.hpp"
 #include "hookvault/kek.hpp"
 #include "hookvault/log_throttle.hpp"
 #include "hookvault/store.hpp"
 #include "store/envelope.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 // Applied on every open (idempotent), in the schema's transaction.
 inline constexpr char kCreateKekRegistry[] = R"sql(
@@ -95,9 +96,11 @@ std::string lease_description(std::string_view process_name);
 class KekRegistration {
  public:
   // `holder`: random, unique to this Store; `process_name` as in
-  // lease_description().
+  // lease_description(); `clock`: the store's (times of renewals and
+  // expiries, and when the heartbeat falls due), outlives this.
   KekRegistration(std::string holder, std::string_view process_name,
-                  std::chrono::milliseconds heartbeat, std::chrono::milliseconds lease_time);
+                  std::chrono::milliseconds heartbeat, std::chrono::milliseconds lease_time,
+                  const Clock& clock);
 
   // The Kek's current version is not the one last published, or the
   // heartbeat fell due.
@@ -128,6 +131,7 @@ class KekRegistration {
  private:
   const std::string holder_;
   const std::string description_;
+  const Clock& clock_;
   const std::chrono::milliseconds heartbeat_;
   const std::chrono::milliseconds lease_time_;
   std::uint32_t published_ = 0;                                    // version last committed
@@ -138,4 +142,4 @@ class KekRegistration {
   LogThrottle refused_warning_;
 };
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

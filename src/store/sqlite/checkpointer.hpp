@@ -32,13 +32,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "hookvault/error.hpp"
 #include "hookvault/metrics.hpp"
-#include "store/sqlite.hpp"
+#include "store/sqlite/connection.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 
 struct CheckpointOptions {
   int checkpoint_pages = 1000;      // SQLite's own automatic checkpoint threshold
@@ -48,9 +49,11 @@ struct CheckpointOptions {
 
 class Checkpointer {
  public:
-  // Opens a connection of its own to `path` and starts the thread.
-  // Errc::store_unavailable when the connection does not open.
+  // Opens a connection of its own to `path` through the VFS named `vfs`
+  // (empty: the default) and starts the thread. Errc::store_unavailable when
+  // the connection does not open.
   static Result<std::unique_ptr<Checkpointer>> start(const std::filesystem::path& path,
+                                                     const std::string& vfs,
                                                      CheckpointOptions options);
   ~Checkpointer();  // stop()
   Checkpointer(const Checkpointer&) = delete;
@@ -98,4 +101,4 @@ class Checkpointer {
   std::thread thread_;
 };
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite

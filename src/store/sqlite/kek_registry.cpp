@@ -1,5 +1,5 @@
 // KEK leases and retired versions (contract and tables in kek_registry.hpp).
-#include "store/kek_registry.hpp"
+#include "store/sqlite/kek_registry.hpp"
 
 #include <unistd.h>
 
@@ -7,18 +7,12 @@
 #include <limits>
 
 #include "hookvault/log.hpp"
-#include "store/audit_chain.hpp"
+#include "store/sqlite/audit_chain.hpp"
 
-namespace hookvault::store {
+namespace hookvault::store::sqlite {
 namespace {
 
 boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
-
-std::int64_t now_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr char kPutLease[] =
     "INSERT INTO kek_leases (holder, description, kek_id, kek_version, heartbeat_ms, expires_ms) "
@@ -147,19 +141,20 @@ std::string lease_description(std::string_view process_name) {
 
 KekRegistration::KekRegistration(std::string holder, std::string_view process_name,
                                  std::chrono::milliseconds heartbeat,
-                                 std::chrono::milliseconds lease_time)
+                                 std::chrono::milliseconds lease_time, const Clock& clock)
     : holder_(std::move(holder)),
       description_(lease_description(process_name)),
+      clock_(clock),
       heartbeat_(heartbeat),
       lease_time_(lease_time) {}
 
 bool KekRegistration::due(const Kek& kek) const noexcept {
-  return kek.version() != published_ || std::chrono::steady_clock::now() >= renew_at_;
+  return kek.version() != published_ || clock_.now() >= renew_at_;
 }
 
 Result<void> KekRegistration::renew(Connection& db, const Kek& kek) {
   const std::uint32_t version = kek.version();
-  const std::int64_t now = now_ms();
+  const std::int64_t now = clock_.now_ms();
   auto r = put_lease(
       db, KekLease{holder_, description_, kek.id(), version, now, now + lease_time_.count()});
   if (!r) {
@@ -176,7 +171,7 @@ Result<void> KekRegistration::renew(Connection& db, const Kek& kek) {
 void KekRegistration::committed() noexcept {
   if (pending_) {
     published_ = *pending_;
-    renew_at_ = std::chrono::steady_clock::now() + heartbeat_;
+    renew_at_ = clock_.now() + heartbeat_;
   }
   ended();
 }
@@ -213,9 +208,9 @@ Result<void> KekRegistration::refuse_retired(Connection& db,
 
 Result<KekRetirement> KekRegistration::retire(Connection& db, const Kek& kek,
                                               std::uint32_t version) {
-  auto r = retire_version(db, kek.id(), version, now_ms());
+  auto r = retire_version(db, kek.id(), version, clock_.now_ms());
   if (r && r->retired) retired_[{kek.id(), version}] = true;
   return r;
 }
 
-}  // namespace hookvault::store
+}  // namespace hookvault::store::sqlite
