@@ -127,6 +127,9 @@ DecryptOutcome decrypt_delegation(const Source& source, const Json& body) {
   if (const auto* s = string_member(data, "shareSetId", wrong)) m.share_set_id = *s;
 
   static const Json kMissing;
+  // The key that opens the share (whose envelope has no kid) is the first try
+  // for the API key (hybrid.hpp, "Key selection").
+  KeyChoice choice;
   auto open = [&](std::string_view field, SecretBytes& into) -> bool {
     const Json* env_json = member(data, field);
     auto env = parse_hybrid_envelope(env_json != nullptr ? *env_json : kMissing);
@@ -134,7 +137,7 @@ DecryptOutcome decrypt_delegation(const Source& source, const Json& body) {
       out.failure = describe(field, env.error());
       return false;
     }
-    auto plain = source.decryptor->decrypt(*env);
+    auto plain = source.decryptor->decrypt(*env, choice);
     if (!plain) {
       out.failure = describe(field, plain.error());
       return false;
