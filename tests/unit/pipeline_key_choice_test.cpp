@@ -58,18 +58,18 @@ TEST_P(DelegationKeyChoice, TwoRsaOperationsPerDelegationWithThePreviousKeyListe
 
   // The first delegation finds the current key behind the previous one: the
   // share costs two operations; the API key one (the share's key, or its kid).
-  DecryptOutcome first = decrypt_delegation(source, delegation_body(current, c, 0));
-  ASSERT_TRUE(first.materials) << first.failure;
-  EXPECT_TRUE(first.materials->share.equals(as_bytes(std::string_view("share-0"))));
-  EXPECT_TRUE(first.materials->api_key.equals(as_bytes(std::string_view("api-key-0"))));
+  auto first = decrypt_delegation(source, delegation_body(current, c, 0));
+  ASSERT_TRUE(first) << first.error().describe();
+  EXPECT_TRUE(first->share.equals(as_bytes(std::string_view("share-0"))));
+  EXPECT_TRUE(first->api_key.equals(as_bytes(std::string_view("api-key-0"))));
   EXPECT_EQ(dec.rsa_operations(), 3U);
 
   // Every later one: two, whatever the order of the configured keys.
   for (int n = 1; n <= 10; ++n) {
     const auto before = dec.rsa_operations();
-    DecryptOutcome out = decrypt_delegation(source, delegation_body(current, c, n));
-    ASSERT_TRUE(out.materials) << out.failure;
-    EXPECT_TRUE(out.materials->api_key.equals(as_bytes("api-key-" + std::to_string(n))));
+    auto out = decrypt_delegation(source, delegation_body(current, c, n));
+    ASSERT_TRUE(out) << out.error().describe();
+    EXPECT_TRUE(out->api_key.equals(as_bytes("api-key-" + std::to_string(n))));
     EXPECT_EQ(dec.rsa_operations() - before, 2U) << "delegation " << n;
   }
 }
