@@ -37,7 +37,7 @@ Result<Admitted, Refusal> admit(const Source& source, Delivery& delivery, std::i
   auto plan = spec.plan(source, verified->body, std::move(verified->signed_body), Origin::signature,
                         now_ms);
   if (!plan) {
-    Refusal refusal = std::move(plan.error());
+    Refusal refusal = plan.error();
     if (verified->body.is_object()) {
       auto it = verified->body.find(spec.event_name_field);
       if (it != verified->body.end() && it->is_string())

@@ -55,9 +55,10 @@ class NoditTest : public E2E {
   // A sample of /metrics on the admin listener (nodit_config(.., with_admin));
   // -1 when absent.
   double scrape_metric(const std::string& series) {
-    const auto& root = setup().root;
-    HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+    // `hookvault init` puts the signer's files in its offline folder.
+    const auto& offline = setup().offline;
+    HttpsClient c(daemon_->admin_port(), setup().root / "tls/admin-ca.pem",
+                  {offline / "signer-cert.pem", offline / "signer-key.pem"});
     auto r = c.request("GET", "/metrics");
     EXPECT_EQ(r.status, 200U) << r.body;
     return sample_value(r.body, series);
