@@ -29,15 +29,19 @@ std::int64_t now_ms() {
       .count();
 }
 
-Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegation) {
+// A delegation's reply says what became of its materials; other events' do not.
+enum class MaterialsField { omit, include };
+
+Reply stored_reply(const WriteResult& w, std::string_view idempotency_key,
+                   MaterialsField materials) {
   Reply r;
   r.status = 200;
   r.body = w.duplicate ? R"({"status":"duplicate","id":")" : R"({"status":"accepted","id":")";
   r.body += std::to_string(w.id);
   r.body += R"(","eventId":")";
-  json_escape(event_id, r.body);
+  json_escape(idempotency_key, r.body);
   r.body += '"';
-  if (delegation) {
+  if (materials == MaterialsField::include) {
     r.body += R"(,"materials":")";
     r.body += materials_state_name(w.materials);
     r.body += '"';
@@ -58,7 +62,7 @@ struct Pipeline::Flight {
   detail::Plan plan;
   Json body;               // a delegation's envelopes, until they are opened
   std::string event_name;  // for the reply, after the request went to the store
-  std::string event_id;
+  std::string idempotency_key;
   Clock::time_point queued{};
   std::atomic<bool> answered{false};
 };
@@ -164,11 +168,13 @@ void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source, Deliv
   flight->plan = std::move(admitted->plan);
   flight->body = std::move(admitted->body);
   flight->event_name = flight->plan.request.event.event_name;
-  flight->event_id = flight->plan.request.event.idempotency_key;
+  flight->idempotency_key = flight->plan.request.event.idempotency_key;
   if (detail::provider_spec(source->config.provider).sequenced &&
       !flight->plan.request.event.sequence) {
     log(LogLevel::warn, "nodit message without sequence number; keyed by content",
-        {{"request_id", flight->request_id}, {"source", name}, {"event_id", flight->event_id}});
+        {{"request_id", flight->request_id},
+         {"source", name},
+         {"event_id", flight->idempotency_key}});
   }
 
   // 2. A delegation's envelopes are opened on the pool: RSA work never runs here.
@@ -239,7 +245,7 @@ void Pipeline::open_envelopes(Flight& flight) {
   log(LogLevel::warn, "delegation decrypt failed",
       {{"request_id", flight.request_id},
        {"source", name},
-       {"event_id", flight.event_id},
+       {"event_id", flight.idempotency_key},
        {"reason", *request.decrypt_failure}});
 }
 
@@ -272,7 +278,7 @@ void Pipeline::reply(Flight& flight, const Result<WriteResult>& written) {
       log(LogLevel::warn, "signed delivery replaced the history API's copy of its message",
           {{"request_id", flight.request_id},
            {"source", name},
-           {"event_id", flight.event_id},
+           {"event_id", flight.idempotency_key},
            {"id", written->id}});
     }
     stored_.with({name, flight.event_name}).inc();
@@ -280,14 +286,16 @@ void Pipeline::reply(Flight& flight, const Result<WriteResult>& written) {
       decrypt_failures_.with({name}).inc();
     }
   }
-  answer(flight, stored_reply(*written, flight.event_id, flight.plan.decrypt));
+  answer(flight,
+         stored_reply(*written, flight.idempotency_key,
+                      flight.plan.decrypt ? MaterialsField::include : MaterialsField::omit));
 }
 
 void Pipeline::answer(Flight& flight, Reply reply) {
   if (flight.answered.exchange(true)) return;
   reply.source = flight.source->config.name;
   reply.event_name = flight.event_name;
-  reply.event_id = flight.event_id;
+  reply.event_id = flight.idempotency_key;  // the request log's event_id
   flight.done(std::move(reply));
 }
 
