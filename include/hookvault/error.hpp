@@ -2,8 +2,10 @@
 //
 // Every fallible operation on the request path returns `Result<T>` (a
 // `boost::system::result<T>`) whose error is an `Errc` wrapped in a
-// `boost::system::error_code` of hookvault's own category. Exceptions are used
-// only while loading configuration and starting up (see config.hpp).
+// `boost::system::error_code` of hookvault's own category; a step whose
+// failure names a field of the request (admission, a delegation's envelopes)
+// returns `Result<T, Refusal>`: the same Errc, plus the field. Exceptions are
+// used only while loading configuration and starting up (see config.hpp).
 //
 // `http_status()` is the one place that maps an error to the HTTP status the
 // public listener answers with; `error_name()` gives the stable snake_case name
@@ -13,8 +15,10 @@
 // Thread-safety: everything here is stateless and safe from any thread.
 #pragma once
 
+#include <boost/assert/source_location.hpp>
 #include <boost/system/error_code.hpp>
 #include <boost/system/result.hpp>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -63,8 +67,27 @@ inline boost::system::error_code make_error_code(Errc e) noexcept {
   return {static_cast<int>(e), hookvault_category()};
 }
 
-template <class T>
-using Result = boost::system::result<T, boost::system::error_code>;
+template <class T, class E = boost::system::error_code>
+using Result = boost::system::result<T, E>;
+
+// A request refused, or a part of it that failed: the error, the request
+// field it is about (a name, never a value; may be empty) and, for the request
+// log, the event's name when the body gave one. error_reply(const Refusal&)
+// (handler.hpp) is the answer to it.
+struct Refusal {
+  Errc code = Errc::internal;
+  std::string field;
+  std::string event_name;
+
+  // "<field>: <message>", or the message alone: what a stored decrypt failure
+  // records.
+  std::string describe() const;
+};
+
+// Result<T, Refusal>::value() on a refusal throws boost::system::system_error
+// of its code (never reached on the request path, which checks first).
+[[noreturn]] void throw_exception_from_error(const Refusal& refusal,
+                                             const boost::source_location& loc);
 
 // Stable snake_case name of the error (e.g. "invalid_signature").
 std::string_view error_name(Errc e) noexcept;

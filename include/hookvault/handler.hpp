@@ -64,6 +64,8 @@ class RequestHandler {
 // {"error":"<error_name>"[,"field":"..."]}, Retry-After for the errors a
 // client should retry (overloaded, store_unavailable, rate_limited uses its own).
 Reply error_reply(Errc e, std::string_view field = {});
+// The same for a refusal: its code and field, and its event name for the log.
+Reply error_reply(const Refusal& refusal);
 // A reply with this status and JSON body.
 Reply json_reply(unsigned status, std::string_view body);
 

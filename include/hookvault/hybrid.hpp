@@ -12,15 +12,22 @@
 // are accepted too.
 //
 // Key selection: when the envelope's kid names a loaded key, only that key is
-// tried; otherwise every loaded key is tried in configuration order.
+// tried. Otherwise every loaded key is tried, in this order: the delivery's
+// first try (KeyChoice: the key that opened the delivery's other envelope),
+// then the key that opened the last envelope of any delivery, then the rest in
+// configuration order. So during a rotation, with the previous key still
+// listed first, a delegation (two envelopes) costs two RSA private-key
+// operations, not four.
 //
 // Failures are one of: unknown_alg, bad_envelope, bad_encoding, bad_length,
 // no_matching_key, auth_failed. None reveals key material or plaintext.
 //
-// Thread-safety: a HybridDecryptor is immutable after load and may be used from
-// many threads at once (each call uses its own OpenSSL contexts).
+// Thread-safety: a HybridDecryptor's keys are immutable after load and it may
+// be used from many threads at once (each call uses its own OpenSSL contexts;
+// the last key that worked and the operation count are lock-free atomics).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -55,6 +62,13 @@ struct RsaKeySpec {
   std::filesystem::path file;
 };
 
+// The key that opened one envelope of a delivery, to try first for the next
+// envelope of the same delivery (a delegation's share, then its API key).
+struct KeyChoice {
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::size_t key = kNone;  // index into the configured keys
+};
+
 class HybridDecryptor {
  public:
   // Loads PEM private keys (PKCS#8 or traditional). Throws std::runtime_error
@@ -71,8 +85,14 @@ class HybridDecryptor {
   ~HybridDecryptor();
 
   Result<SecretBytes> decrypt(const HybridEnvelope& envelope) const;
+  // As above; `choice` is tried first (after a kid) and, on success, set to
+  // the key that opened this envelope.
+  Result<SecretBytes> decrypt(const HybridEnvelope& envelope, KeyChoice& choice) const;
 
   std::size_t key_count() const noexcept;
+  // RSA private-key operations (OAEP decryptions, successful or not) since
+  // load: what key choice costs, for tests and benchmarks.
+  std::uint64_t rsa_operations() const noexcept;
 
  private:
   struct Impl;

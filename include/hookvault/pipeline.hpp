@@ -49,13 +49,10 @@ struct Source {
 // or std::runtime_error naming the file, never a secret).
 std::vector<std::shared_ptr<const Source>> load_sources(const Config& config);
 
-// Decrypts one wallet.delegation.created payload into materials, or says why
-// not (a reason naming the field and the error, never a secret).
-struct DecryptOutcome {
-  std::optional<DelegationMaterials> materials;
-  std::string failure;
-};
-DecryptOutcome decrypt_delegation(const Source& source, const Json& body);
+// Opens one wallet.delegation.created payload's envelopes into materials, or
+// refuses naming the envelope's field and the error (Refusal::describe() is
+// the reason recorded with the event; never a secret).
+Result<DelegationMaterials, Refusal> decrypt_delegation(const Source& source, const Json& body);
 
 class Pipeline : public RequestHandler {
  public:
@@ -88,10 +85,15 @@ class Pipeline : public RequestHandler {
   void set_draining() noexcept override { draining_.store(true); }
 
  private:
+  // One delivery from admission to its reply (pipeline.cpp).
+  struct Flight;
   void handle_webhook(const std::shared_ptr<const Source>& source, Delivery delivery,
                       std::function<void(Reply)> done);
-  template <class Done>
-  void submit_timed(MetricSeries& series, WriteRequest request, Done done);
+  void count_refusal(const Source& source, const Delivery& delivery, Errc code);
+  void open_envelopes(Flight& flight);
+  void store(const std::shared_ptr<Flight>& flight);
+  void reply(Flight& flight, const Result<WriteResult>& written);
+  void answer(Flight& flight, Reply reply);
 
   std::atomic<std::shared_ptr<const Sources>> sources_;
   Store& store_;

@@ -1,5 +1,7 @@
 #include "hookvault/error.hpp"
 
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
 #include <string>
 
 namespace hookvault {
@@ -172,6 +174,17 @@ unsigned http_status(Errc e) noexcept {
 Errc to_errc(const boost::system::error_code& ec) noexcept {
   if (ec.category() == hookvault_category()) return static_cast<Errc>(ec.value());
   return Errc::internal;
+}
+
+std::string Refusal::describe() const {
+  std::string out = field;
+  if (!out.empty()) out += ": ";
+  out += make_error_code(code).message();
+  return out;
+}
+
+void throw_exception_from_error(const Refusal& refusal, const boost::source_location& loc) {
+  boost::throw_exception(boost::system::system_error(make_error_code(refusal.code)), loc);
 }
 
 }  // namespace hookvault

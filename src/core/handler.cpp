@@ -27,6 +27,12 @@ Reply error_reply(Errc e, std::string_view field) {
   return r;
 }
 
+Reply error_reply(const Refusal& refusal) {
+  Reply r = error_reply(refusal.code, refusal.field);
+  r.event_name = refusal.event_name;
+  return r;
+}
+
 Reply json_reply(unsigned status, std::string_view body) {
   Reply r;
   r.status = status;

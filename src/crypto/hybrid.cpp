@@ -8,7 +8,9 @@
 //      (candidates: the keys the envelope's kid names, else all keys)
 //                                                        -> bad_length
 //   4. RSA-OAEP(SHA-256, MGF1-SHA-256, empty label) opens ek under a candidate,
-//      tried in configuration order                      -> no_matching_key
+//      tried in the order hybrid.hpp states (kid; else the delivery's
+//      KeyChoice, the last key that worked, configuration order)
+//                                                        -> no_matching_key
 //      and the opened AES key is 32 bytes                -> bad_length
 //   5. AES-256-GCM (16-byte IV, no AAD) verifies the tag -> auth_failed
 // Errc::internal only if OpenSSL itself fails (allocation).
@@ -24,6 +26,7 @@
 #include <openssl/rsa.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <stdexcept>
@@ -164,6 +167,10 @@ Result<HybridEnvelope> parse_hybrid_envelope(const nlohmann::ordered_json& value
 struct HybridDecryptor::Impl {
   std::vector<LoadedKey> keys;
   std::vector<std::string> accepted_algs;
+  // The index of the key that opened the last envelope: the first try of the
+  // next one without a kid or a KeyChoice. Relaxed: it is only a hint.
+  std::atomic<std::size_t> last_good{0};
+  std::atomic<std::uint64_t> rsa_operations{0};
 };
 
 HybridDecryptor::HybridDecryptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -198,7 +205,17 @@ HybridDecryptor HybridDecryptor::from_pem(
 
 std::size_t HybridDecryptor::key_count() const noexcept { return impl_ ? impl_->keys.size() : 0; }
 
+std::uint64_t HybridDecryptor::rsa_operations() const noexcept {
+  return impl_ ? impl_->rsa_operations.load(std::memory_order_relaxed) : 0;
+}
+
 Result<SecretBytes> HybridDecryptor::decrypt(const HybridEnvelope& envelope) const {
+  KeyChoice none;
+  return decrypt(envelope, none);
+}
+
+Result<SecretBytes> HybridDecryptor::decrypt(const HybridEnvelope& envelope,
+                                             KeyChoice& choice) const {
   if (!impl_) return Errc::no_matching_key;  // moved-from
   const auto& algs = impl_->accepted_algs;
   if (std::find(algs.begin(), algs.end(), envelope.alg) == algs.end()) return Errc::unknown_alg;
@@ -211,23 +228,37 @@ Result<SecretBytes> HybridDecryptor::decrypt(const HybridEnvelope& envelope) con
   if (iv->size() != kIvBytes || tag->size() != kTagBytes) return Errc::bad_length;
   if (ct->size() > static_cast<std::size_t>(INT_MAX)) return Errc::bad_length;
 
-  // Candidates: the keys the kid names, if any; otherwise all, in order.
-  std::vector<const LoadedKey*> candidates;
+  // Candidates: the keys the kid names, if any; otherwise all, the likeliest
+  // first (hybrid.hpp, "Key selection").
+  const auto& keys = impl_->keys;
+  std::vector<std::size_t> candidates;
+  candidates.reserve(keys.size());
   if (envelope.kid && !envelope.kid->empty()) {
-    for (const auto& key : impl_->keys) {
-      if (key.kid == *envelope.kid) candidates.push_back(&key);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i].kid == *envelope.kid) candidates.push_back(i);
     }
   }
   if (candidates.empty()) {
-    for (const auto& key : impl_->keys) candidates.push_back(&key);
+    auto add = [&](std::size_t i) {
+      if (i < keys.size() &&
+          std::find(candidates.begin(), candidates.end(), i) == candidates.end()) {
+        candidates.push_back(i);
+      }
+    };
+    add(choice.key);
+    add(impl_->last_good.load(std::memory_order_relaxed));
+    for (std::size_t i = 0; i < keys.size(); ++i) add(i);
   }
-  std::erase_if(candidates, [&](const LoadedKey* k) { return k->modulus_bytes != ek->size(); });
-  if (candidates.empty()) return impl_->keys.empty() ? Errc::no_matching_key : Errc::bad_length;
+  std::erase_if(candidates, [&](std::size_t i) { return keys[i].modulus_bytes != ek->size(); });
+  if (candidates.empty()) return keys.empty() ? Errc::no_matching_key : Errc::bad_length;
 
-  for (const LoadedKey* key : candidates) {
-    auto opened = rsa_oaep_open(*key, *ek);
+  for (const std::size_t i : candidates) {
+    impl_->rsa_operations.fetch_add(1, std::memory_order_relaxed);
+    auto opened = rsa_oaep_open(keys[i], *ek);
     if (!opened) return opened.error();
     if (!opened->has_value()) continue;
+    choice.key = i;
+    impl_->last_good.store(i, std::memory_order_relaxed);
     const SecretBytes& aes_key = **opened;
     if (aes_key.size() != kAesKeyBytes) return Errc::bad_length;
     return aes_gcm_open(aes_key, *iv, *ct, *tag);

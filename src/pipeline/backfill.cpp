@@ -14,7 +14,7 @@
 #include "hookvault/bytes.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
-#include "pipeline/plan.hpp"
+#include "pipeline/admission.hpp"
 
 namespace hookvault {
 namespace {
@@ -140,9 +140,9 @@ std::uint64_t Backfiller::store_items(const HistoryPage& page, const Asked& aske
     std::optional<detail::Plan> plan;
     if (auto body = parse_strict(item.event_message)) {
       auto planned = detail::plan_nodit(*source_, *body, item.event_message, Origin::history, now);
-      if (auto* p = std::get_if<detail::Plan>(&planned)) {
-        refusal = refusal_of(item, p->request.event, asked, now);
-        plan = std::move(*p);
+      if (planned) {
+        refusal = refusal_of(item, planned->request.event, asked, now);
+        plan = std::move(*planned);
       }
     }
     if (refusal != nullptr) {

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "hookvault/pipeline.hpp"
-#include "pipeline/plan.hpp"
+#include "pipeline/admission.hpp"
 
 namespace hookvault {
 namespace {
@@ -28,34 +28,35 @@ const std::string* string_member(const Json& obj, std::string_view key, bool& wr
   }
   return v->get_ptr<const std::string*>();
 }
-
-std::string describe(std::string_view field, const boost::system::error_code& ec) {
-  std::string out(field);
-  out += ": ";
-  out += ec.message();
-  return out;
-}
-
 }  // namespace
 
 namespace detail {
 
-PlanResult plan_dynamic(const Source& source, const Json& body, std::string payload,
-                        std::int64_t now_ms) {
-  if (!body.is_object()) return Rejection{Errc::invalid_field, "body"};
+const ProviderSpec kDynamicSpec{
+    .signature_header = "x-dynamic-signature-256",
+    .signature_prefix = "sha256=",
+    .event_name_field = "eventName",
+    .needs_rsa_keys = true,
+    .sequenced = false,
+    .plan = plan_dynamic,
+};
+
+Result<Plan, Refusal> plan_dynamic(const Source& source, const Json& body, std::string payload,
+                                   Origin origin, std::int64_t now_ms) {
+  if (!body.is_object()) return refuse(Errc::invalid_field, "body");
   bool wrong = false;
   const std::string* event_id = string_member(body, "eventId", wrong);
-  if (wrong) return Rejection{Errc::invalid_field, "eventId"};
-  if (event_id == nullptr || event_id->empty()) return Rejection{Errc::missing_field, "eventId"};
+  if (wrong) return refuse(Errc::invalid_field, "eventId");
+  if (event_id == nullptr || event_id->empty()) return refuse(Errc::missing_field, "eventId");
   const std::string* event_name = string_member(body, "eventName", wrong);
-  if (wrong) return Rejection{Errc::invalid_field, "eventName"};
+  if (wrong) return refuse(Errc::invalid_field, "eventName");
   if (event_name == nullptr || event_name->empty()) {
-    return Rejection{Errc::missing_field, "eventName"};
+    return refuse(Errc::missing_field, "eventName");
   }
   const std::string* message_id = string_member(body, "messageId", wrong);
-  if (wrong) return Rejection{Errc::invalid_field, "messageId"};
+  if (wrong) return refuse(Errc::invalid_field, "messageId");
   const std::string* timestamp = string_member(body, "timestamp", wrong);
-  if (wrong) return Rejection{Errc::invalid_field, "timestamp"};
+  if (wrong) return refuse(Errc::invalid_field, "timestamp");
 
   const bool created = *event_name == kCreated;
   const bool revoked = *event_name == kRevoked;
@@ -66,15 +67,15 @@ PlanResult plan_dynamic(const Source& source, const Json& body, std::string payl
     if (ms) {
       event_ms = *ms;
     } else if (created || revoked) {
-      return Rejection{Errc::invalid_field, "timestamp"};
+      return refuse(Errc::invalid_field, "timestamp");
     }
   } else if (created || revoked) {
-    return Rejection{Errc::missing_field, "timestamp"};
+    return refuse(Errc::missing_field, "timestamp");
   }
   const auto max_age_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(source.config.max_event_age).count();
   if (max_age_ms > 0 && event_ms > 0 && now_ms - event_ms > max_age_ms) {
-    return Rejection{Errc::stale_event, "timestamp"};
+    return refuse(Errc::stale_event, "timestamp");
   }
 
   Plan plan;
@@ -85,16 +86,16 @@ PlanResult plan_dynamic(const Source& source, const Json& body, std::string payl
   if (message_id != nullptr) ev.message_id = *message_id;
   if (timestamp != nullptr) ev.event_time = *timestamp;
   ev.event_time_ms = event_ms;
-  ev.origin = Origin::signature;
+  ev.origin = origin;
 
   if (created || revoked) {
     const Json* data = member(body, "data");
-    if (data == nullptr) return Rejection{Errc::missing_field, "data"};
-    if (!data->is_object()) return Rejection{Errc::invalid_field, "data"};
+    if (data == nullptr) return refuse(Errc::missing_field, "data");
+    if (!data->is_object()) return refuse(Errc::invalid_field, "data");
     const std::string* wallet = string_member(*data, "walletId", wrong);
-    if (wrong) return Rejection{Errc::invalid_field, "data.walletId"};
+    if (wrong) return refuse(Errc::invalid_field, "data.walletId");
     if (wallet == nullptr || wallet->empty()) {
-      return Rejection{Errc::missing_field, "data.walletId"};
+      return refuse(Errc::missing_field, "data.walletId");
     }
     ev.wallet_id = *wallet;
   }
@@ -106,15 +107,11 @@ PlanResult plan_dynamic(const Source& source, const Json& body, std::string payl
 
 }  // namespace detail
 
-DecryptOutcome decrypt_delegation(const Source& source, const Json& body) {
-  DecryptOutcome out;
+Result<DelegationMaterials, Refusal> decrypt_delegation(const Source& source, const Json& body) {
   static const Json kNull;
   const Json* data_ptr = member(body, "data");
   const Json& data = data_ptr != nullptr ? *data_ptr : kNull;
-  if (!source.decryptor) {
-    out.failure = "source has no RSA private keys";
-    return out;
-  }
+  if (!source.decryptor) return detail::refuse(Errc::no_matching_key, "rsa_private_keys");
   bool wrong = false;
   DelegationMaterials m;
   if (const auto* w = string_member(data, "walletId", wrong)) m.wallet_id = *w;
@@ -127,25 +124,21 @@ DecryptOutcome decrypt_delegation(const Source& source, const Json& body) {
   if (const auto* s = string_member(data, "shareSetId", wrong)) m.share_set_id = *s;
 
   static const Json kMissing;
-  auto open = [&](std::string_view field, SecretBytes& into) -> bool {
+  // The key that opens the share (whose envelope has no kid) is the first try
+  // for the API key (hybrid.hpp, "Key selection").
+  KeyChoice choice;
+  auto open = [&](std::string_view field, SecretBytes& into) -> Result<void, Refusal> {
     const Json* env_json = member(data, field);
     auto env = parse_hybrid_envelope(env_json != nullptr ? *env_json : kMissing);
-    if (!env) {
-      out.failure = describe(field, env.error());
-      return false;
-    }
-    auto plain = source.decryptor->decrypt(*env);
-    if (!plain) {
-      out.failure = describe(field, plain.error());
-      return false;
-    }
+    if (!env) return detail::refuse(to_errc(env.error()), std::string(field));
+    auto plain = source.decryptor->decrypt(*env, choice);
+    if (!plain) return detail::refuse(to_errc(plain.error()), std::string(field));
     into = std::move(*plain);
-    return true;
+    return {};
   };
-  if (!open("encryptedDelegatedShare", m.share)) return out;
-  if (!open("encryptedWalletApiKey", m.api_key)) return out;
-  out.materials = std::move(m);
-  return out;
+  if (auto r = open("encryptedDelegatedShare", m.share); !r) return r.error();
+  if (auto r = open("encryptedWalletApiKey", m.api_key); !r) return r.error();
+  return m;
 }
 
 }  // namespace hookvault

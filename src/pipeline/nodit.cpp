@@ -7,7 +7,7 @@
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/pipeline.hpp"
-#include "pipeline/plan.hpp"
+#include "pipeline/admission.hpp"
 
 namespace hookvault {
 namespace {
@@ -54,16 +54,28 @@ std::string content_key(const Json& body) {
 
 namespace detail {
 
-PlanResult plan_nodit(const Source& source, const Json& body, std::string payload, Origin origin,
-                      std::int64_t now_ms) {
-  if (!body.is_object()) return Rejection{Errc::invalid_field, "body"};
+const ProviderSpec kNoditSpec{
+    .signature_header = "x-signature",
+    .signature_prefix = "",
+    .event_name_field = "eventType",
+    .needs_rsa_keys = false,
+    .sequenced = true,
+    .plan = plan_nodit,
+};
+
+Result<Plan, Refusal> plan_nodit(const Source& source, const Json& body, std::string payload,
+                                 Origin origin, std::int64_t now_ms) {
+  if (!body.is_object()) return refuse(Errc::invalid_field, "body");
   bool bad = false;
   auto subscription = id_field(body, "subscriptionId", bad);
-  if (bad) return Rejection{Errc::invalid_field, "subscriptionId"};
+  if (bad) return refuse(Errc::invalid_field, "subscriptionId");
   auto sequence = number_field(body, "sequenceNumber", bad);
+  // Sequence numbers count from 1 (the store refuses 0 and anything beyond
+  // int64): refused here, as the client's error, not the store's.
   if (bad || (sequence &&
-              *sequence > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-    return Rejection{Errc::invalid_field, "sequenceNumber"};
+              (*sequence == 0 ||
+               *sequence > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())))) {
+    return refuse(Errc::invalid_field, "sequenceNumber");
   }
 
   Plan plan;
@@ -87,7 +99,7 @@ PlanResult plan_nodit(const Source& source, const Json& body, std::string payloa
       std::chrono::duration_cast<std::chrono::milliseconds>(source.config.max_event_age).count();
   if (origin == Origin::signature && max_age_ms > 0 && ev.event_time_ms > 0 &&
       now_ms - ev.event_time_ms > max_age_ms) {
-    return Rejection{Errc::stale_event, "createdAt"};
+    return refuse(Errc::stale_event, "createdAt");
   }
   ev.payload = std::move(payload);
   return plan;

@@ -1,13 +1,18 @@
+// The webhook pipeline (contract in hookvault/pipeline.hpp). One delivery
+// reads top to bottom in handle_webhook(): admission (pipeline/admission.hpp:
+// the plan or one refusal, answered at once), then for a delegation the
+// envelopes opened on the pool (open_envelopes), then the store (store), then
+// the reply (reply). What a delivery needs across threads is its Flight.
 #include "hookvault/pipeline.hpp"
-#include "hookvault/bytes.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
 
+#include "hookvault/bytes.hpp"
 #include "hookvault/log.hpp"
-#include "pipeline/plan.hpp"
+#include "pipeline/admission.hpp"
 
 namespace hookvault {
 namespace {
@@ -24,23 +29,19 @@ std::int64_t now_ms() {
       .count();
 }
 
-// "application/json", "application/json; charset=utf-8", "application/cloudevents+json".
-bool is_json_media_type(std::string_view ct) {
-  ct = trim_ows(ct.substr(0, ct.find(';')));
-  if (iequals_ascii(ct, "application/json")) return true;
-  return ct.size() > 5 && iequals_ascii(ct.substr(0, 12), "application/") &&
-         iequals_ascii(ct.substr(ct.size() - 5), "+json");
-}
+// A delegation's reply says what became of its materials; other events' do not.
+enum class MaterialsField { omit, include };
 
-Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegation) {
+Reply stored_reply(const WriteResult& w, std::string_view idempotency_key,
+                   MaterialsField materials) {
   Reply r;
   r.status = 200;
   r.body = w.duplicate ? R"({"status":"duplicate","id":")" : R"({"status":"accepted","id":")";
   r.body += std::to_string(w.row_id);
   r.body += R"(","eventId":")";
-  json_escape(event_id, r.body);
+  json_escape(idempotency_key, r.body);
   r.body += '"';
-  if (delegation) {
+  if (materials == MaterialsField::include) {
     r.body += R"(,"materials":")";
     r.body += materials_state_name(w.materials);
     r.body += '"';
@@ -49,33 +50,22 @@ Reply stored_reply(const WriteResult& w, std::string_view event_id, bool delegat
   return r;
 }
 
-// `done` that answers only its first call: a pool job that threw after it
-// handed its request to the store is answered by its failure handler or by
-// the store's completion, whichever comes first, never by both.
-std::function<void(Reply)> answer_once(std::function<void(Reply)> done) {
-  struct Once {
-    std::atomic<bool> answered{false};
-    std::function<void(Reply)> done;
-  };
-  auto once = std::make_shared<Once>();
-  once->done = std::move(done);
-  return [once](Reply r) {
-    if (!once->answered.exchange(true)) once->done(std::move(r));
-  };
-}
-
 }  // namespace
 
-// Submits to the store and observes the "store" stage (submit to durable
-// commit) in `series` before `done` runs.
-template <class Done>
-void Pipeline::submit_timed(MetricSeries& series, WriteRequest request, Done done) {
-  store_.submit(std::move(request), [&series, started = Clock::now(),
-                                     done = std::move(done)](Result<WriteResult> r) mutable {
-    series.observe(seconds_since(started));
-    done(r);
-  });
-}
+// One admitted delivery on its way to the store and back. Answered once: a
+// pool job that threw after it handed its request to the store is answered by
+// its failure handler or by the store's completion, whichever comes first.
+struct Pipeline::Flight {
+  std::shared_ptr<const Source> source;  // kept alive across a reload
+  std::function<void(Reply)> done;
+  std::string request_id;
+  detail::Plan plan;
+  Json body;               // a delegation's envelopes, until they are opened
+  std::string event_name;  // for the reply, after the request went to the store
+  std::string idempotency_key;
+  Clock::time_point queued{};
+  std::atomic<bool> answered{false};
+};
 
 Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& store, WorkPool& pool,
                    Metrics& metrics)
@@ -115,8 +105,9 @@ bool Pipeline::ready() const noexcept {
   if (draining_.load() || !store_.writable()) return false;
   const auto sources = sources_.load();
   return std::all_of(sources->begin(), sources->end(), [](const auto& s) {
-    return s->verifier.secret_count() > 0 && (s->config.provider != Provider::dynamic ||
-                                              (s->decryptor && s->decryptor->key_count() > 0));
+    return s->verifier.secret_count() > 0 &&
+           (!detail::provider_spec(s->config.provider).needs_rsa_keys ||
+            (s->decryptor && s->decryptor->key_count() > 0));
   });
 }
 
@@ -155,174 +146,157 @@ void Pipeline::handle(Delivery delivery, std::function<void(Reply)> done) {
   handle_webhook(*source, std::move(delivery), std::move(done));
 }
 
-void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source_ptr, Delivery delivery,
+void Pipeline::handle_webhook(const std::shared_ptr<const Source>& source, Delivery delivery,
                               std::function<void(Reply)> done) {
-  // The pool job keeps `source_ptr` alive across a reload.
-  const Source& source = *source_ptr;
-  auto finish = [&source, &done](Reply r) {
-    r.source = source.config.name;
-    done(std::move(r));
-  };
-  if (!source.config.allow_from.empty() &&
-      !any_contains(source.config.allow_from, delivery.client_ip)) {
-    forbidden_.with({source.config.name}).inc();
-    if (std::uint64_t refused = 0; forbidden_warning_.due(refused)) {
-      // This request's ids, and how many were refused since the last line.
-      log(LogLevel::warn, "client address not in allow_from",
-          {{"request_id", delivery.request_id},
-           {"source", source.config.name},
-           {"client", delivery.client},
-           {"refused", refused}});
-    }
-    finish(error_reply(Errc::forbidden));
-    return;
-  }
-  if (!is_json_media_type(delivery.content_type)) {
-    finish(error_reply(Errc::unsupported_media_type));
-    return;
-  }
-  const std::string_view header_name = source.config.provider == Provider::dynamic
-                                           ? std::string_view("x-dynamic-signature-256")
-                                           : std::string_view("x-signature");
-  const std::string_view prefix =
-      source.config.provider == Provider::dynamic ? std::string_view("sha256=") : "";
+  const std::string& name = source->config.name;
+
+  // 1. Admission: the plan, or one refusal answered now.
   const auto verify_started = Clock::now();
-  auto mac = parse_signature_header(delivery.header(header_name), prefix);
-  if (!mac) {
-    signature_failures_.with({source.config.name}).inc();
-    finish(error_reply(Errc::invalid_signature));
-    return;
-  }
-  // From here on only the signed bytes exist: they are what is stored.
-  auto verified = source.verifier.verify_delivery(std::move(delivery.body), *mac);
-  if (!verified && to_errc(verified.error()) == Errc::invalid_signature) {
-    signature_failures_.with({source.config.name}).inc();
-  }
-  if (!verified && to_errc(verified.error()) == Errc::signed_form_mismatch) {
-    signed_form_mismatches_.with({source.config.name}).inc();
-    log(LogLevel::warn, "body means something other than the compact form its signature covers",
-        {{"request_id", delivery.request_id}, {"source", source.config.name}});
-  }
-  if (!verified) {
-    finish(error_reply(to_errc(verified.error())));
-    return;
-  }
-  auto planned =
-      source.config.provider == Provider::dynamic
-          ? detail::plan_dynamic(source, verified->body, std::move(verified->signed_body), now_ms())
-          : detail::plan_nodit(source, verified->body, std::move(verified->signed_body),
-                               Origin::signature, now_ms());
-  if (auto* rej = std::get_if<detail::Rejection>(&planned)) {
-    Reply r = error_reply(rej->code, rej->field);
-    if (verified->body.is_object()) {
-      for (const char* name_key : {"eventName", "eventType"}) {
-        auto it = verified->body.find(name_key);
-        if (it != verified->body.end() && it->is_string()) r.event_name = it->get<std::string>();
-      }
-    }
-    finish(std::move(r));
-    return;
-  }
-  auto plan = std::get<detail::Plan>(std::move(planned));
-  stage_seconds_.with({source.config.name, "verify"}).observe(seconds_since(verify_started));
-  if (!plan.request.event.sequence && source.config.provider == Provider::nodit) {
-    log(LogLevel::warn, "nodit message without sequence number; keyed by content",
-        {{"request_id", delivery.request_id},
-         {"source", source.config.name},
-         {"event_id", plan.request.event.idempotency_key}});
-  }
-
-  // A delegation's pool job may throw; its failure handler and the store's
-  // completion may then both answer, and only the first answer is sent.
-  if (plan.decrypt) done = answer_once(std::move(done));
-  // The completion outlives this call: capture by value.
-  auto store_done = [this, done, source_name = source.config.name, delegation = plan.decrypt,
-                     event_name = plan.request.event.event_name,
-                     event_id = plan.request.event.idempotency_key,
-                     request_id = delivery.request_id](Result<WriteResult> r) {
-    Reply reply;
-    if (r) {
-      if (r->duplicate) {
-        duplicates_.with({source_name}).inc();
-      } else {
-        if (r->replaced_history) {
-          history_replaced_.with({source_name}).inc();
-          log(LogLevel::warn, "signed delivery replaced the history API's copy of its message",
-              {{"request_id", request_id},
-               {"source", source_name},
-               {"event_id", event_id},
-               {"id", r->row_id}});
-        }
-        stored_.with({source_name, event_name}).inc();
-        if (r->materials == MaterialsState::decrypt_failed) {
-          decrypt_failures_.with({source_name}).inc();
-        }
-      }
-      reply = stored_reply(*r, event_id, delegation);
-    } else {
-      log(LogLevel::error, "store write failed",
-          {{"request_id", request_id}, {"source", source_name}, {"error", r.error().message()}});
-      reply = error_reply(Errc::store_unavailable);
-    }
-    reply.source = source_name;
-    reply.event_name = event_name;
-    reply.event_id = event_id;
-    done(std::move(reply));
-  };
-
-  if (!plan.decrypt) {
-    submit_timed(stage_seconds_.with({source.config.name, "store"}), std::move(plan.request),
-                 std::move(store_done));
-    return;
-  }
-
-  // wallet.delegation.created: RSA work belongs on the pool, never here.
-  auto shared_plan = std::make_shared<detail::Plan>(std::move(plan));
-  auto body = std::make_shared<Json>(std::move(verified->body));
-  const auto queued = Clock::now();
-  // The job threw (the pool counted and logged it): nothing was acknowledged.
-  auto on_failure = [done, source_name = source.config.name,
-                     event_name = shared_plan->request.event.event_name,
-                     event_id = shared_plan->request.event.idempotency_key] {
-    Reply r = error_reply(Errc::internal);
-    r.source = source_name;
-    r.event_name = event_name;
-    r.event_id = event_id;
+  auto admitted = detail::admit(*source, delivery, now_ms());
+  if (!admitted) {
+    count_refusal(*source, delivery, admitted.error().code);
+    Reply r = error_reply(admitted.error());
+    r.source = name;
     done(std::move(r));
-  };
-  auto job = [this, source_ptr, shared_plan, body, store_done, queued,
-              request_id = delivery.request_id]() mutable {
-    const Source& src = *source_ptr;
-    stage_seconds_.with({src.config.name, "queue"}).observe(seconds_since(queued));
-    WriteRequest& req = shared_plan->request;
-    auto existing = store_.find_event(req.event.source, req.event.idempotency_key);
-    if (!existing || !existing->has_value()) {
-      // New (or the check failed: the write decides). Decrypt first.
-      const auto decrypt_started = Clock::now();
-      DecryptOutcome outcome = decrypt_delegation(src, *body);
-      stage_seconds_.with({src.config.name, "decrypt"}).observe(seconds_since(decrypt_started));
-      if (outcome.materials) {
-        req.materials = std::move(outcome.materials);
-      } else {
-        log(LogLevel::warn, "delegation decrypt failed",
-            {{"request_id", request_id},
-             {"source", src.config.name},
-             {"event_id", req.event.idempotency_key},
-             {"reason", outcome.failure}});
-        req.decrypt_failure = std::move(outcome.failure);
-      }
-    }
-    submit_timed(stage_seconds_.with({src.config.name, "store"}), std::move(req),
-                 std::move(store_done));
-  };
-  const bool posted = pool_.try_post(std::move(job), std::move(on_failure));
-  if (!posted) {
-    overloaded_.with({source.config.name}).inc();
-    Reply r = error_reply(Errc::overloaded);
-    r.event_name = shared_plan->request.event.event_name;
-    r.event_id = shared_plan->request.event.idempotency_key;
-    finish(std::move(r));
+    return;
   }
+  stage_seconds_.with({name, "verify"}).observe(seconds_since(verify_started));
+  auto flight = std::make_shared<Flight>();
+  flight->source = source;
+  flight->done = std::move(done);
+  flight->request_id = std::move(delivery.request_id);
+  flight->plan = std::move(admitted->plan);
+  flight->body = std::move(admitted->body);
+  flight->event_name = flight->plan.request.event.event_name;
+  flight->idempotency_key = flight->plan.request.event.idempotency_key;
+  if (detail::provider_spec(source->config.provider).sequenced &&
+      !flight->plan.request.event.sequence) {
+    log(LogLevel::warn, "nodit message without sequence number; keyed by content",
+        {{"request_id", flight->request_id},
+         {"source", name},
+         {"event_id", flight->idempotency_key}});
+  }
+
+  // 2. A delegation's envelopes are opened on the pool: RSA work never runs here.
+  if (!flight->plan.decrypt) {
+    store(flight);
+    return;
+  }
+  flight->queued = Clock::now();
+  const bool posted = pool_.try_post(
+      [this, flight] {
+        open_envelopes(*flight);
+        store(flight);
+      },
+      // The job threw (the pool counted and logged it): nothing was acknowledged.
+      [this, flight] { answer(*flight, error_reply(Errc::internal)); });
+  if (!posted) {
+    overloaded_.with({name}).inc();
+    answer(*flight, error_reply(Errc::overloaded));
+  }
+}
+
+// The metrics and log lines of a refusal (admission itself counts nothing).
+void Pipeline::count_refusal(const Source& source, const Delivery& delivery, Errc code) {
+  const std::string& name = source.config.name;
+  switch (code) {
+    case Errc::forbidden:
+      forbidden_.with({name}).inc();
+      if (std::uint64_t refused = 0; forbidden_warning_.due(refused)) {
+        // This request's ids, and how many were refused since the last line.
+        log(LogLevel::warn, "client address not in allow_from",
+            {{"request_id", delivery.request_id},
+             {"source", name},
+             {"client", delivery.client},
+             {"refused", refused}});
+      }
+      break;
+    case Errc::invalid_signature:
+      signature_failures_.with({name}).inc();
+      break;
+    case Errc::signed_form_mismatch:
+      signed_form_mismatches_.with({name}).inc();
+      log(LogLevel::warn, "body means something other than the compact form its signature covers",
+          {{"request_id", delivery.request_id}, {"source", name}});
+      break;
+    default:
+      break;
+  }
+}
+
+// On a pool thread: opens a new delegation's envelopes into its request (or
+// records why they did not open). A delegation already stored is not opened
+// again: the store answers it as a duplicate.
+void Pipeline::open_envelopes(Flight& flight) {
+  const std::string& name = flight.source->config.name;
+  stage_seconds_.with({name, "queue"}).observe(seconds_since(flight.queued));
+  WriteRequest& request = flight.plan.request;
+  auto existing = store_.find_event(request.event.source, request.event.idempotency_key);
+  if (existing && existing->has_value()) return;  // (a failed check: the write decides)
+  const auto decrypt_started = Clock::now();
+  auto opened = decrypt_delegation(*flight.source, flight.body);
+  stage_seconds_.with({name, "decrypt"}).observe(seconds_since(decrypt_started));
+  flight.body = Json();
+  if (opened) {
+    request.materials = std::move(*opened);
+    return;
+  }
+  request.decrypt_failure = opened.error().describe();
+  log(LogLevel::warn, "delegation decrypt failed",
+      {{"request_id", flight.request_id},
+       {"source", name},
+       {"event_id", flight.idempotency_key},
+       {"reason", *request.decrypt_failure}});
+}
+
+// 3. The store: the reply follows its durable commit (or its failure).
+void Pipeline::store(const std::shared_ptr<Flight>& flight) {
+  MetricSeries& store_seconds = stage_seconds_.with({flight->source->config.name, "store"});
+  store_.submit(std::move(flight->plan.request),
+                [this, flight, &store_seconds, started = Clock::now()](Result<WriteResult> r) {
+                  store_seconds.observe(seconds_since(started));
+                  reply(*flight, r);
+                });
+}
+
+// 4. The reply to a delivery the store answered.
+void Pipeline::reply(Flight& flight, const Result<WriteResult>& written) {
+  const std::string& name = flight.source->config.name;
+  if (!written) {
+    log(LogLevel::error, "store write failed",
+        {{"request_id", flight.request_id},
+         {"source", name},
+         {"error", written.error().message()}});
+    answer(flight, error_reply(Errc::store_unavailable));
+    return;
+  }
+  if (written->duplicate) {
+    duplicates_.with({name}).inc();
+  } else {
+    if (written->replaced_history) {
+      history_replaced_.with({name}).inc();
+      log(LogLevel::warn, "signed delivery replaced the history API's copy of its message",
+          {{"request_id", flight.request_id},
+           {"source", name},
+           {"event_id", flight.idempotency_key},
+           {"id", written->row_id}});
+    }
+    stored_.with({name, flight.event_name}).inc();
+    if (written->materials == MaterialsState::decrypt_failed) {
+      decrypt_failures_.with({name}).inc();
+    }
+  }
+  answer(flight,
+         stored_reply(*written, flight.idempotency_key,
+                      flight.plan.decrypt ? MaterialsField::include : MaterialsField::omit));
+}
+
+void Pipeline::answer(Flight& flight, Reply reply) {
+  if (flight.answered.exchange(true)) return;
+  reply.source = flight.source->config.name;
+  reply.event_name = flight.event_name;
+  reply.event_id = flight.idempotency_key;  // the request log's event_id
+  flight.done(std::move(reply));
 }
 
 }  // namespace hookvault

@@ -42,17 +42,17 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
       continue;
     }
     auto body = parse_strict((*payload)->reveal_string());
-    DecryptOutcome outcome;
+    std::string failure = "stored payload does not parse";
+    std::variant<DelegationMaterials, std::string> settled = failure;
     if (body) {
-      outcome = decrypt_delegation(*source, *body);
-    } else {
-      outcome.failure = "stored payload does not parse";
-    }
-    std::variant<DelegationMaterials, std::string> settled;
-    if (outcome.materials) {
-      settled = std::move(*outcome.materials);
-    } else {
-      settled = outcome.failure;
+      auto opened = decrypt_delegation(*source, *body);
+      if (opened) {
+        failure.clear();
+        settled = std::move(*opened);
+      } else {
+        failure = opened.error().describe();
+        settled = failure;
+      }
     }
     auto state = store.resolve_decrypt_failure(meta.row_id, std::move(settled), actor);
     if (!state) {
@@ -61,7 +61,7 @@ Result<std::vector<ReprocessResult>> reprocess_failures(
       r.failed = true;
       r.audit_error = audit_unsettled(store, actor, r);
     } else {
-      r.outcome = resolution_outcome(*state, outcome.failure);
+      r.outcome = resolution_outcome(*state, failure);
       r.failed = *state == MaterialsState::decrypt_failed;
     }
     results.push_back(std::move(r));

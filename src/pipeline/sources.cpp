@@ -1,5 +1,6 @@
 #include "hookvault/config.hpp"
 #include "hookvault/pipeline.hpp"
+#include "pipeline/admission.hpp"
 
 namespace hookvault {
 
@@ -9,7 +10,7 @@ std::vector<std::shared_ptr<const Source>> load_sources(const Config& config) {
   for (const auto& sc : config.sources) {
     auto secrets = load_secrets(sc.secrets);
     std::optional<HybridDecryptor> decryptor;
-    if (sc.provider == Provider::dynamic) {
+    if (detail::provider_spec(sc.provider).needs_rsa_keys) {
       decryptor.emplace(HybridDecryptor::load(sc.rsa_private_keys, sc.accepted_algs));
     }
     out.push_back(std::make_shared<const Source>(

@@ -55,9 +55,10 @@ class NoditTest : public E2E {
   // A sample of /metrics on the admin listener (nodit_config(.., with_admin));
   // -1 when absent.
   double scrape_metric(const std::string& series) {
-    const auto& root = setup().root;
-    HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+    // `hookvault init` puts the signer's files in its offline folder.
+    const auto& offline = setup().offline;
+    HttpsClient c(daemon_->admin_port(), setup().root / "tls/admin-ca.pem",
+                  {offline / "signer-cert.pem", offline / "signer-key.pem"});
     auto r = c.request("GET", "/metrics");
     EXPECT_EQ(r.status, 200U) << r.body;
     return sample_value(r.body, series);
@@ -190,6 +191,29 @@ TEST_F(NoditTest, MessageWithoutSequenceNumberIsKeyedByContentAndCounted) {
   ASSERT_EQ(g.size(), 1U);
   EXPECT_EQ(g[0]["unsequencedMessages"], 1);
   EXPECT_EQ(g[0]["highestContiguous"], 1);
+}
+
+// Sequence numbers count from 1: a signed message numbered 0 is the sender's
+// error (400 naming the field), not the store's (it was answered 503, so Nodit
+// retried it for ever), and nothing of it is stored.
+TEST_F(NoditTest, SequenceNumberZeroIsRefused400AndNothingIsStored) {
+  start(nodit_config(nullptr));
+  ASSERT_EQ(deliver(nodit_message("5", 1)).status, 200U);
+  const auto before = nodit_events();
+  for (const std::string& zero : {std::string(R"("0")"), std::string("0")}) {
+    std::string message = nodit_message("5", 2);
+    message.replace(message.find(R"("sequenceNumber":"2")"), 20, "\"sequenceNumber\":" + zero);
+    auto r = deliver(message);
+    EXPECT_EQ(r.status, 400U) << zero << ": " << r.body;
+    EXPECT_EQ(Json::parse(r.body)["error"], "invalid_field") << r.body;
+    EXPECT_EQ(Json::parse(r.body)["field"], "sequenceNumber") << r.body;
+    EXPECT_EQ(r.headers.count("retry-after"), 0U);
+  }
+  EXPECT_EQ(nodit_events(), before);
+  auto g = gaps();
+  ASSERT_EQ(g.size(), 1U);
+  EXPECT_EQ(g[0]["highestContiguous"], 1);
+  EXPECT_EQ(g[0]["unsequencedMessages"], 0);
 }
 
 TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {

@@ -581,6 +581,68 @@ TEST(Hybrid, KidPickingAKeyOfTheWrongSizeIsBadLength) {
   EXPECT_EQ(outcome(dec.decrypt(parsed(untagged))), "ok");
 }
 
+// Key choice without a kid: the delivery's KeyChoice first, then the key that
+// opened the last envelope, then configuration order. Counted in RSA
+// operations (rsa_operations(): every OAEP decryption, successful or not).
+TEST(HybridKeyChoice, KeyThatWorkedLastIsTriedFirstForTheNextEnvelope) {
+  const auto& previous = other_rsa(0);
+  const auto& current = shared_rsa(2048);
+  const auto dec = decryptor({{"", &previous.private_pem}, {"", &current.private_pem}});
+  const HybridEnvelope env = parsed(testing::hybrid_encrypt(current.public_pem, kPlaintext));
+  EXPECT_EQ(outcome(dec.decrypt(env)), "ok");
+  EXPECT_EQ(dec.rsa_operations(), 2U);  // previous (fails), then current
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(outcome(dec.decrypt(env)), "ok");
+  EXPECT_EQ(dec.rsa_operations(), 7U);  // current first: one each
+  // An envelope for the previous key still opens, and moves the first try.
+  const HybridEnvelope old_env = parsed(testing::hybrid_encrypt(previous.public_pem, kPlaintext));
+  EXPECT_EQ(outcome(dec.decrypt(old_env)), "ok");
+  EXPECT_EQ(dec.rsa_operations(), 9U);
+  EXPECT_EQ(outcome(dec.decrypt(old_env)), "ok");
+  EXPECT_EQ(dec.rsa_operations(), 10U);
+}
+
+TEST(HybridKeyChoice, DeliveryChoiceComesFirstAndReportsTheKeyThatOpened) {
+  const auto& k0 = other_rsa(0);
+  const auto& k1 = other_rsa(1);
+  const auto& k2 = shared_rsa(2048);
+  const auto dec = decryptor({{"", &k0.private_pem}, {"", &k1.private_pem}, {"", &k2.private_pem}});
+  KeyChoice choice;
+  const HybridEnvelope for_k2 = parsed(testing::hybrid_encrypt(k2.public_pem, kPlaintext));
+  EXPECT_EQ(outcome(dec.decrypt(for_k2, choice)), "ok");
+  EXPECT_EQ(choice.key, 2U);
+  EXPECT_EQ(dec.rsa_operations(), 3U);
+  // The last key that worked is now k2; the delivery's choice (k1) still
+  // comes first.
+  KeyChoice other{1};
+  const HybridEnvelope for_k1 = parsed(testing::hybrid_encrypt(k1.public_pem, kPlaintext));
+  EXPECT_EQ(outcome(dec.decrypt(for_k1, other)), "ok");
+  EXPECT_EQ(other.key, 1U);
+  EXPECT_EQ(dec.rsa_operations(), 4U);
+  // A failure leaves the choice as it was and tries each key once.
+  KeyChoice kept{1};
+  const HybridEnvelope foreign =
+      parsed(testing::hybrid_encrypt(testing::generate_rsa(2048).public_pem, kPlaintext));
+  EXPECT_EQ(outcome(dec.decrypt(foreign, kept)), "no_matching_key");
+  EXPECT_EQ(kept.key, 1U);
+  EXPECT_EQ(dec.rsa_operations(), 7U);
+  // An out-of-range choice is ignored.
+  KeyChoice stale{42};
+  EXPECT_EQ(outcome(dec.decrypt(for_k2, stale)), "ok");
+  EXPECT_EQ(stale.key, 2U);
+}
+
+TEST(HybridKeyChoice, KidStillNamesTheOnlyKeyTried) {
+  const auto& k1 = shared_rsa(2048);
+  const auto& k2 = other_rsa(0);
+  const auto dec = decryptor({{"k1", &k1.private_pem}, {"k2", &k2.private_pem}});
+  KeyChoice choice{0};
+  EXPECT_EQ(outcome(dec.decrypt(parsed(testing::hybrid_encrypt(k2.public_pem, kPlaintext, "k2")),
+                                choice)),
+            "ok");
+  EXPECT_EQ(choice.key, 1U);
+  EXPECT_EQ(dec.rsa_operations(), 1U);
+}
+
 TEST(HybridEnvelopeParse, ReadsFieldsAndIgnoresUnknownMembers) {
   Json json = {{"alg", "A"}, {"iv", "B"},  {"ct", "C"}, {"tag", "D"},
                {"ek", "E"},  {"kid", "K"}, {"extra", 1}};
