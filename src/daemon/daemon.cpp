@@ -34,10 +34,11 @@ const Config& prepare_process(const Config& config) {
   const FileLimit before = file_limit();
   const FileLimit limit = raise_file_limit(files);
   if (limit.soft < files) {
-    throw StartRefused({"cannot raise the open-file limit (RLIMIT_NOFILE) to what "
-                        "max_connections needs: needed " +
-                        std::to_string(files) + ", soft limit " + std::to_string(limit.soft) +
-                        ", hard limit " + std::to_string(limit.hard)});
+    throw StartRefused(
+        {"cannot raise the open-file limit (RLIMIT_NOFILE) to what "
+         "max_connections needs: needed " +
+         std::to_string(files) + ", soft limit " + std::to_string(limit.soft) + ", hard limit " +
+         std::to_string(limit.hard)});
   }
   log(LogLevel::info, "open-file limit",
       {{"needed", files},
@@ -129,8 +130,8 @@ void Daemon::Impl::shut_down() {
   }
   for (auto& b : backfillers) b->stop();
   kek_refresher->stop();
-  pool->stop();     // queued decryptions still reach the store
-  store->close();   // commits what is queued
+  pool->stop();    // queued decryptions still reach the store
+  store->close();  // commits what is queued
   if (ran) log(LogLevel::info, "stopped");
 }
 
