@@ -57,7 +57,7 @@ class NoditTest : public E2E {
   double scrape_metric(const std::string& series) {
     const auto& root = setup().root;
     HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+                  {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"});
     auto r = c.request("GET", "/metrics");
     EXPECT_EQ(r.status, 200U) << r.body;
     return sample_value(r.body, series);
