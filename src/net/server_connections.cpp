@@ -17,7 +17,8 @@ std::shared_ptr<Server::Tls> Server::Impl::current_tls() {
 
 // use_tls(): closes each connection accepted with `old` once it is idle
 // (or still opening), or at `deadline` whatever it does, polling every
-// kRetirePoll on its shard.
+// kRetirePoll on its shard until it is closed or has ended by itself (a poll
+// that went on after its end would keep the shard's loop, and run(), alive).
 void Server::Impl::retire_connections(const Server::Tls* old) {
   const auto deadline = std::chrono::steady_clock::now() + kRetireGrace;
   for (auto& tracked : conns.all()) {
@@ -30,6 +31,7 @@ void Server::Impl::retire_when_idle(std::shared_ptr<Conn> conn,
                                     std::chrono::steady_clock::time_point deadline) {
   auto ex = conn->stream.get_executor();
   asio::post(ex, [this, conn = std::move(conn), deadline]() mutable {
+    if (conn->ended) return;
     if (conn->phase.evict(net::ConnectionPhase::idle)) {
       conn->stream.close();
       return;

@@ -102,6 +102,9 @@ struct Server::Impl {
         : tls(std::move(settings)), stream(std::move(socket), tls->context.native_handle()) {}
     const std::shared_ptr<Server::Tls> tls;  // what it was accepted with
     Stream stream;
+    // Its session has finished (set on its shard just before forget()): a
+    // retirement still looking at it stops.
+    bool ended = false;
   };
 
   Impl(const ServerConfig& c, RequestHandler& h, ListenerOptions o);

@@ -62,6 +62,7 @@ asio::awaitable<void> Server::Impl::session(std::shared_ptr<Conn> conn, tcp::end
   boost::system::error_code ignored;
   c.stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
   c.stream.close();
+  c.ended = true;
   forget(&c);
 }
 
