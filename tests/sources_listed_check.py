@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Every .cpp under src/ that git tracks is in a target's source list.
+"""Every .cpp under src/, tests/unit, tests/integration and tests/support is in a
+target's source list.
 
 usage: sources_listed_check.py SOURCE_DIR LISTED_FILE
 LISTED_FILE holds the sources CMakeLists.txt lists (hookvault_library and the
@@ -10,6 +11,9 @@ import pathlib
 import subprocess
 import sys
 
+DIRS = ["src", "tests/unit", "tests/integration", "tests/support"]
+PATTERNS = [d + "/*.cpp" for d in DIRS]
+
 
 def main() -> int:
     root = pathlib.Path(sys.argv[1])
@@ -17,15 +21,15 @@ def main() -> int:
               if line.strip()}
     try:
         out = subprocess.run(["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard",
-                              "src/*.cpp"],
+                              *PATTERNS],
                              check=True, capture_output=True, text=True).stdout
         present = {line for line in out.splitlines() if line}
     except (OSError, subprocess.CalledProcessError):
-        present = {str(p.relative_to(root)) for p in (root / "src").rglob("*.cpp")}
+        present = {str(p.relative_to(root)) for d in DIRS for p in (root / d).rglob("*.cpp")}
     missing = sorted(present - listed)
     gone = sorted(f for f in listed if not (root / f).is_file())
     for f in missing:
-        print(f"{f}: in src/ but in no target's source list (CMakeLists.txt)")
+        print(f"{f}: in no target's source list (CMakeLists.txt, tests/CMakeLists.txt)")
     for f in gone:
         print(f"{f}: listed in CMakeLists.txt but not in the tree")
     if missing or gone:
