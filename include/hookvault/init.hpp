@@ -64,8 +64,9 @@
 
 namespace hookvault {
 
+// What run_init() did. It returns only when every file is in place; a
+// failure throws (see above).
 struct InitResult {
-  bool ok = true;  // every file is in place; failures throw instead of returning false
   std::filesystem::path config_file;           // DIR/hookvault.toml
   std::filesystem::path offline_dir;           // DIR-offline, absolute
   std::vector<std::filesystem::path> created;  // files written now, relative to DIR

@@ -60,9 +60,9 @@ struct HistoryClientOptions {
   std::string chain;    // e.g. "ethereum"
   std::string network;  // e.g. "mainnet"
   SecretBytes api_key;
-  std::filesystem::path ca_file;                     // empty: the system trust store
-  std::chrono::milliseconds timeout{10000};          // whole request
-  std::size_t max_response_bytes = 2 * 1024 * 1024;  // body; see above
+  std::filesystem::path ca_file;                                  // empty: the system trust store
+  std::chrono::milliseconds timeout{10000};                       // whole request
+  std::size_t max_response_bytes = std::size_t{2} * 1024 * 1024;  // body; see above
 };
 
 struct HistoryQuery {

@@ -1,7 +1,7 @@
-// Operator subcommands that read or repair the store: `materials get`,
-// `events list`, `events show`, `reprocess`, `audit verify`, `audit list`,
-// plus the helpers `serve` shares with them (opening the KEK and the store
-// named by a config).
+// Operator subcommands: `check-config`, and those that read or repair the
+// store: `materials get`, `events list`, `events show`, `reprocess`,
+// `audit verify`, `audit list`, plus the helpers `serve` shares with them
+// (opening the KEK and the store named by a config).
 //
 // Each command writes its result to `out` and one clear error line to `err`,
 // and returns the process exit code: 0 success, 1 error, 3 not found (materials
@@ -52,6 +52,10 @@ std::shared_ptr<Kek> open_kek(const Config& config);
 // (SqliteStoreOptions::metrics), or none.
 std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek = nullptr,
                                   StoreRole role = StoreRole::command, Metrics* metrics = nullptr);
+
+// `check-config`: each of check_config()'s problems on a line of `err`, or
+// "ok: <file>" on `out` when there is none (exit 0: serve would start).
+int check_config_command(const Config& config, std::ostream& out, std::ostream& err);
 
 int materials_get(const Config& config, const std::string& wallet_id,
                   const std::optional<std::string>& source, std::ostream& out, std::ostream& err);

@@ -3,7 +3,8 @@
 // so a key written out with its default value is no change.
 //
 // A new setting belongs either here or in what `serve`'s reload applies
-// (src/main.cpp): one that is in neither is silently ignored by a reload.
+// (src/daemon/reload.cpp): one that is in neither is silently ignored by a
+// reload.
 #include <map>
 #include <string>
 #include <vector>

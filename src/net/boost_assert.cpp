@@ -20,8 +20,8 @@ void assertion_failed_msg(char const* expr, char const* msg, char const* functio
       std::string_view(function).find("parse_chunk_header") != std::string_view::npos) {
     return;
   }
-  std::fprintf(stderr, "%s:%ld: %s: Assertion `%s' failed%s%s\n", file, line, function, expr,
-               msg != nullptr ? ": " : ".", msg != nullptr ? msg : "");
+  (void)std::fprintf(stderr, "%s:%ld: %s: Assertion `%s' failed%s%s\n", file, line, function, expr,
+                     msg != nullptr ? ": " : ".", msg != nullptr ? msg : "");
   std::abort();
 }
 

@@ -130,7 +130,7 @@ using SecretBody = http::vector_body<char, WipingAllocator<char>>;
 template <class Token>
 auto async_handle(RequestHandler& target, Delivery delivery, Token&& token) {
   return asio::async_initiate<Token, void(Reply)>(
-      [&target](auto handler, Delivery d) {
+      [&target](auto handler, Delivery&& d) {
         using Handler = decltype(handler);
         auto work = asio::make_work_guard(asio::get_associated_executor(handler));
         auto shared = std::make_shared<Handler>(std::move(handler));

@@ -70,7 +70,7 @@ class ConnectionCapTest : public E2E {
   HttpsClient signer() {
     const auto& root = setup().root;
     return HttpsClient(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                       {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+                       {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"});
   }
 
   double metric(const std::string& series) {

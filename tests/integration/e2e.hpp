@@ -24,7 +24,7 @@ namespace hookvault::testing {
 struct Setup {
   TempDir dir;
   std::filesystem::path root;     // the `hookvault init` folder
-  std::filesystem::path offline;  // its offline folder: admin-ca.key, signer-cert.pem, signer-key.pem
+  std::filesystem::path offline;  // beside it: admin-ca.key, signer-cert.pem, signer-key.pem
   std::string dynamic_secret;
   std::string nodit_key;
   std::string rsa_public_pem;

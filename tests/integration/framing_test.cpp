@@ -104,7 +104,7 @@ class HttpFramingTest : public E2E {
   double metric(const std::string& series) {
     const auto& root = setup().root;
     HttpsClient c(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                  {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+                  {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"});
     const auto r = c.request("GET", "/metrics");
     EXPECT_EQ(r.status, 200U) << r.body;
     return sample_value(r.body, series);

@@ -306,7 +306,7 @@ TEST_F(LoadBalancerTest, ProxyHeadersFromPeersOutsideTrustedProxiesAreRefused) {
   }
   const auto& root = setup().root;
   HttpsClient signer(daemon_->admin_port(), root / "tls/admin-ca.pem",
-                     {root / "tls/signer-cert.pem", root / "tls/signer-key.pem"});
+                     {setup().offline / "signer-cert.pem", setup().offline / "signer-key.pem"});
   const std::string metrics = signer.request("GET", "/metrics").body;
   EXPECT_EQ(sample_value(metrics,
                          "hookvault_connections_refused_total{listener=\"public\","

@@ -64,9 +64,12 @@ class ServerTest : public ::testing::Test {
   // A refused client's ClientHello may meet a closed socket: EPIPE, not a
   // signal (OpenSSL's socket BIO writes with write(2)).
   void SetUp() override { ::signal(SIGPIPE, SIG_IGN); }
-  void start(std::size_t max_connections, std::function<void()> setup_hook = {}) {
+  // `client_ca`: mutual TLS, as the admin listener (a client without a
+  // certificate gets one answer).
+  void start(std::size_t max_connections, std::function<void()> setup_hook = {},
+             bool client_ca = false) {
     const auto files = testing::write_self_signed_cert(dir_.path());
-    ServerConfig cfg;
+    ServerConfig& cfg = cfg_;
     cfg.listen = {"127.0.0.1", 0};
     cfg.tls_cert = files.cert;
     cfg.tls_key = files.key;
@@ -75,10 +78,14 @@ class ServerTest : public ::testing::Test {
     cfg.idle_timeout = 30s;
     ListenerOptions options;
     options.metrics = &metrics_;
+    if (client_ca) options.client_ca = files.cert;
     server_ = std::make_unique<Server>(cfg, handler_, std::move(options));
     if (setup_hook) server_->set_connection_setup_hook(std::move(setup_hook));
     port_ = server_->local_endpoint().port;
-    thread_ = std::thread([this] { server_->run(false); });
+    thread_ = std::thread([this] {
+      server_->run(false);
+      returned_ = true;
+    });
   }
   void TearDown() override {
     if (!server_) return;
@@ -94,6 +101,8 @@ class ServerTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  ServerConfig cfg_;
+  std::atomic<bool> returned_{false};  // run() returned
   HoldingHandler handler_;
   Metrics metrics_;
   std::unique_ptr<Server> server_;
@@ -162,6 +171,33 @@ TEST_F(ServerTest, AtTheCapANewConnectionIsRefusedWhenNoneCanMakeRoom) {
                 .value(),
             1);
   EXPECT_EQ(metric("hookvault_connections_refused_total", "cap"), 1);
+}
+
+// A new client trust (use_tls: another client CA, as a reload that revokes
+// one) retires the connections accepted under the old one. One that was busy
+// and then ended by itself is done with: it must not keep the listener's
+// loop alive, so a stop that finds no connection open returns.
+TEST_F(ServerTest, AConnectionRetiredByANewClientTrustThatEndsDoesNotKeepTheListenerRunning) {
+  start(16, {}, /*client_ca=*/true);
+  {
+    RawTlsClient a(port_);
+    ASSERT_TRUE(a.handshake());
+    ASSERT_TRUE(a.write("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(handler_.wait_held(1));
+    const auto other = testing::write_self_signed_cert(dir_.path() / "other-ca");
+    server_->use_tls(Server::load_tls(cfg_, other.cert, {}));
+    std::this_thread::sleep_for(300ms);  // the retirement looks at it a few times
+    handler_.release();
+    EXPECT_EQ(read_status(a), 200U);
+  }
+  auto& open = metrics_.gauge("hookvault_open_connections", "", {"listener"}).with({"public"});
+  ASSERT_TRUE(testing::eventually([&] { return open.value() == 0; }, 10s));
+  server_->stop();
+  if (!testing::eventually([&] { return returned_.load(); }, 10s)) {
+    ADD_FAILURE() << "run() did not return after stop() with no connection open";
+    thread_.detach();   // still running: leave it (and its Server) to the process
+    server_.release();  // NOLINT(bugprone-unused-return-value): deliberately leaked
+  }
 }
 
 // X-Request-Id: 128 bits from the CSPRNG each, so neither the process nor
