@@ -26,7 +26,7 @@ class SqliteDatabase final : public StoreDatabase {
 };
 
 StoreBackend sqlite_backend() {
-  return StoreBackend{"Sqlite", [] { return std::make_unique<SqliteDatabase>(); }};
+  return StoreBackend{"Sqlite", [] { return std::make_unique<SqliteDatabase>(); }, {}};
 }
 
 }  // namespace
