@@ -1,5 +1,5 @@
-// AdminApi: the handler of the mutual-TLS admin listener (design.md, "Admin
-// listener"), for signing services and operators.
+// AdminApi: the handler of the mutual-TLS admin listener (README.md, "Signing services:
+// the admin listener"), for signing services and operators.
 //
 //   GET  /v1/materials/{walletId}?source=NAME  materials:read  the `materials get` JSON; 404
 //   GET  /v1/events?source=&after=&limit=      events:read     {"events":[meta...],"next":"ID"}

@@ -1,11 +1,11 @@
 // Base64 codecs for envelope fields.
 //
-// Dynamic encodes envelope fields as base64url without padding; protocols.md
-// asks us to accept standard base64 and padding too. `base64_decode_lenient`
-// accepts either alphabet (not mixed within one string is NOT required: '+'/'-'
-// and '/'/'_' are each accepted), with or without '=' padding; it rejects
-// whitespace, any other character, impossible lengths (len % 4 == 1), padding
-// anywhere but the end, and non-zero trailing bits (non-canonical encodings).
+// Dynamic encodes envelope fields as base64url without padding; docs/protocols.md ("Dynamic: hybrid
+// envelope") asks us to accept standard base64 and padding too. `base64_decode_lenient` accepts
+// either alphabet (not mixed within one string is NOT required: '+'/'-' and '/'/'_' are each
+// accepted), with or without '=' padding; it rejects whitespace, any other character, impossible
+// lengths (len % 4 == 1), padding anywhere but the end, and non-zero trailing bits (non-canonical
+// encodings).
 //
 // Thread-safety: stateless.
 #pragma once

@@ -1,4 +1,5 @@
-// hookvault configuration: the TOML file of design.md, loaded into plain structs.
+// hookvault configuration: the TOML file whose every key config/hookvault.example.toml
+// documents, loaded into plain structs.
 //
 // load_config() parses and validates the file's shape (types, ranges, required
 // keys, unknown keys, unique source names and paths). It throws ConfigError

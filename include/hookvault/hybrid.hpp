@@ -1,6 +1,6 @@
 // Dynamic's hybrid envelope (RSA-OAEP + AES-256-GCM), decryption side.
 //
-// Wire format (protocols.md), a JSON object of strings:
+// Wire format (docs/protocols.md, "Dynamic: hybrid envelope"), a JSON object of strings:
 //   alg  "HYBRID-RSA-AES-256" (allow-list; anything else -> Errc::unknown_alg)
 //   ek   RSA-OAEP(SHA-256, MGF1-SHA-256, empty label) of a random 32-byte AES key;
 //        exactly modulus-size bytes

@@ -1,5 +1,5 @@
-// Client for Nodit's Get Webhook History API (protocols.md), used to backfill
-// sequence-number gaps and deliveries that failed while hookvault was down.
+// Client for Nodit's Get Webhook History API (docs/protocols.md, "Nodit: history API"), used to
+// backfill sequence-number gaps and deliveries that failed while hookvault was down.
 //
 //   GET {api_base_url}/{chain}/{network}/webhooks/history
 //       ?subscriptionId=..&page=..&rpp=..&withEventMessage=true

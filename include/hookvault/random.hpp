@@ -4,7 +4,7 @@
 // 3.0's DRBG calls getpid() on every generate (its fork check), takes its
 // lock and runs its per-call work. A stored event draws three times (its data
 // key and two nonces), so those calls were three syscalls per event on the
-// I/O threads (issue 7; docs/performance.md, "the CSPRNG in blocks").
+// I/O threads (docs/performance.md, "the CSPRNG in blocks").
 //
 // How: each thread keeps one block of kRandomBlockBytes from RAND_bytes. A
 // request is served from it in order, and the bytes handed out are wiped

@@ -2,7 +2,7 @@
 // `events list|show`) and the admin API, so both print the same objects:
 //
 //   materials: {"walletId","userId","chain","shareSetId","eventId","createdAt",
-//               "delegatedShare","walletApiKey"}          (design.md)
+//               "delegatedShare","walletApiKey"}          (README.md)
 //   event:     {"id","source","eventId","eventName"[,"messageId"][,"eventTime"]
 //               [,"walletId"],"receivedAtMs","origin","materials"
 //               [,"failureReason"],"payloadRedacted"[,"payload"]}

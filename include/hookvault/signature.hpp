@@ -4,7 +4,8 @@
 // (Dynamic: `x-dynamic-signature-256: sha256=<hex>`, Nodit: `x-signature: <hex>`).
 // The key is the secret's UTF-8 text as shown by the provider, never decoded.
 //
-// verify_delivery() follows protocols.md: check the raw body against every
+// verify_delivery() follows docs/protocols.md ("Signatures: raw body, then
+// compact form"): check the raw body against every
 // configured secret (rotation: any may match); if none matches and the body is
 // JSON, check the JS-compatible compact form (json.hpp) against every secret.
 // MACs are compared in constant time, length first; the expected value never

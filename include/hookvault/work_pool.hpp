@@ -17,7 +17,7 @@
 // Its threads run at a lower CPU priority than the rest of the process (nice
 // +kNiceIncrement): when the I/O threads, the writer or the syncer have work,
 // the scheduler runs them first, so a burst of RSA work cannot starve them
-// (issue 7: Nodit p99 during a delegation burst). With nothing else to run,
+// (docs/performance.md: Nodit p99 during a delegation burst). With nothing else to run,
 // the pool gets the cores as before.
 //
 // Thread-safety: try_post() and queued() are safe from any thread; stop() is

@@ -1,4 +1,4 @@
-// Loading and validating hookvault.toml (see config.hpp and design.md).
+// Loading and validating hookvault.toml (see config.hpp and config/hookvault.example.toml).
 //
 // Every table is read through a TableReader that knows the table's allowed keys:
 // an unknown key is rejected before anything else in that table is looked at,

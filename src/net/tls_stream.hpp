@@ -6,7 +6,7 @@
 // for its whole life, two zero-filled 17 KiB vectors (stream_core) and a BIO
 // pair with two 17 KiB ring buffers between OpenSSL and the socket. With
 // 1,000 idle keep-alive connections the daemon measured 92 MiB RSS, about
-// 78 KiB per connection, against a target of 64 MiB (issue 7). Here an idle
+// 78 KiB per connection, against a target of 64 MiB (docs/performance.md). Here an idle
 // connection holds its socket, a timer and the SSL object, whose record
 // buffers OpenSSL frees while nothing is buffered (SSL_MODE_RELEASE_BUFFERS).
 //

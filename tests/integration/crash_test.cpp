@@ -1,4 +1,4 @@
-// Crash consistency (issue 8, point 2): signed deliveries keep arriving on
+// Crash consistency: signed deliveries keep arriving on
 // several connections while the daemon is killed with SIGKILL at a random
 // moment, 20 rounds on one store, each round restarting the daemon. Some
 // deliveries repeat events acknowledged earlier, before or after a crash, and

@@ -1,6 +1,7 @@
 // FakeNodit: an in-process HTTPS fake of Nodit's Get Webhook History API
-// (protocols.md, "Delivery and recovery"), for tests of the history client and
-// of the daemon's backfill (the daemon, a child process, calls it like Nodit).
+// (docs/protocols.md, "Nodit: delivery and sequence numbers" and "Nodit: history API"), for tests
+// of the history client and of the daemon's backfill (the daemon, a child process, calls it like
+// Nodit).
 //
 //   GET /v1/{chain}/{network}/webhooks/history
 //       ?subscriptionId=..&page=..&rpp=..&withEventMessage=true

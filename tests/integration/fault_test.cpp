@@ -1,11 +1,11 @@
-// Faults (issue 8, point 3): the store on a full filesystem, on a filesystem
+// Faults: the store on a full filesystem, on a filesystem
 // turned read-only, or locked by another process, and key files that cannot
 // be read at a reload. The real daemon over real TLS on loopback, real SQLite
 // files on real filesystems (a tmpfs, an ext4 image on a loop device, mounted
 // for the test), a real second process (the sqlite3 shell) holding the
 // database's write lock.
 //
-// What each store fault must show (design.md, "store cannot commit"):
+// What each store fault must show (README.md, "Behind a load balancer", store faults):
 // - every delivery the store cannot commit answers 503 {"error":
 //   "store_unavailable"} with Retry-After, and nothing is acknowledged that
 //   is not stored (a 503'd event, sent again later, is "accepted", not a

@@ -1,4 +1,4 @@
-// Floods (issue 8, point 4), against the real daemon over real TLS:
+// Floods, against the real daemon over real TLS:
 // - 1,000 slow-header clients and 1,000 idle keep-alive connections, all open
 //   at once, do not stop a legitimate client: each of its signed deliveries
 //   is answered 200 and stored, its p99 latency stays within 50 ms (the only
@@ -215,7 +215,7 @@ constexpr std::size_t kHandshakesAtOnce = 32;
 constexpr auto kFloodHeaderTimeout = 10s;
 constexpr auto kFloodIdleTimeout = 120s;
 constexpr auto kTrickleEvery = 2s;  // each slow client sends one more byte of its head
-constexpr double kP99LimitMs = 50;  // issue 8
+constexpr double kP99LimitMs = 50;  // docs/performance.md
 
 // Memory per flood connection (the daemon's RSS growth / 2,000), bounded so
 // that a per-connection buffer coming back fails the test. Measured on this

@@ -1,4 +1,4 @@
-// KEK rotation without downtime (issue 4, point 3), end to end: with the
+// KEK rotation without downtime, end to end: with the
 // daemon serving, `keys rotate` + SIGHUP, then `keys rewrap --batch 200` as a
 // separate process while webhooks keep arriving, killed with SIGKILL halfway
 // and run again to completion. Afterwards version 1 is unused, `keys retire 1`

@@ -1,4 +1,4 @@
-// Correctness under load (issue 7): a few thousand concurrent deliveries over
+// Correctness under load: a few thousand concurrent deliveries over
 // many keep-alive TLS connections to the real daemon. Nothing is timed here:
 // every delivery gets an answer, every 200 is stored exactly once, a repeated
 // delivery answers "duplicate" with the id of the first, nothing is stored

@@ -15,7 +15,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The published test vector of protocols.md (compact, exactly these bytes).
+// The published test vector (docs/protocols.md, "Nodit: signature") (compact, exactly these bytes).
 constexpr char kVectorKey[] = "7b8664b96de828e3b3bacf538c51e0ddcfa4fa6c686e738d8c0aeff5c8545ae7";
 constexpr char kVectorSignature[] =
     "da5eedb3f1fa386e095dc4f66a8f21155d22964633e0e6f844c331296ef1abaa";

@@ -1,5 +1,5 @@
 // The public listener's TLS policy seen from outside, with `openssl s_client`
-// as the peer (issue 8, point 5; TlsTest in dynamic_test.cpp covers the
+// as the peer (TlsTest in dynamic_test.cpp covers the
 // protocol versions):
 // - of every TLS 1.2 cipher suite this OpenSSL knows, the listener accepts
 //   exactly the ECDHE + AEAD suites of Mozilla's "intermediate" profile that

@@ -119,7 +119,7 @@ secret_files = ["secrets/dynamic_webhook_secret"]
 rsa_private_keys = ["keys/dynamic_rsa.pem"]
 )";
 
-// The example of design.md, verbatim.
+// The example of the configuration contract, verbatim.
 constexpr const char* kDesignExample = R"(
 [server]
 listen = "0.0.0.0:8443"         # host:port; "[::]:8443" for IPv6

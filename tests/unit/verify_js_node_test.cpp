@@ -38,7 +38,7 @@ TEST(JsStringifyNodeTest, AgreesWithNodeOnTheCommittedCorpus) {
     const std::string node = slurp(expected_file);
     const auto parsed = parse_strict(slurp(entry.path()));
     if (!parsed) {
-      // Stricter than JSON.parse only where protocols.md says so: a
+      // Stricter than JSON.parse only where docs/protocols.md says so: a
       // repeated key, a lone surrogate escape, bytes that are not UTF-8
       // (Node reads them as U+FFFD). Otherwise Node refused it too.
       if (!node.empty()) {

@@ -23,7 +23,7 @@
 namespace hookvault {
 namespace {
 
-// Published Nodit test vector (protocols.md, "Nodit / Signature").
+// Published Nodit test vector (docs/protocols.md, "Nodit: signature").
 constexpr std::string_view kNoditKey =
     "7b8664b96de828e3b3bacf538c51e0ddcfa4fa6c686e738d8c0aeff5c8545ae7";
 constexpr std::string_view kNoditSignature =
