@@ -1,0 +1,234 @@
+// The PostgreSQL store's writer thread (pg_store_impl.hpp): group commit of
+// queued requests, one transaction per batch, the durability check of the
+// COMMIT, reconnection and probes.
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+
+#include "hookvault/log.hpp"
+#include "store/pg/pg_store_impl.hpp"
+#include "store/pg/schema.hpp"
+#include "store/pg/statements.hpp"
+
+namespace hookvault::store::pg {
+namespace {
+
+boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
+
+// How often the idle writer wakes: probes while not writable, and the KEK
+// registration's heartbeat.
+constexpr std::chrono::seconds kIdleWake{1};
+// Deadlock or serialization failures of one request retried in its batch.
+constexpr int kRetries = 3;
+
+std::string host_name() {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  return host.data();
+}
+
+std::string describe(const PgError& e) {
+  return e.message + (e.sqlstate.empty() ? "" : " (SQLSTATE " + e.sqlstate + ")");
+}
+
+}  // namespace
+
+Result<Rows> PgStore::q(const char* sql, const Params& params) {
+  if (!writer_db_) return err(Errc::store_unavailable);
+  return writer_db_->exec(sql, params, Clock::now() + kStatementTimeout);
+}
+
+Result<void> PgStore::connect_writer() {
+  if (writer_db_ && writer_db_->usable()) return {};
+  writer_db_.reset();
+  writer_pid_.store(0);
+  PgError error;
+  auto c = Connection::open(connect_options(), session_sql(), &error);
+  if (!c) {
+    mark_unwritable("cannot connect: " + describe(error));
+    return err(Errc::store_unavailable);
+  }
+  writer_db_.emplace(std::move(*c));
+  writer_pid_.store(writer_db_->backend_pid());
+  log(LogLevel::info, "store connected", {{"server", writer_db_->server()}});
+  return {};
+}
+
+void PgStore::drop_writer(std::string_view why) noexcept {
+  mark_unwritable(why);
+  writer_db_.reset();
+  writer_pid_.store(0);
+}
+
+void PgStore::mark_unwritable(std::string_view why) {
+  if (writable_.exchange(false)) {
+    log(LogLevel::error, "store not writable", {{"reason", why}});
+  }
+}
+
+void PgStore::mark_writable() {
+  if (!writable_.exchange(true)) log(LogLevel::info, "store writable");
+}
+
+// A transaction that writes this writer's row (and renews its KEK
+// registration): proves that a commit is made durable.
+Result<void> PgStore::probe() {
+  if (auto r = connect_writer(); !r) return r;
+  std::vector<Work> none;
+  auto r = write_batch(none);
+  if (!r) {
+    drop_writer("probe failed");
+    return r;
+  }
+  mark_writable();
+  return {};
+}
+
+void PgStore::writer_loop() {
+  for (;;) {
+    std::vector<Work> batch;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, kIdleWake, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      const std::size_t n = std::min(queue_.size(), max_batch_);
+      batch.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (batch.empty()) {
+      if (!writable_.load() || std::chrono::steady_clock::now() >= next_renewal_ ||
+          kek_->version() != registered_version_) {
+        static_cast<void>(probe());
+      }
+      continue;
+    }
+    run_batch(batch);
+  }
+}
+
+void PgStore::run_batch(std::vector<Work>& batch) {
+  Result<void> r = connect_writer();
+  if (r) r = write_batch(batch);
+  if (!r) {
+    failed_batches_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& w : batch) complete_with(w, Errc::store_unavailable);
+    return;
+  }
+  mark_writable();
+  commits_.fetch_add(1, std::memory_order_relaxed);
+  committed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
+  std::size_t largest = largest_batch_.load(std::memory_order_relaxed);
+  while (batch.size() > largest &&
+         !largest_batch_.compare_exchange_weak(largest, batch.size(), std::memory_order_relaxed)) {
+  }
+  for (auto& w : batch) complete(w);
+}
+
+// BEGIN, each request in its SAVEPOINT, this writer's row (and the KEK
+// registration when due), COMMIT. An error means nothing of the batch is
+// known durable: the connection is dropped unless the server rolled the
+// transaction back for certain.
+Result<void> PgStore::write_batch(std::vector<Work>& batch) {
+  batch_audit_key_.reset();
+  batch_retired_.reset();
+  const auto fail = [&](std::string_view doing) -> Result<void> {
+    const PgError e = writer_db_ ? writer_db_->last_error() : PgError{};
+    batch_audit_key_.reset();
+    drop_writer(std::string(doing) + ": " + describe(e));
+    return err(Errc::store_unavailable);
+  };
+  if (!writer_db_) return err(Errc::store_unavailable);
+  static_cast<void>(writer_db_->take_warnings());
+  if (auto b = q(sql::kBegin); !b) return fail("BEGIN");
+  for (auto& w : batch) {
+    apply_in_savepoint(w);
+    if (!writer_db_->usable()) return fail("lost during the batch");
+  }
+  batch_audit_key_.reset();
+  const std::int64_t now = clock_.now_ms();
+  if (auto t = q(sql::kTouchWriter, Params().text(holder_).int64(now)); !t) {
+    return fail("writers row");
+  }
+  const bool renew =
+      std::chrono::steady_clock::now() >= next_renewal_ || kek_->version() != registered_version_;
+  const std::uint32_t version = kek_->version();
+  if (renew) {
+    const auto lease_ms = static_cast<std::int64_t>(options_.lease_time.count());
+    const std::string description =
+        options_.process_name + " (pid " + std::to_string(::getpid()) + " on " + host_name() + ")";
+    auto put = q(sql::kPutKekLease, Params()
+                                        .text(holder_)
+                                        .text(description)
+                                        .text(kek_->id())
+                                        .int64(version)
+                                        .int64(now)
+                                        .int64(now + lease_ms));
+    if (!put) return fail("KEK registration");
+  }
+  if (options_.require_synchronous_standby) {
+    auto named = q(sql::kSyncStandbyNamed);
+    if (!named || named->empty()) return fail("synchronous_standby_names");
+    auto yes = named->boolean(0, 0);
+    if (!yes || !*yes) {
+      static_cast<void>(q(sql::kRollback));
+      mark_unwritable("the primary names no synchronous standby");
+      return err(Errc::store_unavailable);
+    }
+  }
+  // No deadline: a COMMIT is never abandoned (pg_store_impl.hpp).
+  auto commit = writer_db_->exec(sql::kCommit);
+  if (!commit) return fail("COMMIT");
+  auto warnings = writer_db_->take_warnings();
+  if (!warnings.empty()) {
+    // A cancelled wait for the synchronous standby: committed locally only.
+    return fail("COMMIT warned: " + warnings.front());
+  }
+  if (renew) {
+    registered_version_ = version;
+    next_renewal_ = std::chrono::steady_clock::now() + options_.lease_heartbeat;
+  }
+  return {};
+}
+
+void PgStore::apply_in_savepoint(Work& work) {
+  for (int attempt = 0;; ++attempt) {
+    if (auto s = q(sql::kSavepoint); !s) {
+      std::visit([&](auto& w) { w.result.emplace(s.error()); }, work);
+      return;
+    }
+    bool ok = true;
+    std::visit(
+        [&](auto& w) {
+          auto r = apply(w);
+          ok = bool(r);
+          w.result.emplace(std::move(r));
+        },
+        work);
+    if (ok) {
+      if (auto r = q(sql::kRelease); !r) {
+        std::visit([&](auto& w) { w.result.emplace(r.error()); }, work);
+      }
+      return;
+    }
+    // The request's writes go; the audit key it may have read goes too (a
+    // later request reads it again).
+    batch_audit_key_.reset();
+    batch_retired_.reset();
+    const PgError e = writer_db_->last_error();
+    if (!writer_db_->usable()) return;
+    if (auto r = q(sql::kRollbackTo); !r) return;
+    if (!e.retryable || attempt + 1 >= kRetries) {
+      if (!e.sqlstate.empty()) {
+        log(LogLevel::warn, "store request failed", {{"reason", describe(e)}});
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace hookvault::store::pg
