@@ -18,12 +18,13 @@ class PgTestDatabase {
  public:
   PgTestDatabase() {
     static std::atomic<int> counter{0};
-    conninfo_ = shared_pg_cluster().create_database("store_" + std::to_string(::getpid()) + "_" +
-                                                    std::to_string(counter++));
+    name_ = "store_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    conninfo_ = shared_pg_cluster().create_database(name_);
     password_ =
         std::make_shared<const SecretBytes>(SecretBytes::copy_of(shared_pg_cluster().password()));
   }
   const std::string& conninfo() const noexcept { return conninfo_; }
+  const std::string& name() const noexcept { return name_; }
 
   PgStoreOptions options() const {
     PgStoreOptions o;
@@ -40,6 +41,7 @@ class PgTestDatabase {
   }
 
  private:
+  std::string name_;
   std::string conninfo_;
   std::shared_ptr<const SecretBytes> password_;
 };

@@ -188,7 +188,6 @@ Result<void> PgStore::start(std::string* why) {
     return created.error();
   }
   writer_db_.emplace(std::move(*c));
-  writer_pid_.store(writer_db_->backend_pid());
   if (auto r = probe(); !r) {
     if (why != nullptr) *why = "the first commit failed";
     return err(Errc::store_unavailable);
@@ -239,7 +238,6 @@ void PgStore::close() {
       static_cast<void>(writer_db_->exec(sql::kDropWriter, Params().text(holder_), deadline));
     }
     writer_db_.reset();
-    writer_pid_.store(0);
   }
 }
 

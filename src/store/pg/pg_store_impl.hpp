@@ -184,10 +184,6 @@ class PgStore final : public Store {
   StoreStats stats() const noexcept override;
   void close() override;
 
-  // The write connection's backend pid (tests: pg_cancel_backend); 0 when
-  // not connected.
-  int writer_backend_pid() const noexcept { return writer_pid_.load(); }
-
  private:
   // --- submission (caller's thread; pg_store.cpp) ----------------------------
   Result<WriteWork> prepare_write(WriteRequest& request) const;
@@ -277,12 +273,12 @@ class PgStore final : public Store {
 
   // Writer thread only (and start/close while it is not running).
   std::optional<Connection> writer_db_;
-  std::atomic<int> writer_pid_{0};
   // The audit key, unwrapped by the first append of the current transaction.
   std::optional<SecretBytes> batch_audit_key_;
   // Retired versions of this KEK, read once per transaction that stores keys.
   std::optional<std::set<std::uint32_t>> batch_retired_;
   std::chrono::steady_clock::time_point next_renewal_{};
+  bool begin_failed_ = false;  // the batch failed at its BEGIN: nothing was sent
   std::uint32_t registered_version_ = 0;
 
   mutable std::mutex read_mu_;

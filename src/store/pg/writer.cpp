@@ -43,7 +43,6 @@ Result<Rows> PgStore::q(const char* sql, const Params& params) {
 Result<void> PgStore::connect_writer() {
   if (writer_db_ && writer_db_->usable()) return {};
   writer_db_.reset();
-  writer_pid_.store(0);
   PgError error;
   auto c = Connection::open(connect_options(), session_sql(), &error);
   if (!c) {
@@ -51,7 +50,6 @@ Result<void> PgStore::connect_writer() {
     return err(Errc::store_unavailable);
   }
   writer_db_.emplace(std::move(*c));
-  writer_pid_.store(writer_db_->backend_pid());
   log(LogLevel::info, "store connected", {{"server", writer_db_->server()}});
   return {};
 }
@@ -59,7 +57,6 @@ Result<void> PgStore::connect_writer() {
 void PgStore::drop_writer(std::string_view why) noexcept {
   mark_unwritable(why);
   writer_db_.reset();
-  writer_pid_.store(0);
 }
 
 void PgStore::mark_unwritable(std::string_view why) {
@@ -113,7 +110,14 @@ void PgStore::writer_loop() {
 
 void PgStore::run_batch(std::vector<Work>& batch) {
   Result<void> r = connect_writer();
-  if (r) r = write_batch(batch);
+  if (r) {
+    begin_failed_ = false;
+    r = write_batch(batch);
+    if (!r && begin_failed_) {
+      r = connect_writer();
+      if (r) r = write_batch(batch);
+    }
+  }
   if (!r) {
     failed_batches_.fetch_add(1, std::memory_order_relaxed);
     for (auto& w : batch) complete_with(w, Errc::store_unavailable);
@@ -144,7 +148,13 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   };
   if (!writer_db_) return err(Errc::store_unavailable);
   static_cast<void>(writer_db_->take_warnings());
-  if (auto b = q(sql::kBegin); !b) return fail("BEGIN");
+  if (auto b = q(sql::kBegin); !b) {
+    // Nothing of the batch was sent yet: a connection the server closed
+    // while it was idle (a restart, a failover, an administrator) is
+    // replaced once before the batch is given up.
+    begin_failed_ = true;
+    return fail("BEGIN");
+  }
   for (auto& w : batch) {
     apply_in_savepoint(w);
     if (!writer_db_->usable()) return fail("lost during the batch");
