@@ -28,6 +28,8 @@
 
 #include "hookvault/config.hpp"
 
+#include "config/storage.hpp"
+
 namespace hookvault {
 namespace {
 
@@ -432,10 +434,36 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
   return s;
 }
 
+std::optional<SecretSource> one_secret(const Context& ctx, const TableReader& r,
+                                       std::string_view base);
+
 StorageConfig parse_storage(const Context& ctx, const toml::table* table) {
-  TableReader r(ctx, table, "storage", {"path", "retention", "retention_interval"});
+  TableReader r(ctx, table, "storage",
+                {"path", "retention", "retention_interval", "backend", "conninfo", "password_file",
+                 "password_env", "password_credential", "require_synchronous_standby"});
   StorageConfig c;
-  c.path = r.required_path("path");
+  const auto backend = r.string("backend").value_or("sqlite");
+  if (backend == "postgresql") {
+    c.backend = StorageBackend::postgresql;
+    c.conninfo = r.required_string("conninfo");
+    if (auto problem = config_internal::conninfo_problem(c.conninfo)) r.fail("conninfo", *problem);
+    if (auto password = one_secret(ctx, r, "password")) {
+      c.password = std::make_shared<SecretSource>(std::move(*password));
+    }
+    if (auto v = r.boolean("require_synchronous_standby")) c.require_synchronous_standby = *v;
+    if (r.has("path")) r.fail("path", "is the SQLite file: not used with backend = \"postgresql\"");
+    for (const char* k : {"retention", "retention_interval"}) {
+      if (r.has(k)) r.fail(k, "is not supported with backend = \"postgresql\" yet");
+    }
+  } else if (backend == "sqlite") {
+    c.path = r.required_path("path");
+    for (const char* k : {"conninfo", "password_file", "password_env", "password_credential",
+                          "require_synchronous_standby"}) {
+      if (r.has(k)) r.fail(k, "is for backend = \"postgresql\" only");
+    }
+  } else {
+    r.fail("backend", "must be \"sqlite\" or \"postgresql\"");
+  }
   if (auto v = r.duration("retention")) c.retention = *v;
   if (auto v = r.positive_duration("retention_interval")) c.retention_interval = *v;
   return c;
