@@ -29,7 +29,10 @@
 //   batch with Errc::store_unavailable; the connection is dropped and the
 //   writer reconnects (libpq tries every host of the conninfo, and
 //   target_session_attrs=read-write skips standbys). writable() is false from
-//   then until a commit succeeds; the idle writer probes every second.
+//   then until a commit succeeds; the idle writer probes every second. While
+//   writable, the idle writer asks its server every second whether it is
+//   still a primary (ping): a server that went away or was demoted turns
+//   writable() false within about a second, without traffic.
 // - The COMMIT is never given a deadline: hookvault never abandons a COMMIT
 //   itself (schema.hpp, SESSIONS). The statements before it are bounded by
 //   kStatementTimeout; a statement that overruns drops the connection (the
@@ -224,6 +227,7 @@ class PgStore final : public Store {
   Result<void> connect_writer();
   void drop_writer(std::string_view why) noexcept;
   Result<void> probe();
+  void ping();
   void renew_registration();
   void mark_unwritable(std::string_view why);
   void mark_writable();

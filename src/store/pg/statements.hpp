@@ -19,6 +19,7 @@ inline constexpr char kTouchWriter[] =
     "INSERT INTO writers (writer, heartbeat_ms) VALUES ($1, $2::bigint) "
     "ON CONFLICT (writer) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms";
 inline constexpr char kDropWriter[] = "DELETE FROM writers WHERE writer = $1";
+inline constexpr char kIsPrimary[] = "SELECT NOT pg_is_in_recovery()";
 inline constexpr char kSyncStandbyNamed[] =
     "SELECT current_setting('synchronous_standby_names') <> ''";
 

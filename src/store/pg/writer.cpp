@@ -20,6 +20,8 @@ boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
 // How often the idle writer wakes: probes while not writable, and the KEK
 // registration's heartbeat.
 constexpr std::chrono::seconds kIdleWake{1};
+// The idle writer's look at its server (ping) gives up after this.
+constexpr std::chrono::seconds kPingTimeout{5};
 // Deadlock or serialization failures of one request retried in its batch.
 constexpr int kRetries = 3;
 
@@ -83,6 +85,21 @@ Result<void> PgStore::probe() {
   return {};
 }
 
+// The idle writer's look at its server, every wake-up: a server that went
+// away, or that is no longer a primary (demoted after a failover), turns
+// writable() false at once, and the next probe reconnects (to the new
+// primary, with target_session_attrs=read-write).
+void PgStore::ping() {
+  if (!writer_db_) return;
+  auto primary = writer_db_->exec(sql::kIsPrimary, {}, Clock::now() + kPingTimeout);
+  if (!primary || primary->empty()) {
+    drop_writer("the server does not answer");
+    return;
+  }
+  auto yes = primary->boolean(0, 0);
+  if (!yes || !*yes) drop_writer("the server is not a primary any more");
+}
+
 void PgStore::writer_loop() {
   for (;;) {
     std::vector<Work> batch;
@@ -101,6 +118,8 @@ void PgStore::writer_loop() {
       if (!writable_.load() || std::chrono::steady_clock::now() >= next_renewal_ ||
           kek_->version() != registered_version_) {
         static_cast<void>(probe());
+      } else {
+        ping();
       }
       continue;
     }
