@@ -18,6 +18,7 @@
 #include "pg_store_support.hpp"
 #include "store/pg/libpq.hpp"
 #include "store_requests.hpp"
+#include "test_support.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -106,12 +107,16 @@ TEST_F(PgStoreTest, ADuplicateIsAnsweredOnlyOnceTheSynchronousStandbyHasItsCommi
                   [&](Result<WriteResult> r) { answered.set_value(std::move(r)); });
     EXPECT_FALSE(ready_within(answer, 3s)) << "a duplicate was answered without the standby";
     EXPECT_NE(wait_for_syncrep(), 0);
+    // /readyz: not ready while its commits cannot complete.
+    EXPECT_TRUE(eventually([&] { return !store->writable(); }, 10s));
+    EXPECT_FALSE(ready_within(answer, 0ms));
   }
   ASSERT_TRUE(ready_within(answer, 60s));
   auto dup = answer.get();
   ASSERT_TRUE(dup) << dup.error().message();
   EXPECT_TRUE(dup->duplicate);
   EXPECT_EQ(dup->row_id, first->row_id);
+  EXPECT_TRUE(store->writable());
 }
 
 // An operator's pg_cancel_backend (or a fast shutdown) ends the wait for the

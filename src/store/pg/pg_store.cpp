@@ -343,6 +343,16 @@ Result<std::unique_ptr<Store::Lease>> PgStore::try_lease(std::string_view name) 
   return std::unique_ptr<Lease>(std::make_unique<PgLease>(std::move(slot)));
 }
 
+bool PgStore::writable() const noexcept {
+  if (!writable_.load()) return false;
+  const auto since = commit_since_.load();
+  if (since == 0) return true;
+  const auto waited =
+      std::chrono::steady_clock::now() -
+      std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(since));
+  return waited < kSlowCommit;
+}
+
 StoreStats PgStore::stats() const noexcept {
   StoreStats s;
   s.commits = commits_.load(std::memory_order_relaxed);

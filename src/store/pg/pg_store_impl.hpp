@@ -71,6 +71,8 @@ namespace hookvault::store::pg {
 
 // Every statement before COMMIT, and every read, is bounded by this.
 inline constexpr std::chrono::seconds kStatementTimeout{30};
+// A COMMIT waiting longer than this makes writable() false until it returns.
+inline constexpr std::chrono::seconds kSlowCommit{5};
 
 struct EventRow {
   std::string source;
@@ -174,7 +176,9 @@ class PgStore final : public Store {
   Result<std::uint64_t> count_events_with_key_prefix(std::string_view source,
                                                      std::string_view prefix) const override;
   Result<std::optional<std::int64_t>> latest_event_time_ms(std::string_view source) const override;
-  bool writable() const noexcept override { return writable_.load(); }
+  // False too while a COMMIT has waited longer than kSlowCommit (for a
+  // synchronous standby that went away, say).
+  bool writable() const noexcept override;
   void audit(AuditEntry entry, AuditCompletion done) override;
   Result<std::vector<AuditRecord>> audit_records(std::int64_t after,
                                                  std::size_t limit) const override;
@@ -302,6 +306,8 @@ class PgStore final : public Store {
   std::atomic<bool> closed_{false};
 
   std::atomic<bool> writable_{false};
+  // When the COMMIT in progress was sent (steady clock ticks), 0 when none.
+  std::atomic<std::chrono::steady_clock::rep> commit_since_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> committed_requests_{0};
   std::atomic<std::uint64_t> failed_batches_{0};

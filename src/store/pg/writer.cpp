@@ -209,8 +209,12 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
       return err(Errc::store_unavailable);
     }
   }
-  // No deadline: a COMMIT is never abandoned (pg_store_impl.hpp).
+  // No deadline: a COMMIT is never abandoned (pg_store_impl.hpp); one that
+  // waits long (for a synchronous standby that is gone) makes writable()
+  // false meanwhile.
+  commit_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   auto commit = writer_db_->exec(sql::kCommit);
+  commit_since_.store(0);
   if (!commit) return fail("COMMIT");
   auto warnings = writer_db_->take_warnings();
   if (!warnings.empty()) {
@@ -254,6 +258,11 @@ void PgStore::apply_in_savepoint(Work& work) {
     if (!e.retryable || attempt + 1 >= kRetries) {
       if (!e.sqlstate.empty()) {
         log(LogLevel::warn, "store request failed", {{"reason", describe(e)}});
+      }
+      // Contention between instances that outlasted the retries: the
+      // provider's retry may succeed (503), nothing of it was stored.
+      if (e.retryable) {
+        std::visit([](auto& w) { w.result.emplace(err(Errc::store_unavailable)); }, work);
       }
       return;
     }
