@@ -224,6 +224,7 @@ class PgStore final : public Store {
   void writer_loop();
   void run_batch(std::vector<Work>& batch);
   Result<void> write_batch(std::vector<Work>& batch);
+  Result<bool> fast_batch(std::vector<Work>& batch);
   void apply_in_savepoint(Work& work);
   // The statement's result on the write connection (bounded by
   // kStatementTimeout).
@@ -286,7 +287,7 @@ class PgStore final : public Store {
   // Retired versions of this KEK, read once per transaction that stores keys.
   std::optional<std::set<std::uint32_t>> batch_retired_;
   std::chrono::steady_clock::time_point next_renewal_{};
-  bool begin_failed_ = false;  // the batch failed at its BEGIN: nothing was sent
+  bool retry_safe_ = false;  // the batch failed before its COMMIT was sent
   std::uint32_t registered_version_ = 0;
 
   mutable std::mutex read_mu_;

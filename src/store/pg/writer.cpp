@@ -130,9 +130,9 @@ void PgStore::writer_loop() {
 void PgStore::run_batch(std::vector<Work>& batch) {
   Result<void> r = connect_writer();
   if (r) {
-    begin_failed_ = false;
+    retry_safe_ = false;
     r = write_batch(batch);
-    if (!r && begin_failed_) {
+    if (!r && retry_safe_) {
       r = connect_writer();
       if (r) r = write_batch(batch);
     }
@@ -167,38 +167,21 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   };
   if (!writer_db_) return err(Errc::store_unavailable);
   static_cast<void>(writer_db_->take_warnings());
-  if (auto b = q(sql::kBegin); !b) {
-    // Nothing of the batch was sent yet: a connection the server closed
-    // while it was idle (a restart, a failover, an administrator) is
-    // replaced once before the batch is given up.
-    begin_failed_ = true;
-    return fail("BEGIN");
-  }
-  for (auto& w : batch) {
-    apply_in_savepoint(w);
-    if (!writer_db_->usable()) return fail("lost during the batch");
+  // Until COMMIT is sent, a lost connection means the server rolls the
+  // transaction back: the batch is run once more on a new connection (a
+  // connection the server closed while idle, a restart, a failover) before
+  // it is given up.
+  retry_safe_ = true;
+  auto fast = fast_batch(batch);
+  if (!fast) return fail("lost during the batch");
+  if (!*fast) {
+    if (auto b = q(sql::kBegin); !b) return fail("BEGIN");
+    for (auto& w : batch) {
+      apply_in_savepoint(w);
+      if (!writer_db_->usable()) return fail("lost during the batch");
+    }
   }
   batch_audit_key_.reset();
-  const std::int64_t now = clock_.now_ms();
-  if (auto t = q(sql::kTouchWriter, Params().text(holder_).int64(now)); !t) {
-    return fail("writers row");
-  }
-  const bool renew =
-      std::chrono::steady_clock::now() >= next_renewal_ || kek_->version() != registered_version_;
-  const std::uint32_t version = kek_->version();
-  if (renew) {
-    const auto lease_ms = static_cast<std::int64_t>(options_.lease_time.count());
-    const std::string description =
-        options_.process_name + " (pid " + std::to_string(::getpid()) + " on " + host_name() + ")";
-    auto put = q(sql::kPutKekLease, Params()
-                                        .text(holder_)
-                                        .text(description)
-                                        .text(kek_->id())
-                                        .int64(version)
-                                        .int64(now)
-                                        .int64(now + lease_ms));
-    if (!put) return fail("KEK registration");
-  }
   if (options_.require_synchronous_standby) {
     auto named = q(sql::kSyncStandbyNamed);
     if (!named || named->empty()) return fail("synchronous_standby_names");
@@ -209,14 +192,39 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
       return err(Errc::store_unavailable);
     }
   }
+  // This writer's row, the KEK registration when due, and COMMIT, as one
+  // pipeline segment.
+  Connection& c = *writer_db_;
+  const std::int64_t now = clock_.now_ms();
+  c.send(sql::kTouchWriter, Params().text(holder_).int64(now));
+  const bool renew =
+      std::chrono::steady_clock::now() >= next_renewal_ || kek_->version() != registered_version_;
+  const std::uint32_t version = kek_->version();
+  if (renew) {
+    const auto lease_ms = static_cast<std::int64_t>(options_.lease_time.count());
+    const std::string description =
+        options_.process_name + " (pid " + std::to_string(::getpid()) + " on " + host_name() + ")";
+    c.send(sql::kPutKekLease, Params()
+                                  .text(holder_)
+                                  .text(description)
+                                  .text(kek_->id())
+                                  .int64(version)
+                                  .int64(now)
+                                  .int64(now + lease_ms));
+  }
+  c.send(sql::kCommit);
   // No deadline: a COMMIT is never abandoned (pg_store_impl.hpp); one that
   // waits long (for a synchronous standby that is gone) makes writable()
-  // false meanwhile.
+  // false meanwhile. From here on the outcome may be a commit.
+  retry_safe_ = false;
   commit_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
-  auto commit = writer_db_->exec(sql::kCommit);
+  Result<void> sent = c.sync();
+  bool committed = static_cast<bool>(sent);
+  for (int i = 0; committed && i < (renew ? 3 : 2); ++i) committed = static_cast<bool>(c.next());
+  if (sent && !static_cast<bool>(c.finish_segment())) committed = false;
   commit_since_.store(0);
-  if (!commit) return fail("COMMIT");
-  auto warnings = writer_db_->take_warnings();
+  if (!committed) return fail("COMMIT");
+  auto warnings = c.take_warnings();
   if (!warnings.empty()) {
     // A cancelled wait for the synchronous standby: committed locally only.
     return fail("COMMIT warned: " + warnings.front());
@@ -226,6 +234,145 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
     next_renewal_ = std::chrono::steady_clock::now() + options_.lease_heartbeat;
   }
   return {};
+}
+
+namespace {
+
+// Result<bool> does not convert from an error_code on its own (bool would).
+Result<bool> lost() { return {boost::system::in_place_error, err(Errc::store_unavailable)}; }
+
+// Plain events (no delegation): the batch's fast path can store them.
+bool plain(const Work& work) {
+  const auto* w = std::get_if<WriteWork>(&work);
+  return w != nullptr && !w->materials && !w->decrypt_failure && !w->revoke;
+}
+
+}  // namespace
+
+// A batch of plain events as one pipeline and one round trip: BEGIN, the
+// retired-version check, and per event one statement that inserts it (ON
+// CONFLICT DO NOTHING) and advances its sequence when it is the next number
+// (sql::kInsertAdvance). What that leaves open (a duplicate's row, a number
+// out of order, a signed delivery replacing a history copy) is finished with
+// the ordinary rules in the same transaction. Any statement that fails rolls
+// the whole transaction back and the batch takes the ordinary path (a
+// savepoint per request): false. An error when the connection was lost.
+Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
+  if (batch.empty() || !std::all_of(batch.begin(), batch.end(), plain)) return false;
+  Connection& c = *writer_db_;
+  c.send(sql::kBegin);
+  c.send(sql::kLockKekShared, Params().int64(schema::kKekLockClass));
+  c.send(sql::kRetiredVersions, Params().text(kek_->id()));
+  for (auto& work : batch) {
+    const EventRow& e = std::get<WriteWork>(work).event;
+    Params p;
+    p.text(e.source)
+        .text(e.idempotency_key)
+        .text(e.event_name)
+        .text(e.message_id)
+        .text(e.event_time)
+        .int64(e.event_time_ms)
+        .text(e.wallet_id)
+        .text(origin_name(e.origin))
+        .int64(e.received_at_ms)
+        .text(e.sealed.key.kek_id)
+        .int64(e.sealed.key.kek_version)
+        .bytes(e.sealed.key.wrapped_dek)
+        .bytes(e.sealed.payload);
+    if (e.sequence) {
+      p.text(e.sequence->subscription_id).int64(static_cast<std::int64_t>(e.sequence->number));
+    } else {
+      p.null().null();
+    }
+    c.send(sql::kInsertAdvance, p);
+  }
+  const auto deadline = Clock::now() + kStatementTimeout;
+  const auto give_up = [&]() -> Result<bool> {
+    if (!c.usable()) return lost();
+    static_cast<void>(c.finish_segment(deadline));
+    if (c.usable() && c.in_transaction()) static_cast<void>(q(sql::kRollback));
+    if (!c.usable()) return lost();
+    batch_retired_.reset();
+    return false;
+  };
+  if (auto s = c.sync(deadline); !s) return lost();
+  if (!c.next(deadline) || !c.next(deadline)) return give_up();
+  auto retired = c.next(deadline);
+  if (!retired) return give_up();
+  std::set<std::uint32_t> retired_versions;
+  for (int i = 0; i < retired->size(); ++i) {
+    auto v = retired->int64(i, 0);
+    if (!v) return give_up();
+    auto version = kek_version_from(*v);
+    if (!version) return give_up();
+    retired_versions.insert(*version);
+  }
+  // Per event: its new row id (NULL: the key was stored already) and
+  // whether its sequence advanced.
+  std::vector<std::pair<std::optional<std::int64_t>, bool>> inserted;
+  inserted.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto rows = c.next(deadline);
+    if (!rows || rows->empty()) return give_up();
+    std::optional<std::int64_t> id;
+    if (!rows->is_null(0, 0)) {
+      auto v = rows->int64(0, 0);
+      if (!v) return give_up();
+      id = *v;
+    }
+    auto advanced = rows->boolean(0, 1);
+    if (!advanced) return give_up();
+    inserted.emplace_back(id, *advanced);
+  }
+  if (auto end = c.finish_segment(deadline); !end) return give_up();
+  batch_retired_ = std::move(retired_versions);
+  for (auto& work : batch) {
+    const auto& key = std::get<WriteWork>(work).event.sealed.key;
+    if (key.kek_id == kek_->id() && batch_retired_->count(key.kek_version) != 0) return give_up();
+  }
+
+  // The duplicates' rows, in one more round trip.
+  std::vector<std::size_t> duplicates;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!inserted[i].first) {
+      const EventRow& e = std::get<WriteWork>(batch[i]).event;
+      c.send(sql::kFindExisting, Params().text(e.source).text(e.idempotency_key));
+      duplicates.push_back(i);
+    }
+  }
+  if (!duplicates.empty()) {
+    if (auto s = c.sync(deadline); !s) return lost();
+    for (std::size_t i : duplicates) {
+      auto rows = c.next(deadline);
+      if (!rows) return give_up();
+      auto& w = std::get<WriteWork>(batch[i]);
+      if (rows->empty()) continue;  // deleted meanwhile: the ordinary rules below
+      auto id = rows->int64(0, 0);
+      const auto state = parse_state(rows->text(0, 1));
+      const auto origin = parse_origin(rows->text(0, 2));
+      if (!id || !state || !origin) return give_up();
+      if (*origin == Origin::history && w.event.origin == Origin::signature) continue;
+      w.result.emplace(WriteResult{*id, true, *state});
+    }
+    if (auto end = c.finish_segment(deadline); !end) return give_up();
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto& w = std::get<WriteWork>(batch[i]);
+    if (inserted[i].first) {
+      const EventRow& e = w.event;
+      if (e.sequence && !inserted[i].second) {
+        auto r = advance_sequence(e.source, e.sequence->subscription_id, e.sequence->number,
+                                  e.received_at_ms);
+        if (!r) return give_up();
+      }
+      w.result.emplace(WriteResult{*inserted[i].first, false, MaterialsState::none});
+    } else if (!w.result) {
+      auto r = apply(w);  // a history copy to replace
+      if (!r) return give_up();
+      w.result.emplace(std::move(*r));
+    }
+  }
+  return true;
 }
 
 void PgStore::apply_in_savepoint(Work& work) {
