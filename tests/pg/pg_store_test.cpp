@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -386,6 +388,88 @@ TEST_F(PgStoreTest, TheFeedGivesEveryEventOnceWhileTwoStoresWrite) {
   const std::set<std::int64_t> unique(seen.begin(), seen.end());
   EXPECT_EQ(unique.size(), seen.size()) << "an event was read twice";
   EXPECT_EQ(unique, written) << "an event was skipped";
+}
+
+}  // namespace
+}  // namespace hookvault::testing
+
+namespace hookvault::testing {
+namespace {
+
+// A request the server refuses (text that is not UTF-8) in a batch of plain
+// events: the batch's one-round-trip path rolls back and the batch runs
+// again request by request, so it fails alone (invalid_field) and the
+// others are stored.
+TEST_F(PgStoreTest, ARequestTheServerRefusesFailsAloneInItsBatch) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0;
+  std::vector<Result<WriteResult>> results(40, make_error_code(Errc::internal));
+  for (int i = 0; i < 40; ++i) {
+    WriteRequest r = plain_event("batch-" + std::to_string(i));
+    if (i == 17) r.event.message_id = "not utf-8 \xff";
+    r.event.sequence = SequencePosition{"sub", static_cast<std::uint64_t>(i + 1)};
+    store->submit(std::move(r), [&, i](Result<WriteResult> w) {
+      std::lock_guard lock(mu);
+      results[i] = std::move(w);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return done == 40; }));
+  }
+  for (int i = 0; i < 40; ++i) {
+    if (i == 17) {
+      ASSERT_FALSE(results[i]);
+      EXPECT_EQ(errc_of(results[i].error()), Errc::invalid_field);
+    } else {
+      EXPECT_TRUE(results[i]) << i << ": " << results[i].error().message();
+    }
+  }
+  EXPECT_EQ(psql("SELECT count(*) FROM events"), "39");
+  auto seq = store->sequences("dynamic");
+  ASSERT_TRUE(seq);
+  ASSERT_EQ(seq->size(), 1U);
+  EXPECT_EQ((*seq)[0].highest, 40U);
+  ASSERT_EQ((*seq)[0].gaps.size(), 1U);
+  EXPECT_EQ((*seq)[0].gaps[0].first, 18U);
+  EXPECT_EQ((*seq)[0].gaps[0].last, 18U);
+  EXPECT_TRUE(store->writable());
+
+  // The same in a batch of delegations (a savepoint per request from the
+  // start): the refused one leaves nothing, not even its event.
+  done = 0;
+  for (int i = 0; i < 40; ++i) {
+    WriteRequest r = created("d-" + std::to_string(i), "w" + std::to_string(i % 5), 100 + i);
+    if (i == 23) r.materials->user_id = "not utf-8 \xfe";
+    store->submit(std::move(r), [&, i](Result<WriteResult> w) {
+      std::lock_guard lock(mu);
+      results[i] = std::move(w);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return done == 40; }));
+  }
+  for (int i = 0; i < 40; ++i) {
+    if (i == 23) {
+      ASSERT_FALSE(results[i]);
+      EXPECT_EQ(errc_of(results[i].error()), Errc::invalid_field);
+    } else {
+      EXPECT_TRUE(results[i]) << i << ": " << results[i].error().message();
+    }
+  }
+  EXPECT_EQ(psql("SELECT count(*) FROM events WHERE idempotency_key LIKE 'd-%'"), "39");
+  EXPECT_EQ(psql("SELECT count(*) FROM events WHERE idempotency_key = 'd-23'"), "0");
+  auto w3 = store->materials(kSource, "w3");
+  ASSERT_TRUE(w3 && *w3);
+  EXPECT_EQ((*w3)->event_id, "d-38");
 }
 
 }  // namespace

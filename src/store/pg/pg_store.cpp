@@ -188,6 +188,7 @@ Result<void> PgStore::start(std::string* why) {
     return created.error();
   }
   writer_db_.emplace(std::move(*c));
+  writer_db_->set_rollback_on_error(false);  // as connect_writer()
   if (auto r = probe(); !r) {
     if (why != nullptr) *why = "the first commit failed";
     return err(Errc::store_unavailable);

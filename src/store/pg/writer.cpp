@@ -52,6 +52,9 @@ Result<void> PgStore::connect_writer() {
     return err(Errc::store_unavailable);
   }
   writer_db_.emplace(std::move(*c));
+  // A failed request is undone with ROLLBACK TO SAVEPOINT, not a rollback of
+  // the batch (apply_in_savepoint).
+  writer_db_->set_rollback_on_error(false);
   log(LogLevel::info, "store connected", {{"server", writer_db_->server()}});
   return {};
 }
@@ -193,8 +196,10 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
     }
   }
   // This writer's row, the KEK registration when due, and COMMIT, as one
-  // pipeline segment.
+  // pipeline segment. Never COMMIT an aborted transaction: the server
+  // would roll it back and answer as if it had committed.
   Connection& c = *writer_db_;
+  if (!c.in_transaction() || c.transaction_failed()) return fail("the batch's transaction failed");
   const std::int64_t now = clock_.now_ms();
   c.send(sql::kTouchWriter, Params().text(holder_).int64(now));
   const bool renew =
