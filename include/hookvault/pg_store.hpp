@@ -6,7 +6,8 @@
 //
 // What differs from the SQLite backend (sqlite_store.hpp):
 // - The events feed's token is "<txid>.<id>" (src/store/pg/feed.hpp), not a
-//   row id.
+//   row id; a bare row id (what `events list` prints) is accepted as `after`
+//   too, and reads on after that row.
 // - Durability is the server's: a request completes once its COMMIT returned
 //   with no WARNING (a WARNING on COMMIT is a cancelled wait for the
 //   synchronous standby: the commit is local only) on a connection that

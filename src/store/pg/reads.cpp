@@ -87,11 +87,24 @@ Result<std::optional<EventMeta>> PgStore::event_meta(std::int64_t row_id) const 
 
 // The feed of feed.hpp: (txid, id) order below the oldest running
 // transaction; the token "<txid>.<id>".
+//
+// `after` may also be a bare row id (what `events list` prints, and the
+// SQLite backend's token): the cursor is then that row's own (txid, id), so a
+// consumer that read up to that row through the feed goes on where it was.
 Result<EventPage> PgStore::list_events(const EventQuery& query) const {
-  auto cursor = feed::parse_token(query.after);
+  const bool row_id = !query.after.empty() && query.after.find('.') == std::string::npos;
+  auto cursor = feed::parse_token(row_id ? "0." + query.after : query.after);
   if (!cursor) return cursor.error();
   if (query.limit == 0) return EventPage{{}, query.after};
   return with_reader([&](Connection& c) -> Result<EventPage> {
+    if (row_id) {
+      auto txid = c.exec(sql::kReadEventTxid, Params().int64(cursor->row_id), deadline());
+      if (!txid) return txid.error();
+      if (txid->empty()) return err(Errc::invalid_field);  // no such row
+      auto parsed = feed::parse_token(txid->text(0, 0) + "." + std::to_string(cursor->row_id));
+      if (!parsed) return err(Errc::store_corrupt);
+      cursor = *parsed;
+    }
     Params p;
     p.text(std::to_string(cursor->txid)).int64(cursor->row_id);
     if (query.source) {

@@ -207,6 +207,7 @@ inline constexpr char kCountAudit[] = "SELECT count(*) FROM audit";
   "FROM events "
 inline constexpr char kReadFindEvent[] =
     "SELECT id FROM events WHERE source = $1 AND idempotency_key = $2";
+inline constexpr char kReadEventTxid[] = "SELECT txid::text FROM events WHERE id = $1::bigint";
 inline constexpr char kReadEventMeta[] = HOOKVAULT_PG_META "WHERE id = $1::bigint";
 inline constexpr char kReadDecryptFailures[] =
     HOOKVAULT_PG_META "WHERE materials_state = 'decrypt_failed' ORDER BY id";
