@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "pg_store_support.hpp"
 #include "store/pg/libpq.hpp"
 #include "store_requests.hpp"
@@ -185,6 +186,21 @@ TEST_F(PgStoreTest, AFullQueueRefusesAtOnceAndWhatWasQueuedIsStored) {
   EXPECT_EQ(ok.load(), 4);
   EXPECT_EQ(other.load(), 0);
   EXPECT_EQ(psql("SELECT count(*) FROM events"), "4");
+}
+
+// The group commits are measured as on SQLite (the same series).
+TEST_F(PgStoreTest, CommitsAreMeasured) {
+  Metrics metrics;
+  PgStoreOptions o = db_.options();
+  o.metrics = &metrics;
+  auto store = open(o);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->write(plain_event("m1")));
+  ASSERT_TRUE(store->write(plain_event("m2")));
+  const std::string text = metrics.render();
+  EXPECT_NE(text.find("hookvault_store_batch_size_count 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("hookvault_store_commit_seconds_count 2"), std::string::npos) << text;
+  EXPECT_EQ(store->stats().committed_requests, 2U);
 }
 
 // The server closed the writer's idle connection (a restart, an

@@ -152,7 +152,19 @@ PgStore::PgStore(const PgStoreOptions& options, std::shared_ptr<const Kek> kek, 
       clock_(options.clock != nullptr ? *options.clock : system_clock()),
       max_batch_(std::max<std::size_t>(options.max_batch, 1)),
       kek_(std::move(kek)),
-      holder_(std::move(holder)) {}
+      holder_(std::move(holder)) {
+  if (options.metrics != nullptr) {  // the same series as the SQLite backend's
+    commit_seconds_ =
+        &options.metrics
+             ->histogram("hookvault_store_commit_seconds", "Group commits: BEGIN to durable COMMIT")
+             .with({});
+    batch_size_ =
+        &options.metrics
+             ->histogram("hookvault_store_batch_size", "Requests per committed group commit", {},
+                         {1, 2, 4, 8, 16, 32, 64, 128, 256, 512})
+             .with({});
+  }
+}
 
 PgStore::~PgStore() { close(); }
 

@@ -61,6 +61,7 @@
 
 #include "hookvault/clock.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/metrics.hpp"
 #include "hookvault/pg_store.hpp"
 #include "hookvault/store.hpp"
 #include "store/envelope.hpp"
@@ -313,6 +314,8 @@ class PgStore final : public Store {
   std::atomic<std::uint64_t> committed_requests_{0};
   std::atomic<std::uint64_t> failed_batches_{0};
   std::atomic<std::size_t> largest_batch_{0};
+  MetricSeries* commit_seconds_ = nullptr;  // set when options.metrics is
+  MetricSeries* batch_size_ = nullptr;
 };
 
 // Row helpers shared by reads.cpp and keys.cpp.

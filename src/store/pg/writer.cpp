@@ -131,6 +131,7 @@ void PgStore::writer_loop() {
 }
 
 void PgStore::run_batch(std::vector<Work>& batch) {
+  const auto started = std::chrono::steady_clock::now();
   Result<void> r = connect_writer();
   if (r) {
     retry_safe_ = false;
@@ -146,6 +147,11 @@ void PgStore::run_batch(std::vector<Work>& batch) {
     return;
   }
   mark_writable();
+  if (commit_seconds_ != nullptr) {
+    commit_seconds_->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    batch_size_->observe(static_cast<double>(batch.size()));
+  }
   commits_.fetch_add(1, std::memory_order_relaxed);
   committed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
   std::size_t largest = largest_batch_.load(std::memory_order_relaxed);
@@ -374,7 +380,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     } else if (!w.result) {
       auto r = apply(w);  // a history copy to replace
       if (!r) return give_up();
-      w.result.emplace(std::move(*r));
+      w.result.emplace(*r);
     }
   }
   return true;
