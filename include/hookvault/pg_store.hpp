@@ -52,6 +52,13 @@ struct PgStoreOptions {
   std::chrono::milliseconds lease_heartbeat{10000};
   std::chrono::milliseconds lease_time{60000};
   std::string process_name = "hookvault";  // in KEK lease descriptions
+  // Retention (the daemon only; the SQLite backend's RETENTION rules,
+  // src/store/sqlite/schema.hpp): the idle writer redacts, in transactions
+  // of at most 500 rows, the payloads of events received longer ago than
+  // `retention` (0: keep them), every `retention_interval`; delegations still
+  // decrypt_failed keep theirs.
+  std::chrono::milliseconds retention{0};
+  std::chrono::milliseconds retention_interval{3600000};
   // How often a leadership lease's connection is pinged.
   std::chrono::milliseconds lease_ping{1000};
   Metrics* metrics = nullptr;

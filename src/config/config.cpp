@@ -452,9 +452,6 @@ StorageConfig parse_storage(const Context& ctx, const toml::table* table) {
     }
     if (auto v = r.boolean("require_synchronous_standby")) c.require_synchronous_standby = *v;
     if (r.has("path")) r.fail("path", "is the SQLite file: not used with backend = \"postgresql\"");
-    for (const char* k : {"retention", "retention_interval"}) {
-      if (r.has(k)) r.fail(k, "is not supported with backend = \"postgresql\" yet");
-    }
   } else if (backend == "sqlite") {
     c.path = r.required_path("path");
     for (const char* k : {"conninfo", "password_file", "password_env", "password_credential",

@@ -54,6 +54,10 @@ std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Ke
       options.password = std::make_shared<const SecretBytes>(load_secret(*config.storage.password));
     }
     options.require_synchronous_standby = config.storage.require_synchronous_standby;
+    if (daemon) {
+      options.retention = config.storage.retention;
+      options.retention_interval = config.storage.retention_interval;
+    }
     options.metrics = metrics;
     options.process_name = daemon ? "serve" : "cli";
     std::string why;

@@ -96,9 +96,6 @@ TEST(PgConfig, MistakesAreNamed) {
                         "password_file = \"a\"\npassword_env = \"B\"")
                 .find("give only one"),
             std::string::npos);
-  EXPECT_NE(parse_error("backend = \"postgresql\"\nconninfo = \"host=db\"\nretention = \"7d\"")
-                .find("storage.retention"),
-            std::string::npos);
 }
 
 // A working setup (hookvault init) moved onto the cluster: check-config

@@ -18,6 +18,7 @@
 
 #include "hookvault/kek.hpp"
 #include "hookvault/metrics.hpp"
+#include "manual_clock.hpp"
 #include "pg_store_support.hpp"
 #include "store/pg/libpq.hpp"
 #include "store_requests.hpp"
@@ -186,6 +187,46 @@ TEST_F(PgStoreTest, AFullQueueRefusesAtOnceAndWhatWasQueuedIsStored) {
   EXPECT_EQ(ok.load(), 4);
   EXPECT_EQ(other.load(), 0);
   EXPECT_EQ(psql("SELECT count(*) FROM events"), "4");
+}
+
+// Retention (the store's clock, moved by the test): payloads older than the
+// retention are redacted by the idle writer, rows and metadata stay, and a
+// delegation waiting for `reprocess` keeps its payload.
+TEST_F(PgStoreTest, RetentionRedactsOldPayloadsButKeepsPendingDelegations) {
+  ManualClock clock;
+  PgStoreOptions o = db_.options();
+  o.clock = &clock;
+  o.retention = std::chrono::hours(24);
+  o.retention_interval = std::chrono::minutes(1);
+  auto store = open(o);
+  ASSERT_TRUE(store);
+  std::vector<std::int64_t> old_rows;
+  for (int i = 0; i < 3; ++i) {
+    auto w = store->write(plain_event("old-" + std::to_string(i)));
+    ASSERT_TRUE(w);
+    old_rows.push_back(w->row_id);
+  }
+  auto pending = store->write(created_failed("pending", "w1", 100));
+  ASSERT_TRUE(pending);
+  clock.advance(std::chrono::hours(25));
+  auto fresh = store->write(plain_event("fresh"));
+  ASSERT_TRUE(fresh);
+  clock.advance(std::chrono::minutes(2));
+  EXPECT_TRUE(eventually([&] {
+    auto p = store->event_payload(old_rows.back());
+    return p && !p->has_value();
+  }));
+  for (const auto row : old_rows) {
+    auto meta = store->event_meta(row);
+    ASSERT_TRUE(meta && *meta);
+    EXPECT_TRUE((*meta)->payload_redacted);
+  }
+  auto kept = store->event_payload(pending->row_id);
+  ASSERT_TRUE(kept && kept->has_value());
+  auto young = store->event_payload(fresh->row_id);
+  ASSERT_TRUE(young && young->has_value());
+  EXPECT_EQ(psql("SELECT count(*) FROM events WHERE payload IS NULL"), "3");
+  EXPECT_EQ(psql("SELECT count(*) FROM events"), "5");
 }
 
 // The group commits are measured as on SQLite (the same series).

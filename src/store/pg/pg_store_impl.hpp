@@ -234,6 +234,10 @@ class PgStore final : public Store {
   void drop_writer(std::string_view why) noexcept;
   Result<void> probe();
   void ping();
+  // Retention: one short transaction; how many payloads it redacted.
+  Result<std::uint64_t> purge_expired();
+  // Runs the purge passes that are due while nothing is queued.
+  void purge_when_due();
   void renew_registration();
   void mark_unwritable(std::string_view why);
   void mark_writable();
@@ -288,6 +292,7 @@ class PgStore final : public Store {
   // Retired versions of this KEK, read once per transaction that stores keys.
   std::optional<std::set<std::uint32_t>> batch_retired_;
   std::chrono::steady_clock::time_point next_renewal_{};
+  std::chrono::steady_clock::time_point next_purge_{};  // on clock_ (a test may move it)
   bool retry_safe_ = false;  // the batch failed before its COMMIT was sent
   std::uint32_t registered_version_ = 0;
 

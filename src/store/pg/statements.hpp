@@ -4,6 +4,8 @@
 // (bytea binary), so expressions cast them.
 #pragma once
 
+#include <cstdint>
+
 namespace hookvault::store::pg::sql {
 
 inline constexpr char kBegin[] = "BEGIN";
@@ -120,6 +122,21 @@ inline constexpr char kRedactEventPayload[] = HOOKVAULT_PG_REDACT "WHERE id = $1
 #undef HOOKVAULT_PG_REDACT
 #undef HOOKVAULT_PG_REVOKED
 #undef HOOKVAULT_PG_SUPERSEDED
+
+// Retention: the oldest payloads received before $1 (not of delegations
+// waiting for `reprocess`), at most $2, zero-overwritten; their ids. Rows
+// another writer holds are left for the next pass.
+inline constexpr char kZeroExpiredPayloads[] =
+    "UPDATE events SET payload = decode(repeat('00', length(payload)), 'hex'), "
+    "wrapped_dek = decode(repeat('00', length(wrapped_dek)), 'hex') "
+    "WHERE id IN (SELECT id FROM events WHERE payload IS NOT NULL AND received_at_ms < $1::bigint "
+    "AND materials_state <> 'decrypt_failed' ORDER BY received_at_ms LIMIT $2::bigint "
+    "FOR UPDATE SKIP LOCKED) RETURNING id";
+// $1: the ids, as an array literal ("{1,2,3}").
+inline constexpr char kRedactPayloads[] =
+    "UPDATE events SET payload = NULL, wrapped_dek = NULL, kek_id = NULL, kek_version = NULL "
+    "WHERE id = ANY($1::bigint[])";
+inline constexpr std::int64_t kPurgeBatch = 500;
 
 // The row a resolution settles, locked for the transaction.
 inline constexpr char kPendingEvent[] =

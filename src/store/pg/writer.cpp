@@ -103,6 +103,48 @@ void PgStore::ping() {
   if (!yes || !*yes) drop_writer("the server is not a primary any more");
 }
 
+void PgStore::purge_when_due() {
+  if (options_.retention.count() <= 0 || !writable_.load()) return;
+  while (clock_.now() >= next_purge_) {
+    auto purged = purge_expired();
+    const bool more = purged && *purged == static_cast<std::uint64_t>(sql::kPurgeBatch);
+    next_purge_ =
+        clock_.now() + (more ? std::chrono::milliseconds(0) : options_.retention_interval);
+    if (!purged) {
+      log(LogLevel::warn, "retention purge failed", {{"error", purged.error().message()}});
+      return;
+    }
+    if (*purged > 0) log(LogLevel::info, "retention purge", {{"payloads", *purged}});
+    std::lock_guard lock(mu_);
+    if (!queue_.empty() || stopping_) return;  // requests first; the next idle wake goes on
+  }
+}
+
+Result<std::uint64_t> PgStore::purge_expired() {
+  if (!writer_db_) return err(Errc::store_unavailable);
+  const auto failed = [&]() -> Result<std::uint64_t> {
+    drop_writer("retention purge: " + describe(writer_db_->last_error()));
+    return err(Errc::store_unavailable);
+  };
+  if (!q(sql::kBegin)) return failed();
+  auto zeroed =
+      q(sql::kZeroExpiredPayloads,
+        Params().int64(clock_.now_ms() - options_.retention.count()).int64(sql::kPurgeBatch));
+  if (!zeroed) return failed();
+  std::string ids = "{";
+  for (int i = 0; i < zeroed->size(); ++i) {
+    auto id = zeroed->int64(i, 0);
+    if (!id) return failed();
+    if (i > 0) ids += ',';
+    ids += std::to_string(*id);
+  }
+  ids += '}';
+  if (!q(sql::kRedactPayloads, Params().text(ids))) return failed();
+  if (!q(sql::kCommit) || writer_db_->transaction_failed()) return failed();
+  static_cast<void>(writer_db_->take_warnings());  // nobody was promised this one
+  return static_cast<std::uint64_t>(zeroed->size());
+}
+
 void PgStore::writer_loop() {
   for (;;) {
     std::vector<Work> batch;
@@ -124,6 +166,7 @@ void PgStore::writer_loop() {
       } else {
         ping();
       }
+      purge_when_due();
       continue;
     }
     run_batch(batch);
