@@ -79,8 +79,22 @@ struct ServerConfig {
   std::size_t max_connections = 4096;
 };
 
+struct SecretSource;
+
+// [storage] backend = "sqlite" (default: the file at `path`) or
+// "postgresql" (several instances on one database: pg_store.hpp).
+enum class StorageBackend { sqlite, postgresql };
+
 struct StorageConfig {
-  std::filesystem::path path;
+  StorageBackend backend = StorageBackend::sqlite;
+  std::filesystem::path path;  // sqlite
+  // postgresql: a libpq connection string or URI, never with a password
+  // (refused when it holds one); the password comes from `password`
+  // (password_file, password_env or password_credential), when the server
+  // asks for one.
+  std::string conninfo;
+  std::shared_ptr<SecretSource> password;
+  bool require_synchronous_standby = false;
   // Event payloads older than this are purged (zero-overwritten, then NULL);
   // the idempotency keys and metadata stay forever. 0 = keep payloads.
   std::chrono::milliseconds retention{0};

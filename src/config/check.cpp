@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/files.hpp"
+#include "config/storage.hpp"
 #include "crypto/secret_file.hpp"
 #include "crypto/ssl_ptr.hpp"
 #include "hookvault/config.hpp"
@@ -318,7 +319,13 @@ std::vector<std::string> check_config(const Config& config) {
     }
   }
 
-  check_storage(problems, config.storage.path);
+  if (config.storage.backend == StorageBackend::postgresql) {
+    for (const auto& [key, problem] : config_internal::check_postgresql(config.storage)) {
+      problems.add(key, problem);
+    }
+  } else {
+    check_storage(problems, config.storage.path);
+  }
   check_file_limit(problems, config);
 
   for (std::size_t i = 0; i < config.sources.size(); ++i) {

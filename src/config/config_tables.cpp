@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/storage.hpp"
 #include "config/toml_reader.hpp"
 
 namespace hookvault::config_internal {
@@ -68,9 +69,29 @@ ServerConfig parse_server(const Context& ctx, const toml::table* table) {
 }
 
 StorageConfig parse_storage(const Context& ctx, const toml::table* table) {
-  TableReader r(ctx, table, "storage", {"path", "retention", "retention_interval"});
+  TableReader r(ctx, table, "storage",
+                {"path", "retention", "retention_interval", "backend", "conninfo", "password_file",
+                 "password_env", "password_credential", "require_synchronous_standby"});
   StorageConfig c;
-  c.path = r.required_path("path");
+  const auto backend = r.string("backend").value_or("sqlite");
+  if (backend == "postgresql") {
+    c.backend = StorageBackend::postgresql;
+    c.conninfo = r.required_string("conninfo");
+    if (auto problem = conninfo_problem(c.conninfo)) r.fail("conninfo", *problem);
+    if (auto password = one_secret(ctx, r, "password")) {
+      c.password = std::make_shared<SecretSource>(std::move(*password));
+    }
+    if (auto v = r.boolean("require_synchronous_standby")) c.require_synchronous_standby = *v;
+    if (r.has("path")) r.fail("path", "is the SQLite file: not used with backend = \"postgresql\"");
+  } else if (backend == "sqlite") {
+    c.path = r.required_path("path");
+    for (const char* k : {"conninfo", "password_file", "password_env", "password_credential",
+                          "require_synchronous_standby"}) {
+      if (r.has(k)) r.fail(k, "is for backend = \"postgresql\" only");
+    }
+  } else {
+    r.fail("backend", "must be \"sqlite\" or \"postgresql\"");
+  }
   if (auto v = r.duration("retention")) c.retention = *v;
   if (auto v = r.positive_duration("retention_interval")) c.retention_interval = *v;
   return c;

@@ -7,6 +7,7 @@
 
 #include "hookvault/log.hpp"
 #include "hookvault/ops.hpp"
+#include "hookvault/pg_store.hpp"
 #include "hookvault/pipeline.hpp"
 #include "hookvault/render.hpp"
 #include "hookvault/reprocess.hpp"
@@ -46,6 +47,27 @@ std::shared_ptr<Kek> open_kek(const Config& config) { return open_configured_kek
 std::unique_ptr<Store> open_store(const Config& config, std::shared_ptr<const Kek> kek,
                                   StoreRole role, Metrics* metrics) {
   const bool daemon = role == StoreRole::daemon;
+  if (config.storage.backend == StorageBackend::postgresql) {
+    PgStoreOptions options;
+    options.conninfo = config.storage.conninfo;
+    if (config.storage.password) {
+      options.password = std::make_shared<const SecretBytes>(load_secret(*config.storage.password));
+    }
+    options.require_synchronous_standby = config.storage.require_synchronous_standby;
+    if (daemon) {
+      options.retention = config.storage.retention;
+      options.retention_interval = config.storage.retention_interval;
+    }
+    options.metrics = metrics;
+    options.process_name = daemon ? "serve" : "cli";
+    std::string why;
+    auto store = open_pg_store(options, kek ? std::move(kek) : open_kek(config), &why);
+    if (!store) {
+      throw std::runtime_error("cannot open the PostgreSQL store: " +
+                               (why.empty() ? store.error().message() : why));
+    }
+    return std::move(*store);
+  }
   // The store's folder is created on first use, private to this user.
   const auto folder = config.storage.path.parent_path();
   if (!folder.empty() && !std::filesystem::exists(folder)) {

@@ -51,6 +51,14 @@ struct StoreBackend {
   // test double may have any (support/fake_store.hpp); a real backend passes
   // every test.
   std::map<std::string, std::string> not_modelled;
+  // Leadership leases lapse by the store's clock (StoreOpenOptions::clock,
+  // lease_time). False for a backend whose leases lapse only when their
+  // holder's connection is lost (PostgreSQL's advisory locks): the tests of
+  // lapsing by the clock are skipped for it.
+  bool leases_lapse_by_clock = true;
+  // The events feed's token is the decimal row id of the page's last event
+  // (SQLite); false where it is opaque (PostgreSQL: "<txid>.<id>").
+  bool feed_token_is_row_id = true;
 };
 
 inline std::string backend_name(const ::testing::TestParamInfo<StoreBackend>& info) {

@@ -178,7 +178,9 @@ TEST_P(StoreContract, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
       EXPECT_TRUE(page);
       if (!page || page->events.empty()) break;
       EXPECT_LE(page->events.size(), limit);
-      EXPECT_EQ(page->next, std::to_string(page->events.back().row_id));
+      if (GetParam().feed_token_is_row_id) {
+        EXPECT_EQ(page->next, std::to_string(page->events.back().row_id));
+      }
       for (const auto& m : page->events) {
         if (q.source) {
           EXPECT_EQ(m.source, *q.source);
@@ -426,6 +428,8 @@ TEST_P(StoreContract, ALeaseHasOneHolderAtATimeAndIsFreeOnceReleased) {
 }
 
 TEST_P(StoreContract, ALeaseWhoseHolderStoppedRenewingLapsesAndIsTakenOver) {
+  if (!GetParam().leases_lapse_by_clock)
+    GTEST_SKIP() << "this backend's leases lapse with their connection";
   // The holder's clock stands still, so its store never finds the heartbeat
   // due: a holder that stopped renewing (hung, or cut off from the
   // database). The other store's clock moves.
@@ -458,6 +462,8 @@ TEST_P(StoreContract, ALeaseWhoseHolderStoppedRenewingLapsesAndIsTakenOver) {
 }
 
 TEST_P(StoreContract, AHolderKeepsItsLeaseWhileItsStoreRenewsItAndLosesItForGoodOnceItLapsed) {
+  if (!GetParam().leases_lapse_by_clock)
+    GTEST_SKIP() << "this backend's leases lapse with their connection";
   ManualClock clock;
   StoreOpenOptions o;
   o.clock = &clock;

@@ -148,6 +148,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
     pending_head_ = other.pending_head_;
     segment_failed_ = other.segment_failed_;
     send_failed_ = other.send_failed_;
+    rollback_on_error_ = other.rollback_on_error_;
   }
   // The notice receiver's argument is the object: point it here.
   if (conn_) PQsetNoticeReceiver(conn_.get(), &Connection::on_notice, this);
@@ -195,6 +196,10 @@ Result<void> Connection::fail_from(const PGresult* r) {
     e.code = Errc::store_unavailable;
   } else if (e.sqlstate == "XX001" || e.sqlstate == "XX002") {
     e.code = Errc::store_corrupt;
+  } else if (e.sqlstate.starts_with("22")) {
+    // A value the server refuses (text that is not UTF-8, a NUL byte): the
+    // request's, not the store's fault.
+    e.code = Errc::invalid_field;
   } else {
     e.code = Errc::internal;
   }
@@ -413,7 +418,7 @@ Result<void> Connection::finish_segment(std::optional<Clock::time_point> deadlin
   segment_failed_ = false;
   // A sync point ends an implicit transaction, but an explicit one (BEGIN)
   // that failed stays open, refusing every statement: end it here.
-  if (PQtransactionStatus(conn_.get()) == PQTRANS_INERROR) {
+  if (rollback_on_error_ && PQtransactionStatus(conn_.get()) == PQTRANS_INERROR) {
     const PgError first = error_;
     if (PQsendQueryParams(conn_.get(), "ROLLBACK", 0, nullptr, nullptr, nullptr, nullptr, 1) != 1) {
       return fail(Errc::store_unavailable, first_line(PQerrorMessage(conn_.get())), true);

@@ -18,7 +18,9 @@
 // - Errors map to Errc: a lost connection, a server shutting down, a
 //   read-only server (a standby, or a primary just demoted), too many
 //   connections and a full disk are Errc::store_unavailable; a row that does
-//   not decode is Errc::store_corrupt; anything else Errc::internal.
+//   not decode is Errc::store_corrupt; a value the server refuses (SQLSTATE
+//   class 22: text that is not UTF-8, say) Errc::invalid_field; anything else
+//   Errc::internal.
 //   Connection::last_error() keeps the SQLSTATE and whether the connection is
 //   still usable; the server's message text is kept only for logs and never
 //   holds parameter values (the store binds every value).
@@ -157,6 +159,12 @@ class Connection {
   Result<Rows> exec(const char* sql, const Params& params = {},
                     std::optional<Clock::time_point> deadline = std::nullopt);
 
+  // Whether finish_segment() ends an explicit transaction that a failed
+  // statement left refusing every statement (the default), with ROLLBACK. A
+  // caller that recovers with ROLLBACK TO SAVEPOINT turns it off and ends
+  // such a transaction itself.
+  void set_rollback_on_error(bool on) noexcept { rollback_on_error_ = on; }
+
   // Notices of severity WARNING (or worse) received since the last call.
   std::vector<std::string> take_warnings();
 
@@ -166,6 +174,12 @@ class Connection {
   // Inside a transaction block (BEGIN without its COMMIT or ROLLBACK yet).
   bool in_transaction() const noexcept {
     return conn_ && PQtransactionStatus(conn_.get()) != PQTRANS_IDLE;
+  }
+  // Inside a transaction block that a failed statement aborted (only
+  // ROLLBACK, or ROLLBACK TO SAVEPOINT, is accepted; a COMMIT would roll
+  // it back and report success).
+  bool transaction_failed() const noexcept {
+    return conn_ && PQtransactionStatus(conn_.get()) == PQTRANS_INERROR;
   }
   int backend_pid() const noexcept { return conn_ ? PQbackendPID(conn_.get()) : 0; }
   // The server's host and port this connection reached (for logs).
@@ -199,6 +213,7 @@ class Connection {
   std::vector<Pending> pending_;
   std::size_t pending_head_ = 0;
   bool segment_failed_ = false;
+  bool rollback_on_error_ = true;
   bool send_failed_ = false;
 };
 
