@@ -32,8 +32,8 @@ Result<WrappedKey> rewrap_key(const Kek& kek, const WrappedKey& key, ByteView ad
   return wrap_dek(kek, *dek, ad);
 }
 
-Bytes event_key_ad(std::string_view source, std::string_view idem_key) {
-  return associated_data({kEvents, source, idem_key, "dek"});
+Bytes event_key_ad(std::string_view source, std::string_view idempotency_key) {
+  return associated_data({kEvents, source, idempotency_key, "dek"});
 }
 
 Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
@@ -42,19 +42,21 @@ Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
 }
 
 Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
-                                   std::string_view idem_key, ByteView payload) {
+                                   std::string_view idempotency_key, ByteView payload) {
   const SecretBytes dek = SecretBytes::random(kDekBytes);
-  auto key = wrap_dek(kek, dek, event_key_ad(source, idem_key));
+  auto key = wrap_dek(kek, dek, event_key_ad(source, idempotency_key));
   if (!key) return key.error();
-  Bytes sealed = aead_seal(dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
+  Bytes sealed =
+      aead_seal(dek, payload, associated_data({kEvents, source, idempotency_key, "payload"}));
   return SealedPayload{std::move(*key), std::move(sealed)};
 }
 
-Result<SecretBytes> open_payload(const Kek& kek, std::string_view source, std::string_view idem_key,
-                                 const WrappedKey& key, ByteView payload) {
-  auto dek = unwrap_dek(kek, key, event_key_ad(source, idem_key));
+Result<SecretBytes> open_payload(const Kek& kek, std::string_view source,
+                                 std::string_view idempotency_key, const WrappedKey& key,
+                                 ByteView payload) {
+  auto dek = unwrap_dek(kek, key, event_key_ad(source, idempotency_key));
   if (!dek) return dek.error();
-  return aead_open(*dek, payload, associated_data({kEvents, source, idem_key, "payload"}));
+  return aead_open(*dek, payload, associated_data({kEvents, source, idempotency_key, "payload"}));
 }
 
 Result<SealedMaterials> seal_materials(const Kek& kek, std::string_view source,

@@ -8,8 +8,8 @@
 // ciphertext or a wrapped DEK copied into another row, or into another column,
 // does not open (Errc::store_corrupt):
 //
-//   events.payload      AD = associated_data({"events", source, idem_key, "payload"})
-//   events.wrapped_dek  AD = associated_data({"events", source, idem_key, "dek"})
+//   events.payload      AD = associated_data({"events", source, idempotency_key, "payload"})
+//   events.wrapped_dek  AD = associated_data({"events", source, idempotency_key, "dek"})
 //   materials.share     AD = associated_data({"materials", source, wallet_id, event_id, "share"})
 //   materials.api_key   AD = associated_data({"materials", source, wallet_id, event_id, "api_key"})
 //   materials.wrapped_dek
@@ -65,10 +65,11 @@ struct OpenedMaterials {
 };
 
 Result<SealedPayload> seal_payload(const Kek& kek, std::string_view source,
-                                   std::string_view idem_key, ByteView payload);
+                                   std::string_view idempotency_key, ByteView payload);
 
-Result<SecretBytes> open_payload(const Kek& kek, std::string_view source, std::string_view idem_key,
-                                 const WrappedKey& key, ByteView payload);
+Result<SecretBytes> open_payload(const Kek& kek, std::string_view source,
+                                 std::string_view idempotency_key, const WrappedKey& key,
+                                 ByteView payload);
 
 // `wallet_id` and `event_id` are the row's identity (the materials' own
 // wallet_id field is not used here).
@@ -93,7 +94,7 @@ Result<SecretBytes> unwrap_dek(const Kek& kek, const WrappedKey& key, ByteView a
 Result<WrappedKey> rewrap_key(const Kek& kek, const WrappedKey& key, ByteView ad);
 
 // The associated data of events.wrapped_dek and materials.wrapped_dek (above).
-Bytes event_key_ad(std::string_view source, std::string_view idem_key);
+Bytes event_key_ad(std::string_view source, std::string_view idempotency_key);
 Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
                        std::string_view event_id);
 
