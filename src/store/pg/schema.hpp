@@ -102,9 +102,9 @@
 //   deleted where the rules delete it, as on SQLite. PostgreSQL keeps the old
 //   row versions until VACUUM reclaims them, and its WAL, archives, base
 //   backups and standbys keep them longer: docs/security.md, "Revocation on
-//   PostgreSQL", says what is destroyed when, and what the daemon does about
-//   it (a VACUUM of the touched tables after a batch that destroyed
-//   ciphertext, when the role may).
+//   PostgreSQL", says what is destroyed when. The daemon runs no VACUUM of
+//   its own (VACUUM would not zero the space it frees either): KEK rotation,
+//   rewrap and retirement are what make old row versions unreadable.
 #pragma once
 
 #include <chrono>
