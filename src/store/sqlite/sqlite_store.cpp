@@ -196,7 +196,7 @@ Result<WriteWork> SqliteStore::prepare_write(WriteRequest& request) const {
 SqliteStore::SqliteStore(const SqliteStoreOptions& options, std::shared_ptr<const Kek> kek,
                          Connection writer_db, Connection reader_db,
                          std::unique_ptr<Checkpointer> checkpointer, std::unique_ptr<Syncer> syncer,
-                         std::string lease_holder)
+                         const std::string& lease_holder)
     : options_(options),
       clock_(options.clock != nullptr ? *options.clock : system_clock()),
       max_batch_(std::max<std::size_t>(options.max_batch, 1)),

@@ -114,7 +114,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStoreOptions& options, std::shared_ptr<const Kek> kek,
               Connection writer_db, Connection reader_db,
               std::unique_ptr<Checkpointer> checkpointer, std::unique_ptr<Syncer> syncer,
-              std::string lease_holder);
+              const std::string& lease_holder);
   ~SqliteStore() override;  // close()
 
   // open_sqlite_store(), after the connections opened: proves that a commit
