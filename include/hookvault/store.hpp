@@ -468,6 +468,26 @@ class Store {
     } catch (...) {  // NOLINT(bugprone-empty-catch): completions must not throw
     }
   }
+  // A queued request of a backend (a std::variant of work types, each with a
+  // `done` completion and an optional `result`): its completion with its
+  // result, or with Errc::internal when it got none (complete_work), or with
+  // `e` (fail_work).
+  template <class Work>
+  static void complete_work(Work& work) noexcept {
+    std::visit(
+        [](auto& w) {
+          if (w.result) {
+            run_completion(w.done, std::move(*w.result));
+          } else {
+            run_completion(w.done, make_error_code(Errc::internal));
+          }
+        },
+        work);
+  }
+  template <class Work>
+  static void fail_work(Work& work, Errc e) noexcept {
+    std::visit([e](auto& w) { run_completion(w.done, make_error_code(e)); }, work);
+  }
   // True on a thread that is running a completion (run_completion).
   static bool in_completion() noexcept;
 

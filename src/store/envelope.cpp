@@ -1,5 +1,7 @@
 #include "store/envelope.hpp"
 
+#include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "hookvault/aead.hpp"
@@ -89,6 +91,23 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
       *dek, api_key, associated_data({kMaterials, source, wallet_id, event_id, "api_key"}));
   if (!api_key_plain) return api_key_plain.error();
   return OpenedMaterials{std::move(*share_plain), std::move(*api_key_plain)};
+}
+
+void mark_audit_key_usage(std::vector<KekUsage>& usage, const WrappedKey& audit_key) {
+  const auto key = [](const KekUsage& u) { return std::tie(u.kek_id, u.version); };
+  auto it = std::find_if(usage.begin(), usage.end(), [&](const KekUsage& u) {
+    return u.kek_id == audit_key.kek_id && u.version == audit_key.kek_version;
+  });
+  if (it == usage.end()) {
+    KekUsage u;
+    u.kek_id = audit_key.kek_id;
+    u.version = audit_key.kek_version;
+    it = usage.insert(
+        std::upper_bound(usage.begin(), usage.end(), u,
+                         [&](const KekUsage& a, const KekUsage& b) { return key(a) < key(b); }),
+        std::move(u));
+  }
+  it->audit_key = true;
 }
 
 }  // namespace hookvault::store

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/error.hpp"
@@ -97,5 +98,10 @@ Result<WrappedKey> rewrap_key(const Kek& kek, const WrappedKey& key, ByteView ad
 Bytes event_key_ad(std::string_view source, std::string_view idempotency_key);
 Bytes materials_key_ad(std::string_view source, std::string_view wallet_id,
                        std::string_view event_id);
+
+// kek_usage(): marks the KEK version that wraps the audit log's key in
+// `usage` (sorted by kek_id, then version), adding that version's row when no
+// record uses it.
+void mark_audit_key_usage(std::vector<KekUsage>& usage, const WrappedKey& audit_key);
 
 }  // namespace hookvault::store

@@ -95,24 +95,7 @@ Result<std::vector<KekUsage>> PgStore::kek_usage() const {
     }
     auto audit_key = stored_audit_key(c);
     if (!audit_key) return audit_key.error();
-    if (*audit_key) {
-      const auto& k = **audit_key;
-      auto it = std::find_if(out.begin(), out.end(), [&](const KekUsage& u) {
-        return u.kek_id == k.kek_id && u.version == k.kek_version;
-      });
-      if (it == out.end()) {
-        KekUsage u;
-        u.kek_id = k.kek_id;
-        u.version = k.kek_version;
-        it = out.insert(std::upper_bound(out.begin(), out.end(), u,
-                                         [](const KekUsage& a, const KekUsage& b) {
-                                           return std::tie(a.kek_id, a.version) <
-                                                  std::tie(b.kek_id, b.version);
-                                         }),
-                        std::move(u));
-      }
-      it->audit_key = true;
-    }
+    if (*audit_key) mark_audit_key_usage(out, **audit_key);
     return out;
   });
 }

@@ -6,6 +6,7 @@
 
 #include <utility>
 
+#include "hookvault/process.hpp"
 #include "store/pg/schema.hpp"
 
 namespace hookvault::store::pg {
@@ -89,6 +90,7 @@ AdvisoryLease::~AdvisoryLease() {
 }
 
 void AdvisoryLease::ping_loop() {
+  name_this_thread("hv-pg-lease");
   for (;;) {
     pollfd p{stop_read_, POLLIN, 0};
     const int n = ::poll(&p, 1, static_cast<int>(ping_interval_.count()));

@@ -73,25 +73,6 @@ class PgLease final : public Store::Lease {
 
 }  // namespace
 
-std::optional<Origin> parse_origin(std::string_view s) noexcept {
-  if (s == "signature") return Origin::signature;
-  if (s == "history") return Origin::history;
-  return std::nullopt;
-}
-
-std::optional<MaterialsState> parse_state(std::string_view s) noexcept {
-  for (auto state : {MaterialsState::none, MaterialsState::stored, MaterialsState::superseded,
-                     MaterialsState::revoked, MaterialsState::decrypt_failed}) {
-    if (s == materials_state_name(state)) return state;
-  }
-  return std::nullopt;
-}
-
-Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept {
-  if (v < 0 || v > std::numeric_limits<std::uint32_t>::max()) return err(Errc::store_corrupt);
-  return static_cast<std::uint32_t>(v);
-}
-
 }  // namespace store::pg
 
 Result<std::unique_ptr<Store>> open_pg_store(const PgStoreOptions& options,
@@ -274,21 +255,9 @@ bool PgStore::enqueue(Work& work, Errc* why) {
   return true;
 }
 
-void PgStore::complete(Work& work) noexcept {
-  std::visit(
-      [](auto& w) {
-        if (w.result) {
-          run_completion(w.done, std::move(*w.result));
-        } else {
-          run_completion(w.done, err(Errc::internal));
-        }
-      },
-      work);
-}
+void PgStore::complete(Work& work) noexcept { complete_work(work); }
 
-void PgStore::complete_with(Work& work, Errc e) noexcept {
-  std::visit([e](auto& w) { run_completion(w.done, err(e)); }, work);
-}
+void PgStore::complete_with(Work& work, Errc e) noexcept { fail_work(work, e); }
 
 void PgStore::submit(WriteRequest request, Completion done) {
   {
@@ -298,7 +267,7 @@ void PgStore::submit(WriteRequest request, Completion done) {
       return;
     }
   }
-  auto prepared = prepare_write(request);
+  auto prepared = prepare_write(*kek_, clock_, request);
   if (!prepared) {
     run_completion(done, prepared.error());
     return;
@@ -376,47 +345,8 @@ StoreStats PgStore::stats() const noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Submission (caller's thread): the same checks and sealing as the SQLite
-// backend's (store.hpp: submit).
-
-Result<WriteWork> PgStore::prepare_write(WriteRequest& request) const {
-  NewEvent& ev = request.event;
-  if (ev.source.empty() || ev.idempotency_key.empty()) return err(Errc::missing_field);
-  const int kinds =
-      (request.materials ? 1 : 0) + (request.decrypt_failure ? 1 : 0) + (request.revoke ? 1 : 0);
-  if (kinds > 1) return err(Errc::internal);
-  if ((request.materials || request.revoke) && ev.wallet_id.empty()) {
-    return err(Errc::missing_field);
-  }
-  if (request.materials && !request.materials->wallet_id.empty() &&
-      request.materials->wallet_id != ev.wallet_id) {
-    return err(Errc::invalid_field);
-  }
-  if (ev.sequence && (ev.sequence->subscription_id.empty() || ev.sequence->number == 0 ||
-                      ev.sequence->number >
-                          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-    return err(Errc::invalid_field);
-  }
-  WriteWork work;
-  auto sealed = seal_payload(*kek_, ev.source, ev.idempotency_key, as_bytes(ev.payload));
-  secure_wipe(ev.payload.data(), ev.payload.size());
-  if (!sealed) return sealed.error();
-  if (request.materials) {
-    auto m = seal_materials(*kek_, ev.source, ev.wallet_id, ev.idempotency_key, *request.materials);
-    request.materials.reset();  // wipes the plaintext now
-    if (!m) return m.error();
-    work.materials = std::move(*m);
-  }
-  work.event = EventRow{std::move(ev.source),     std::move(ev.idempotency_key),
-                        std::move(ev.event_name), std::move(ev.message_id),
-                        std::move(ev.event_time), ev.event_time_ms,
-                        std::move(ev.wallet_id),  ev.origin,
-                        clock_.now_ms(),          std::move(*sealed),
-                        std::move(ev.sequence)};
-  work.decrypt_failure = std::move(request.decrypt_failure);
-  work.revoke = request.revoke;
-  return work;
-}
+// Submission (caller's thread): the checks and sealing of every backend
+// (submission.hpp).
 
 Result<ResolveWork> PgStore::prepare_resolve(
     std::int64_t row_id, std::variant<DelegationMaterials, std::string>& outcome,
@@ -425,8 +355,7 @@ Result<ResolveWork> PgStore::prepare_resolve(
     std::lock_guard lock(mu_);
     if (!accepting_) return err(Errc::store_unavailable);
   }
-  if (actor.empty()) return err(Errc::missing_field);
-  if (actor.size() > kMaxAuditFieldBytes) return err(Errc::invalid_field);
+  if (auto checked = check_actor(actor); !checked) return checked.error();
   ResolveWork work;
   work.row_id = row_id;
   work.actor = std::move(actor);
@@ -441,19 +370,7 @@ Result<ResolveWork> PgStore::prepare_resolve(
     return {};
   });
   if (!found) return found.error();
-  if (auto* materials = std::get_if<DelegationMaterials>(&outcome)) {
-    if (work.wallet_id.empty()) return err(Errc::missing_field);
-    if (!materials->wallet_id.empty() && materials->wallet_id != work.wallet_id) {
-      return err(Errc::invalid_field);
-    }
-    auto sealed =
-        seal_materials(*kek_, work.source, work.wallet_id, work.idempotency_key, *materials);
-    outcome = std::string();  // wipes the plaintext now
-    if (!sealed) return sealed.error();
-    work.outcome = std::move(*sealed);
-  } else {
-    work.outcome = std::move(std::get<std::string>(outcome));
-  }
+  if (auto sealed = seal_resolution(*kek_, work, outcome); !sealed) return sealed.error();
   return work;
 }
 

@@ -64,9 +64,11 @@
 #include "hookvault/metrics.hpp"
 #include "hookvault/pg_store.hpp"
 #include "hookvault/store.hpp"
+#include "store/columns.hpp"
 #include "store/envelope.hpp"
 #include "store/pg/lease.hpp"
 #include "store/pg/libpq.hpp"
+#include "store/submission.hpp"
 
 namespace hookvault::store::pg {
 
@@ -74,46 +76,6 @@ namespace hookvault::store::pg {
 inline constexpr std::chrono::seconds kStatementTimeout{30};
 // A COMMIT waiting longer than this makes writable() false until it returns.
 inline constexpr std::chrono::seconds kSlowCommit{5};
-
-struct EventRow {
-  std::string source;
-  std::string idempotency_key;
-  std::string event_name;
-  std::string message_id;
-  std::string event_time;
-  std::int64_t event_time_ms = 0;
-  std::string wallet_id;
-  Origin origin = Origin::signature;
-  std::int64_t received_at_ms = 0;
-  SealedPayload sealed;
-  std::optional<SequencePosition> sequence;
-};
-
-struct WriteWork {
-  EventRow event;
-  std::optional<SealedMaterials> materials;
-  std::optional<std::string> decrypt_failure;
-  bool revoke = false;
-  Store::Completion done;
-  std::optional<Result<WriteResult>> result;
-};
-
-struct ResolveWork {
-  std::int64_t row_id = 0;
-  std::string source;  // the identity the materials were sealed for
-  std::string idempotency_key;
-  std::string wallet_id;
-  std::variant<SealedMaterials, std::string> outcome;
-  std::string actor;
-  std::function<void(Result<MaterialsState>)> done;
-  std::optional<Result<MaterialsState>> result;
-};
-
-struct AuditWork {
-  AuditEntry entry;
-  Store::AuditCompletion done;
-  std::optional<Result<std::int64_t>> result;
-};
 
 struct EventRewrap {
   std::int64_t row_id = 0;
@@ -194,7 +156,6 @@ class PgStore final : public Store {
 
  private:
   // --- submission (caller's thread; pg_store.cpp) ----------------------------
-  Result<WriteWork> prepare_write(WriteRequest& request) const;
   Result<ResolveWork> prepare_resolve(std::int64_t row_id,
                                       std::variant<DelegationMaterials, std::string>& outcome,
                                       std::string actor);
@@ -322,10 +283,5 @@ class PgStore final : public Store {
   MetricSeries* commit_seconds_ = nullptr;  // set when options.metrics is
   MetricSeries* batch_size_ = nullptr;
 };
-
-// Row helpers shared by reads.cpp and keys.cpp.
-std::optional<Origin> parse_origin(std::string_view s) noexcept;
-std::optional<MaterialsState> parse_state(std::string_view s) noexcept;
-Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept;
 
 }  // namespace hookvault::store::pg

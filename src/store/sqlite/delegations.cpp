@@ -294,8 +294,7 @@ Result<ResolveWork> SqliteStore::prepare_resolve(
     std::int64_t row_id, std::variant<DelegationMaterials, std::string>& outcome,
     std::string actor) {
   if (!accepting_now()) return err(Errc::store_unavailable);
-  if (actor.empty()) return err(Errc::missing_field);
-  if (actor.size() > kMaxAuditFieldBytes) return err(Errc::invalid_field);
+  if (auto checked = check_actor(actor); !checked) return checked.error();
   ResolveWork work;
   work.row_id = row_id;
   work.actor = std::move(actor);
@@ -313,20 +312,7 @@ Result<ResolveWork> SqliteStore::prepare_resolve(
     return {};
   });
   if (!found) return found.error();
-
-  if (auto* materials = std::get_if<DelegationMaterials>(&outcome)) {
-    if (work.wallet_id.empty()) return err(Errc::missing_field);
-    if (!materials->wallet_id.empty() && materials->wallet_id != work.wallet_id) {
-      return err(Errc::invalid_field);
-    }
-    auto sealed =
-        seal_materials(*kek_, work.source, work.wallet_id, work.idempotency_key, *materials);
-    outcome = std::string();  // wipes the plaintext now
-    if (!sealed) return sealed.error();
-    work.outcome = std::move(*sealed);
-  } else {
-    work.outcome = std::move(std::get<std::string>(outcome));
-  }
+  if (auto sealed = seal_resolution(*kek_, work, outcome); !sealed) return sealed.error();
   return work;
 }
 

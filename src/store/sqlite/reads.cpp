@@ -50,25 +50,6 @@ Result<std::vector<EventMeta>> metas_from(Statement& stmt) {
 
 }  // namespace
 
-std::optional<Origin> parse_origin(std::string_view s) noexcept {
-  if (s == "signature") return Origin::signature;
-  if (s == "history") return Origin::history;
-  return std::nullopt;
-}
-
-std::optional<MaterialsState> parse_state(std::string_view s) noexcept {
-  for (auto state : {MaterialsState::none, MaterialsState::stored, MaterialsState::superseded,
-                     MaterialsState::revoked, MaterialsState::decrypt_failed}) {
-    if (s == materials_state_name(state)) return state;
-  }
-  return std::nullopt;
-}
-
-Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept {
-  if (v < 0 || v > std::numeric_limits<std::uint32_t>::max()) return err(Errc::store_corrupt);
-  return static_cast<std::uint32_t>(v);
-}
-
 // The wrapped key of a row: `kek_id`, the version in column `version_col` and
 // the wrapped bytes in column `blob_col`.
 Result<WrappedKey> wrapped_key_at(const Statement& row, std::string kek_id, int version_col,

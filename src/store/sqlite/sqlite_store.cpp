@@ -97,7 +97,7 @@ void SqliteStore::submit(WriteRequest request, Completion done) {
     run_completion(done, err(Errc::store_unavailable));
     return;
   }
-  auto prepared = prepare_write(request);
+  auto prepared = prepare_write(*kek_, clock_, request);
   if (!prepared) {
     run_completion(done, prepared.error());
     return;
@@ -144,50 +144,6 @@ StoreStats SqliteStore::stats() const noexcept {
   s.checkpoint_failures = checkpointer_->failures();
   s.wal_syncs = syncer_->syncs();
   return s;
-}
-
-// ---------------------------------------------------------------------------
-// Submission (caller's thread).
-
-Result<WriteWork> SqliteStore::prepare_write(WriteRequest& request) const {
-  NewEvent& ev = request.event;
-  if (ev.source.empty() || ev.idempotency_key.empty()) return err(Errc::missing_field);
-  const int kinds =
-      (request.materials ? 1 : 0) + (request.decrypt_failure ? 1 : 0) + (request.revoke ? 1 : 0);
-  if (kinds > 1) return err(Errc::internal);  // a caller bug: at most one may be set
-  if ((request.materials || request.revoke) && ev.wallet_id.empty()) {
-    return err(Errc::missing_field);
-  }
-  if (request.materials && !request.materials->wallet_id.empty() &&
-      request.materials->wallet_id != ev.wallet_id) {
-    return err(Errc::invalid_field);
-  }
-
-  if (ev.sequence && (ev.sequence->subscription_id.empty() || ev.sequence->number == 0 ||
-                      ev.sequence->number >
-                          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))) {
-    return err(Errc::invalid_field);
-  }
-
-  WriteWork work;
-  auto sealed = seal_payload(*kek_, ev.source, ev.idempotency_key, as_bytes(ev.payload));
-  secure_wipe(ev.payload.data(), ev.payload.size());
-  if (!sealed) return sealed.error();
-  if (request.materials) {
-    auto m = seal_materials(*kek_, ev.source, ev.wallet_id, ev.idempotency_key, *request.materials);
-    request.materials.reset();  // wipes the plaintext now
-    if (!m) return m.error();
-    work.materials = std::move(*m);
-  }
-  work.event = EventRow{std::move(ev.source),     std::move(ev.idempotency_key),
-                        std::move(ev.event_name), std::move(ev.message_id),
-                        std::move(ev.event_time), ev.event_time_ms,
-                        std::move(ev.wallet_id),  ev.origin,
-                        clock_.now_ms(),          std::move(*sealed),
-                        std::move(ev.sequence)};
-  work.decrypt_failure = std::move(request.decrypt_failure);
-  work.revoke = request.revoke;
-  return work;
 }
 
 // ---------------------------------------------------------------------------

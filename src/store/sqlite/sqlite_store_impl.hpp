@@ -100,6 +100,7 @@
 #include "hookvault/metrics.hpp"
 #include "hookvault/sqlite_store.hpp"
 #include "hookvault/store.hpp"
+#include "store/columns.hpp"
 #include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/connection.hpp"
 #include "store/sqlite/kek_registry.hpp"
@@ -155,7 +156,6 @@ class SqliteStore final : public Store {
 
  private:
   // --- submission (caller's thread; sqlite_store.cpp) -----------------------
-  Result<WriteWork> prepare_write(WriteRequest& request) const;
   Result<ResolveWork> prepare_resolve(std::int64_t row_id,
                                       std::variant<DelegationMaterials, std::string>& outcome,
                                       std::string actor);
@@ -336,13 +336,9 @@ class SqliteStore final : public Store {
   MetricSeries* batch_size_ = nullptr;
 };
 
-// The row readers shared by reads.cpp and rewrap.cpp.
-Result<std::uint32_t> kek_version_from(std::int64_t v) noexcept;
+// The row reader shared by reads.cpp and rewrap.cpp (the rest: store/columns.hpp).
 // The wrapped key of a row: `kek_id`, the version in column `version_col` and
 // the wrapped bytes in column `blob_col`.
 Result<WrappedKey> wrapped_key_at(const Statement& row, std::string kek_id, int version_col,
                                   int blob_col);
-std::optional<Origin> parse_origin(std::string_view s) noexcept;
-std::optional<MaterialsState> parse_state(std::string_view s) noexcept;
-
 }  // namespace hookvault::store::sqlite

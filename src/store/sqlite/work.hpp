@@ -1,6 +1,8 @@
 // The requests the SQLite store's writer thread applies (writer.cpp), as
 // the caller's thread queued them: everything secret is already sealed
 // (envelope.hpp), so a queued request holds only ciphertext and metadata.
+// The writes, resolutions and audit appends are every backend's
+// (submission.hpp); the rest are SQLite's.
 // Each carries its completion and, once applied, its result; the syncer
 // runs the completion once the commit is durable (syncer.hpp).
 //
@@ -20,49 +22,9 @@
 #include "hookvault/store.hpp"
 #include "store/envelope.hpp"
 #include "store/sqlite/leases.hpp"
+#include "store/submission.hpp"
 
 namespace hookvault::store::sqlite {
-
-struct EventRow {
-  std::string source;
-  std::string idempotency_key;
-  std::string event_name;
-  std::string message_id;
-  std::string event_time;
-  std::int64_t event_time_ms = 0;
-  std::string wallet_id;
-  Origin origin = Origin::signature;
-  std::int64_t received_at_ms = 0;
-  SealedPayload sealed;
-  std::optional<SequencePosition> sequence;
-};
-
-struct WriteWork {
-  EventRow event;
-  std::optional<SealedMaterials> materials;
-  std::optional<std::string> decrypt_failure;
-  bool revoke = false;
-  Store::Completion done;
-  std::optional<Result<WriteResult>> result;
-};
-
-struct ResolveWork {
-  std::int64_t row_id = 0;
-  // The identity the materials were sealed for; checked again by the writer.
-  std::string source;
-  std::string idempotency_key;
-  std::string wallet_id;
-  std::variant<SealedMaterials, std::string> outcome;
-  std::string actor;  // of the 'reprocess' audit record
-  std::function<void(Result<MaterialsState>)> done;
-  std::optional<Result<MaterialsState>> result;
-};
-
-struct AuditWork {
-  AuditEntry entry;
-  Store::AuditCompletion done;
-  std::optional<Result<std::int64_t>> result;
-};
 
 // One wrapped key as read (`from`, with the row identity its associated data
 // names) and rewrapped (`to`), for a guarded UPDATE.

@@ -46,21 +46,9 @@ int SqliteStore::take_pages_written() noexcept {
   return current;
 }
 
-void SqliteStore::complete_with(Work& work, Errc e) noexcept {
-  std::visit([e](auto& w) { run_completion(w.done, err(e)); }, work);
-}
+void SqliteStore::complete_with(Work& work, Errc e) noexcept { fail_work(work, e); }
 
-void SqliteStore::complete(Work& work) noexcept {
-  std::visit(
-      [](auto& w) {
-        if (w.result) {
-          run_completion(w.done, std::move(*w.result));
-        } else {
-          run_completion(w.done, err(Errc::internal));
-        }
-      },
-      work);
-}
+void SqliteStore::complete(Work& work) noexcept { complete_work(work); }
 
 void SqliteStore::enqueue(Work work) {
   {
