@@ -101,6 +101,9 @@ std::string haproxy_config(const fs::path& dir, std::uint16_t port,
     << "  timeout connect 2s\n"
     << "  timeout client 30s\n"
     << "  timeout server 30s\n"
+    // A check's whole time; without it a check must end within `inter`,
+    // and a slow handshake (a sanitizer build) would mark an instance down.
+    << "  timeout check 5s\n"
     << "  retries 2\n"
     << "  option redispatch\n"
     << "frontend hookvault\n"
