@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <sstream>
 #include <stdexcept>
@@ -246,8 +248,18 @@ HaFixture::HaFixture() {
   }
 }
 
+// Each instance still running stops cleanly on SIGTERM (-1: a test killed
+// it), and no instance's log holds a sanitizer's report.
 HaFixture::~HaFixture() {
   haproxy_.reset();
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    const int status = instances_[i]->stop();
+    const std::string log = instances_[i]->log();
+    if ((status != 0 && status != -1) || log.find("AddressSanitizer") != std::string::npos ||
+        log.find("runtime error:") != std::string::npos) {
+      ADD_FAILURE() << "instance " << i << " exited " << status << ":\n" << log;
+    }
+  }
   instances_.clear();
 }
 
