@@ -288,7 +288,8 @@ struct RewrapProgress {
 // A page of the events feed (list_events).
 struct EventQuery {
   std::optional<std::string> source;  // only this source's events
-  // The `next` of the previous page; "" reads from the start. Opaque (see the
+  // The `next` of the previous page; "" reads from the start, and so does "0"
+  // (SQLite's row id before the first, on every backend). Opaque (see the
   // contract); a token the store cannot read is Errc::invalid_field.
   std::string after;
   std::size_t limit = 100;  // at most this many events; 0 gives an empty page

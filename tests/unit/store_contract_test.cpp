@@ -203,6 +203,27 @@ TEST_P(StoreContract, IdsIncreaseAndListEventsPagesThroughEveryEventOnce) {
   EXPECT_TRUE(none->events.empty());
 }
 
+// "0", the row id before the first (what a consumer written against SQLite
+// starts from), reads from the start on every backend, as "" does.
+TEST_P(StoreContract, AfterZeroReadsFromTheStartAsTheEmptyToken) {
+  auto store = open_store();
+  ASSERT_TRUE(store);
+  std::vector<std::int64_t> all;
+  for (int i = 0; i < 3; ++i)
+    all.push_back(ok(store->write(plain_event("z" + std::to_string(i)))).row_id);
+  EventQuery q;
+  q.after = "0";
+  auto page = store->list_events(q);
+  ASSERT_TRUE(page) << page.error().message();
+  std::vector<std::int64_t> seen;
+  for (const auto& m : page->events) seen.push_back(m.row_id);
+  EXPECT_EQ(seen, all);
+  q.after = page->next;
+  auto rest = store->list_events(q);
+  ASSERT_TRUE(rest);
+  EXPECT_TRUE(rest->events.empty());
+}
+
 TEST_P(StoreContract, ConcurrentDuplicatesStoreEachKeyOnce) {
   auto store = open_store();
   ASSERT_TRUE(store);

@@ -91,13 +91,14 @@ Result<std::optional<EventMeta>> PgStore::event_meta(std::int64_t row_id) const 
 // `after` may also be a bare row id (what `events list` prints, and the
 // SQLite backend's token): the cursor is then that row's own (txid, id), so a
 // consumer that read up to that row through the feed goes on where it was.
+// Row id 0, before the first row (a SQLite consumer's start), is the start.
 Result<EventPage> PgStore::list_events(const EventQuery& query) const {
   const bool row_id = !query.after.empty() && query.after.find('.') == std::string::npos;
   auto cursor = feed::parse_token(row_id ? "0." + query.after : query.after);
   if (!cursor) return cursor.error();
   if (query.limit == 0) return EventPage{{}, query.after};
   return with_reader([&](Connection& c) -> Result<EventPage> {
-    if (row_id) {
+    if (row_id && cursor->row_id != 0) {
       auto txid = c.exec(sql::kReadEventTxid, Params().int64(cursor->row_id), deadline());
       if (!txid) return txid.error();
       if (txid->empty()) return err(Errc::invalid_field);  // no such row
