@@ -62,8 +62,8 @@ ha_flow() {
   ( umask 077
     printf '%s' "dyn_$(random_secret)" >secrets/dynamic_webhook_secret
     printf '%s' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >secrets/nodit_signing_key
-    printf '%s' "$(random_secret)" >secrets/pg_password
-    printf '%s' "$(random_secret)" >secrets/pg_replication_password )
+    head -c 24 /dev/urandom | base64 | tr -d '\n' >secrets/pg_password
+    head -c 24 /dev/urandom | base64 | tr -d '\n' >secrets/pg_replication_password )
   chown -R 10001:10001 secrets
   ha_compose --profile init run --rm init >"$work/ha-init.log" 2>&1 || { cat "$work/ha-init.log"; fail "init"; }
   grep -q "kept existing hookvault.toml" "$work/ha-init.log" || { cat "$work/ha-init.log"; fail "init replaced hookvault.toml"; }
