@@ -510,7 +510,8 @@ def check_compose_ha(root):
         for s in service.get("secrets", []):
             if s not in top:
                 problem(f"{where}: service {name} uses secret {s}, not declared")
-        if service.get("image") == "hookvault:latest" and "init" not in (service.get("command") or []):
+        command = service.get("command") or []
+        if service.get("image") == "hookvault:latest" and "init" not in command:
             instances.append(name)
             if mounts.get("/etc/hookvault") != ("./config", True):
                 problem(f"{where}: service {name} does not mount ./config read-only")
