@@ -25,6 +25,12 @@ build_ha_images() {
 stage_ha() {
   docker image inspect hookvault:latest >/dev/null 2>&1 || fail "no hookvault:latest (stage image)"
   [ -n "$ha_dir" ] || fail "the ha images were not built"
+  # The images these replaced (a changed Dockerfile or entrypoint), about 370 MB for PostgreSQL.
+  local t
+  for t in hookvault-postgres hookvault-haproxy; do
+    docker images -q -f dangling=true -f "label=org.opencontainers.image.title=$t" |
+      xargs -r docker rmi >/dev/null 2>&1 || true
+  done
   local start=$SECONDS
   (cd "$ha_dir" && COMPOSE_PROJECT_NAME=$ha_project HOOKVAULT_PUBLISH=127.0.0.1: \
     HOOKVAULT_STATS_PUBLISH=127.0.0.1: ha_flow)
