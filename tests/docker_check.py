@@ -21,6 +21,15 @@ compose.yaml (docker/compose.yaml):
   - the service's secrets are exactly the /run/secrets/NAME files docker/hookvault.toml reads,
     and it mounts the image's state and config volumes; the init service writes the folder
     the daemon reads its config from.
+compose.ha.yaml (docker/compose.ha.yaml: PostgreSQL, two instances, HAProxy):
+  - every service runs with a read-only root, no capabilities (the PostgreSQL services add
+    back only DAC_READ_SEARCH, SETUID and SETGID) and no-new-privileges; only haproxy
+    publishes ports;
+  - each hookvault service mounts config/ read-only and gets exactly the /run/secrets/NAME
+    files docker/hookvault.ha.toml reads (sources and [storage] password_file), whose
+    conninfo holds no password and names target_session_attrs=read-write; haproxy.cfg's
+    servers are those services; build files, mounts and secret files exist or are the
+    operator's.
 docker/hookvault.toml, for real: `hookvault init` into a folder holding it keeps it and
 creates every file it names, and with the secrets and state where compose puts them
 (relocated into a temporary folder) `hookvault check-config` passes.
@@ -434,6 +443,91 @@ def check_compose(root, image):
     return sorted(wanted)
 
 
+HA_CAPS = {"db": {"DAC_READ_SEARCH", "SETUID", "SETGID"}}  # service-name prefix: cap_add allowed
+
+
+def check_compose_ha(root):
+    compose_dir = os.path.join(root, "docker")
+    with open(os.path.join(compose_dir, "compose.ha.yaml"), encoding="utf-8") as f:
+        compose = yaml.safe_load(f)
+    with open(os.path.join(compose_dir, "hookvault.ha.toml"), "rb") as f:
+        config = tomllib.load(f)
+    where = "compose.ha.yaml"
+
+    def host_path(src, what):
+        rel = os.path.relpath(os.path.normpath(os.path.join(compose_dir, src)), root)
+        if not os.path.exists(os.path.join(root, rel)) and \
+                not any(rel == d or rel.startswith(d + "/") for d in OPERATOR_DIRS):
+            problem(f"{where}: {what} {src} does not exist and is not in "
+                    f"{' or '.join(OPERATOR_DIRS)} (the operator's folders)")
+
+    wanted = set()
+    for source in config.get("sources", []):
+        wanted.update(source.get("secret_files", []))
+    storage = config.get("storage", {})
+    if storage.get("password_file"):
+        wanted.add(storage["password_file"])
+    for f in sorted(wanted):
+        if not f.startswith("/run/secrets/"):
+            problem(f"docker/hookvault.ha.toml: reads {f}, not a Docker secret under /run/secrets/")
+    wanted = {f[len("/run/secrets/"):] for f in wanted if f.startswith("/run/secrets/")}
+    conninfo = str(storage.get("conninfo", ""))
+    if storage.get("backend") != "postgresql" or "target_session_attrs=read-write" not in conninfo:
+        problem("docker/hookvault.ha.toml: [storage] is not PostgreSQL with "
+                "target_session_attrs=read-write")
+    if re.search(r"password\s*=|://[^/@]*:[^/@]*@", conninfo):
+        problem("docker/hookvault.ha.toml: conninfo holds a password")
+
+    top = compose.get("secrets") or {}
+    for name, spec in top.items():
+        if "file" in spec:
+            host_path(spec["file"], f"secret {name}:")
+    instances = []
+    for name, service in (compose.get("services") or {}).items():
+        if service.get("read_only") is not True:
+            problem(f"{where}: service {name} is not read_only: true")
+        if "ALL" not in (service.get("cap_drop") or []):
+            problem(f"{where}: service {name} does not cap_drop ALL")
+        allowed = next((caps for prefix, caps in HA_CAPS.items() if name.startswith(prefix)), set())
+        extra = set(service.get("cap_add") or []) - allowed
+        if extra:
+            problem(f"{where}: service {name} adds capabilities {sorted(extra)}")
+        if not any(str(o).replace("=", ":") == "no-new-privileges:true"
+                   for o in service.get("security_opt") or []):
+            problem(f"{where}: service {name} lacks security_opt no-new-privileges:true")
+        if service.get("ports") and name != "haproxy":
+            problem(f"{where}: service {name} publishes ports (only haproxy may)")
+        build = service.get("build")
+        if build and not os.path.isfile(os.path.join(compose_dir, build.get("context", "."),
+                                                     build.get("dockerfile", "Dockerfile"))):
+            problem(f"{where}: service {name}: no Dockerfile {build.get('dockerfile')}")
+        mounts = {}
+        for v in service.get("volumes", []):
+            parts = v.split(":")
+            mounts[parts[1]] = parts[0], parts[2:] == ["ro"]
+            if parts[0].startswith("."):
+                host_path(parts[0], f"service {name} mounts")
+        for s in service.get("secrets", []):
+            if s not in top:
+                problem(f"{where}: service {name} uses secret {s}, not declared")
+        command = service.get("command") or []
+        if service.get("image") == "hookvault:latest" and "init" not in command:
+            instances.append(name)
+            if mounts.get("/etc/hookvault") != ("./config", True):
+                problem(f"{where}: service {name} does not mount ./config read-only")
+            used = set(service.get("secrets", []))
+            for s in sorted(wanted - used):
+                problem(f"{where}: docker/hookvault.ha.toml reads /run/secrets/{s}, which "
+                        f"service {name} does not get as a secret")
+            for s in sorted(used - wanted):
+                problem(f"{where}: secret {s} is given to {name} but docker/hookvault.ha.toml "
+                        "never reads it")
+    with open(os.path.join(compose_dir, "haproxy.cfg"), encoding="utf-8") as f:
+        servers = re.findall(r"^\s*server\s+\S+\s+([^:\s]+):8443\b", f.read(), re.M)
+    if sorted(servers) != sorted(instances) or len(instances) < 2:
+        problem(f"docker/haproxy.cfg: servers {servers}, the hookvault services {instances}")
+
+
 def duration_seconds(text):
     """Compose durations ("30s", "1m30s", "500ms") in seconds; None when not one."""
     parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(text))
@@ -510,6 +604,7 @@ def run_checks(root, binary, with_config=True):
     problems.clear()
     image = check_dockerfile(root, binary)
     secret_names = check_compose(root, image)
+    check_compose_ha(root)
     if secret_names is not None and with_config:
         check_config_for_real(root, binary, secret_names)
     return list(problems)
@@ -544,6 +639,15 @@ MISTAKES = [
     ("Docker's default stop timeout (10 s) for a daemon that drains longer",
      "docker/compose.yaml", "stop_grace_period: 30s", "stop_grace_period: 10s",
      "stop_grace_period (10s) is shorter than the unit's TimeoutStopSec (30s)"),
+    ("another capability for a PostgreSQL container", "docker/compose.ha.yaml",
+     "cap_add: [DAC_READ_SEARCH, SETUID, SETGID]", "cap_add: [DAC_OVERRIDE, SETUID, SETGID]",
+     "service db1 adds capabilities ['DAC_OVERRIDE']"),
+    ("an instance without the database password", "docker/compose.ha.yaml",
+     "    - nodit_signing_key\n    - pg_password\n", "    - nodit_signing_key\n",
+     "reads /run/secrets/pg_password, which service hookvault1 does not get"),
+    ("the database password in conninfo", "docker/hookvault.ha.toml",
+     "user=hookvault target_session_attrs", "user=hookvault password=x target_session_attrs",
+     "conninfo holds a password"),
     ("a secret from the config folder instead of /run/secrets", "docker/hookvault.toml",
      '"/run/secrets/dynamic_webhook_secret"', '"secrets/dynamic_webhook_secret"',
      "not a Docker secret under /run/secrets/"),
