@@ -7,9 +7,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # the public listener on PORT, the admin listener on ADMIN_PORT (the init's
 # "signer" client may read /metrics), and the sources named (nodit, dynamic).
 #   hv_config FILE DIR PORT ADMIN_PORT SOURCE...     env: THREADS=0
+# With PG_CONNINFO and PG_PASSWORD_FILE set, the store is PostgreSQL
+# (docs/postgresql.md) instead of DIR's SQLite file.
 hv_config() {
-  local file=$1 dir=$2 port=$3 admin_port=$4 source secret extra
+  local file=$1 dir=$2 port=$3 admin_port=$4 source secret extra storage
   shift 4
+  storage="path = \"$dir/data/hookvault.db\""
+  if [[ -n ${PG_CONNINFO:-} ]]; then
+    storage="backend = \"postgresql\"
+conninfo = \"$PG_CONNINFO\"
+password_file = \"$PG_PASSWORD_FILE\""
+  fi
   cat >"$file" <<EOF
 [server]
 listen = "127.0.0.1:$port"
@@ -17,7 +25,7 @@ tls_cert = "$dir/tls/cert.pem"
 tls_key = "$dir/tls/key.pem"
 threads = ${THREADS:-0}
 [storage]
-path = "$dir/data/hookvault.db"
+$storage
 [kek]
 provider = "file"
 file = "$dir/keys/kek.key"

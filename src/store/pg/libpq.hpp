@@ -153,6 +153,8 @@ class Connection {
   Result<Rows> next(std::optional<Clock::time_point> deadline = std::nullopt);
   // Reads up to the next sync point, discarding results (after a failure).
   Result<void> finish_segment(std::optional<Clock::time_point> deadline = std::nullopt);
+  // Statements were sent whose segment finish_segment() has not ended yet.
+  bool segment_open() const noexcept { return !pending_.empty(); }
 
   // One statement as a pipeline segment of its own: send, sync, next,
   // finish_segment.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
+#include <string_view>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -304,19 +306,31 @@ bool plain(const Work& work) {
 }  // namespace
 
 // A batch of plain events as one pipeline and one round trip: BEGIN, the
-// retired-version check, and per event one statement that inserts it (ON
-// CONFLICT DO NOTHING) and advances its sequence when it is the next number
-// (sql::kInsertAdvance). What that leaves open (a duplicate's row, a number
-// out of order, a signed delivery replacing a history copy) is finished with
-// the ordinary rules in the same transaction. Any statement that fails rolls
-// the whole transaction back and the batch takes the ordinary path (a
-// savepoint per request): false. An error when the connection was lost.
+// retired-version check, the batch's sequence rows locked in one order
+// (source, subscription: the same in every instance, so two writers whose
+// batches share subscriptions wait for each other instead of deadlocking,
+// which PostgreSQL would detect only after deadlock_timeout), and per event
+// one statement that inserts it (ON CONFLICT DO NOTHING) and advances its
+// sequence when it is the next number (sql::kInsertAdvance). What that leaves
+// open (a duplicate's row, a number out of order, a signed delivery replacing
+// a history copy) is finished with the ordinary rules in the same
+// transaction. Any statement that fails rolls the whole transaction back and
+// the batch takes the ordinary path (a savepoint per request): false. An
+// error when the connection was lost.
 Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
   if (batch.empty() || !std::all_of(batch.begin(), batch.end(), plain)) return false;
   Connection& c = *writer_db_;
   c.send(sql::kBegin);
   c.send(sql::kLockKekShared, Params().int64(schema::kKekLockClass));
   c.send(sql::kRetiredVersions, Params().text(kek_->id()));
+  std::set<std::pair<std::string_view, std::string_view>> subscriptions;
+  for (const auto& work : batch) {
+    const EventRow& e = std::get<WriteWork>(work).event;
+    if (e.sequence) subscriptions.emplace(e.source, e.sequence->subscription_id);
+  }
+  for (const auto& [source, subscription] : subscriptions) {
+    c.send(sql::kLockSequence, Params().text(source).text(subscription));
+  }
   for (auto& work : batch) {
     const EventRow& e = std::get<WriteWork>(work).event;
     Params p;
@@ -343,7 +357,9 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
   const auto deadline = Clock::now() + kStatementTimeout;
   const auto give_up = [&]() -> Result<bool> {
     if (!c.usable()) return lost();
-    static_cast<void>(c.finish_segment(deadline));
+    // A segment still open is read to its end; one that ended (a statement
+    // run on its own below failed) has nothing more to read.
+    if (c.segment_open()) static_cast<void>(c.finish_segment(deadline));
     if (c.usable() && c.in_transaction()) static_cast<void>(q(sql::kRollback));
     if (!c.usable()) return lost();
     batch_retired_.reset();
@@ -360,6 +376,9 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     auto version = kek_version_from(*v);
     if (!version) return give_up();
     retired_versions.insert(*version);
+  }
+  for (std::size_t i = 0; i < subscriptions.size(); ++i) {
+    if (!c.next(deadline)) return give_up();
   }
   // Per event: its new row id (NULL: the key was stored already) and
   // whether its sequence advanced.
