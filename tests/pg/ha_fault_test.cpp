@@ -387,14 +387,19 @@ TEST(PgLeak, AKilledTestProcessLeavesNoServerBalancerOrInstanceBehind) {
   ASSERT_EQ(::waitpid(victim, &status, 0), victim);
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-  for (const auto& [what, list] : pids) {
-    for (const int pid : list) {
-      EXPECT_TRUE(eventually([&] { return gone(pid); }, 30s))
-          << what << " " << pid << " left running";
+  const auto all_gone = [&] {
+    for (const auto& [what, list] : pids) {
+      for (const int pid : list) {
+        if (!gone(pid)) return false;
+      }
     }
+    return !fs::exists(cluster_dir);
+  };
+  EXPECT_TRUE(eventually(all_gone, 30s));
+  for (const auto& [what, list] : pids) {
+    for (const int pid : list) EXPECT_TRUE(gone(pid)) << what << " " << pid << " left running";
   }
-  EXPECT_TRUE(eventually([&] { return !fs::exists(cluster_dir); }, 30s))
-      << cluster_dir << " left behind";
+  EXPECT_FALSE(fs::exists(cluster_dir)) << cluster_dir << " left behind";
   // Whatever the reaper missed is not left for the next run.
   for (const auto& [what, list] : pids) {
     for (const int pid : list) {
