@@ -109,8 +109,20 @@ std::pair<std::string, bool> HttpsClient::read_until_close(std::chrono::millisec
 
 namespace {
 
+// Children are started through util-linux's setpriv, which sets their
+// parent-death signal to SIGKILL before it runs the binary: a test process
+// that dies without its destructors (SIGKILL, a crash, a ctest timeout)
+// takes its hookvault children with it. (The signal follows the thread that
+// started the child: every caller starts them from the test's main thread,
+// or waits for them on the thread that started them.)
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
+
 std::vector<char*> make_argv(const std::vector<std::string>& args) {
   std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(kSetpriv));
+  argv.push_back(const_cast<char*>("--pdeathsig"));
+  argv.push_back(const_cast<char*>("KILL"));
+  argv.push_back(const_cast<char*>("--"));
   argv.push_back(const_cast<char*>(HOOKVAULT_BINARY));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -145,7 +157,7 @@ int spawn(const std::vector<std::string>& args, const std::map<std::string, std:
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, HOOKVAULT_BINARY, &actions, nullptr, argv.data(), envp.data());
+  int rc = posix_spawn(&pid, kSetpriv, &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::runtime_error("posix_spawn failed");
   return pid;

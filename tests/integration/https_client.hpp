@@ -60,7 +60,8 @@ struct ProcessResult {
 
 // `hookvault ARGS` as a child process: stdin from /dev/null, stdout and stderr
 // to files, the test's environment plus `env`. Killed with SIGKILL on
-// destruction when still running.
+// destruction when still running, and when the test process dies (its
+// parent-death signal).
 class ChildProcess {
  public:
   ChildProcess(const std::vector<std::string>& args, const std::filesystem::path& out,

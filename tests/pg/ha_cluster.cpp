@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 constexpr char kHaproxy[] = "/usr/sbin/haproxy";
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
 
 // A port nothing listens on now (bound to 0, then released): HAProxy takes no
 // port 0 whose number it would tell.
@@ -138,12 +139,15 @@ Haproxy::Haproxy(const fs::path& dir, const std::map<std::string, std::uint16_t>
                                      O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::string cfg = (dir_ / "haproxy.cfg").string();
-    std::vector<std::string> args = {kHaproxy, "-db", "-f", cfg};
+    // Through setpriv: HAProxy dies with the test process (its parent-death
+    // signal), however that ends.
+    std::vector<std::string> args = {kSetpriv, "--pdeathsig", "KILL", "--",
+                                     kHaproxy, "-db",         "-f",   cfg};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = ::posix_spawn(&pid, kHaproxy, &actions, nullptr, argv.data(), environ);
+    const int rc = ::posix_spawn(&pid, kSetpriv, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("cannot start " + std::string(kHaproxy));
     pid_ = pid;
@@ -212,11 +216,15 @@ bool Haproxy::wait_all(const std::string& status, std::chrono::milliseconds limi
 
 std::string Haproxy::log() const { return read_file(dir_ / "haproxy.log"); }
 
-HaFixture::HaFixture() {
+HaFixture::HaFixture(const HaOptions& options) {
   static std::atomic<int> counter{0};
   database_ = "ha_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  const auto& cluster = shared_pg_cluster();
-  const std::string conninfo = cluster.create_database(database_);
+  const auto& cluster = options.cluster != nullptr ? *options.cluster : shared_pg_cluster();
+  cluster.create_database(database_);
+  // Both hosts: after a promotion libpq finds the new primary by itself.
+  const std::string conninfo = "host=127.0.0.1,127.0.0.1 port=" + cluster.env("PRIMARY_PORT") +
+                               "," + cluster.env("STANDBY_PORT") + " dbname=" + database_ +
+                               " user=hookvault target_session_attrs=read-write";
   const auto& s = setup();
   write_file(dir_.path() / "pg_password", cluster.password(), 0600);
   std::ostringstream t;
@@ -234,9 +242,11 @@ HaFixture::HaFixture() {
     << "\", kid = \"dynamic_rsa_lSuvWlCy\" }]\n"
     << "[[sources]]\nname = \"nodit\"\nprovider = \"nodit\"\npath = \"/webhooks/nodit\"\n"
     << "secret_files = [\"" << (s.root / "secrets/nodit_signing_key").string() << "\"]\n"
+    << options.nodit_toml
     << admin_toml(
            "[[admin.clients]]\nsubject_cn = \"signer\"\nroles = [\"materials:read\"]\n"
-           "[[admin.clients]]\nsubject_cn = \"auditor\"\nroles = [\"events:read\"]\n");
+           "[[admin.clients]]\nsubject_cn = \"auditor\"\nroles = [\"events:read\", "
+           "\"metrics:read\"]\n");
   config_ = dir_.path() / "hookvault.toml";
   write_file(config_, t.str(), 0600);
   for (int i = 0; i < 2; ++i) instances_.push_back(std::make_unique<Daemon>(config_));
@@ -329,6 +339,12 @@ std::map<std::string, int> HaFixture::stored(const std::string& source) const {
     ++out[e["eventId"].get<std::string>()];
   }
   return out;
+}
+
+double HaFixture::metric(std::size_t i, const std::string& series) {
+  auto r = admin(i, "auditor")->request("GET", "/metrics");
+  EXPECT_EQ(r.status, 200U) << r.body;
+  return sample_value(r.body, series);
 }
 
 }  // namespace hookvault::testing

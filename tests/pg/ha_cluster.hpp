@@ -30,6 +30,7 @@ class Haproxy {
   Haproxy& operator=(const Haproxy&) = delete;
 
   std::uint16_t port() const noexcept { return port_; }
+  int pid() const noexcept { return pid_; }
   struct ServerStat {
     std::string status;          // "UP", "DOWN", "UP 1/2", ...
     std::uint64_t sessions = 0;  // connections it forwarded there (stot)
@@ -46,16 +47,29 @@ class Haproxy {
   int pid_ = -1;
 };
 
-// One database of the shared cluster, one config for every instance
-// (postgresql backend, the init folder's keys and secrets, a dynamic and a
-// nodit source, an admin listener for "signer", "auditor"), two instances
-// and HAProxy in front of them.
+class PgCluster;
+
+struct HaOptions {
+  // The cluster whose primary and standby the instances are given (the
+  // shared one when null): a test that promotes the standby brings its own.
+  PgCluster* cluster = nullptr;
+  // Appended to the nodit source's table (e.g. a [sources.history] table).
+  std::string nodit_toml;
+};
+
+// One database of a cluster (the shared one unless options say), one config
+// for every instance (postgresql backend with both hosts and
+// target_session_attrs=read-write, as docs/postgresql.md says, the init
+// folder's keys and secrets, a dynamic and a nodit source, an admin listener
+// for "signer", and "auditor" who may also read /metrics), two instances and
+// HAProxy in front of them.
 class HaFixture {
  public:
-  HaFixture();
+  explicit HaFixture(const HaOptions& options = {});
   ~HaFixture();
 
   const std::filesystem::path& config() const noexcept { return config_; }
+  const std::filesystem::path& dir() const noexcept { return dir_.path(); }
   const std::string& database() const noexcept { return database_; }
   Daemon& instance(std::size_t i) { return *instances_.at(i); }
   Haproxy& haproxy() { return *haproxy_; }
@@ -74,6 +88,9 @@ class HaFixture {
   std::vector<Json> cli_json_lines(std::vector<std::string> args) const;
   // eventId -> how often `events list` names it (for `source`).
   std::map<std::string, int> stored(const std::string& source) const;
+  // The value of `series` (as rendered) in instance i's /metrics (read as
+  // "auditor"); -1 when absent.
+  double metric(std::size_t i, const std::string& series);
 
  private:
   TempDir dir_;

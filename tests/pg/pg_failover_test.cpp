@@ -104,6 +104,12 @@ TEST(PgFailover, TheStoreFollowsAPromotedStandbyAndNoAcknowledgedWriteIsLost) {
       "0");
   store.close();
   strict_store.close();
+
+  // The promoted standby is the one server left, and stopping the cluster
+  // stops it (the destructor would too, and fails the test if it could not).
+  EXPECT_EQ(cluster.running_servers().size(), 1U);
+  EXPECT_TRUE(cluster.stop().empty()) << "pg-cluster stop left a server running";
+  EXPECT_TRUE(cluster.running_servers().empty());
 }
 
 }  // namespace
