@@ -13,7 +13,10 @@
 //   3. the soft open-file limit raised to files_needed() (both connection
 //      caps plus kReservedFiles); refused when the hard limit is lower;
 //   4. the KEK, the store (the serving process's: retention purge, 5 s busy
-//      timeout), the KEK refresher ([kek] refresh_interval), the sources
+//      timeout), the first KEK coverage check (kek_coverage.hpp: /readyz is
+//      503 while the database references a KEK version this keyring lacks),
+//      the KEK refresher ([kek] refresh_interval; the coverage is checked
+//      again on its thread after each refresh), the sources
 //      (webhook secrets, RSA keys), the worker pool (one thread per core,
 //      [server] worker_queue), the pipeline;
 //   5. the public listener, bound (its SIGHUP is reload(), its shutdown

@@ -14,6 +14,12 @@
 // hookvault_kek_refresh_failures_total and logged, at most one line per 10 s
 // on the timer, naming the file or token and why, never a key.
 //
+// `after_refresh`, when given, runs on the refresher's own thread after each
+// refresh, whether it succeeded or not: after every timed one, and soon after
+// each refresh_now() (which wakes the thread for it and does not wait for
+// it), so it may block (the daemon's asks the database: kek_coverage.hpp)
+// without blocking the caller of refresh_now(), an I/O thread on SIGHUP.
+//
 // Thread-safety: refresh_now(), set_interval() and stop() are safe from any
 // thread; the timer runs on a thread of its own, stopped by stop() or the
 // destructor.
@@ -21,6 +27,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -34,7 +41,8 @@ namespace hookvault {
 class KekRefresher {
  public:
   // `metrics` must outlive the refresher.
-  KekRefresher(std::shared_ptr<Kek> kek, std::chrono::milliseconds interval, Metrics& metrics);
+  KekRefresher(std::shared_ptr<Kek> kek, std::chrono::milliseconds interval, Metrics& metrics,
+               std::function<void()> after_refresh = {});
   ~KekRefresher();
   KekRefresher(const KekRefresher&) = delete;
   KekRefresher& operator=(const KekRefresher&) = delete;
@@ -47,9 +55,11 @@ class KekRefresher {
 
  private:
   bool refresh(bool throttled);
+  void run_after_refresh() noexcept;  // logs what it throws
   void run();
 
   const std::shared_ptr<Kek> kek_;
+  const std::function<void()> after_refresh_;
   MetricSeries& version_;
   MetricSeries& failures_;
   LogThrottle failure_warning_;
@@ -58,6 +68,7 @@ class KekRefresher {
   std::condition_variable cv_;
   std::chrono::milliseconds interval_;  // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
+  bool after_refresh_due_ = false;      // a refresh_now() ran since; guarded by mu_
   std::thread thread_;
 };
 

@@ -30,6 +30,7 @@
 #include "hookvault/config.hpp"
 #include "hookvault/handler.hpp"
 #include "hookvault/hybrid.hpp"
+#include "hookvault/kek_coverage.hpp"
 #include "hookvault/log_throttle.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/signature.hpp"
@@ -72,8 +73,12 @@ class Pipeline : public RequestHandler {
 
   void handle(Delivery delivery, std::function<void(Reply)> done) override;
 
-  // /readyz: the store is writable and keys are loaded.
+  // /readyz: the store is writable, keys are loaded and, once
+  // require_kek_coverage() named one, the KEK has every version the database
+  // references (kek_coverage.hpp; an atomic read, never the database).
   bool ready() const noexcept;
+  // Before the first request; `coverage` must outlive the pipeline.
+  void require_kek_coverage(const KekCoverage& coverage) noexcept { kek_coverage_ = &coverage; }
 
   // The sources in use now. reload() swaps in a new set (SIGHUP: rotated
   // secrets and RSA keys): requests that already started finish with the set
@@ -110,6 +115,7 @@ class Pipeline : public RequestHandler {
   // "client address not in allow_from": a refused client may send thousands a second.
   LogThrottle forbidden_warning_;
   std::atomic<bool> draining_{false};
+  const KekCoverage* kek_coverage_ = nullptr;
 };
 
 // Parses "2025-10-01T15:13:26.348Z" (any fraction digits, 'Z' or +hh:mm) into

@@ -258,6 +258,13 @@ struct KekUsage {
   bool audit_key = false;       // the audit log's key
 };
 
+// A (KEK id, version) that some wrapped key is stored under (kek_refs()).
+struct KekRef {
+  std::string kek_id;
+  std::uint32_t version = 0;
+  friend bool operator==(const KekRef&, const KekRef&) = default;
+};
+
 // A process that may wrap new keys under a KEK version: an open Store's
 // lease (kek_leases()).
 struct KekLease {
@@ -412,6 +419,12 @@ class Store {
   // Wrapped keys per (KEK id, version), ordered by id and version; ids other
   // than this Store's KEK's appear too (they do not open here).
   virtual Result<std::vector<KekUsage>> kek_usage() const = 0;
+  // The (KEK id, version) pairs of kek_usage() without the counts: every pair
+  // some event, materials row or the audit key is wrapped under, ordered by
+  // id and version. Found by index probes (one per pair and table), not by
+  // counting rows, so it stays cheap on a large database: what a daemon asks
+  // every [kek] refresh_interval (kek_coverage.hpp).
+  virtual Result<std::vector<KekRef>> kek_refs() const = 0;
   // Rewraps up to `limit` (>= 1) wrapped keys of this KEK that are under a
   // version older than the current one: events first, then materials, then
   // the audit key, each unwrapped and wrapped again with the associated data

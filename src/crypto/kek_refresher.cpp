@@ -1,7 +1,9 @@
 #include "hookvault/kek_refresher.hpp"
 
 #include <exception>
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
@@ -9,8 +11,9 @@
 namespace hookvault {
 
 KekRefresher::KekRefresher(std::shared_ptr<Kek> kek, std::chrono::milliseconds interval,
-                           Metrics& metrics)
+                           Metrics& metrics, std::function<void()> after_refresh)
     : kek_(std::move(kek)),
+      after_refresh_(std::move(after_refresh)),
       version_(metrics
                    .gauge("hookvault_kek_version", "The KEK version new records are wrapped under",
                           {"kek"})
@@ -46,7 +49,17 @@ void KekRefresher::set_interval(std::chrono::milliseconds interval) {
   cv_.notify_all();
 }
 
-bool KekRefresher::refresh_now() { return refresh(false); }
+bool KekRefresher::refresh_now() {
+  const bool ok = refresh(false);
+  if (after_refresh_) {
+    {
+      std::lock_guard lock(mu_);
+      after_refresh_due_ = true;
+    }
+    cv_.notify_all();
+  }
+  return ok;
+}
 
 bool KekRefresher::refresh(bool throttled) {
   std::lock_guard lock(refresh_mu_);
@@ -72,16 +85,36 @@ bool KekRefresher::refresh(bool throttled) {
   return true;
 }
 
+void KekRefresher::run_after_refresh() noexcept {
+  if (!after_refresh_) return;
+  try {
+    after_refresh_();
+  } catch (const std::exception& e) {
+    log(LogLevel::error, "after a KEK refresh: what follows it failed",
+        {{"kek", kek_->id()}, {"error", e.what()}});
+  } catch (...) {
+    log(LogLevel::error, "after a KEK refresh: what follows it failed", {{"kek", kek_->id()}});
+  }
+}
+
 void KekRefresher::run() {
   std::unique_lock lock(mu_);
   for (;;) {
     const auto interval = interval_;
-    const bool woken =
-        cv_.wait_for(lock, interval, [&] { return stopping_ || interval_ != interval; });
+    const bool woken = cv_.wait_for(
+        lock, interval, [&] { return stopping_ || interval_ != interval || after_refresh_due_; });
     if (stopping_) return;
+    if (after_refresh_due_) {  // a refresh_now() ran: its after_refresh, here
+      after_refresh_due_ = false;
+      lock.unlock();
+      run_after_refresh();
+      lock.lock();
+      continue;
+    }
     if (woken) continue;  // a new interval: wait that one from now
     lock.unlock();
     refresh(true);
+    run_after_refresh();
     lock.lock();
   }
 }

@@ -77,13 +77,20 @@ Daemon::Impl::Impl(const Config& c, DaemonOptions o)
   // Step 4: keys, store, sources, the pipeline.
   kek = open_kek(config);
   store = open_store(config, kek, StoreRole::daemon, &metrics);
+  // Not ready while the database references a KEK version this keyring lacks
+  // (another instance rotated, or a version was removed here): checked now,
+  // before anything serves, and on the refresher's thread after each refresh.
+  kek_coverage = std::make_unique<KekCoverage>(*kek, *store, metrics);
+  kek_coverage->check();
   // The KEK follows its keyring by itself (and at once on SIGHUP): a version
   // `keys rotate` added is used for new records within refresh_interval.
-  kek_refresher = std::make_unique<KekRefresher>(kek, config.kek.refresh_interval, metrics);
+  kek_refresher = std::make_unique<KekRefresher>(kek, config.kek.refresh_interval, metrics,
+                                                 [this] { kek_coverage->check(); });
   sources = load_sources(config);
   const unsigned cores = std::thread::hardware_concurrency();
   pool = std::make_unique<WorkPool>(cores == 0 ? 1 : cores, config.server.worker_queue, &metrics);
   pipeline = std::make_unique<Pipeline>(sources, *store, *pool, metrics);
+  pipeline->require_kek_coverage(*kek_coverage);
 
   // Step 5: the public listener.
   ListenerOptions listener{"public", {}, &metrics, {}, {}, {}};

@@ -17,6 +17,7 @@
 #include "hookvault/config.hpp"
 #include "hookvault/daemon.hpp"
 #include "hookvault/kek.hpp"
+#include "hookvault/kek_coverage.hpp"
 #include "hookvault/kek_refresher.hpp"
 #include "hookvault/metrics.hpp"
 #include "hookvault/nodit_history.hpp"
@@ -46,6 +47,7 @@ struct Daemon::Impl {
   MetricSeries& last_reload_ok;
   std::shared_ptr<Kek> kek;
   std::unique_ptr<Store> store;
+  std::unique_ptr<KekCoverage> kek_coverage;
   std::unique_ptr<KekRefresher> kek_refresher;
   Pipeline::Sources sources;  // as started: the collectors and backfillers keep them
   std::unique_ptr<WorkPool> pool;

@@ -103,6 +103,7 @@ Pipeline::Pipeline(std::vector<std::shared_ptr<const Source>> sources, Store& st
 
 bool Pipeline::ready() const noexcept {
   if (draining_.load() || !store_.writable()) return false;
+  if (kek_coverage_ != nullptr && !kek_coverage_->covered()) return false;
   const auto sources = sources_.load();
   return std::all_of(sources->begin(), sources->end(), [](const auto& s) {
     return s->verifier.secret_count() > 0 &&

@@ -4,7 +4,8 @@
 // and run again to completion. Afterwards version 1 is unused, `keys retire 1`
 // (refused before the rewrap) succeeds, every record opens in-process with the
 // keyring that no longer has version 1, no acknowledged webhook is missing,
-// and the audit chain verifies.
+// and the audit chain verifies. A keyring that lacks a version rows still
+// use keeps the daemon not ready (/readyz 503) until it has it again.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -463,6 +464,46 @@ TEST_F(KekRotationTest, AFailedReloadStillTakesTheNewKekVersion) {
 
 TEST_F(KekRotationTest, AFailedReloadStillTakesTheNewTokenVersion) {
   run_failed_reload(/*pkcs11=*/true);
+}
+
+// A single instance whose keyring lost a version that stored rows still use
+// (edited by hand, or an old copy restored, instead of `keys rewrap` and
+// `keys retire`, which refuses while rows use the version): after SIGHUP
+// /readyz turns 503 with one warning naming the version; a restart with that
+// keyring starts, but not ready; once the version is back (SIGHUP) it is
+// ready again, logs that it recovered, and everything stored opens.
+TEST_F(KekRotationTest, AKeyringThatLostAVersionInUseIsNotReadyUntilTheVersionIsBack) {
+  configure(/*pkcs11=*/false, "refresh_interval = \"1h\"\n");
+  start(config_);
+  std::vector<Delegation> delivered{deliver_stored()};  // under version 1
+  ASSERT_EQ(cli({"keys", "rotate"}).exit_code, 0);
+  daemon_->hangup();
+  ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"reloaded\"", 1)) << daemon_->log();
+  delivered.push_back(deliver_stored());  // under version 2
+  EXPECT_EQ(client().request("GET", "/readyz").status, 200U);
+  const std::string whole = read_file(kek_file());
+
+  retire_file_kek_version(kek_file(), 1);  // the store is not asked
+  daemon_->hangup();
+  EXPECT_TRUE(eventually([&] { return client().request("GET", "/readyz").status == 503; }, 10s))
+      << daemon_->log();
+  EXPECT_TRUE(daemon_->wait_for_log("KEK versions this keyring does not have", 1))
+      << daemon_->log();
+  EXPECT_NE(daemon_->log().find(":v1\",\"versions\":\"2\""), std::string::npos) << daemon_->log();
+  EXPECT_EQ(client().request("GET", "/healthz").status, 200U);  // alive, only not ready
+
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+  start(config_);
+  EXPECT_EQ(client().request("GET", "/readyz").status, 503U) << daemon_->log();
+  EXPECT_EQ(daemon_->log_count("KEK versions this keyring does not have"), 1U);
+
+  write_file(kek_file(), whole, 0600);
+  daemon_->hangup();
+  EXPECT_TRUE(eventually([&] { return client().request("GET", "/readyz").status == 200; }, 10s))
+      << daemon_->log();
+  EXPECT_TRUE(daemon_->wait_for_log("every KEK version the database references is available", 1));
+  delivered.push_back(deliver_stored());
+  expect_readable(delivered);
 }
 
 }  // namespace

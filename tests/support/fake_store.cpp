@@ -431,6 +431,7 @@ Result<std::vector<AuditRecord>> FakeStore::audit_records(std::int64_t after,
 // Not modelled (see the header): the real backends' suites cover these.
 Result<AuditVerifyResult> FakeStore::verify_audit() const { return err(Errc::internal); }
 Result<std::vector<KekUsage>> FakeStore::kek_usage() const { return err(Errc::internal); }
+Result<std::vector<KekRef>> FakeStore::kek_refs() const { return err(Errc::internal); }
 Result<RewrapProgress> FakeStore::rewrap_batch(std::size_t) { return err(Errc::internal); }
 Result<std::vector<KekLease>> FakeStore::kek_leases() const { return err(Errc::internal); }
 Result<KekRetirement> FakeStore::retire_kek_version(std::uint32_t) { return err(Errc::internal); }

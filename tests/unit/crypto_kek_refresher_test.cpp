@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "hookvault/kek.hpp"
 #include "hookvault/kek_refresher.hpp"
@@ -61,6 +65,41 @@ TEST_F(KekRefresherTest, AnUnreadableKeyringKeepsTheVersionInUseAndIsCounted) {
       5s));
   refresher.stop();
   refresher.stop();  // again: nothing happens
+}
+
+// after_refresh runs on the refresher's own thread: after each timed refresh,
+// and after refresh_now() without the caller waiting for it (a SIGHUP's I/O
+// thread must not wait on what it does: the daemon's asks the database).
+TEST_F(KekRefresherTest, AfterRefreshRunsOnTheRefreshersThreadNotOnTheCallers) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::thread::id> ran_on;
+  std::vector<std::uint32_t> versions;
+  bool release = false;
+  KekRefresher refresher(kek_, 1h, metrics_, [&] {
+    std::unique_lock lock(mu);
+    ran_on.push_back(std::this_thread::get_id());
+    versions.push_back(kek_->version());
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });  // blocks, as a slow database would
+  });
+  rotate_file_kek(file());
+  EXPECT_TRUE(refresher.refresh_now());  // returns while after_refresh blocks
+  EXPECT_EQ(kek_->version(), 2U);
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return !ran_on.empty(); }));
+    EXPECT_NE(ran_on[0], std::this_thread::get_id());
+    EXPECT_EQ(versions[0], 2U);  // after the refresh, not before
+    release = true;
+  }
+  cv.notify_all();
+  refresher.set_interval(20ms);
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, 5s, [&] { return ran_on.size() >= 3; }));  // timed ones too
+  EXPECT_EQ(ran_on[1], ran_on[0]);
+  lock.unlock();
+  refresher.stop();
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ StoreBackend fake_backend() {
       {
           {"ALeaseWhoseHolderStoppedRenewingLapsesAndIsTakenOver", lapse},
           {"AHolderKeepsItsLeaseWhileItsStoreRenewsItAndLosesItForGoodOnceItLapsed", lapse},
+          {"KekRefsNamesEachPairAWrappedKeyIsStoredUnderOnce",
+           "wrapped keys (the fake keeps nothing sealed)"},
       }};
 }
 

@@ -534,4 +534,44 @@ TEST_P(StoreContract, LeaseNamesAreCheckedAndAClosedStoreTakesNone) {
   EXPECT_EQ(to_errc(closed.error()), Errc::store_unavailable);
 }
 
+// kek_refs() names each (KEK id, version) that a wrapped key is stored under
+// once: events', materials' and the audit key's, another KEK's rows too, and
+// no version nothing uses (v2 here) nor a redacted event's: exactly the pairs
+// kek_usage() counts.
+TEST_P(StoreContract, KekRefsNamesEachPairAWrappedKeyIsStoredUnderOnce) {
+  TempDir dir;
+  const auto file = dir.path() / "kek.key";
+  write_file(file, SecretBytes::random(32).reveal_string(), 0600);
+  std::shared_ptr<Kek> kek = open_file_kek(file);
+  auto store = open_store(kek);
+  ASSERT_TRUE(store);
+  ok(store->write(plain_event("v1-event")));
+  ok(store->write(created("v1-delegation", "wallet-1", 1000)));
+  rotate_file_kek(file);
+  rotate_file_kek(file);
+  kek->refresh();
+  ASSERT_EQ(kek->version(), 3U);
+  ok(store->write(plain_event("v3-event")));
+  ok(store->write(created("v3-delegation", "wallet-2", 1000)));
+  // Destroys wallet-1's materials (v1) and redacts its delegation's payload.
+  ok(store->write(revoked("revoke-1", "wallet-1", 2000)));
+  {
+    auto other = open_store(make_memory_kek(SecretBytes::random(32), "other:1"));
+    ASSERT_TRUE(other);
+    ok(other->write(plain_event("other-event")));
+    other->close();
+  }
+
+  auto refs = store->kek_refs();
+  ASSERT_TRUE(refs) << refs.error().message();
+  EXPECT_EQ(*refs, (std::vector<KekRef>{{kek->id(), 1}, {kek->id(), 3}, {"other:1", 1}}));
+  auto usage = store->kek_usage();
+  ASSERT_TRUE(usage) << usage.error().message();
+  std::vector<KekRef> counted;
+  for (const auto& u : *usage) counted.push_back(KekRef{u.kek_id, u.version});
+  EXPECT_EQ(*refs, counted);
+  store->close();
+  EXPECT_FALSE(store->kek_refs());
+}
+
 }  // namespace hookvault::testing

@@ -1,6 +1,6 @@
 // KEK rotation in the PostgreSQL store (store.hpp: KEK rotation, KEK
 // registrations; the rules of src/store/sqlite/kek_registry.hpp, RULES):
-// kek_usage, rewrap_batch (old keys read and rewrapped on the caller's
+// kek_usage, kek_refs, rewrap_batch (old keys read and rewrapped on the caller's
 // thread, guarded UPDATEs applied by the writer), the KEK leases of other
 // Stores, retire_kek_version, and the writers' check against retired
 // versions. The order SQLite's single write lock gives is kept by the
@@ -96,6 +96,37 @@ Result<std::vector<KekUsage>> PgStore::kek_usage() const {
     auto audit_key = stored_audit_key(c);
     if (!audit_key) return audit_key.error();
     if (*audit_key) mark_audit_key_usage(out, **audit_key);
+    return out;
+  });
+}
+
+Result<std::vector<KekRef>> PgStore::kek_refs() const {
+  return with_reader([&](Connection& c) -> Result<std::vector<KekRef>> {
+    std::vector<KekRef> out;
+    for (const char* next : {sql::kNextEventKekRef, sql::kNextMaterialsKekRef}) {
+      // A loose index scan: one probe per distinct pair, from before the first.
+      std::string id;
+      std::int64_t version = -1;
+      for (;;) {
+        auto rows = c.exec(next, Params().text(id).int64(version), deadline());
+        if (!rows) return rows.error();
+        if (rows->empty()) break;
+        auto v = rows->int64(0, 1);
+        if (!v) return err(Errc::store_corrupt);
+        auto checked = kek_version_from(*v);
+        if (!checked) return checked.error();
+        id = rows->text(0, 0);
+        version = *v;
+        out.push_back(KekRef{id, *checked});
+      }
+    }
+    auto audit_key = stored_audit_key(c);
+    if (!audit_key) return audit_key.error();
+    if (*audit_key) out.push_back(KekRef{(*audit_key)->kek_id, (*audit_key)->kek_version});
+    const auto key = [](const KekRef& r) { return std::tie(r.kek_id, r.version); };
+    std::sort(out.begin(), out.end(),
+              [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
   });
 }

@@ -249,6 +249,14 @@ inline constexpr char kReadKekUsage[] =
     "UNION ALL "
     "SELECT kek_id, kek_version, 0, count(*) FROM materials GROUP BY kek_id, kek_version) u "
     "GROUP BY kek_id, kek_version ORDER BY kek_id COLLATE \"C\", kek_version";
+// kek_refs(): the next (kek_id, kek_version) after $1, $2 in index order
+// (events_by_kek, materials_by_kek), one index probe each.
+inline constexpr char kNextEventKekRef[] =
+    "SELECT kek_id, kek_version FROM events WHERE (kek_id, kek_version) > ($1, $2::bigint) "
+    "ORDER BY kek_id, kek_version LIMIT 1";
+inline constexpr char kNextMaterialsKekRef[] =
+    "SELECT kek_id, kek_version FROM materials WHERE (kek_id, kek_version) > ($1, $2::bigint) "
+    "ORDER BY kek_id, kek_version LIMIT 1";
 inline constexpr char kReadOldEvents[] =
     "SELECT id, source, idempotency_key, kek_version, wrapped_dek FROM events "
     "WHERE kek_id = $1 AND kek_version < $2::bigint LIMIT $3::bigint";

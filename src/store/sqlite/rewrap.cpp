@@ -1,5 +1,5 @@
 // KEK rotation in the SQLite store (store.hpp: KEK rotation, KEK
-// registrations): kek_usage, rewrap_batch (old keys read and rewrapped on the
+// registrations): kek_usage, kek_refs, rewrap_batch (old keys read and rewrapped on the
 // caller's thread, guarded UPDATEs applied by the writer), the KEK leases of
 // other Stores, retire_kek_version, and try_lease (leases.hpp).
 #include <algorithm>
@@ -90,6 +90,37 @@ Result<std::vector<KekUsage>> SqliteStore::kek_usage() const {
     auto audit_key = read_audit_key(db);
     if (!audit_key) return audit_key.error();
     if (*audit_key) mark_audit_key_usage(out, **audit_key);
+    return out;
+  });
+}
+
+Result<std::vector<KekRef>> SqliteStore::kek_refs() const {
+  return with_reader([&](Connection& db) -> Result<std::vector<KekRef>> {
+    std::vector<KekRef> out;
+    for (const char* next : {sql::kNextEventKekRef, sql::kNextMaterialsKekRef}) {
+      // A loose index scan: one probe per distinct pair, from before the first.
+      std::string id;
+      std::int64_t version = -1;
+      for (;;) {
+        auto stmt = db.prepare(next);
+        if (!stmt) return stmt.error();
+        auto step = stmt->bind_text(1, id).bind_int64(2, version).step();
+        if (!step) return step.error();
+        if (*step == Step::done) break;
+        id = stmt->column_text(0);
+        version = stmt->column_int64(1);
+        auto v = kek_version_from(version);
+        if (!v) return v.error();
+        out.push_back(KekRef{id, *v});
+      }
+    }
+    auto audit_key = read_audit_key(db);
+    if (!audit_key) return audit_key.error();
+    if (*audit_key) out.push_back(KekRef{(*audit_key)->kek_id, (*audit_key)->kek_version});
+    const auto key = [](const KekRef& r) { return std::tie(r.kek_id, r.version); };
+    std::sort(out.begin(), out.end(),
+              [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    out.erase(std::unique(out.begin(), out.end()), out.end());
     return out;
   });
 }

@@ -147,6 +147,7 @@ class SqliteStore final : public Store {
                                                  std::size_t limit) const override;
   Result<AuditVerifyResult> verify_audit() const override;
   Result<std::vector<KekUsage>> kek_usage() const override;
+  Result<std::vector<KekRef>> kek_refs() const override;
   Result<RewrapProgress> rewrap_batch(std::size_t limit) override;
   Result<std::vector<KekLease>> kek_leases() const override;
   Result<KekRetirement> retire_kek_version(std::uint32_t version) override;

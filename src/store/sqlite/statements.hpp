@@ -164,6 +164,15 @@ inline constexpr char kReadKekUsage[] =
     "SELECT kek_id, kek_version, 0, count(*) FROM materials GROUP BY kek_id, kek_version) "
     "GROUP BY kek_id, kek_version ORDER BY kek_id, kek_version";
 
+// kek_refs(): the next (kek_id, kek_version) after ?1, ?2 in index order, one
+// index probe each (a redacted event's NULL kek_id never compares greater).
+inline constexpr char kNextEventKekRef[] =
+    "SELECT kek_id, kek_version FROM events WHERE (kek_id, kek_version) > (?1, ?2) "
+    "ORDER BY kek_id, kek_version LIMIT 1";
+inline constexpr char kNextMaterialsKekRef[] =
+    "SELECT kek_id, kek_version FROM materials WHERE (kek_id, kek_version) > (?1, ?2) "
+    "ORDER BY kek_id, kek_version LIMIT 1";
+
 inline constexpr char kReadOldEvents[] =
     "SELECT id, source, idem_key, kek_version, wrapped_dek FROM events "
     "WHERE kek_id = ?1 AND kek_version < ?2 LIMIT ?3";
