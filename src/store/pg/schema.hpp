@@ -21,6 +21,13 @@
 //                                      wait for a synchronous standby would
 //                                      leave the commit local only: see
 //                                      WRITES)
+//     idle_in_transaction_session_timeout = '60s'
+//                                      a process of ours stopped inside a
+//                                      transaction (SIGSTOP, a debugger) loses
+//                                      its session after a minute instead of
+//                                      holding the events feed (THE EVENTS
+//                                      FEED: it waits for the oldest running
+//                                      transaction) and its row locks for ever
 //   The password travels as libpq's password keyword from locked memory,
 //   never in the conninfo string.
 //
@@ -131,7 +138,7 @@ inline constexpr std::int32_t kLeaseLockClass = 0x68760004;   // try_lease(name)
 inline constexpr const char* kSession[] = {
     "SET synchronous_commit = on",       "SET default_transaction_isolation = 'read committed'",
     "SET statement_timeout = 0",         "SET lock_timeout = 0",
-    "SET client_min_messages = warning",
+    "SET client_min_messages = warning", "SET idle_in_transaction_session_timeout = '60s'",
 };
 
 // The tables and indexes, one statement each (the extended protocol runs one
