@@ -317,11 +317,11 @@ TEST(ConfigParse, HistorySubscriptionsAreNoditIds) {
   };
   EXPECT_EQ(parse_config(with(R"(["7", "31", "0"])"), kFile).sources[1].history->subscriptions,
             (std::vector<std::string>{"7", "31", "0"}));
-  for (const char* bad :
-       {R"(["abc"])", R"(["7", "ha-sub-1"])", R"(["007"])", R"([" 7"])", R"([""])"}) {
+  for (const char* bad : {R"(["abc"])", R"(["7", "ha-sub-1"])", R"(["007"])", R"([" 7"])"}) {
     expect_error(with(bad), {"sources[1].history.subscriptions", "subscription id"});
   }
   expect_error(with("[\"" + std::string(65, '1') + "\"]"), {"sources[1].history.subscriptions"});
+  expect_error(with(R"([""])"), {"sources[1].history.subscriptions"});  // (strings(): not empty)
 }
 
 TEST(ConfigParse, StorageRetention) {
