@@ -222,9 +222,9 @@ TEST_F(NoditTest, SequenceNumberZeroIsRefused400AndNothingIsStored) {
 // for ever, and an id of any length was stored.
 TEST_F(NoditTest, SubscriptionIdsOtherThanDigitsAreRefused400AndNothingIsStored) {
   FakeNodit fake("nodit-api-key-for-tests");
-  start(nodit_config(&fake));
-  ASSERT_EQ(deliver(nodit_message("5", 1)).status, 200U);
+  start(nodit_config(&fake, "subscriptions = [\"5\"]\n"));
   ASSERT_TRUE(eventually([&] { return fake.request_count() >= 1; }));  // the start-up FAIL query
+  ASSERT_EQ(deliver(nodit_message("5", 1)).status, 200U);
   const auto before = nodit_events();
   const auto gaps_before = gaps();
   for (const std::string& id :
