@@ -16,7 +16,7 @@
 //   A subscription whose id is not one (subscription_id.hpp: a ledger an
 //   older version admitted, such as "abc") is never asked about: the API
 //   cannot answer for it, so its gaps stay listed (`hookvault nodit gaps`)
-//   and a warning names it once per pass.
+//   and a warning names it at start-up.
 // Fetched messages carry no signature; they are authenticated only by the
 // verified TLS connection to the API, so the backfill stores only what it
 // asked for: an item is refused (counted in BackfillStats::refused, logged,

@@ -48,12 +48,15 @@ std::string iso8601(std::int64_t ms) {
   return buf;
 }
 
-// False, with a warning, for a subscription the history API cannot be asked
-// about (its id is not one: subscription_id.hpp).
-bool askable(const std::string& source, const std::string& subscription) {
+// False for a subscription the history API cannot be asked about (its id is
+// not one: subscription_id.hpp); at start-up (`warn`) a warning names it, the
+// passes after that skip it quietly.
+bool askable(const std::string& source, const std::string& subscription, bool warn) {
   if (is_subscription_id(subscription)) return true;
-  log(LogLevel::warn, "backfill: not a Nodit subscription id; its gaps are not fetched",
-      {{"source", source}, {"subscription", subscription.substr(0, kMaxSubscriptionIdLength)}});
+  if (warn) {
+    log(LogLevel::warn, "backfill: not a Nodit subscription id; its gaps are not fetched",
+        {{"source", source}, {"subscription", subscription.substr(0, kMaxSubscriptionIdLength)}});
+  }
   return false;
 }
 
@@ -195,7 +198,7 @@ void Backfiller::fetch_failed_since_last() {
   const std::int64_t since =
       latest && latest->has_value() ? std::min(**latest, now) : now - kHistoryRetentionMs;
   for (const auto& [sub, highest] : subscriptions) {
-    if (!askable(source_->config.name, sub)) continue;
+    if (!askable(source_->config.name, sub, true)) continue;
     HistoryQuery q;
     q.subscription_id = sub;
     q.status = "FAIL";
@@ -282,7 +285,7 @@ std::uint64_t Backfiller::run_once() {
     for (const auto& g : s.gaps) {
       if (now_wall - g.detected_at_ms >= history_.gap_delay.count()) due.push_back(g);
     }
-    if (due.empty() || !askable(source_->config.name, s.subscription_id)) continue;
+    if (due.empty() || !askable(source_->config.name, s.subscription_id, false)) continue;
     Backoff& b = backoff_[s.subscription_id];
     if (now < b.next_try) continue;
     const bool ok = fetch_gaps(s.subscription_id, due);
