@@ -3,6 +3,22 @@
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# Renames the subscriptions of a Nodit delivery file made by gen.js (lines
+# "x-signature<TAB>SIG<TAB>BODY") and signs each body again with NODIT_KEY:
+# subscriptionId "FROMn" becomes "TOn". gen.js names its subscriptions
+# "sub-0".."sub-7", while hookvault admits digits only (docs/protocols.md):
+# `nodit_resign FILE sub- 1` makes them "10".."17".
+#   nodit_resign FILE FROM TO     env: NODIT_KEY
+nodit_resign() {
+  sed -i "s/\"subscriptionId\":\"$2\([0-9]*\)\"/\"subscriptionId\":\"$3\1\"/" "$1"
+  node -e '
+const fs = require("fs"), c = require("crypto"), k = process.env.NODIT_KEY;
+const out = fs.readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => {
+  const b = l.split("\t")[2];
+  return "x-signature\t" + c.createHmac("sha256", k).update(b).digest("hex") + "\t" + b; });
+fs.writeFileSync(process.argv[1], out.join("\n") + "\n");' "$1"
+}
+
 # Writes hookvault's config for a store made by `hookvault init --dir DIR`:
 # the public listener on PORT, the admin listener on ADMIN_PORT (the init's
 # "signer" client may read /metrics), and the sources named (nodit, dynamic).

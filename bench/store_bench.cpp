@@ -7,7 +7,8 @@
 // One thread seals and submits events (what the I/O threads do in the
 // daemon), keeping `in_flight` of them waiting for their commit, like that
 // many keep-alive connections. The events are shaped like
-// ../shared/bench/load/gen.js's Nodit deliveries: 8 subscriptions, sequence
+// ../shared/bench/load/gen.js's Nodit deliveries: 8 subscriptions (digits,
+// as bench/lib.sh's nodit_resign makes gen.js's ids), sequence
 // numbers counting up, a body of about 560 bytes. Prints one line of
 // key=value pairs: events/s, the writer thread's CPU per event (from
 // /proc/self/task/<tid>/stat of the thread named hv-writer) and the syncer's
@@ -84,7 +85,7 @@ std::string payload(std::uint64_t i) {
     x *= 0xBF58476D1CE4E5B9ULL;
     c = kDigits[x & 15];
   }
-  return R"({"subscriptionId":"sub-)" + std::to_string(i % 8) + R"(","sequenceNumber":")" +
+  return R"({"subscriptionId":")" + std::to_string(10 + i % 8) + R"(","sequenceNumber":")" +
          std::to_string(i / 8 + 1) +
          R"(","description":"bench","protocol":"ETHEREUM","network":"MAINNET",)"
          R"("subscriptionType":"WEBHOOK","notification":{"webhookUrl":"https://127.0.0.1/webhooks/nodit"},)"
@@ -131,12 +132,12 @@ int main(int argc, char** argv) {
     WriteRequest request;
     NewEvent& ev = request.event;
     ev.source = "nodit";
-    ev.idempotency_key = "sub-" + std::to_string(i % 8) + ":" + std::to_string(i / 8 + 1);
+    ev.idempotency_key = std::to_string(10 + i % 8) + ":" + std::to_string(i / 8 + 1);
     ev.event_name = "ADDRESS_ACTIVITY";
     ev.event_time = "2026-11-23T10:00:00.000Z";
     ev.event_time_ms = 1795428000000;
     ev.payload = payload(i);
-    ev.sequence = hookvault::SequencePosition{"sub-" + std::to_string(i % 8), i / 8 + 1};
+    ev.sequence = hookvault::SequencePosition{std::to_string(10 + i % 8), i / 8 + 1};
     (*store)->submit(std::move(request), [&](Result<WriteResult> r) {
       std::lock_guard lock(mu);
       if (!r || r->duplicate) ++failed;

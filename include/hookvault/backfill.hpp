@@ -13,6 +13,10 @@
 //     over the client's size or item limits) or a fetch that leaves the gap
 //     open backs off exponentially per subscription (`backoff_initial`
 //     doubling up to `backoff_max`).
+//   A subscription whose id is not one (subscription_id.hpp: a ledger an
+//   older version admitted, such as "abc") is never asked about: the API
+//   cannot answer for it, so its gaps stay listed (`hookvault nodit gaps`)
+//   and a warning names it at start-up.
 // Fetched messages carry no signature; they are authenticated only by the
 // verified TLS connection to the API, so the backfill stores only what it
 // asked for: an item is refused (counted in BackfillStats::refused, logged,

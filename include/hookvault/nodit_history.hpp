@@ -11,11 +11,11 @@
 // Parsing is lenient, because the published schema contradicts its example:
 // the item list may be `items` or `data`/`result` (top level or nested under
 // `data`), numbers may arrive as strings or integers, and an item without a
-// usable subscriptionId/sequenceNumber/eventMessage is skipped (counted in
-// `skipped`), never fatal. A response that is not JSON at all, a list of more
-// items than the query's `rpp` asked for, an HTTP status other than 200, a
-// TLS failure or a timeout is an error (Errc::io_error), and the caller
-// retries later.
+// usable subscriptionId (subscription_id.hpp, the rule admission applies),
+// sequenceNumber or eventMessage is skipped (counted in `skipped`), never
+// fatal. A response that is not JSON at all, a list of more items than the
+// query's `rpp` asked for, an HTTP status other than 200, a TLS failure or a
+// timeout is an error (Errc::io_error), and the caller retries later.
 //
 // What is parsed is bounded: a response body over `max_response_bytes` is
 // refused while it is read (Beast's body limit: a Content-Length announcing
@@ -31,8 +31,9 @@
 // `ca_file` when set). The API key is sent only in the X-API-KEY header and is
 // never logged or put in an error message.
 //
-// A query fetch() cannot send (empty subscription_id, page 0, rpp outside
-// 1..100) is Errc::invalid_field; unusable options (a base URL that is not
+// A query fetch() cannot send (a subscription_id that is not an id by
+// subscription_id.hpp's rule, page 0, rpp outside 1..100) is
+// Errc::invalid_field; unusable options (a base URL that is not
 // https://host[:port][/path], an empty chain, network or key) are
 // Errc::io_error like every other failure.
 //

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/toml_reader.hpp"
+#include "hookvault/subscription_id.hpp"
 
 namespace hookvault::config_internal {
 namespace {
@@ -130,7 +131,15 @@ HistoryConfig parse_history(const Context& ctx, const TableReader& source) {
   h.chain = r.required_string("chain");
   h.network = r.required_string("network");
   if (auto ca = r.path("ca_file")) h.ca_file = *ca;
-  if (auto subs = r.strings("subscriptions")) h.subscriptions = *subs;
+  if (auto subs = r.strings("subscriptions")) {
+    h.subscriptions = *subs;
+    for (const auto& sub : h.subscriptions) {
+      if (!is_subscription_id(sub)) {
+        r.fail("subscriptions",
+               "each must be a Nodit subscription id: 1 to 64 digits, no leading zero");
+      }
+    }
+  }
   if (auto v = r.duration("gap_delay")) h.gap_delay = *v;
   if (auto v = r.positive_duration("poll_interval")) h.poll_interval = *v;
   if (auto v = r.positive_duration("backoff_initial")) h.backoff_initial = *v;

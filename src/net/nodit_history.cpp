@@ -22,6 +22,7 @@
 
 #include "hookvault/json.hpp"
 #include "hookvault/log.hpp"
+#include "hookvault/subscription_id.hpp"
 #include "net/https_exchange.hpp"
 
 namespace hookvault {
@@ -33,8 +34,6 @@ namespace ssl = asio::ssl;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-constexpr std::size_t kMaxIdLength = 64;
 
 // Header storage is wiped on release: the API key sits in it.
 using SecretFields = http::basic_fields<WipingAllocator<char>>;
@@ -212,19 +211,6 @@ std::optional<std::uint64_t> to_u64(const Json& v) {
   return std::nullopt;
 }
 
-// A subscription id: digits in a string, or a non-negative integer.
-std::optional<std::string> to_id(const Json& v) {
-  if (v.is_string()) {
-    const auto& s = v.get_ref<const std::string&>();
-    if (!all_digits(s) || s.size() > kMaxIdLength) return std::nullopt;
-    return s;
-  }
-  if (v.is_number_integer()) {
-    if (auto n = to_u64(v)) return std::to_string(*n);
-  }
-  return std::nullopt;
-}
-
 const Json* member(const Json& obj, std::string_view key) {
   if (!obj.is_object()) return nullptr;
   auto it = obj.find(key);
@@ -278,7 +264,7 @@ std::uint64_t count_member(const Json& holder, const Json& root, std::string_vie
 bool contradicts(const Json& message, std::string_view key, const std::string& expected) {
   const Json* v = member(message, key);
   if (v == nullptr) return false;
-  auto id = to_id(*v);
+  auto id = subscription_id_of(*v);
   return !id || *id != expected;
 }
 
@@ -358,7 +344,7 @@ std::optional<HistoryItem> parse_item(const Json& raw,
   const Json* seq = member(raw, "sequenceNumber");
   const Json* msg = member(raw, "eventMessage");
   if (sub == nullptr || seq == nullptr || msg == nullptr) return std::nullopt;
-  auto sub_id = to_id(*sub);
+  auto sub_id = subscription_id_of(*sub);
   auto seq_no = to_u64(*seq);
   if (!sub_id || !seq_no || *seq_no == 0) return std::nullopt;
   item.subscription_id = std::move(*sub_id);
@@ -476,8 +462,8 @@ NoditHistoryClient::~NoditHistoryClient() = default;
 
 Result<HistoryPage> NoditHistoryClient::fetch(const HistoryQuery& query) {
   const HistoryClientOptions& o = impl_->options;
-  if (query.subscription_id.empty() || query.subscription_id.size() > kMaxIdLength ||
-      query.page == 0 || query.rpp == 0 || query.rpp > 100) {
+  if (!is_subscription_id(query.subscription_id) || query.page == 0 || query.rpp == 0 ||
+      query.rpp > 100) {
     return make_error_code(Errc::invalid_field);
   }
   auto url = parse_base_url(o.api_base_url);

@@ -14,6 +14,7 @@
 #include "hookvault/bytes.hpp"
 #include "hookvault/log.hpp"
 #include "hookvault/process.hpp"
+#include "hookvault/subscription_id.hpp"
 #include "pipeline/admission.hpp"
 
 namespace hookvault {
@@ -45,6 +46,18 @@ std::string iso8601(std::int64_t ms) {
                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                       static_cast<int>(ms % 1000));
   return buf;
+}
+
+// False for a subscription the history API cannot be asked about (its id is
+// not one: subscription_id.hpp); at start-up (`warn`) a warning names it, the
+// passes after that skip it quietly.
+bool askable(const std::string& source, const std::string& subscription, bool warn) {
+  if (is_subscription_id(subscription)) return true;
+  if (warn) {
+    log(LogLevel::warn, "backfill: not a Nodit subscription id; its gaps are not fetched",
+        {{"source", source}, {"subscription", subscription.substr(0, kMaxSubscriptionIdLength)}});
+  }
+  return false;
 }
 
 }  // namespace
@@ -185,6 +198,7 @@ void Backfiller::fetch_failed_since_last() {
   const std::int64_t since =
       latest && latest->has_value() ? std::min(**latest, now) : now - kHistoryRetentionMs;
   for (const auto& [sub, highest] : subscriptions) {
+    if (!askable(source_->config.name, sub, true)) continue;
     HistoryQuery q;
     q.subscription_id = sub;
     q.status = "FAIL";
@@ -271,7 +285,7 @@ std::uint64_t Backfiller::run_once() {
     for (const auto& g : s.gaps) {
       if (now_wall - g.detected_at_ms >= history_.gap_delay.count()) due.push_back(g);
     }
-    if (due.empty()) continue;
+    if (due.empty() || !askable(source_->config.name, s.subscription_id, false)) continue;
     Backoff& b = backoff_[s.subscription_id];
     if (now < b.next_try) continue;
     const bool ok = fetch_gaps(s.subscription_id, due);

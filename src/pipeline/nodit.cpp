@@ -7,6 +7,7 @@
 
 #include "hookvault/bytes.hpp"
 #include "hookvault/pipeline.hpp"
+#include "hookvault/subscription_id.hpp"
 #include "pipeline/admission.hpp"
 
 namespace hookvault {
@@ -31,15 +32,14 @@ std::optional<std::uint64_t> number_field(const Json& obj, std::string_view key,
   return std::nullopt;
 }
 
+// The subscription id in canonical form (subscription_id.hpp). nullopt when
+// absent; `bad` when present but not an id.
 std::optional<std::string> id_field(const Json& obj, std::string_view key, bool& bad) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return std::nullopt;
-  if (it->is_string() && !it->get_ref<const std::string&>().empty()) {
-    return it->get<std::string>();
-  }
-  if (it->is_number_unsigned() || it->is_number_integer()) return it->dump();
-  bad = true;
-  return std::nullopt;
+  auto id = subscription_id_of(*it);
+  if (!id) bad = true;
+  return id;
 }
 
 std::string content_key(const Json& body) {

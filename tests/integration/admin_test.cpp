@@ -262,7 +262,7 @@ TEST_F(AdminTest, EventsCursorReadsEveryEventOnceWhileWebhooksArrive) {
   for (int p = 0; p < kProducers; ++p) {
     producers.emplace_back([&, p] {
       HttpsClient c(daemon_->port(), setup().root / "tls/cert.pem");
-      const std::string sub = "cursor-sub-" + std::to_string(p);
+      const std::string sub = std::to_string(600 + p);
       for (int i = 1; i <= kEventsEach; ++i) {
         auto r = post_nodit(c, kNoditKey, nodit_message(sub, static_cast<std::uint64_t>(i)));
         if (r.status == 200) ++accepted;
@@ -391,13 +391,13 @@ TEST_F(AdminTest, AFloodOfAllowFromRefusalsIsLoggedAtMostOncePerTenSeconds) {
 
 TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
   start(admin_config());
-  ASSERT_EQ(deliver_nodit(nodit_message("gap-sub", 1)).status, 200U);
-  ASSERT_EQ(deliver_nodit(nodit_message("gap-sub", 4)).status, 200U);
-  ASSERT_EQ(deliver_nodit(nodit_message("gap-sub", 4)).status, 200U);  // a duplicate
-  ASSERT_EQ(deliver_nodit(nodit_message("gap-sub", 5)).status, 200U);  // missing: 2, 3
+  ASSERT_EQ(deliver_nodit(nodit_message("690", 1)).status, 200U);
+  ASSERT_EQ(deliver_nodit(nodit_message("690", 4)).status, 200U);
+  ASSERT_EQ(deliver_nodit(nodit_message("690", 4)).status, 200U);  // a duplicate
+  ASSERT_EQ(deliver_nodit(nodit_message("690", 5)).status, 200U);  // missing: 2, 3
   auto tampered = client().request("POST", "/webhooks/nodit",
                                    {{"Content-Type", "application/json"}, {"x-signature", "00"}},
-                                   nodit_message("gap-sub", 6));
+                                   nodit_message("690", 6));
   EXPECT_EQ(tampered.status, 401U);
   // One delegation encrypted to a key hookvault does not hold.
   Delegation undecryptable = random_delegation();
@@ -426,8 +426,8 @@ TEST_F(AdminTest, MetricsParseAsPrometheusTextAndShowNoditGaps) {
   auto has = [&](const std::string& line) {
     EXPECT_NE(samples.find(line), std::string::npos) << "missing: " << line << "\n" << samples;
   };
-  has("hookvault_nodit_missing_messages [('source', 'nodit'), ('subscription', 'gap-sub')] 2.0");
-  has("hookvault_nodit_highest_contiguous [('source', 'nodit'), ('subscription', 'gap-sub')] 1.0");
+  has("hookvault_nodit_missing_messages [('source', 'nodit'), ('subscription', '690')] 2.0");
+  has("hookvault_nodit_highest_contiguous [('source', 'nodit'), ('subscription', '690')] 1.0");
   has("hookvault_duplicates_total [('source', 'nodit')] 1.0");
   has("hookvault_signature_failures_total [('source', 'nodit')] 1.0");
   has("hookvault_http_requests_total [('event', ''), ('listener', 'public'), "

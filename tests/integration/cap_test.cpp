@@ -141,7 +141,7 @@ TEST_F(ConnectionCapTest, AnAddressHoldingEverySlotWithIdleConnectionsGivesOneUp
 
   RawTlsClient other(daemon_->port(), "127.0.0.2");
   ASSERT_TRUE(other.handshake()) << "a client from another address was locked out";
-  deliver(other, "other", 1);
+  deliver(other, "201", 1);
   EXPECT_TRUE(closed_silently(*held[0])) << "the longest-idle connection was not the one closed";
   for (std::size_t i = 1; i < kCap; ++i) {
     EXPECT_EQ(held[i]->get("/healthz"), 200U) << i;
@@ -152,7 +152,7 @@ TEST_F(ConnectionCapTest, AnAddressHoldingEverySlotWithIdleConnectionsGivesOneUp
   // connection (held[1], used first in the loop above) makes room.
   RawTlsClient again(daemon_->port(), "127.0.0.1");
   ASSERT_TRUE(again.handshake());
-  deliver(again, "again", 1);
+  deliver(again, "202", 1);
   EXPECT_TRUE(closed_silently(*held[1]));
   EXPECT_EQ(other.get("/healthz"), 200U);  // the other address's connection stays
   for (std::size_t i = 2; i < kCap; ++i) EXPECT_EQ(held[i]->get("/healthz"), 200U) << i;
@@ -176,7 +176,7 @@ TEST_F(ConnectionCapTest, AnAddressHoldingEverySlotWithTrickledHeadsGivesOneUp) 
   std::this_thread::sleep_for(200ms);  // every head is being read
   RawTlsClient other(daemon_->port(), "127.0.0.2");
   ASSERT_TRUE(other.handshake()) << "a client from another address was locked out";
-  deliver(other, "other", 1);
+  deliver(other, "201", 1);
   EXPECT_TRUE(closed_silently(*held[0]));
   EXPECT_EQ(metric(kEvictedReading), 1);
   EXPECT_LE(metric(kRefusedAtCap), 0);

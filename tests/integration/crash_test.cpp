@@ -105,7 +105,7 @@ class CrashTest : public E2E {
       const std::string id = uuid();
       return Sent{"/webhooks/dynamic", ping_event(id), id};
     }
-    const std::string sub = "crash-" + std::to_string(round) + "-" + std::to_string(thread);
+    const std::string sub = std::to_string(400000 + 1000 * round + thread);
     return Sent{"/webhooks/nodit", nodit_message(sub, seq), sub + ":" + std::to_string(seq)};
   }
 

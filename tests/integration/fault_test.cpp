@@ -453,8 +453,8 @@ class FaultTest : public E2E {
 TEST_F(FaultTest, FullFilesystemAnswers503AndResumesWhenSpaceIsFreed) {
   if (!mount_data_tmpfs()) GTEST_SKIP() << "mount(2) is not permitted here (needs root)";
   start(config_with_nodit());
-  const Sent acked_nodit = nodit("full", 1);
-  for (const Sent& s : {acked_nodit, nodit("full", 2), ping(), delegation()}) expect_stored(s);
+  const Sent acked_nodit = nodit("701", 1);
+  for (const Sent& s : {acked_nodit, nodit("701", 2), ping(), delegation()}) expect_stored(s);
   ASSERT_FALSE(HasFailure());
 
   // Fill the filesystem: a block refused with ENOSPC, and then not one more
@@ -470,7 +470,7 @@ TEST_F(FaultTest, FullFilesystemAnswers503AndResumesWhenSpaceIsFreed) {
             << "\n";
 
   // Each delivery that needs a write is refused, and stores nothing.
-  const std::vector<Sent> refused = {nodit("full", 3), ping(), delegation()};
+  const std::vector<Sent> refused = {nodit("701", 3), ping(), delegation()};
   for (const Sent& s : refused) expect_unavailable(s);
   EXPECT_EQ(get("/readyz"), 503U);
   EXPECT_EQ(get("/healthz"), 200U);
@@ -489,7 +489,7 @@ TEST_F(FaultTest, FullFilesystemAnswers503AndResumesWhenSpaceIsFreed) {
   ASSERT_TRUE(eventually([&] { return get("/readyz") == 200; })) << daemon_->log();
   EXPECT_TRUE(daemon_->wait_for_log("store writable again", 1)) << daemon_->log();
   for (const Sent& s : refused) expect_stored(s);
-  expect_stored(nodit("full", 4));
+  expect_stored(nodit("701", 4));
   expect_stored(refused.front(), "duplicate");
   expect_store_holds_exactly_what_was_acknowledged();
 }
@@ -512,13 +512,13 @@ TEST_F(FaultTest, FilesystemTurnedReadOnlyAnswers503AndLosesNothingAcknowledged)
   if (!fs::exists(trigger)) GTEST_SKIP() << "this kernel has no " << trigger;
   const fs::path config = config_with_nodit();
   start(config);
-  const Sent acked_nodit = nodit("ro", 1);
+  const Sent acked_nodit = nodit("702", 1);
   for (const Sent& s : {acked_nodit, ping(), delegation()}) expect_stored(s);
 
   // An operator cannot make it read-only under the daemon: the kernel
   // refuses while the database is open for writing, and nothing changes.
   EXPECT_EQ(mount_->remount(true), EBUSY);
-  expect_stored(nodit("ro", 2));
+  expect_stored(nodit("702", 2));
   EXPECT_EQ(get("/readyz"), 200U);
 
   // The kernel can: an error ext4 detects (here raised through its sysfs
@@ -526,7 +526,7 @@ TEST_F(FaultTest, FilesystemTurnedReadOnlyAnswers503AndLosesNothingAcknowledged)
   write_file(trigger, "hookvault fault test");
   ASSERT_EQ(try_write_one_byte(data_dir()), EROFS);
 
-  const std::vector<Sent> refused = {nodit("ro", 3), ping(), delegation()};
+  const std::vector<Sent> refused = {nodit("702", 3), ping(), delegation()};
   for (const Sent& s : refused) expect_unavailable(s);
   EXPECT_EQ(get("/readyz"), 503U);
   EXPECT_EQ(get("/healthz"), 200U);
@@ -566,7 +566,7 @@ TEST_F(FaultTest, FilesystemTurnedReadOnlyAnswers503AndLosesNothingAcknowledged)
 
 TEST_F(FaultTest, DatabaseLockedByAnotherProcessAnswers503InBoundedTimeAndResumes) {
   start(config_with_nodit());
-  for (const Sent& s : {nodit("lock", 1), ping()}) expect_stored(s);
+  for (const Sent& s : {nodit("703", 1), ping()}) expect_stored(s);
 
   LockHolder lock(db_path(), dir_.path() / "sqlite3.log");
   ASSERT_TRUE(eventually([&] { return write_locked(db_path()); }))
@@ -576,7 +576,7 @@ TEST_F(FaultTest, DatabaseLockedByAnotherProcessAnswers503InBoundedTimeAndResume
   // busy timeout has passed, none kept much longer (a request waits for the
   // lock at most the busy timeout in all, also when queued behind a batch
   // that was already waiting).
-  const std::vector<Sent> refused = {nodit("lock", 2), ping(), delegation()};
+  const std::vector<Sent> refused = {nodit("703", 2), ping(), delegation()};
   std::vector<std::future<std::pair<HttpResponse, Clock::duration>>> answers;
   for (const Sent& s : refused) {
     answers.push_back(std::async(std::launch::async, [this, s] {
@@ -604,7 +604,7 @@ TEST_F(FaultTest, DatabaseLockedByAnotherProcessAnswers503InBoundedTimeAndResume
   ASSERT_EQ(lock.release(), 0) << read_file(dir_ / "sqlite3.log");
   ASSERT_TRUE(eventually([&] { return get("/readyz") == 200; })) << daemon_->log();
   for (const Sent& s : refused) expect_stored(s);
-  expect_stored(nodit("lock", 3));
+  expect_stored(nodit("703", 3));
   expect_store_holds_exactly_what_was_acknowledged();
 }
 
@@ -673,7 +673,7 @@ TEST_F(FaultTest, UnreadableKeyFilesAtReloadKeepTheOldKeysAndSayWhy) {
   std::uint64_t seq = 0;
   const auto old_keys_serve = [&] {
     expect_stored(ping());
-    expect_stored(nodit("reload", ++seq));
+    expect_stored(nodit("704", ++seq));
     expect_stored(delegation());
     EXPECT_EQ(get("/readyz"), 200U);
   };

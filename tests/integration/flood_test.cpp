@@ -258,7 +258,7 @@ TEST_F(FloodTest, SlowAndIdleFloodsDoNotSlowALegitimateClient) {
   const auto timed_deliveries = [&](HttpsClient& c, std::size_t n) {
     std::vector<double> ms;
     for (std::size_t i = 0; i < n; ++i) {
-      bodies.push_back(nodit_message("legit", bodies.size() + 1));
+      bodies.push_back(nodit_message("101", bodies.size() + 1));
       const auto t0 = Clock::now();
       const HttpResponse r = deliver(c, bodies.back());
       ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
@@ -396,8 +396,8 @@ TEST_F(FloodTest, SlowAndIdleFloodsDoNotSlowALegitimateClient) {
   const auto stored = stored_events();
   EXPECT_EQ(stored.size(), bodies.size());
   for (std::size_t i = 0; i < bodies.size(); ++i) {
-    const auto it = stored.find("legit:" + std::to_string(i + 1));
-    ASSERT_NE(it, stored.end()) << "legit:" << i + 1 << " not stored";
+    const auto it = stored.find("101:" + std::to_string(i + 1));
+    ASSERT_NE(it, stored.end()) << "101:" << i + 1 << " not stored";
     EXPECT_EQ(it->second.payload, bodies[i]);
   }
 }
@@ -460,7 +460,7 @@ TEST_F(FloodTest, ConnectionCapMakesRoomByClosingTheLongestIdle) {
   // The others are untouched: each still serves, and a signed delivery on
   // one of them is stored.
   for (auto& c : open) EXPECT_EQ(c->get("/healthz"), 200U);
-  const std::string body = nodit_message("cap", 1);
+  const std::string body = nodit_message("102", 1);
   ASSERT_TRUE(open.front()->write(nodit_request(body)));
   auto answers = read_responses(*open.front(), 1);
   ASSERT_EQ(answers.size(), 1U);
@@ -479,7 +479,7 @@ TEST_F(FloodTest, ConnectionCapMakesRoomByClosingTheLongestIdle) {
   ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
   const auto stored = stored_events();
   ASSERT_EQ(stored.size(), 1U);
-  EXPECT_EQ(stored.begin()->first, "cap:1");
+  EXPECT_EQ(stored.begin()->first, "102:1");
   EXPECT_EQ(stored.begin()->second.payload, body);
 }
 
@@ -496,8 +496,8 @@ TEST_F(FloodTest, TenThousandConcurrentCopiesOfOneEventAreStoredOnce) {
   o.body_timeout = "60s";
   o.idle_timeout = "120s";
   start(flood_config(o));
-  const std::string body = nodit_message("copies", 1);
-  const std::string event_id = "copies:1";
+  const std::string body = nodit_message("103", 1);
+  const std::string event_id = "103:1";
   std::string requests;
   for (std::size_t i = 0; i < kCopiesEach; ++i) requests += nodit_request(body);
 
@@ -583,22 +583,22 @@ TEST_F(FloodTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string all;
   std::vector<std::string> bodies;
   for (std::uint64_t i = 1; i <= 6; ++i) {
-    bodies.push_back(nodit_message("pipelined", i));
+    bodies.push_back(nodit_message("104", i));
     all += nodit_request(bodies.back());
-    expected.push_back({200, "accepted", "pipelined:" + std::to_string(i)});
+    expected.push_back({200, "accepted", "104:" + std::to_string(i)});
     if (i == 2) {
       all += "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
       expected.push_back({200, "", ""});
     }
     if (i == 3) {
-      std::string forged = nodit_request(nodit_message("pipelined", 99));
+      std::string forged = nodit_request(nodit_message("104", 99));
       forged.replace(forged.find("x-signature: ") + 13, 8, "00000000");
       all += forged;
       expected.push_back({401, "", ""});
     }
     if (i == 4) {
       all += nodit_request(bodies.front());
-      expected.push_back({200, "duplicate", "pipelined:1"});
+      expected.push_back({200, "duplicate", "104:1"});
     }
   }
   ASSERT_TRUE(c.write(all));
@@ -624,7 +624,7 @@ TEST_F(FloodTest, PipelinedRequestsAreAnsweredInOrder) {
   const auto stored = stored_events();
   ASSERT_EQ(stored.size(), bodies.size());
   for (std::size_t i = 0; i < bodies.size(); ++i) {
-    const auto it = stored.find("pipelined:" + std::to_string(i + 1));
+    const auto it = stored.find("104:" + std::to_string(i + 1));
     ASSERT_NE(it, stored.end());
     EXPECT_EQ(it->second.payload, bodies[i]);
   }

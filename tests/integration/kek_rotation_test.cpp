@@ -158,7 +158,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
       loaders.emplace_back([this, c] {
         HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
         for (int i = c; i < kRecords; i += 2) {
-          const std::string body = nodit_message("bulk", static_cast<std::uint64_t>(i + 1));
+          const std::string body = nodit_message("501", static_cast<std::uint64_t>(i + 1));
           note_ack(post_nodit(conn, kNoditKey, body), body);
         }
       });
@@ -183,7 +183,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   ASSERT_TRUE(daemon_->wait_for_log("\"msg\":\"reloaded\"", 1)) << daemon_->log();
   EXPECT_NE(daemon_->log().find("\"kek_version\":2"), std::string::npos) << daemon_->log();
   {
-    const std::string body = nodit_message("after-rotate", 1);
+    const std::string body = nodit_message("502", 1);
     auto r = post_nodit(client(), kNoditKey, body);
     ASSERT_EQ(r.status, 200U);
     note_ack(r, body);
@@ -201,7 +201,7 @@ void KekRotationTest::run_rotation(bool pkcs11) {
   std::thread producer([&] {
     HttpsClient conn(daemon_->port(), setup().root / "tls/cert.pem");
     for (std::uint64_t seq = 1; !stop.load(); ++seq) {
-      const std::string body = nodit_message("live", seq);
+      const std::string body = nodit_message("503", seq);
       note_ack(post_nodit(conn, kNoditKey, body), body);
       if (seq % 100 == 50) deliver_delegation(conn);
       ++produced;

@@ -48,7 +48,7 @@ TEST_F(LoadTest, ConcurrentDeliveriesAreStoredExactlyOnce) {
 
   std::vector<Delivery> unique;
   for (int i = 0; i < kNoditEvents; ++i) {
-    const std::string sub = "load-" + std::to_string(i % 8);
+    const std::string sub = std::to_string(300 + i % 8);
     const std::uint64_t seq = static_cast<std::uint64_t>(i / 8) + 1;
     std::string body = nodit_message(sub, seq);
     unique.push_back(

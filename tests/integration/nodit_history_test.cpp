@@ -394,8 +394,13 @@ TEST_F(NoditHistoryTest, RejectsUnusableBaseUrls) {
 TEST_F(NoditHistoryTest, RejectsUnusableQueriesAndOptions) {
   NoditHistoryClient client(options());
   HistoryQuery q;
-  q.subscription_id = "";
-  EXPECT_EQ(client.fetch(q).error(), make_error_code(Errc::invalid_field));
+  // Not a subscription id (subscription_id.hpp): never sent.
+  for (const std::string& id : {std::string(), std::string("abc"), std::string("007"),
+                                std::string(" 7"), std::string(65, '7')}) {
+    q.subscription_id = id;
+    EXPECT_EQ(client.fetch(q).error(), make_error_code(Errc::invalid_field)) << id;
+  }
+  EXPECT_EQ(fake_.request_count(), 0u);
   q.subscription_id = "7";
   q.rpp = 0;
   EXPECT_EQ(client.fetch(q).error(), make_error_code(Errc::invalid_field));
@@ -480,6 +485,8 @@ TEST(ParseHistoryPage, SkipsUnusableItems) {
     {"subscriptionId":"7","sequenceNumber":" 6","eventMessage":{}},
     {"subscriptionId":"7","sequenceNumber":"18446744073709551616","eventMessage":{}},
     {"subscriptionId":"abc","sequenceNumber":"8","eventMessage":{}},
+    {"subscriptionId":"07","sequenceNumber":"8","eventMessage":{}},
+    {"subscriptionId":-7,"sequenceNumber":"8","eventMessage":{}},
     {"subscriptionId":"7","sequenceNumber":"9","eventMessage":[1]},
     {"subscriptionId":"7","sequenceNumber":"10","eventMessage":"not json"},
     {"subscriptionId":"7","sequenceNumber":"11","eventMessage":null},
@@ -493,7 +500,7 @@ TEST(ParseHistoryPage, SkipsUnusableItems) {
   auto page = parse_history_page(body);
   ASSERT_TRUE(page.has_value());
   EXPECT_EQ(page->total, 14u);
-  EXPECT_EQ(page->skipped, 17u);
+  EXPECT_EQ(page->skipped, 19u);
   ASSERT_EQ(page->items.size(), 2u);
   EXPECT_EQ(page->items[0].sequence_number, 1u);
   EXPECT_EQ(page->items[0].event_message, R"({"ok":true})");

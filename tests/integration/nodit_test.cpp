@@ -216,6 +216,50 @@ TEST_F(NoditTest, SequenceNumberZeroIsRefused400AndNothingIsStored) {
   EXPECT_EQ(g[0]["unsequencedMessages"], 0);
 }
 
+// A signed message whose subscriptionId is not digits (docs/protocols.md) is
+// refused before anything is stored: before, "abc" got a sequence ledger whose
+// gaps the history API could never fill, so the backfiller asked about them
+// for ever, and an id of any length was stored.
+TEST_F(NoditTest, SubscriptionIdsOtherThanDigitsAreRefused400AndNothingIsStored) {
+  FakeNodit fake("nodit-api-key-for-tests");
+  start(nodit_config(&fake, "subscriptions = [\"5\"]\n"));
+  ASSERT_TRUE(eventually([&] { return fake.request_count() >= 1; }));  // the start-up FAIL query
+  ASSERT_EQ(deliver(nodit_message("5", 1)).status, 200U);
+  const auto before = nodit_events();
+  const auto gaps_before = gaps();
+  for (const std::string& id :
+       {std::string(R"("abc")"), std::string(R"("ha-sub-1")"), std::string(R"("007")"),
+        std::string(R"(" 5")"), std::string(R"("\uff15")"), std::string("-5"),
+        "\"" + std::string(65, '9') + "\"", "\"" + std::string(10'000, '1') + "\""}) {
+    for (std::uint64_t seq : {1, 3}) {  // 1 then 3: what used to leave a gap to chase
+      std::string message = nodit_message("5", seq);
+      message.replace(message.find(R"("subscriptionId":"5")"), 20, "\"subscriptionId\":" + id);
+      auto r = deliver(message);
+      EXPECT_EQ(r.status, 400U) << id.substr(0, 40) << ": " << r.body;
+      EXPECT_EQ(Json::parse(r.body)["error"], "invalid_field") << r.body;
+      EXPECT_EQ(Json::parse(r.body)["field"], "subscriptionId") << r.body;
+      EXPECT_EQ(r.headers.count("retry-after"), 0U);
+    }
+  }
+  EXPECT_EQ(nodit_events(), before);
+  EXPECT_EQ(gaps(), gaps_before);
+  ASSERT_EQ(gaps_before.size(), 1U);
+  EXPECT_EQ(gaps_before[0]["subscriptionId"], "5");
+  // Several backfill passes later, the history API was asked about "5" only.
+  // (gap_delay 200 ms, poll_interval 100 ms, backoff_max 400 ms: a second
+  // holds several passes.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  for (const auto& req : fake.requests()) {
+    EXPECT_EQ(req.query.count("subscriptionId") == 0 ? "" : req.query.at("subscriptionId"), "5")
+        << req.target;
+  }
+  // The store still serves the message it had, and takes the next one.
+  auto r = deliver(nodit_message("5", 2));
+  EXPECT_EQ(r.status, 200U) << r.body;
+  EXPECT_EQ(Json::parse(r.body)["status"], "accepted") << r.body;
+  EXPECT_EQ(nodit_events().size(), before.size() + 1);
+}
+
 TEST_F(NoditTest, GapsAreBackfilledFromHistoryAcrossARestart) {
   FakeNodit fake("nodit-api-key-for-tests");
   const auto config = nodit_config(&fake);

@@ -104,7 +104,7 @@ TEST(HaBalancer, NoditDeliveriesSplitOverBothInstancesLeaveNoFalseGap) {
   HaFixture ha;
   constexpr int kSenders = 4;
   constexpr std::uint64_t kMessages = 80;
-  const std::string sub = "ha-sub-" + uuid();
+  const std::string sub = "4343";  // Nodit's ids are digits (the database is the test's own)
   const auto before = ha.haproxy().servers();
   std::atomic<int> accepted{0};
   std::atomic<int> duplicates{0};

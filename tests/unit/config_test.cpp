@@ -308,6 +308,22 @@ TEST(ConfigParse, FullConfigParsesEveryValue) {
   EXPECT_EQ(nodit.history->network, "mainnet");
 }
 
+// The backfiller asks the history API about each configured subscription: an
+// id the API cannot answer for (not digits) is an operator's mistake, refused.
+TEST(ConfigParse, HistorySubscriptionsAreNoditIds) {
+  const auto with = [](const std::string& list) {
+    return replaced(kFull, "api_key_file = \"secrets/nodit_api_key\"\n",
+                    "api_key_file = \"secrets/nodit_api_key\"\nsubscriptions = " + list + "\n");
+  };
+  EXPECT_EQ(parse_config(with(R"(["7", "31", "0"])"), kFile).sources[1].history->subscriptions,
+            (std::vector<std::string>{"7", "31", "0"}));
+  for (const char* bad : {R"(["abc"])", R"(["7", "ha-sub-1"])", R"(["007"])", R"([" 7"])"}) {
+    expect_error(with(bad), {"sources[1].history.subscriptions", "subscription id"});
+  }
+  expect_error(with("[\"" + std::string(65, '1') + "\"]"), {"sources[1].history.subscriptions"});
+  expect_error(with(R"([""])"), {"sources[1].history.subscriptions"});  // (strings(): not empty)
+}
+
 TEST(ConfigParse, StorageRetention) {
   const Config c = parse_config(kFull, kFile);
   EXPECT_EQ(c.storage.retention, milliseconds(30LL * 24 * 3600 * 1000));

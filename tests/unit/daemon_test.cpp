@@ -43,7 +43,7 @@ constexpr std::string_view kSecretA = "nodit-signing-key-a-5d1f0c";
 constexpr std::string_view kSecretB = "nodit-signing-key-b-93e7aa";
 
 std::string nodit_message(std::uint64_t seq) {
-  return R"({"subscriptionId":"sub-daemon-test","sequenceNumber":")" + std::to_string(seq) +
+  return R"({"subscriptionId":"900","sequenceNumber":")" + std::to_string(seq) +
          R"(","protocol":"ETHEREUM","network":"MAINNET","eventType":"ADDRESS_ACTIVITY",)"
          R"("event":{"messages":[{"hash":"0x)" +
          std::to_string(seq) + R"("}]},"createdAt":"2025-10-01T15:13:26.348Z"})";

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hookvault/pipeline.hpp"
+#include "hookvault/subscription_id.hpp"
 #include "pipeline/admission.hpp"
 #include "test_support.hpp"
 
@@ -329,6 +330,86 @@ TEST(AdmissionNodit, UnusableIdsAre400InvalidField) {
         << seq;
   }
   EXPECT_EQ(nodit_answer(nodit_body(R"("sequenceNumber":"9223372036854775807",)")), "admitted");
+}
+
+std::string nodit_with_subscription(std::string_view subscription_json) {
+  return std::string(R"({"subscriptionId":)") + std::string(subscription_json) +
+         R"(,"sequenceNumber":"1","eventType":"LOG","createdAt":"2025-10-01T15:13:26Z"})";
+}
+
+// subscriptionId is digits in a string (docs/protocols.md), the only ids the
+// history API can answer about: an id of any other shape used to be admitted
+// and given a sequence ledger whose gaps no history fetch could ever fill.
+TEST(AdmissionNodit, SubscriptionIdsOtherThanDigitsAre400InvalidField) {
+  const std::string digits64(64, '9');
+  const std::string digits65(65, '9');
+  const std::string huge(10'000, '1');
+  for (const std::string& id : {std::string(R"("abc")"),
+                                std::string(R"("ha-sub-1")"),
+                                std::string(R"("12a")"),
+                                std::string(R"("-5")"),
+                                std::string(R"("+5")"),
+                                std::string(R"("5.0")"),
+                                std::string(R"(" 5")"),
+                                std::string(R"("5 ")"),
+                                std::string(R"("5\n")"),
+                                std::string(R"("\t5")"),
+                                std::string(R"("5\u0000")"),
+                                std::string("\"\xd9\xa7\""),      // U+0667 ARABIC-INDIC DIGIT SEVEN
+                                std::string("\"\xef\xbc\x95\""),  // U+FF15 FULLWIDTH DIGIT FIVE
+                                std::string(R"("\uff15")"),       // the same, escaped
+                                std::string(R"("007")"),
+                                std::string(R"("00")"),
+                                std::string(R"("01")"),  // leading zeros
+                                "\"" + digits65 + "\"",
+                                "\"" + huge + "\"",  // longer than 64 digits
+                                std::string("-1"),
+                                std::string("-9223372036854775808"),  // negative integers
+                                std::string("5.0"),
+                                std::string("1e3"),
+                                std::string("18446744073709551616"),  // not integers
+                                std::string("[5]"),
+                                std::string("false")}) {
+    EXPECT_EQ(nodit_answer(nodit_with_subscription(id)), "400 invalid_field subscriptionId")
+        << id.substr(0, 80);
+  }
+  // The accepted forms, and the key each becomes.
+  const Source source = make_source(Provider::nodit);
+  const std::pair<std::string, std::string> accepted[] = {
+      {R"("5")", "5"},
+      {R"("0")", "0"},
+      {R"("10")", "10"},
+      {"\"" + digits64 + "\"", digits64},
+      {"7", "7"},
+      {"0", "0"},
+      {"18446744073709551615", "18446744073709551615"},
+  };
+  for (const auto& [json, id] : accepted) {
+    auto c = admit(source, signed_request(Provider::nodit, nodit_with_subscription(json)));
+    ASSERT_EQ(answer(c), "admitted") << json.substr(0, 80);
+    ASSERT_TRUE(c->plan.request.event.sequence);
+    EXPECT_EQ(c->plan.request.event.sequence->subscription_id, id);
+    EXPECT_EQ(c->plan.request.event.idempotency_key, id + ":1");
+  }
+}
+
+// The rule itself, as admission and the history client share it.
+TEST(SubscriptionId, CanonicalDigitsOnly) {
+  EXPECT_TRUE(is_subscription_id("1"));
+  EXPECT_TRUE(is_subscription_id("0"));
+  EXPECT_TRUE(is_subscription_id(std::string(64, '1')));
+  EXPECT_FALSE(is_subscription_id(""));
+  EXPECT_FALSE(is_subscription_id(std::string(65, '1')));
+  EXPECT_FALSE(is_subscription_id("07"));
+  EXPECT_FALSE(is_subscription_id("1 "));
+  EXPECT_FALSE(is_subscription_id(std::string_view("1\0", 2)));
+  EXPECT_FALSE(is_subscription_id("\xd9\xa7"));
+  EXPECT_EQ(subscription_id_of(Json(7)), "7");
+  EXPECT_EQ(subscription_id_of(Json(std::uint64_t{7})), "7");
+  EXPECT_EQ(subscription_id_of(Json(-7)), std::nullopt);
+  EXPECT_EQ(subscription_id_of(Json("007")), std::nullopt);
+  EXPECT_EQ(subscription_id_of(Json(7.0)), std::nullopt);
+  EXPECT_EQ(subscription_id_of(Json("42")), "42");
 }
 
 // Sequence numbers count from 1; the store refuses 0, and the pipeline used to

@@ -169,6 +169,42 @@ TEST_F(BackfillTest, ItemsThatAreNotWhatWasAskedForAreRefused) {
   EXPECT_EQ(gaps(), (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{2, 3}}));
 }
 
+// A store can hold ledgers under ids that are not Nodit's (admission once took
+// any string): the API can never fill their gaps, so asking about them every
+// backoff_max, for ever, only costs requests. They are skipped, at start-up
+// and in every pass, and the real subscriptions are still served.
+TEST_F(BackfillTest, LedgersUnderIdsThatAreNotSubscriptionIdsAreNeverAskedAbout) {
+  deliver({1, 3});  // "5": 2 missing
+  for (const std::string legacy : {"ha-sub-1", "007", " 5"}) {
+    for (const std::uint64_t n : {1, 3}) {
+      WriteRequest r;
+      r.event.source = "nodit";
+      r.event.idempotency_key = legacy + ":" + std::to_string(n);
+      r.event.event_name = "ADDRESS_ACTIVITY";
+      r.event.payload = nodit_message(n, legacy);
+      r.event.sequence = SequencePosition{legacy, n};
+      ASSERT_TRUE(store_->write(std::move(r)));
+    }
+  }
+  ASSERT_EQ(gaps().size(), 4U);
+  history_.items.push_back(item(2));
+
+  Backfiller backfiller(source(10), *store_, std::ref(history_));
+  backfiller.start();  // the start-up FAIL fetch, then a first pass
+  ASSERT_TRUE(eventually([&] { return stored(2).has_value(); }));
+  backfiller.stop();
+  EXPECT_EQ(backfiller.run_once(), 0U);  // another pass: still nothing for the others
+  EXPECT_EQ(backfiller.run_once(), 0U);
+  ASSERT_FALSE(history_.queries.empty());
+  bool failed_fetch = false;
+  for (const auto& q : history_.queries) {
+    EXPECT_EQ(q.subscription_id, kSub);
+    failed_fetch = failed_fetch || q.status == "FAIL";
+  }
+  EXPECT_TRUE(failed_fetch);
+  EXPECT_EQ(gaps().size(), 3U);  // theirs stay listed
+}
+
 TEST_F(BackfillTest, EachPassTakesTheSourcesLeaseAndDoesNothingWithoutIt) {
   deliver({1, 4});
   for (std::uint64_t n = 1; n <= 4; ++n) history_.items.push_back(item(n));
