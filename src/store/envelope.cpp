@@ -93,6 +93,15 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
   return OpenedMaterials{std::move(*share_plain), std::move(*api_key_plain)};
 }
 
+Result<StoredMaterials> open_materials_row(const Kek& kek, StoredMaterialsRow row) {
+  auto opened = open_materials(kek, row.meta.source, row.meta.wallet_id, row.meta.event_id, row.key,
+                               row.share, row.api_key);
+  if (!opened) return opened.error();
+  row.meta.share = std::move(opened->share);
+  row.meta.api_key = std::move(opened->api_key);
+  return std::move(row.meta);
+}
+
 void mark_audit_key_usage(std::vector<KekUsage>& usage, const WrappedKey& audit_key) {
   const auto key = [](const KekUsage& u) { return std::tie(u.kek_id, u.version); };
   auto it = std::find_if(usage.begin(), usage.end(), [&](const KekUsage& u) {

@@ -82,6 +82,17 @@ Result<OpenedMaterials> open_materials(const Kek& kek, std::string_view source,
                                        std::string_view wallet_id, std::string_view event_id,
                                        const WrappedKey& key, ByteView share, ByteView api_key);
 
+// A materials row as a backend reads it: what is shown, and the sealed fields.
+struct StoredMaterialsRow {
+  StoredMaterials meta;  // share and api_key empty until opened
+  WrappedKey key;
+  Bytes share;
+  Bytes api_key;
+};
+// open_materials with the row's identity (meta's source, wallet_id, event_id);
+// the opened fields go into meta.
+Result<StoredMaterials> open_materials_row(const Kek& kek, StoredMaterialsRow row);
+
 // The KEK's wrap of `dek` (kDekBytes) with `ad`, under the version wrap()
 // reports (a refresh may move the current one at any time).
 Result<WrappedKey> wrap_dek(const Kek& kek, const SecretBytes& dek, ByteView ad);

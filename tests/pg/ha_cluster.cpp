@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -332,13 +333,29 @@ std::vector<Json> HaFixture::cli_json_lines(std::vector<std::string> args) const
   return json_lines(r.out);
 }
 
+// The feed stops before the oldest transaction still running on the server
+// (docs/postgresql.md, "The events feed"): an instance's heartbeat commit in
+// flight holds back what committed after it began. So the list is read until
+// two reads 300 ms apart agree (10 s at most); what was lost or stored twice
+// stays so in every read.
 std::map<std::string, int> HaFixture::stored(const std::string& source) const {
-  std::map<std::string, int> out;
-  for (const auto& e :
-       cli_json_lines({"events", "list", "--source", source, "--limit", "100000"})) {
-    ++out[e["eventId"].get<std::string>()];
+  const auto read = [&] {
+    std::map<std::string, int> out;
+    for (const auto& e :
+         cli_json_lines({"events", "list", "--source", source, "--limit", "100000"})) {
+      ++out[e["eventId"].get<std::string>()];
+    }
+    return out;
+  };
+  auto last = read();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    auto again = read();
+    if (again == last) break;
+    last = std::move(again);
   }
-  return out;
+  return last;
 }
 
 double HaFixture::metric(std::size_t i, const std::string& series) {

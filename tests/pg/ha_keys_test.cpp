@@ -21,6 +21,7 @@
 #include "hookvault/kek.hpp"
 #include "pg_cluster.hpp"
 #include "pg_store_support.hpp"
+#include "store_requests.hpp"
 
 namespace hookvault::testing {
 namespace {
@@ -206,21 +207,7 @@ TEST_F(HaKeys, SighupChecksAtOnceWhetherTheKeyringHasEveryVersionInUse) {
 }
 
 WriteRequest delegation_request(const std::string& key, const std::string& wallet) {
-  WriteRequest r;
-  r.event.source = "dynamic";
-  r.event.idempotency_key = key;
-  r.event.event_name = "wallet.delegation.created";
-  r.event.event_time_ms = 1000;
-  r.event.wallet_id = wallet;
-  r.event.payload = R"({"eventId":")" + key + R"("})";
-  DelegationMaterials m;
-  m.wallet_id = wallet;
-  m.user_id = "user";
-  m.chain = "EVM";
-  m.share = SecretBytes::copy_of("share of " + key);
-  m.api_key = SecretBytes::copy_of("api key of " + key);
-  r.materials = std::move(m);
-  return r;
+  return requests::created(key, wallet, 1000, "share of " + key, "api key of " + key);
 }
 
 std::unique_ptr<Store> open_on(const PgTestDatabase& db, std::shared_ptr<const Kek> kek,

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <mutex>
@@ -533,6 +534,29 @@ TEST_F(PgStoreTest, TheFeedGivesEveryEventOnceWhileTwoStoresWrite) {
 namespace hookvault::testing {
 namespace {
 
+// Submits every request at once (so they share batches) and waits for every
+// completion: the results in the requests' order.
+std::vector<Result<WriteResult>> submit_together(Store& store, std::vector<WriteRequest> requests) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t done = 0;
+  std::vector<Result<WriteResult>> results(requests.size(), make_error_code(Errc::internal));
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    store.submit(std::move(requests[i]), [&, i](Result<WriteResult> w) {
+      std::lock_guard lock(mu);
+      results[i] = std::move(w);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lock(mu);
+  const bool all = cv.wait_for(lock, 30s, [&] { return done == results.size(); });
+  EXPECT_TRUE(all) << done << " of " << results.size() << " completed";
+  // Completions still to come would write into `results` after it is gone.
+  if (!all) std::abort();
+  return results;
+}
+
 // A request the server refuses (text that is not UTF-8) in a batch of plain
 // events: the batch's one-round-trip path rolls back and the batch runs
 // again request by request, so it fails alone (invalid_field) and the
@@ -540,25 +564,14 @@ namespace {
 TEST_F(PgStoreTest, ARequestTheServerRefusesFailsAloneInItsBatch) {
   auto store = open();
   ASSERT_TRUE(store);
-  std::mutex mu;
-  std::condition_variable cv;
-  int done = 0;
-  std::vector<Result<WriteResult>> results(40, make_error_code(Errc::internal));
+  std::vector<WriteRequest> plain;
   for (int i = 0; i < 40; ++i) {
     WriteRequest r = plain_event("batch-" + std::to_string(i));
     if (i == 17) r.event.message_id = "not utf-8 \xff";
     r.event.sequence = SequencePosition{"sub", static_cast<std::uint64_t>(i + 1)};
-    store->submit(std::move(r), [&, i](Result<WriteResult> w) {
-      std::lock_guard lock(mu);
-      results[i] = std::move(w);
-      ++done;
-      cv.notify_all();
-    });
+    plain.push_back(std::move(r));
   }
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return done == 40; }));
-  }
+  auto results = submit_together(*store, std::move(plain));
   for (int i = 0; i < 40; ++i) {
     if (i == 17) {
       ASSERT_FALSE(results[i]);
@@ -579,21 +592,13 @@ TEST_F(PgStoreTest, ARequestTheServerRefusesFailsAloneInItsBatch) {
 
   // The same in a batch of delegations (a savepoint per request from the
   // start): the refused one leaves nothing, not even its event.
-  done = 0;
+  std::vector<WriteRequest> delegations;
   for (int i = 0; i < 40; ++i) {
     WriteRequest r = created("d-" + std::to_string(i), "w" + std::to_string(i % 5), 100 + i);
     if (i == 23) r.materials->user_id = "not utf-8 \xfe";
-    store->submit(std::move(r), [&, i](Result<WriteResult> w) {
-      std::lock_guard lock(mu);
-      results[i] = std::move(w);
-      ++done;
-      cv.notify_all();
-    });
+    delegations.push_back(std::move(r));
   }
-  {
-    std::unique_lock lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, 30s, [&] { return done == 40; }));
-  }
+  results = submit_together(*store, std::move(delegations));
   for (int i = 0; i < 40; ++i) {
     if (i == 23) {
       ASSERT_FALSE(results[i]);

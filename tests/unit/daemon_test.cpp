@@ -83,11 +83,8 @@ Answer get(std::uint16_t port, const std::string& target) {
                     "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
 }
 
-// The DER of the certificate a new connection to `port` is served.
-std::string served_certificate(std::uint16_t port) {
-  RawTlsClient client(port);
-  if (!client.handshake()) return {};
-  X509* cert = SSL_get1_peer_certificate(client.ssl());
+// The DER encoding of `cert` ("" for none), which it frees.
+std::string der_of(X509* cert) {
   if (cert == nullptr) return {};
   unsigned char* der = nullptr;
   const int n = i2d_X509(cert, &der);
@@ -98,19 +95,19 @@ std::string served_certificate(std::uint16_t port) {
   return out;
 }
 
+// The DER of the certificate a new connection to `port` is served.
+std::string served_certificate(std::uint16_t port) {
+  RawTlsClient client(port);
+  if (!client.handshake()) return {};
+  return der_of(SSL_get1_peer_certificate(client.ssl()));
+}
+
 std::string certificate_file_der(const fs::path& pem) {
   std::FILE* f = std::fopen(pem.c_str(), "r");
   if (f == nullptr) return {};
   X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr);
   std::fclose(f);
-  if (cert == nullptr) return {};
-  unsigned char* der = nullptr;
-  const int n = i2d_X509(cert, &der);
-  std::string out = n > 0 ? std::string(reinterpret_cast<char*>(der), static_cast<std::size_t>(n))
-                          : std::string();
-  OPENSSL_free(der);
-  X509_free(cert);
-  return out;
+  return der_of(cert);
 }
 
 // True when nothing accepts connections on 127.0.0.1:port any more.

@@ -34,6 +34,25 @@ Params by_wallet(std::string_view source, std::string_view wallet_id, std::int64
 
 }  // namespace
 
+Params& bind_event_head(Params& p, const EventRow& e) {
+  return p.text(e.source)
+      .text(e.idempotency_key)
+      .text(e.event_name)
+      .text(e.message_id)
+      .text(e.event_time)
+      .int64(e.event_time_ms)
+      .text(e.wallet_id)
+      .text(origin_name(e.origin))
+      .int64(e.received_at_ms);
+}
+
+Params& bind_sealed(Params& p, const SealedPayload& sealed) {
+  return p.text(sealed.key.kek_id)
+      .int64(sealed.key.kek_version)
+      .bytes(sealed.key.wrapped_dek)
+      .bytes(sealed.payload);
+}
+
 Result<void> PgStore::lock_wallet(std::string_view source, std::string_view wallet_id) {
   std::string name(source);
   name.push_back('\0');
@@ -147,16 +166,7 @@ Result<WriteResult> PgStore::apply(WriteWork& w) {
   std::int64_t id = 0;
   for (int round = 0;; ++round) {
     Params p;
-    p.text(e.source)
-        .text(e.idempotency_key)
-        .text(e.event_name)
-        .text(e.message_id)
-        .text(e.event_time)
-        .int64(e.event_time_ms)
-        .text(e.wallet_id)
-        .text(origin_name(e.origin))
-        .int64(e.received_at_ms)
-        .text(materials_state_name(state));
+    bind_event_head(p, e).text(materials_state_name(state));
     if (state == MaterialsState::decrypt_failed) {
       p.text(*w.decrypt_failure);
     } else {
@@ -165,10 +175,7 @@ Result<WriteResult> PgStore::apply(WriteWork& w) {
     if (redacted) {
       p.null().null().null().null();
     } else {
-      p.text(e.sealed.key.kek_id)
-          .int64(e.sealed.key.kek_version)
-          .bytes(e.sealed.key.wrapped_dek)
-          .bytes(e.sealed.payload);
+      bind_sealed(p, e.sealed);
     }
     auto inserted = q(sql::kInsertEvent, p);
     if (!inserted) return inserted.error();

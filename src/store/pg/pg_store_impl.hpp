@@ -105,6 +105,11 @@ struct RetireWork {
 
 using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork, RetireWork>;
 
+// The columns every insert of an event starts with (source to received_at_ms:
+// sql::kInsertEvent, sql::kInsertAdvance), and its wrapped key and payload.
+Params& bind_event_head(Params& p, const EventRow& e);
+Params& bind_sealed(Params& p, const SealedPayload& sealed);
+
 // A leadership lease: its AdvisoryLease, released by the Lease's destructor
 // or by the store's close(), whichever comes first.
 struct LeaseSlot {

@@ -185,12 +185,7 @@ Result<std::optional<SecretBytes>> PgStore::event_payload(std::int64_t row_id) c
 
 Result<std::optional<StoredMaterials>> PgStore::materials(std::string_view source,
                                                           std::string_view wallet_id) const {
-  struct Row {
-    StoredMaterials meta;
-    WrappedKey key;
-    Bytes share;
-    Bytes api_key;
-  };
+  using Row = StoredMaterialsRow;
   auto row = with_reader([&](Connection& c) -> Result<std::optional<Row>> {
     auto rows = c.exec(sql::kReadMaterials, Params().text(source).text(wallet_id), deadline());
     if (!rows) return rows.error();
@@ -214,13 +209,9 @@ Result<std::optional<StoredMaterials>> PgStore::materials(std::string_view sourc
   });
   if (!row) return row.error();
   if (!*row) return std::optional<StoredMaterials>();
-  Row& r = **row;
-  auto opened =
-      open_materials(*kek_, source, wallet_id, r.meta.event_id, r.key, r.share, r.api_key);
+  auto opened = open_materials_row(*kek_, std::move(**row));
   if (!opened) return opened.error();
-  r.meta.share = std::move(opened->share);
-  r.meta.api_key = std::move(opened->api_key);
-  return std::optional<StoredMaterials>(std::move(r.meta));
+  return std::optional<StoredMaterials>(std::move(*opened));
 }
 
 Result<std::vector<SubscriptionSequence>> PgStore::sequences(

@@ -334,19 +334,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
   for (auto& work : batch) {
     const EventRow& e = std::get<WriteWork>(work).event;
     Params p;
-    p.text(e.source)
-        .text(e.idempotency_key)
-        .text(e.event_name)
-        .text(e.message_id)
-        .text(e.event_time)
-        .int64(e.event_time_ms)
-        .text(e.wallet_id)
-        .text(origin_name(e.origin))
-        .int64(e.received_at_ms)
-        .text(e.sealed.key.kek_id)
-        .int64(e.sealed.key.kek_version)
-        .bytes(e.sealed.key.wrapped_dek)
-        .bytes(e.sealed.payload);
+    bind_sealed(bind_event_head(p, e), e.sealed);
     if (e.sequence) {
       p.text(e.sequence->subscription_id).int64(static_cast<std::int64_t>(e.sequence->number));
     } else {

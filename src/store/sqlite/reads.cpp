@@ -150,12 +150,7 @@ Result<std::optional<SecretBytes>> SqliteStore::event_payload(std::int64_t row_i
 
 Result<std::optional<StoredMaterials>> SqliteStore::materials(std::string_view source,
                                                               std::string_view wallet_id) const {
-  struct Row {
-    StoredMaterials meta;
-    WrappedKey key;
-    Bytes share;
-    Bytes api_key;
-  };
+  using Row = StoredMaterialsRow;
   auto row = with_reader([&](Connection& db) -> Result<std::optional<Row>> {
     auto stmt = db.prepare(sql::kReadMaterials);
     if (!stmt) return stmt.error();
@@ -179,13 +174,9 @@ Result<std::optional<StoredMaterials>> SqliteStore::materials(std::string_view s
   });
   if (!row) return row.error();
   if (!*row) return std::optional<StoredMaterials>();
-  Row& r = **row;
-  auto opened = open_materials(*kek_, r.meta.source, r.meta.wallet_id, r.meta.event_id, r.key,
-                               r.share, r.api_key);
+  auto opened = open_materials_row(*kek_, std::move(**row));
   if (!opened) return opened.error();
-  r.meta.share = std::move(opened->share);
-  r.meta.api_key = std::move(opened->api_key);
-  return std::optional<StoredMaterials>(std::move(r.meta));
+  return std::optional<StoredMaterials>(std::move(*opened));
 }
 
 Result<std::vector<SubscriptionSequence>> SqliteStore::sequences(
