@@ -26,7 +26,7 @@ constexpr std::uint32_t kMaxPagesPerFetch = 1000;
 constexpr std::int64_t kClockSkewMs = 5LL * 60 * 1000;
 // How far past a subscription's highest stored number a failed delivery
 // fetched at start-up may lie (as far as the store records a new
-// subscription's first numbers missing: sequences.hpp, kMaxInitialGap).
+// subscription's first numbers missing: src/store/sequence_fold.hpp, kMaxInitialGap).
 // Numbers beyond wait for a signed delivery to show the sequence got there;
 // the gap it opens is then fetched by number.
 constexpr std::uint64_t kMaxFailedAhead = 1000;

@@ -5,9 +5,16 @@
 
 #include <unistd.h>
 
+#include <gtest/gtest.h>
+
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "hookvault/pg_store.hpp"
 #include "pg_cluster.hpp"
@@ -45,5 +52,30 @@ class PgTestDatabase {
   std::string conninfo_;
   std::shared_ptr<const SecretBytes> password_;
 };
+
+// Submits every request at once (so they share batches) and waits for every
+// completion: the results in the requests' order.
+inline std::vector<Result<WriteResult>> submit_together(Store& store,
+                                                        std::vector<WriteRequest> requests) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t done = 0;
+  std::vector<Result<WriteResult>> results(requests.size(), make_error_code(Errc::internal));
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    store.submit(std::move(requests[i]), [&, i](Result<WriteResult> w) {
+      std::lock_guard lock(mu);
+      results[i] = std::move(w);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lock(mu);
+  const bool all =
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return done == results.size(); });
+  EXPECT_TRUE(all) << done << " of " << results.size() << " completed";
+  // Completions still to come would write into `results` after it is gone.
+  if (!all) std::abort();
+  return results;
+}
 
 }  // namespace hookvault::testing

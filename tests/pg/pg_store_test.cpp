@@ -534,29 +534,6 @@ TEST_F(PgStoreTest, TheFeedGivesEveryEventOnceWhileTwoStoresWrite) {
 namespace hookvault::testing {
 namespace {
 
-// Submits every request at once (so they share batches) and waits for every
-// completion: the results in the requests' order.
-std::vector<Result<WriteResult>> submit_together(Store& store, std::vector<WriteRequest> requests) {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::size_t done = 0;
-  std::vector<Result<WriteResult>> results(requests.size(), make_error_code(Errc::internal));
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    store.submit(std::move(requests[i]), [&, i](Result<WriteResult> w) {
-      std::lock_guard lock(mu);
-      results[i] = std::move(w);
-      ++done;
-      cv.notify_all();
-    });
-  }
-  std::unique_lock lock(mu);
-  const bool all = cv.wait_for(lock, 30s, [&] { return done == results.size(); });
-  EXPECT_TRUE(all) << done << " of " << results.size() << " completed";
-  // Completions still to come would write into `results` after it is gone.
-  if (!all) std::abort();
-  return results;
-}
-
 // A request the server refuses (text that is not UTF-8) in a batch of plain
 // events: the batch's one-round-trip path rolls back and the batch runs
 // again request by request, so it fails alone (invalid_field) and the

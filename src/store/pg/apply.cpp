@@ -4,6 +4,7 @@
 // sequences.hpp, RULES), with the row and advisory locks of schema.hpp
 // (WRITES) so that instances sharing the database take their decisions one
 // at a time per wallet, per subscription and on the audit chain's head.
+#include <algorithm>
 #include <limits>
 #include <string>
 #include <utility>
@@ -17,9 +18,6 @@ namespace hookvault::store::pg {
 namespace {
 
 constexpr std::int64_t kAllTimes = std::numeric_limits<std::int64_t>::max();
-// The SQLite backend's sequences.hpp: the start of a subscription within
-// reach of the history API.
-constexpr std::uint64_t kMaxInitialGap = 1000;
 
 boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
 
@@ -306,8 +304,64 @@ Result<std::int64_t> PgStore::append_audit(const AuditEntry& entry) {
   return row.seq;
 }
 
-// The SQLite backend's advance_sequence (sequences.hpp, RULES), with the
-// subscription's row locked for the transaction.
+Result<LockedSequence> locked_sequence(const Rows& row, const Rows& gaps, std::uint64_t floor,
+                                       std::int64_t limit) {
+  LockedSequence out;
+  if (row.empty()) return out;
+  auto contiguous = row.int64(0, 0);
+  auto highest = row.int64(0, 1);
+  if (!contiguous || !highest || *contiguous < 0 || *contiguous > *highest) {
+    return err(Errc::store_corrupt);
+  }
+  out.exists = true;
+  out.view.contiguous = as_uint(*contiguous);
+  out.view.highest = as_uint(*highest);
+  std::int64_t above = 0;
+  for (int i = 0; i < gaps.size(); ++i) {
+    auto first = gaps.int64(i, 0);
+    auto last = gaps.int64(i, 1);
+    auto detected = gaps.int64(i, 2);
+    if (!first || !last || !detected || *first < 1 || *first > *last) {
+      return err(Errc::store_corrupt);
+    }
+    if (as_uint(*first) > floor) ++above;
+    if (as_uint(*last) < floor) continue;  // a range below: not in the view
+    out.view.gaps.push_back(SequenceGap{as_uint(*first), as_uint(*last), *detected});
+  }
+  std::sort(out.view.gaps.begin(), out.view.gaps.end(),
+            [](const SequenceGap& a, const SequenceGap& b) { return a.first < b.first; });
+  out.complete = above < limit;
+  return out;
+}
+
+void sequence_statements(std::string_view source, std::string_view subscription_id,
+                         const SequenceView& view, const SequenceWrites& writes,
+                         std::vector<Statement>& out) {
+  for (const std::uint64_t first : writes.deleted) {
+    out.push_back(
+        {sql::kDeleteGap, Params().text(source).text(subscription_id).int64(as_int(first))});
+  }
+  for (const SequenceGap& g : writes.inserted) {
+    out.push_back({sql::kInsertGap, Params()
+                                        .text(source)
+                                        .text(subscription_id)
+                                        .int64(as_int(g.first))
+                                        .int64(as_int(g.last))
+                                        .int64(g.detected_at_ms)});
+  }
+  if (writes.row_changed) {
+    out.push_back({sql::kPutSequence, Params()
+                                          .text(source)
+                                          .text(subscription_id)
+                                          .int64(as_int(view.contiguous))
+                                          .int64(as_int(view.highest))});
+  }
+}
+
+// One number on its own (sequence_fold.hpp, with the subscription's row
+// locked for the transaction): the next number while nothing is missing is
+// one UPDATE; anything else reads the row and the first two ranges from the
+// number up, folds the number in and writes what changed.
 Result<void> PgStore::advance_sequence(std::string_view source, std::string_view sub,
                                        std::uint64_t number, std::int64_t now_ms) {
   if (number == 0 || number > as_uint(std::numeric_limits<std::int64_t>::max())) {
@@ -319,83 +373,29 @@ Result<void> PgStore::advance_sequence(std::string_view source, std::string_view
     return p;
   };
   {
-    Params p = key();
-    p.int64(as_int(number));
-    auto r = q(sql::kAdvanceInOrder, p);
+    auto r = q(sql::kAdvanceInOrder, key().int64(as_int(number)));
     if (!r) return r.error();
     if (r->affected() == 1) return {};
   }
-  auto locked = q(sql::kLockSequence, key());
-  if (!locked) return locked.error();
-  if (locked->empty()) {
+  auto row = q(sql::kLockSequence, key());
+  if (!row) return row.error();
+  if (row->empty()) {
     if (auto r = q(sql::kCreateSequence, key()); !r) return r.error();
-    locked = q(sql::kLockSequence, key());
-    if (!locked) return locked.error();
-    if (locked->empty()) return err(Errc::internal);
+    row = q(sql::kLockSequence, key());
+    if (!row) return row.error();
+    if (row->empty()) return err(Errc::internal);
   }
-  auto cur_contiguous = locked->int64(0, 0);
-  auto cur_highest = locked->int64(0, 1);
-  if (!cur_contiguous || !cur_highest)
-    return cur_contiguous ? cur_highest.error() : cur_contiguous.error();
-  const auto insert_gap = [&](std::uint64_t first, std::uint64_t last,
-                              std::int64_t detected) -> Result<void> {
-    Params p = key();
-    p.int64(as_int(first)).int64(as_int(last)).int64(detected);
-    if (auto r = q(sql::kInsertGap, p); !r) return r.error();
-    return {};
-  };
-
-  std::uint64_t highest = 0;
-  if (*cur_highest == 0) {  // the subscription's first message
-    highest = number;
-    if (number > 1 && number - 1 <= kMaxInitialGap) {
-      if (auto r = insert_gap(1, number - 1, now_ms); !r) return r;
-    }
-  } else {
-    const std::uint64_t contiguous = as_uint(*cur_contiguous);
-    highest = as_uint(*cur_highest);
-    if (number > highest) {
-      if (number > highest + 1) {
-        if (auto r = insert_gap(highest + 1, number - 1, now_ms); !r) return r;
-      }
-      highest = number;
-    } else if (number > contiguous) {
-      Params p = key();
-      p.int64(as_int(number));
-      auto at = q(sql::kGapAt, p);
-      if (!at) return at.error();
-      if (!at->empty()) {
-        auto first = at->int64(0, 0);
-        auto last = at->int64(0, 1);
-        auto detected = at->int64(0, 2);
-        if (!first || !last || !detected) return err(Errc::store_corrupt);
-        if (as_uint(*last) >= number) {
-          Params d = key();
-          d.int64(*first);
-          if (auto r = q(sql::kDeleteGap, d); !r) return r.error();
-          if (as_uint(*first) < number) {
-            if (auto r = insert_gap(as_uint(*first), number - 1, *detected); !r) return r;
-          }
-          if (number < as_uint(*last)) {
-            if (auto r = insert_gap(number + 1, as_uint(*last), *detected); !r) return r;
-          }
-        }
-      }
-    }
+  auto gaps = q(sql::kGapsFrom, key().int64(as_int(number)).int64(1));
+  if (!gaps) return gaps.error();
+  auto locked = locked_sequence(*row, *gaps, number, 1);
+  if (!locked) return locked.error();
+  const std::uint64_t numbers[] = {number};
+  const SequenceWrites writes = fold_numbers(locked->view, numbers, now_ms);
+  std::vector<Statement> statements;
+  sequence_statements(source, sub, locked->view, writes, statements);
+  for (const auto& s : statements) {
+    if (auto r = q(s.sql, s.params); !r) return r.error();
   }
-  std::uint64_t contiguous = highest;
-  {
-    auto first = q(sql::kFirstGap, key());
-    if (!first) return first.error();
-    if (!first->empty() && !first->is_null(0, 0)) {
-      auto f = first->int64(0, 0);
-      if (!f) return f.error();
-      contiguous = as_uint(*f) - 1;
-    }
-  }
-  Params p = key();
-  p.int64(as_int(contiguous)).int64(as_int(highest));
-  if (auto r = q(sql::kPutSequence, p); !r) return r.error();
   return {};
 }
 

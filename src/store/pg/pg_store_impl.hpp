@@ -68,6 +68,7 @@
 #include "store/envelope.hpp"
 #include "store/pg/lease.hpp"
 #include "store/pg/libpq.hpp"
+#include "store/sequence_fold.hpp"
 #include "store/submission.hpp"
 
 namespace hookvault::store::pg {
@@ -106,9 +107,32 @@ struct RetireWork {
 using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork, RetireWork>;
 
 // The columns every insert of an event starts with (source to received_at_ms:
-// sql::kInsertEvent, sql::kInsertAdvance), and its wrapped key and payload.
+// sql::kInsertEvent, sql::kInsertPlain), and its wrapped key and payload.
 Params& bind_event_head(Params& p, const EventRow& e);
 Params& bind_sealed(Params& p, const SealedPayload& sealed);
+
+// One statement to send later, in a pipeline.
+struct Statement {
+  const char* sql;
+  Params params;
+};
+
+// A subscription's sequence as read under its row's lock: the row
+// (sql::kLockSequence: none yet when `exists` is false) and its missing
+// ranges from `floor` up (sql::kGapsFrom, at most `limit` above floor:
+// `complete` is false when there may be more).
+struct LockedSequence {
+  bool exists = false;
+  bool complete = true;
+  SequenceView view;
+};
+Result<LockedSequence> locked_sequence(const Rows& row, const Rows& gaps, std::uint64_t floor,
+                                       std::int64_t limit);
+// What fold_numbers changed, as statements: the ranges deleted, then those
+// inserted, then the row.
+void sequence_statements(std::string_view source, std::string_view subscription_id,
+                         const SequenceView& view, const SequenceWrites& writes,
+                         std::vector<Statement>& out);
 
 // A leadership lease: its AdvisoryLease, released by the Lease's destructor
 // or by the store's close(), whichever comes first.
@@ -258,6 +282,8 @@ class PgStore final : public Store {
   std::optional<SecretBytes> batch_audit_key_;
   // Retired versions of this KEK, read once per transaction that stores keys.
   std::optional<std::set<std::uint32_t>> batch_retired_;
+  // Statements the batch's COMMIT segment sends first (fast_batch).
+  std::vector<Statement> batch_tail_;
   std::chrono::steady_clock::time_point next_renewal_{};
   std::chrono::steady_clock::time_point next_purge_{};  // on clock_ (a test may move it)
   bool retry_safe_ = false;  // the batch failed before its COMMIT was sent

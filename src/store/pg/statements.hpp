@@ -35,22 +35,14 @@ inline constexpr char kInsertEvent[] =
     "kek_version, wrapped_dek, payload) "
     "VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9::bigint, $10, $11, $12, $13::bigint, "
     "$14, $15) ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id";
-// The batch's fast path (writer.cpp: fast_batch): a plain event inserted
-// (ON CONFLICT DO NOTHING) and, when it was and is the next number of its
-// subscription ($14, $15; NULL for none), its sequence advanced, in one
-// statement. Columns: the new id (NULL for a duplicate), whether the
-// sequence advanced.
-inline constexpr char kInsertAdvance[] =
-    "WITH ins AS (INSERT INTO events (source, idempotency_key, event_name, message_id, "
-    "event_time, event_time_ms, wallet_id, origin, received_at_ms, materials_state, kek_id, "
-    "kek_version, wrapped_dek, payload) "
+// The batch's fast path (writer.cpp: fast_batch): a plain event, its new id
+// (no row: the key was stored already).
+inline constexpr char kInsertPlain[] =
+    "INSERT INTO events (source, idempotency_key, event_name, message_id, event_time, "
+    "event_time_ms, wallet_id, origin, received_at_ms, materials_state, kek_id, kek_version, "
+    "wrapped_dek, payload) "
     "VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9::bigint, 'none', $10, $11::bigint, $12, "
-    "$13) ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id), "
-    "adv AS (UPDATE sequences SET contiguous = $15::bigint, highest = $15::bigint "
-    "WHERE $14::text IS NOT NULL AND source = $1 AND subscription_id = $14::text "
-    "AND contiguous = highest AND highest = $15::bigint - 1 AND EXISTS (SELECT 1 FROM ins) "
-    "RETURNING 1) "
-    "SELECT (SELECT id FROM ins), EXISTS (SELECT 1 FROM adv)";
+    "$13) ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id";
 inline constexpr char kFindExisting[] =
     "SELECT id, materials_state, origin FROM events WHERE source = $1 AND idempotency_key = $2";
 // A history copy that the signed delivery of its key replaces.
@@ -170,14 +162,18 @@ inline constexpr char kPutSequence[] =
 inline constexpr char kInsertGap[] =
     "INSERT INTO sequence_gaps (source, subscription_id, first, last, detected_at_ms) "
     "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint)";
-inline constexpr char kGapAt[] =
-    "SELECT first, last, detected_at_ms FROM sequence_gaps "
+// A subscription's missing ranges that end at or above $3 (sequence_fold.hpp:
+// SequenceView), ascending: the one that starts at or below $3 when it reaches
+// it (the caller drops it otherwise), then the first $4 that start above.
+inline constexpr char kGapsFrom[] =
+    "(SELECT first, last, detected_at_ms FROM sequence_gaps "
     "WHERE source = $1 AND subscription_id = $2 AND first <= $3::bigint "
-    "ORDER BY first DESC LIMIT 1";
+    "ORDER BY first DESC LIMIT 1) UNION ALL "
+    "(SELECT first, last, detected_at_ms FROM sequence_gaps "
+    "WHERE source = $1 AND subscription_id = $2 AND first > $3::bigint "
+    "ORDER BY first LIMIT $4::bigint)";
 inline constexpr char kDeleteGap[] =
     "DELETE FROM sequence_gaps WHERE source = $1 AND subscription_id = $2 AND first = $3::bigint";
-inline constexpr char kFirstGap[] =
-    "SELECT min(first) FROM sequence_gaps WHERE source = $1 AND subscription_id = $2";
 inline constexpr char kReadSequencesAll[] =
     "SELECT source, subscription_id, contiguous, highest FROM sequences WHERE highest > 0 "
     "ORDER BY source COLLATE \"C\", subscription_id COLLATE \"C\"";

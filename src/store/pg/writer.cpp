@@ -5,8 +5,11 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <numeric>
 #include <set>
 #include <string_view>
+#include <tuple>
 #include <utility>
 
 #include "hookvault/log.hpp"
@@ -26,6 +29,9 @@ constexpr std::chrono::seconds kIdleWake{1};
 constexpr std::chrono::seconds kPingTimeout{5};
 // Deadlock or serialization failures of one request retried in its batch.
 constexpr int kRetries = 3;
+// The missing ranges of a subscription the batch's fold reads at most (from
+// the batch's smallest number up); one with more takes the ordinary path.
+constexpr std::int64_t kFoldRanges = 64;
 
 std::string host_name() {
   std::array<char, 256> host{};
@@ -213,9 +219,11 @@ void PgStore::run_batch(std::vector<Work>& batch) {
 Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   batch_audit_key_.reset();
   batch_retired_.reset();
+  batch_tail_.clear();
   const auto fail = [&](std::string_view doing) -> Result<void> {
     const PgError e = writer_db_ ? writer_db_->last_error() : PgError{};
     batch_audit_key_.reset();
+    batch_tail_.clear();
     drop_writer(std::string(doing) + ": " + describe(e));
     return err(Errc::store_unavailable);
   };
@@ -246,12 +254,17 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
       return err(Errc::store_unavailable);
     }
   }
-  // This writer's row, the KEK registration when due, and COMMIT, as one
-  // pipeline segment. Never COMMIT an aborted transaction: the server
-  // would roll it back and answer as if it had committed.
+  // The fast path's sequence writes, this writer's row, the KEK
+  // registration when due, and COMMIT, as one pipeline segment. Never
+  // COMMIT an aborted transaction: the server would roll it back and answer
+  // as if it had committed. (A statement of the segment that fails skips
+  // the rest of it, COMMIT included, until the sync point.)
   Connection& c = *writer_db_;
   if (!c.in_transaction() || c.transaction_failed()) return fail("the batch's transaction failed");
   const std::int64_t now = clock_.now_ms();
+  const std::size_t tail = batch_tail_.size();
+  for (const auto& s : batch_tail_) c.send(s.sql, s.params);
+  batch_tail_.clear();
   c.send(sql::kTouchWriter, Params().text(holder_).int64(now));
   const bool renew =
       std::chrono::steady_clock::now() >= next_renewal_ || kek_->version() != registered_version_;
@@ -276,7 +289,9 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   commit_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   Result<void> sent = c.sync();
   bool committed = static_cast<bool>(sent);
-  for (int i = 0; committed && i < (renew ? 3 : 2); ++i) committed = static_cast<bool>(c.next());
+  for (std::size_t i = 0; committed && i < tail + (renew ? 3 : 2); ++i) {
+    committed = static_cast<bool>(c.next());
+  }
   if (sent && !static_cast<bool>(c.finish_segment())) committed = false;
   commit_since_.store(0);
   if (!committed) return fail("COMMIT");
@@ -305,42 +320,48 @@ bool plain(const Work& work) {
 
 }  // namespace
 
-// A batch of plain events as one pipeline and one round trip: BEGIN, the
-// retired-version check, the batch's sequence rows locked in one order
-// (source, subscription: the same in every instance, so two writers whose
-// batches share subscriptions wait for each other instead of deadlocking,
-// which PostgreSQL would detect only after deadlock_timeout), and per event
-// one statement that inserts it (ON CONFLICT DO NOTHING) and advances its
-// sequence when it is the next number (sql::kInsertAdvance). What that leaves
-// open (a duplicate's row, a number out of order, a signed delivery replacing
-// a history copy) is finished with the ordinary rules in the same
-// transaction. Any statement that fails rolls the whole transaction back and
-// the batch takes the ordinary path (a savepoint per request): false. An
+// A batch of plain events in two round trips, the second ending with the
+// sequence writes, this writer's row and COMMIT (write_batch):
+// 1. BEGIN, the retired-version check, and each event inserted
+//    (ON CONFLICT DO NOTHING) in key order, the same in every instance, so
+//    two batches holding the same new keys wait for each other instead of
+//    deadlocking. No sequence row is locked yet: another instance's batch of
+//    the same subscriptions inserts meanwhile.
+// 2. The sequence rows of the subscriptions whose numbers were stored,
+//    locked in one order (source, subscription), each with its missing
+//    ranges from the batch's smallest number up, and the duplicates' rows.
+//    The batch's numbers of each subscription are folded into its state at
+//    once (sequence_fold.hpp), in ascending order, and what changed becomes
+//    statements for the COMMIT's segment (batch_tail_).
+// What that leaves open (a subscription without its row yet or with more
+// ranges than one read gives, a signed delivery replacing a history copy)
+// is finished with the ordinary rules in the same transaction, after the
+// tail is written. Any statement that fails rolls the whole transaction back
+// and the batch takes the ordinary path (a savepoint per request): false. An
 // error when the connection was lost.
 Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
   if (batch.empty() || !std::all_of(batch.begin(), batch.end(), plain)) return false;
+  // A batch run again (its connection was lost before COMMIT) starts over.
+  for (auto& w : batch) std::get<WriteWork>(w).result.reset();
   Connection& c = *writer_db_;
+  const auto event = [&](std::size_t i) -> const EventRow& {
+    return std::get<WriteWork>(batch[i]).event;
+  };
+  std::vector<std::size_t> by_key(batch.size());
+  std::iota(by_key.begin(), by_key.end(), std::size_t{0});
+  std::sort(by_key.begin(), by_key.end(), [&](std::size_t a, std::size_t b) {
+    const EventRow& x = event(a);
+    const EventRow& y = event(b);
+    return std::tie(x.source, x.idempotency_key) < std::tie(y.source, y.idempotency_key);
+  });
   c.send(sql::kBegin);
   c.send(sql::kLockKekShared, Params().int64(schema::kKekLockClass));
   c.send(sql::kRetiredVersions, Params().text(kek_->id()));
-  std::set<std::pair<std::string_view, std::string_view>> subscriptions;
-  for (const auto& work : batch) {
-    const EventRow& e = std::get<WriteWork>(work).event;
-    if (e.sequence) subscriptions.emplace(e.source, e.sequence->subscription_id);
-  }
-  for (const auto& [source, subscription] : subscriptions) {
-    c.send(sql::kLockSequence, Params().text(source).text(subscription));
-  }
-  for (auto& work : batch) {
-    const EventRow& e = std::get<WriteWork>(work).event;
+  for (std::size_t i : by_key) {
+    const EventRow& e = event(i);
     Params p;
     bind_sealed(bind_event_head(p, e), e.sealed);
-    if (e.sequence) {
-      p.text(e.sequence->subscription_id).int64(static_cast<std::int64_t>(e.sequence->number));
-    } else {
-      p.null().null();
-    }
-    c.send(sql::kInsertAdvance, p);
+    c.send(sql::kInsertPlain, p);
   }
   const auto deadline = Clock::now() + kStatementTimeout;
   const auto give_up = [&]() -> Result<bool> {
@@ -351,6 +372,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (c.usable() && c.in_transaction()) static_cast<void>(q(sql::kRollback));
     if (!c.usable()) return lost();
     batch_retired_.reset();
+    batch_tail_.clear();
     return false;
   };
   if (auto s = c.sync(deadline); !s) return lost();
@@ -365,25 +387,15 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (!version) return give_up();
     retired_versions.insert(*version);
   }
-  for (std::size_t i = 0; i < subscriptions.size(); ++i) {
-    if (!c.next(deadline)) return give_up();
-  }
-  // Per event: its new row id (NULL: the key was stored already) and
-  // whether its sequence advanced.
-  std::vector<std::pair<std::optional<std::int64_t>, bool>> inserted;
-  inserted.reserve(batch.size());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
+  // Per event: its new row id, none when the key was stored already.
+  std::vector<std::optional<std::int64_t>> inserted(batch.size());
+  for (std::size_t i : by_key) {
     auto rows = c.next(deadline);
-    if (!rows || rows->empty()) return give_up();
-    std::optional<std::int64_t> id;
-    if (!rows->is_null(0, 0)) {
-      auto v = rows->int64(0, 0);
-      if (!v) return give_up();
-      id = *v;
-    }
-    auto advanced = rows->boolean(0, 1);
-    if (!advanced) return give_up();
-    inserted.emplace_back(id, *advanced);
+    if (!rows) return give_up();
+    if (rows->empty()) continue;
+    auto id = rows->int64(0, 0);
+    if (!id) return give_up();
+    inserted[i] = *id;
   }
   if (auto end = c.finish_segment(deadline); !end) return give_up();
   batch_retired_ = std::move(retired_versions);
@@ -392,17 +404,53 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (key.kek_id == kek_->id() && batch_retired_->count(key.kek_version) != 0) return give_up();
   }
 
-  // The duplicates' rows, in one more round trip.
+  // The stored numbers of each subscription, and the duplicates' rows.
+  struct Numbers {
+    std::vector<std::uint64_t> numbers;
+    std::int64_t now_ms = 0;
+  };
+  std::map<std::pair<std::string_view, std::string_view>, Numbers> subscriptions;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const EventRow& e = event(i);
+    if (!inserted[i] || !e.sequence) continue;
+    auto& n = subscriptions[{e.source, e.sequence->subscription_id}];
+    n.numbers.push_back(e.sequence->number);
+    n.now_ms = std::max(n.now_ms, e.received_at_ms);
+  }
+  for (auto& [key, n] : subscriptions) {
+    std::sort(n.numbers.begin(), n.numbers.end());
+    n.numbers.erase(std::unique(n.numbers.begin(), n.numbers.end()), n.numbers.end());
+    Params p;
+    p.text(key.first).text(key.second);
+    c.send(sql::kLockSequence, p);
+    c.send(sql::kGapsFrom,
+           p.int64(static_cast<std::int64_t>(n.numbers.front())).int64(kFoldRanges));
+  }
   std::vector<std::size_t> duplicates;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (!inserted[i].first) {
-      const EventRow& e = std::get<WriteWork>(batch[i]).event;
-      c.send(sql::kFindExisting, Params().text(e.source).text(e.idempotency_key));
+    if (!inserted[i]) {
+      c.send(sql::kFindExisting, Params().text(event(i).source).text(event(i).idempotency_key));
       duplicates.push_back(i);
     }
   }
-  if (!duplicates.empty()) {
+  // Subscriptions left to the ordinary rules, one number at a time.
+  std::vector<std::pair<std::pair<std::string_view, std::string_view>, const Numbers*>> ordinary;
+  if (!subscriptions.empty() || !duplicates.empty()) {
     if (auto s = c.sync(deadline); !s) return lost();
+    for (const auto& [key, n] : subscriptions) {
+      auto row = c.next(deadline);
+      if (!row) return give_up();
+      auto gaps = c.next(deadline);
+      if (!gaps) return give_up();
+      auto locked = locked_sequence(*row, *gaps, n.numbers.front(), kFoldRanges);
+      if (!locked) return give_up();
+      if (!locked->exists || !locked->complete) {
+        ordinary.emplace_back(key, &n);
+        continue;
+      }
+      const SequenceWrites writes = fold_numbers(locked->view, n.numbers, n.now_ms);
+      sequence_statements(key.first, key.second, locked->view, writes, batch_tail_);
+    }
     for (std::size_t i : duplicates) {
       auto rows = c.next(deadline);
       if (!rows) return give_up();
@@ -418,20 +466,36 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (auto end = c.finish_segment(deadline); !end) return give_up();
   }
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    auto& w = std::get<WriteWork>(batch[i]);
-    if (inserted[i].first) {
-      const EventRow& e = w.event;
-      if (e.sequence && !inserted[i].second) {
-        auto r = advance_sequence(e.source, e.sequence->subscription_id, e.sequence->number,
-                                  e.received_at_ms);
-        if (!r) return give_up();
-      }
-      w.result.emplace(WriteResult{*inserted[i].first, false, MaterialsState::none});
-    } else if (!w.result) {
-      auto r = apply(w);  // a history copy to replace
-      if (!r) return give_up();
-      w.result.emplace(*r);
+    if (inserted[i]) {
+      std::get<WriteWork>(batch[i]).result.emplace(
+          WriteResult{*inserted[i], false, MaterialsState::none});
     }
+  }
+  const bool rest = !ordinary.empty() || std::any_of(batch.begin(), batch.end(), [](auto& w) {
+    return !std::get<WriteWork>(w).result;
+  });
+  if (!rest) return true;
+  // The ordinary rules read the sequence rows: the tail goes first.
+  if (!batch_tail_.empty()) {
+    for (const auto& s : batch_tail_) c.send(s.sql, s.params);
+    if (auto s = c.sync(deadline); !s) return lost();
+    for (std::size_t i = 0; i < batch_tail_.size(); ++i) {
+      if (!c.next(deadline)) return give_up();
+    }
+    if (auto end = c.finish_segment(deadline); !end) return give_up();
+    batch_tail_.clear();
+  }
+  for (const auto& [key, n] : ordinary) {
+    for (const std::uint64_t number : n->numbers) {
+      if (!advance_sequence(key.first, key.second, number, n->now_ms)) return give_up();
+    }
+  }
+  for (auto& work : batch) {
+    auto& w = std::get<WriteWork>(work);
+    if (w.result) continue;
+    auto r = apply(w);  // a history copy to replace
+    if (!r) return give_up();
+    w.result.emplace(*r);
   }
   return true;
 }

@@ -32,11 +32,12 @@
 #include <vector>
 
 #include "hookvault/store.hpp"
+#include "store/sequence_fold.hpp"
 #include "store/sqlite/connection.hpp"
 
 namespace hookvault::store::sqlite {
 
-inline constexpr std::uint64_t kMaxInitialGap = 1000;
+using store::kMaxInitialGap;  // sequence_fold.hpp
 
 inline constexpr char kCreateSequences[] = R"sql(
 CREATE TABLE IF NOT EXISTS sequences (
