@@ -75,6 +75,47 @@ TEST_F(LibpqTest, ConnectsWithThePasswordAndDecodesBinaryColumns) {
   EXPECT_EQ(rows->boolean(0, 0).error(), make_error_code(Errc::store_corrupt));
 }
 
+// Array parameters go in binary form, each element as it is:
+// quotes, backslashes, commas, braces, NULL-looking and empty text, spaces
+// and other scripts come back as they went in, in order.
+TEST_F(LibpqTest, ArrayParametersTakeAnyTextAsItIs) {
+  auto c = connect();
+  const std::vector<std::string_view> texts = {
+      "plain", "", "NULL", "a\"b", "back\\slash\\", "{x,y}", "  spaced  ", "ünï'code", ",", "\\\""};
+  const std::vector<std::int64_t> numbers = {
+      0, -1, 9223372036854775807, -9223372036854775807 - 1, 42, 7, 8, 9, 10, 11};
+  auto rows = c.exec(
+      "SELECT t, n, t IS NULL FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(t, n, i) "
+      "ORDER BY i",
+      Params().text_array(texts).int64_array(numbers));
+  ASSERT_TRUE(rows) << c.last_error().message;
+  ASSERT_EQ(rows->size(), static_cast<int>(texts.size()));
+  for (int i = 0; i < rows->size(); ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    EXPECT_EQ(rows->text(i, 0), texts[k]) << i;
+    EXPECT_EQ(rows->int64(i, 1).value(), numbers[k]) << i;
+    EXPECT_FALSE(rows->boolean(i, 2).value()) << i;
+  }
+  const Bytes zero = {0x00, 0x00};
+  const Bytes quoting = {0x22, 0x5c, 0x7b, 0x7d, 0x2c, 0x27};
+  Bytes every;
+  for (int b = 0; b < 256; ++b) every.push_back(static_cast<std::uint8_t>(b));
+  auto blobs = c.exec("SELECT b FROM unnest($1::bytea[]) WITH ORDINALITY AS u(b, i) ORDER BY i",
+                      Params().bytes_array({zero, Bytes{}, quoting, every}));
+  ASSERT_TRUE(blobs) << c.last_error().message;
+  ASSERT_EQ(blobs->size(), 4);
+  EXPECT_EQ(blobs->bytes(0, 0), zero);
+  EXPECT_TRUE(blobs->bytes(1, 0).empty());
+  EXPECT_FALSE(blobs->is_null(1, 0));
+  EXPECT_EQ(blobs->bytes(2, 0), quoting);
+  EXPECT_EQ(blobs->bytes(3, 0), every);
+  auto empty = c.exec("SELECT cardinality($1::text[]), cardinality($2::bigint[])",
+                      Params().text_array({}).int64_array({}));
+  ASSERT_TRUE(empty) << c.last_error().message;
+  EXPECT_EQ(empty->int64(0, 0).value(), 0);
+  EXPECT_EQ(empty->int64(0, 1).value(), 0);
+}
+
 TEST_F(LibpqTest, OnePipelineSegmentReturnsEveryResultInOrder) {
   auto c = connect();
   ASSERT_TRUE(c.exec(kCreate));

@@ -142,6 +142,26 @@ TEST_F(PgSequenceTest, ASubscriptionWithMoreRangesThanTheFoldReadsTakesTheOrdina
   EXPECT_EQ(psql("SELECT count(*) FROM events"), "201");
 }
 
+// One key several times among others submitted together (a provider's
+// retries arriving at once): stored once, every copy answered with its row.
+TEST_F(PgSequenceTest, OneKeySeveralTimesInABatchIsStoredOnceAndEachCopyIsADuplicate) {
+  ASSERT_EQ(submit("7", {1}), 0);
+  std::vector<WriteRequest> requests;
+  for (std::uint64_t n : {2, 3, 2, 4, 2, 3}) requests.push_back(numbered("7", n));
+  auto results = submit_together(*store_, std::move(requests));
+  ASSERT_TRUE(results[0] && results[1] && results[2] && results[3] && results[4] && results[5]);
+  EXPECT_EQ(results[2]->row_id, results[0]->row_id);
+  EXPECT_EQ(results[4]->row_id, results[0]->row_id);
+  EXPECT_EQ(results[5]->row_id, results[1]->row_id);
+  int duplicates = 0;
+  for (const auto& r : results) duplicates += r->duplicate ? 1 : 0;
+  EXPECT_EQ(duplicates, 3);
+  EXPECT_EQ(psql("SELECT count(*) FROM events"), "4");
+  const auto s = state("7");
+  EXPECT_EQ(s.contiguous, 4U);
+  EXPECT_TRUE(s.gaps.empty());
+}
+
 // A new subscription's first numbers in one batch: its row is made by the
 // ordinary rules, the start within reach is recorded.
 TEST_F(PgSequenceTest, ANewSubscriptionsFirstBatchRecordsItsStart) {
@@ -150,6 +170,19 @@ TEST_F(PgSequenceTest, ANewSubscriptionsFirstBatchRecordsItsStart) {
   EXPECT_EQ(ranges(s), (Ranges{{1, 3}, {5, 5}, {7, 8}}));
   EXPECT_EQ(s.contiguous, 0U);
   EXPECT_EQ(s.highest, 9U);
+}
+
+// The store takes any subscription text (admission allows digits only):
+// the batch's statements carry it in arrays, quoted.
+TEST_F(PgSequenceTest, SubscriptionTextWithQuotesAndBackslashesIsItsOwnLedger) {
+  const std::string odd = "a\"b\\c,{d} NULL";
+  ASSERT_EQ(submit(odd, {1}), 0);
+  ASSERT_EQ(submit("a", {1}), 0);
+  ASSERT_EQ(submit(odd, {4, 2, 5}), 0);
+  auto s = state(odd);
+  EXPECT_EQ(ranges(s), (Ranges{{3, 3}}));
+  EXPECT_EQ(s.highest, 5U);
+  EXPECT_EQ(state("a").highest, 1U);
 }
 
 // Two instances storing the numbers of the same subscriptions, each given

@@ -4,7 +4,6 @@
 // sequences.hpp, RULES), with the row and advisory locks of schema.hpp
 // (WRITES) so that instances sharing the database take their decisions one
 // at a time per wallet, per subscription and on the audit chain's head.
-#include <algorithm>
 #include <limits>
 #include <string>
 #include <utility>
@@ -49,6 +48,43 @@ Params& bind_sealed(Params& p, const SealedPayload& sealed) {
       .int64(sealed.key.kek_version)
       .bytes(sealed.key.wrapped_dek)
       .bytes(sealed.payload);
+}
+
+Params bind_events(const std::vector<const EventRow*>& rows) {
+  const auto texts = [&](auto member) {
+    std::vector<std::string_view> v;
+    v.reserve(rows.size());
+    for (const EventRow* e : rows) v.push_back(member(*e));
+    return v;
+  };
+  const auto numbers = [&](auto member) {
+    std::vector<std::int64_t> v;
+    v.reserve(rows.size());
+    for (const EventRow* e : rows) v.push_back(member(*e));
+    return v;
+  };
+  const auto blobs = [&](auto member) {
+    std::vector<ByteView> v;
+    v.reserve(rows.size());
+    for (const EventRow* e : rows) v.push_back(member(*e));
+    return v;
+  };
+  Params p;
+  p.text_array(texts([](const EventRow& e) -> std::string_view { return e.source; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.idempotency_key; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.event_name; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.message_id; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.event_time; }))
+      .int64_array(numbers([](const EventRow& e) { return e.event_time_ms; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.wallet_id; }))
+      .text_array(texts([](const EventRow& e) { return origin_name(e.origin); }))
+      .int64_array(numbers([](const EventRow& e) { return e.received_at_ms; }))
+      .text_array(texts([](const EventRow& e) -> std::string_view { return e.sealed.key.kek_id; }))
+      .int64_array(
+          numbers([](const EventRow& e) -> std::int64_t { return e.sealed.key.kek_version; }))
+      .bytes_array(blobs([](const EventRow& e) -> ByteView { return e.sealed.key.wrapped_dek; }))
+      .bytes_array(blobs([](const EventRow& e) -> ByteView { return e.sealed.payload; }));
+  return p;
 }
 
 Result<void> PgStore::lock_wallet(std::string_view source, std::string_view wallet_id) {
@@ -304,96 +340,36 @@ Result<std::int64_t> PgStore::append_audit(const AuditEntry& entry) {
   return row.seq;
 }
 
-Result<LockedSequence> locked_sequence(const Rows& row, const Rows& gaps, std::uint64_t floor,
-                                       std::int64_t limit) {
-  LockedSequence out;
-  if (row.empty()) return out;
-  auto contiguous = row.int64(0, 0);
-  auto highest = row.int64(0, 1);
-  if (!contiguous || !highest || *contiguous < 0 || *contiguous > *highest) {
-    return err(Errc::store_corrupt);
-  }
-  out.exists = true;
-  out.view.contiguous = as_uint(*contiguous);
-  out.view.highest = as_uint(*highest);
-  std::int64_t above = 0;
-  for (int i = 0; i < gaps.size(); ++i) {
-    auto first = gaps.int64(i, 0);
-    auto last = gaps.int64(i, 1);
-    auto detected = gaps.int64(i, 2);
-    if (!first || !last || !detected || *first < 1 || *first > *last) {
-      return err(Errc::store_corrupt);
-    }
-    if (as_uint(*first) > floor) ++above;
-    if (as_uint(*last) < floor) continue;  // a range below: not in the view
-    out.view.gaps.push_back(SequenceGap{as_uint(*first), as_uint(*last), *detected});
-  }
-  std::sort(out.view.gaps.begin(), out.view.gaps.end(),
-            [](const SequenceGap& a, const SequenceGap& b) { return a.first < b.first; });
-  out.complete = above < limit;
-  return out;
-}
-
-void sequence_statements(std::string_view source, std::string_view subscription_id,
-                         const SequenceView& view, const SequenceWrites& writes,
-                         std::vector<Statement>& out) {
-  for (const std::uint64_t first : writes.deleted) {
-    out.push_back(
-        {sql::kDeleteGap, Params().text(source).text(subscription_id).int64(as_int(first))});
-  }
-  for (const SequenceGap& g : writes.inserted) {
-    out.push_back({sql::kInsertGap, Params()
-                                        .text(source)
-                                        .text(subscription_id)
-                                        .int64(as_int(g.first))
-                                        .int64(as_int(g.last))
-                                        .int64(g.detected_at_ms)});
-  }
-  if (writes.row_changed) {
-    out.push_back({sql::kPutSequence, Params()
-                                          .text(source)
-                                          .text(subscription_id)
-                                          .int64(as_int(view.contiguous))
-                                          .int64(as_int(view.highest))});
-  }
-}
-
 // One number on its own (sequence_fold.hpp, with the subscription's row
 // locked for the transaction): the next number while nothing is missing is
-// one UPDATE; anything else reads the row and the first two ranges from the
+// one UPDATE; anything else reads the row and the first ranges from the
 // number up, folds the number in and writes what changed.
 Result<void> PgStore::advance_sequence(std::string_view source, std::string_view sub,
                                        std::uint64_t number, std::int64_t now_ms) {
   if (number == 0 || number > as_uint(std::numeric_limits<std::int64_t>::max())) {
     return err(Errc::invalid_field);
   }
-  const auto key = [&] {
-    Params p;
-    p.text(source).text(sub);
-    return p;
-  };
-  {
-    auto r = q(sql::kAdvanceInOrder, key().int64(as_int(number)));
-    if (!r) return r.error();
-    if (r->affected() == 1) return {};
+  if (auto r = q(sql::kAdvanceInOrder, Params().text(source).text(sub).int64(as_int(number)));
+      !r || r->affected() == 1) {
+    return r ? Result<void>() : r.error();
   }
-  auto row = q(sql::kLockSequence, key());
+  SequenceBatch one;
+  one.store(one.add(source, sub, number, now_ms), number);
+  const Statement lock = one.lock();
+  auto row = q(lock.sql, lock.params);
   if (!row) return row.error();
   if (row->empty()) {
-    if (auto r = q(sql::kCreateSequence, key()); !r) return r.error();
-    row = q(sql::kLockSequence, key());
+    if (auto r = q(sql::kCreateSequence, Params().text(source).text(sub)); !r) return r.error();
+    row = q(lock.sql, lock.params);
     if (!row) return row.error();
     if (row->empty()) return err(Errc::internal);
   }
-  auto gaps = q(sql::kGapsFrom, key().int64(as_int(number)).int64(1));
+  const Statement ranges = one.ranges();
+  auto gaps = q(ranges.sql, ranges.params);
   if (!gaps) return gaps.error();
-  auto locked = locked_sequence(*row, *gaps, number, 1);
-  if (!locked) return locked.error();
-  const std::uint64_t numbers[] = {number};
-  const SequenceWrites writes = fold_numbers(locked->view, numbers, now_ms);
-  std::vector<Statement> statements;
-  sequence_statements(source, sub, locked->view, writes, statements);
-  for (const auto& s : statements) {
+  if (auto r = one.fold(*row, *gaps); !r) return r;
+  if (!one.left().empty()) return err(Errc::internal);
+  for (const auto& s : one.writes()) {
     if (auto r = q(s.sql, s.params); !r) return r.error();
   }
   return {};

@@ -10,12 +10,14 @@
 namespace hookvault::store::pg {
 namespace {
 
-// Type OIDs of the columns Rows decodes (pg_type.dat).
+// Type OIDs of the columns Rows decodes and of array elements
+// (pg_type.dat).
 constexpr Oid kBoolOid = 16;
 constexpr Oid kByteaOid = 17;
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kInt2Oid = 21;
 constexpr Oid kInt4Oid = 23;
+constexpr Oid kTextOid = 25;
 
 boost::system::error_code err(Errc e) noexcept { return make_error_code(e); }
 
@@ -57,6 +59,64 @@ Params& Params::optional_text(const std::optional<std::string>& v) { return v ? 
 Params& Params::int64(std::int64_t v) { return text(std::to_string(v)); }
 
 Params& Params::boolean(bool v) { return text(v ? "t" : "f"); }
+
+namespace {
+
+// PostgreSQL's binary form of a one-dimensional array without NULLs
+// (array_recv): dimensions, flags, element type, length and lower bound,
+// then each element as its length and its binary form.
+void put32(std::string& out, std::uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
+}
+
+template <class T, class Bytes>
+std::string binary_array(Oid element_oid, const std::vector<T>& v, Bytes bytes_of) {
+  std::size_t size = 20;
+  for (const auto& e : v) size += 4 + bytes_of(e).size();
+  std::string out;
+  out.reserve(size);
+  put32(out, 1);  // dimensions
+  put32(out, 0);  // no NULLs
+  put32(out, element_oid);
+  put32(out, static_cast<std::uint32_t>(v.size()));
+  put32(out, 1);  // lower bound
+  for (const auto& e : v) {
+    const std::string_view b = bytes_of(e);
+    put32(out, static_cast<std::uint32_t>(b.size()));
+    out.append(b);
+  }
+  return out;
+}
+
+}  // namespace
+
+Params& Params::binary(std::string v) {
+  lengths_.push_back(static_cast<int>(v.size()));
+  values_.emplace_back(std::move(v));
+  formats_.push_back(1);
+  return *this;
+}
+
+Params& Params::text_array(const std::vector<std::string_view>& v) {
+  return binary(binary_array(kTextOid, v, [](std::string_view e) { return e; }));
+}
+
+Params& Params::bytes_array(const std::vector<ByteView>& v) {
+  return binary(binary_array(kByteaOid, v, [](ByteView e) { return as_string(e); }));
+}
+
+Params& Params::int64_array(const std::vector<std::int64_t>& v) {
+  std::vector<std::string> big_endian;
+  big_endian.reserve(v.size());
+  for (const std::int64_t e : v) {
+    std::string b;
+    const auto u = static_cast<std::uint64_t>(e);
+    for (int shift = 56; shift >= 0; shift -= 8) b += static_cast<char>((u >> shift) & 0xff);
+    big_endian.push_back(std::move(b));
+  }
+  return binary(binary_array(kInt8Oid, big_endian,
+                             [](const std::string& e) -> std::string_view { return e; }));
+}
 
 Params& Params::bytes(ByteView v) {
   values_.emplace_back(std::string(as_string(v)));

@@ -65,6 +65,12 @@ class Params {
   Params& boolean(bool v);
   Params& bytes(ByteView v);
   Params& null();
+  // One-dimensional arrays in PostgreSQL's binary form, for $n::text[],
+  // $n::bigint[] and $n::bytea[] (the cast names the type the server reads):
+  // each element's bytes as they are, nothing to quote or parse.
+  Params& text_array(const std::vector<std::string_view>& v);
+  Params& int64_array(const std::vector<std::int64_t>& v);
+  Params& bytes_array(const std::vector<ByteView>& v);
 
   int count() const noexcept { return static_cast<int>(values_.size()); }
   // Pointers for PQsendQueryPrepared; valid until the next change.
@@ -73,6 +79,8 @@ class Params {
   const int* formats() const noexcept { return formats_.data(); }
 
  private:
+  Params& binary(std::string v);  // a value in its binary form
+
   std::vector<std::optional<std::string>> values_;
   std::vector<int> lengths_;
   std::vector<int> formats_;

@@ -161,9 +161,15 @@ std::vector<const char*> PgStore::session_sql() {
   return {std::begin(schema::kSession), std::end(schema::kSession)};
 }
 
+std::vector<const char*> PgStore::writer_session_sql() {
+  auto sql = session_sql();
+  sql.insert(sql.end(), std::begin(schema::kWriterSession), std::end(schema::kWriterSession));
+  return sql;
+}
+
 Result<void> PgStore::start(std::string* why) {
   PgError error;
-  auto c = Connection::open(connect_options(), session_sql(), &error);
+  auto c = Connection::open(connect_options(), writer_session_sql(), &error);
   if (!c) {
     if (why != nullptr) *why = "cannot connect: " + error.message;
     return err(Errc::store_unavailable);

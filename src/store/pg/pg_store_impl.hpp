@@ -21,8 +21,9 @@
 //   one transaction: BEGIN, each request in a SAVEPOINT of its own (a request
 //   that fails is rolled back to it and fails alone; a deadlock or
 //   serialization failure between instances is retried), this writer's row
-//   in `writers` (so that the COMMIT of a batch of duplicates writes WAL and
-//   waits for the synchronous standby too), then COMMIT. Completions run on
+//   in `writers` unless the batch stored an event (so that the COMMIT of a
+//   batch of duplicates writes WAL and waits for the synchronous standby
+//   too), then COMMIT. Completions run on
 //   the writer thread once COMMIT returned with no WARNING.
 // - A WARNING on COMMIT (a cancelled wait for the synchronous standby), a
 //   lost connection or an error at COMMIT completes every request of the
@@ -68,7 +69,7 @@
 #include "store/envelope.hpp"
 #include "store/pg/lease.hpp"
 #include "store/pg/libpq.hpp"
-#include "store/sequence_fold.hpp"
+#include "store/pg/sequences.hpp"
 #include "store/submission.hpp"
 
 namespace hookvault::store::pg {
@@ -107,32 +108,11 @@ struct RetireWork {
 using Work = std::variant<WriteWork, ResolveWork, AuditWork, RewrapWork, RetireWork>;
 
 // The columns every insert of an event starts with (source to received_at_ms:
-// sql::kInsertEvent, sql::kInsertPlain), and its wrapped key and payload.
+// sql::kInsertEvent), and its wrapped key and payload.
 Params& bind_event_head(Params& p, const EventRow& e);
 Params& bind_sealed(Params& p, const SealedPayload& sealed);
-
-// One statement to send later, in a pipeline.
-struct Statement {
-  const char* sql;
-  Params params;
-};
-
-// A subscription's sequence as read under its row's lock: the row
-// (sql::kLockSequence: none yet when `exists` is false) and its missing
-// ranges from `floor` up (sql::kGapsFrom, at most `limit` above floor:
-// `complete` is false when there may be more).
-struct LockedSequence {
-  bool exists = false;
-  bool complete = true;
-  SequenceView view;
-};
-Result<LockedSequence> locked_sequence(const Rows& row, const Rows& gaps, std::uint64_t floor,
-                                       std::int64_t limit);
-// What fold_numbers changed, as statements: the ranges deleted, then those
-// inserted, then the row.
-void sequence_statements(std::string_view source, std::string_view subscription_id,
-                         const SequenceView& view, const SequenceWrites& writes,
-                         std::vector<Statement>& out);
+// The same columns of several events, as arrays (sql::kInsertPlainEvents).
+Params bind_events(const std::vector<const EventRow*>& rows);
 
 // A leadership lease: its AdvisoryLease, released by the Lease's destructor
 // or by the store's close(), whichever comes first.
@@ -269,6 +249,7 @@ class PgStore final : public Store {
   Result<std::optional<SecretBytes>> read_audit_key(Connection& c) const;
   ConnectOptions connect_options() const;
   static std::vector<const char*> session_sql();
+  static std::vector<const char*> writer_session_sql();  // and schema::kWriterSession
 
   const PgStoreOptions options_;
   const hookvault::Clock& clock_;
@@ -284,6 +265,9 @@ class PgStore final : public Store {
   std::optional<std::set<std::uint32_t>> batch_retired_;
   // Statements the batch's COMMIT segment sends first (fast_batch).
   std::vector<Statement> batch_tail_;
+  // The batch's transaction stored an event (fast_batch): its COMMIT needs
+  // no write of this writer's row.
+  bool batch_wrote_ = false;
   std::chrono::steady_clock::time_point next_renewal_{};
   std::chrono::steady_clock::time_point next_purge_{};  // on clock_ (a test may move it)
   bool retry_safe_ = false;  // the batch failed before its COMMIT was sent

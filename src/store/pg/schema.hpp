@@ -141,6 +141,14 @@ inline constexpr const char* kSession[] = {
     "SET client_min_messages = warning", "SET idle_in_transaction_session_timeout = '60s'",
 };
 
+// And on the writer's connection: its statements are the same few, run
+// thousands of times a second, each an insert or a lookup by key whose plan
+// does not depend on the values: planned once, not at every execution (the
+// default would plan the statements with array parameters each time).
+inline constexpr const char* kWriterSession[] = {
+    "SET plan_cache_mode = force_generic_plan",
+};
+
 // The tables and indexes, one statement each (the extended protocol runs one
 // statement at a time), in dependency order.
 inline constexpr const char* kCreate[] = {

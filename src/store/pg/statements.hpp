@@ -35,14 +35,20 @@ inline constexpr char kInsertEvent[] =
     "kek_version, wrapped_dek, payload) "
     "VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9::bigint, $10, $11, $12, $13::bigint, "
     "$14, $15) ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id";
-// The batch's fast path (writer.cpp: fast_batch): a plain event, its new id
-// (no row: the key was stored already).
-inline constexpr char kInsertPlain[] =
+// The batch's fast path (writer.cpp: fast_batch): plain events, one statement
+// for the batch (bind_events: a column per array, in the order the rows are
+// inserted in). Rows: source, idempotency key and new id of each inserted
+// (none for a key stored already, or twice in the batch: its first).
+inline constexpr char kInsertPlainEvents[] =
     "INSERT INTO events (source, idempotency_key, event_name, message_id, event_time, "
     "event_time_ms, wallet_id, origin, received_at_ms, materials_state, kek_id, kek_version, "
     "wrapped_dek, payload) "
-    "VALUES ($1, $2, $3, $4, $5, $6::bigint, $7, $8, $9::bigint, 'none', $10, $11::bigint, $12, "
-    "$13) ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING id";
+    "SELECT source, key, name, message, at, at_ms, wallet, origin, received, 'none', kek, "
+    "version, dek, payload FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::bigint[], "
+    "$12::bytea[], $13::bytea[]) WITH ORDINALITY AS u(source, key, name, message, at, at_ms, "
+    "wallet, origin, received, kek, version, dek, payload, i) ORDER BY i "
+    "ON CONFLICT (source, idempotency_key) DO NOTHING RETURNING source, idempotency_key, id";
 inline constexpr char kFindExisting[] =
     "SELECT id, materials_state, origin FROM events WHERE source = $1 AND idempotency_key = $2";
 // A history copy that the signed delivery of its key replaces.
@@ -148,32 +154,53 @@ inline constexpr char kAdvanceInOrder[] =
     "UPDATE sequences SET contiguous = $3::bigint, highest = $3::bigint "
     "WHERE source = $1 AND subscription_id = $2 AND contiguous = highest "
     "AND highest = $3::bigint - 1";
-inline constexpr char kLockSequence[] =
-    "SELECT contiguous, highest FROM sequences WHERE source = $1 AND subscription_id = $2 "
-    "FOR UPDATE";
-// A new subscription's row, so that its first numbers serialise on it; $3
-// its first number (the row is set right below).
+// Several subscriptions' rows ($1 sources, $2 subscription ids, as arrays),
+// locked in one order (source, subscription: the same in every instance, so
+// two writers wait for each other instead of deadlocking). Rows that do not
+// exist yet are not returned.
+inline constexpr char kLockSequences[] =
+    "SELECT s.source, s.subscription_id, s.contiguous, s.highest FROM sequences s "
+    "JOIN unnest($1::text[], $2::text[]) AS k(source, sub) "
+    "ON s.source = k.source AND s.subscription_id = k.sub "
+    "ORDER BY s.source COLLATE \"C\", s.subscription_id COLLATE \"C\" FOR UPDATE OF s";
+// A new subscription's row, so that its first numbers serialise on it (the
+// row is set right below).
 inline constexpr char kCreateSequence[] =
     "INSERT INTO sequences (source, subscription_id, contiguous, highest) "
     "VALUES ($1, $2, 0, 0) ON CONFLICT (source, subscription_id) DO NOTHING";
-inline constexpr char kPutSequence[] =
-    "UPDATE sequences SET contiguous = $3::bigint, highest = $4::bigint "
-    "WHERE source = $1 AND subscription_id = $2";
-inline constexpr char kInsertGap[] =
-    "INSERT INTO sequence_gaps (source, subscription_id, first, last, detected_at_ms) "
-    "VALUES ($1, $2, $3::bigint, $4::bigint, $5::bigint)";
-// A subscription's missing ranges that end at or above $3 (sequence_fold.hpp:
-// SequenceView), ascending: the one that starts at or below $3 when it reaches
+// For each subscription k ($1 sources, $2 ids, $3 floors, as arrays), its
+// missing ranges that end at or above its floor (sequence_fold.hpp:
+// SequenceView): the one that starts at or below the floor when it reaches
 // it (the caller drops it otherwise), then the first $4 that start above.
+// Columns: k's position in the arrays (from 1), first, last, detected_at_ms.
+// A statement of its own after kLockSequences: it reads what the lock
+// holders committed.
 inline constexpr char kGapsFrom[] =
+    "SELECT k.i, g.first, g.last, g.detected_at_ms "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(source, sub, floor, i) "
+    "CROSS JOIN LATERAL ("
     "(SELECT first, last, detected_at_ms FROM sequence_gaps "
-    "WHERE source = $1 AND subscription_id = $2 AND first <= $3::bigint "
+    "WHERE source = k.source AND subscription_id = k.sub AND first <= k.floor "
     "ORDER BY first DESC LIMIT 1) UNION ALL "
     "(SELECT first, last, detected_at_ms FROM sequence_gaps "
-    "WHERE source = $1 AND subscription_id = $2 AND first > $3::bigint "
-    "ORDER BY first LIMIT $4::bigint)";
-inline constexpr char kDeleteGap[] =
-    "DELETE FROM sequence_gaps WHERE source = $1 AND subscription_id = $2 AND first = $3::bigint";
+    "WHERE source = k.source AND subscription_id = k.sub AND first > k.floor "
+    "ORDER BY first LIMIT $4::bigint)) g";
+// What folds changed (sequence_fold.hpp: SequenceWrites), a statement per
+// kind for any number of subscriptions, with arrays: ranges deleted ($1
+// sources, $2 ids, $3 firsts), ranges inserted (and $4 lasts, $5 detection
+// times), rows set ($3 contiguous, $4 highest).
+inline constexpr char kDeleteGaps[] =
+    "DELETE FROM sequence_gaps g USING unnest($1::text[], $2::text[], $3::bigint[]) "
+    "AS d(source, sub, first) "
+    "WHERE g.source = d.source AND g.subscription_id = d.sub AND g.first = d.first";
+inline constexpr char kInsertGaps[] =
+    "INSERT INTO sequence_gaps (source, subscription_id, first, last, detected_at_ms) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[])";
+inline constexpr char kPutSequences[] =
+    "UPDATE sequences s SET contiguous = v.contiguous, highest = v.highest "
+    "FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) "
+    "AS v(source, sub, contiguous, highest) "
+    "WHERE s.source = v.source AND s.subscription_id = v.sub";
 inline constexpr char kReadSequencesAll[] =
     "SELECT source, subscription_id, contiguous, highest FROM sequences WHERE highest > 0 "
     "ORDER BY source COLLATE \"C\", subscription_id COLLATE \"C\"";

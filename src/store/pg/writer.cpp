@@ -29,9 +29,6 @@ constexpr std::chrono::seconds kIdleWake{1};
 constexpr std::chrono::seconds kPingTimeout{5};
 // Deadlock or serialization failures of one request retried in its batch.
 constexpr int kRetries = 3;
-// The missing ranges of a subscription the batch's fold reads at most (from
-// the batch's smallest number up); one with more takes the ordinary path.
-constexpr std::int64_t kFoldRanges = 64;
 
 std::string host_name() {
   std::array<char, 256> host{};
@@ -54,7 +51,7 @@ Result<void> PgStore::connect_writer() {
   if (writer_db_ && writer_db_->usable()) return {};
   writer_db_.reset();
   PgError error;
-  auto c = Connection::open(connect_options(), session_sql(), &error);
+  auto c = Connection::open(connect_options(), writer_session_sql(), &error);
   if (!c) {
     mark_unwritable("cannot connect: " + describe(error));
     return err(Errc::store_unavailable);
@@ -220,6 +217,7 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   batch_audit_key_.reset();
   batch_retired_.reset();
   batch_tail_.clear();
+  batch_wrote_ = false;
   const auto fail = [&](std::string_view doing) -> Result<void> {
     const PgError e = writer_db_ ? writer_db_->last_error() : PgError{};
     batch_audit_key_.reset();
@@ -254,8 +252,10 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
       return err(Errc::store_unavailable);
     }
   }
-  // The fast path's sequence writes, this writer's row, the KEK
-  // registration when due, and COMMIT, as one pipeline segment. Never
+  // The fast path's sequence writes, this writer's row (unless the batch
+  // stored an event: its COMMIT writes and waits for the standby anyway,
+  // after every commit a duplicate of it confirms), the KEK registration
+  // when due, and COMMIT, as one pipeline segment. Never
   // COMMIT an aborted transaction: the server would roll it back and answer
   // as if it had committed. (A statement of the segment that fails skips
   // the rest of it, COMMIT included, until the sync point.)
@@ -265,7 +265,8 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   const std::size_t tail = batch_tail_.size();
   for (const auto& s : batch_tail_) c.send(s.sql, s.params);
   batch_tail_.clear();
-  c.send(sql::kTouchWriter, Params().text(holder_).int64(now));
+  const bool touch = !batch_wrote_;
+  if (touch) c.send(sql::kTouchWriter, Params().text(holder_).int64(now));
   const bool renew =
       std::chrono::steady_clock::now() >= next_renewal_ || kek_->version() != registered_version_;
   const std::uint32_t version = kek_->version();
@@ -289,7 +290,8 @@ Result<void> PgStore::write_batch(std::vector<Work>& batch) {
   commit_since_.store(std::chrono::steady_clock::now().time_since_epoch().count());
   Result<void> sent = c.sync();
   bool committed = static_cast<bool>(sent);
-  for (std::size_t i = 0; committed && i < tail + (renew ? 3 : 2); ++i) {
+  const std::size_t results = tail + (touch ? 1 : 0) + (renew ? 1 : 0) + 1;
+  for (std::size_t i = 0; committed && i < results; ++i) {
     committed = static_cast<bool>(c.next());
   }
   if (sent && !static_cast<bool>(c.finish_segment())) committed = false;
@@ -320,25 +322,26 @@ bool plain(const Work& work) {
 
 }  // namespace
 
-// A batch of plain events in two round trips, the second ending with the
-// sequence writes, this writer's row and COMMIT (write_batch):
-// 1. BEGIN, the retired-version check, and each event inserted
-//    (ON CONFLICT DO NOTHING) in key order, the same in every instance, so
-//    two batches holding the same new keys wait for each other instead of
-//    deadlocking. No sequence row is locked yet: another instance's batch of
-//    the same subscriptions inserts meanwhile.
-// 2. The sequence rows of the subscriptions whose numbers were stored,
-//    locked in one order (source, subscription), each with its missing
-//    ranges from the batch's smallest number up, and the duplicates' rows.
-//    The batch's numbers of each subscription are folded into its state at
-//    once (sequence_fold.hpp), in ascending order, and what changed becomes
-//    statements for the COMMIT's segment (batch_tail_).
-// What that leaves open (a subscription without its row yet or with more
-// ranges than one read gives, a signed delivery replacing a history copy)
-// is finished with the ordinary rules in the same transaction, after the
-// tail is written. Any statement that fails rolls the whole transaction back
-// and the batch takes the ordinary path (a savepoint per request): false. An
-// error when the connection was lost.
+// A batch of plain events in one round trip, and the COMMIT's segment
+// (write_batch):
+// - BEGIN, the retired-version check, the batch's events in one INSERT
+//   (ON CONFLICT DO NOTHING) in key order, the same in every instance (two
+//   batches holding the same new keys wait for each other instead of
+//   deadlocking), then the sequence rows of the batch's subscriptions
+//   locked in one order and their missing ranges from the batch's smallest
+//   number up (sequences.hpp). The rows are locked after the events are
+//   inserted: another instance's batch of the same subscriptions inserts
+//   meanwhile, and waits for the rows only from there to its COMMIT.
+// - The numbers stored of each subscription are folded into its state at
+//   once (src/store/sequence_fold.hpp), in ascending order; what changed is
+//   sent first in the COMMIT's segment (batch_tail_).
+// Duplicates take one more round trip (their rows). What is left (a
+// subscription without its row yet or with more ranges than one read gives,
+// a signed delivery replacing a history copy) is finished with the ordinary
+// rules in the same transaction, after the tail is written. Any statement
+// that fails rolls the whole transaction back and the batch takes the
+// ordinary path (a savepoint per request): false. An error when the
+// connection was lost.
 Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
   if (batch.empty() || !std::all_of(batch.begin(), batch.end(), plain)) return false;
   // A batch run again (its connection was lost before COMMIT) starts over.
@@ -354,14 +357,36 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     const EventRow& y = event(b);
     return std::tie(x.source, x.idempotency_key) < std::tie(y.source, y.idempotency_key);
   });
+  // The batch's subscriptions, each read from its smallest number up.
+  std::map<std::pair<std::string_view, std::string_view>, std::pair<std::uint64_t, std::int64_t>>
+      numbered;  // floor, latest receipt
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const EventRow& e = event(i);
+    if (!e.sequence) continue;
+    auto [it, fresh] = numbered.try_emplace({e.source, e.sequence->subscription_id},
+                                            e.sequence->number, e.received_at_ms);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, e.sequence->number);
+      it->second.second = std::max(it->second.second, e.received_at_ms);
+    }
+  }
+  SequenceBatch sequences;
+  std::map<std::pair<std::string_view, std::string_view>, std::size_t> sequence_of;
+  for (const auto& [key, floor_and_time] : numbered) {
+    sequence_of[key] =
+        sequences.add(key.first, key.second, floor_and_time.first, floor_and_time.second);
+  }
   c.send(sql::kBegin);
   c.send(sql::kLockKekShared, Params().int64(schema::kKekLockClass));
   c.send(sql::kRetiredVersions, Params().text(kek_->id()));
-  for (std::size_t i : by_key) {
-    const EventRow& e = event(i);
-    Params p;
-    bind_sealed(bind_event_head(p, e), e.sealed);
-    c.send(sql::kInsertPlain, p);
+  {
+    std::vector<const EventRow*> rows;
+    rows.reserve(batch.size());
+    for (std::size_t i : by_key) rows.push_back(&event(i));
+    c.send(sql::kInsertPlainEvents, bind_events(rows));
+  }
+  if (!sequences.empty()) {
+    for (const Statement& s : {sequences.lock(), sequences.ranges()}) c.send(s.sql, s.params);
   }
   const auto deadline = Clock::now() + kStatementTimeout;
   const auto give_up = [&]() -> Result<bool> {
@@ -373,6 +398,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (!c.usable()) return lost();
     batch_retired_.reset();
     batch_tail_.clear();
+    batch_wrote_ = false;
     return false;
   };
   if (auto s = c.sync(deadline); !s) return lost();
@@ -387,45 +413,48 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (!version) return give_up();
     retired_versions.insert(*version);
   }
-  // Per event: its new row id, none when the key was stored already.
+  // Per event: its new row id, none when the key was stored already (or
+  // by an event before it in the batch).
   std::vector<std::optional<std::int64_t>> inserted(batch.size());
-  for (std::size_t i : by_key) {
+  {
     auto rows = c.next(deadline);
     if (!rows) return give_up();
-    if (rows->empty()) continue;
-    auto id = rows->int64(0, 0);
-    if (!id) return give_up();
-    inserted[i] = *id;
+    std::map<std::pair<std::string, std::string>, std::int64_t> ids;
+    for (int r = 0; r < rows->size(); ++r) {
+      auto id = rows->int64(r, 2);
+      if (!id) return give_up();
+      ids.emplace(std::pair(rows->text(r, 0), rows->text(r, 1)), *id);
+    }
+    for (std::size_t i : by_key) {
+      auto it = ids.find(std::pair(event(i).source, event(i).idempotency_key));
+      if (it == ids.end()) continue;
+      inserted[i] = it->second;
+      ids.erase(it);
+    }
+    if (!ids.empty()) return give_up();  // a row the batch did not ask for
+  }
+  if (!sequences.empty()) {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const EventRow& e = event(i);
+      if (!inserted[i] || !e.sequence) continue;
+      sequences.store(sequence_of.at({e.source, e.sequence->subscription_id}), e.sequence->number);
+    }
+    auto locked = c.next(deadline);
+    if (!locked) return give_up();
+    auto ranges = c.next(deadline);
+    if (!ranges || !sequences.fold(*locked, *ranges)) return give_up();
+    batch_tail_ = sequences.writes();
   }
   if (auto end = c.finish_segment(deadline); !end) return give_up();
+  batch_wrote_ =
+      std::any_of(inserted.begin(), inserted.end(), [](auto& id) { return id.has_value(); });
   batch_retired_ = std::move(retired_versions);
   for (auto& work : batch) {
     const auto& key = std::get<WriteWork>(work).event.sealed.key;
     if (key.kek_id == kek_->id() && batch_retired_->count(key.kek_version) != 0) return give_up();
   }
 
-  // The stored numbers of each subscription, and the duplicates' rows.
-  struct Numbers {
-    std::vector<std::uint64_t> numbers;
-    std::int64_t now_ms = 0;
-  };
-  std::map<std::pair<std::string_view, std::string_view>, Numbers> subscriptions;
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const EventRow& e = event(i);
-    if (!inserted[i] || !e.sequence) continue;
-    auto& n = subscriptions[{e.source, e.sequence->subscription_id}];
-    n.numbers.push_back(e.sequence->number);
-    n.now_ms = std::max(n.now_ms, e.received_at_ms);
-  }
-  for (auto& [key, n] : subscriptions) {
-    std::sort(n.numbers.begin(), n.numbers.end());
-    n.numbers.erase(std::unique(n.numbers.begin(), n.numbers.end()), n.numbers.end());
-    Params p;
-    p.text(key.first).text(key.second);
-    c.send(sql::kLockSequence, p);
-    c.send(sql::kGapsFrom,
-           p.int64(static_cast<std::int64_t>(n.numbers.front())).int64(kFoldRanges));
-  }
+  // The duplicates' rows.
   std::vector<std::size_t> duplicates;
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (!inserted[i]) {
@@ -433,24 +462,8 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
       duplicates.push_back(i);
     }
   }
-  // Subscriptions left to the ordinary rules, one number at a time.
-  std::vector<std::pair<std::pair<std::string_view, std::string_view>, const Numbers*>> ordinary;
-  if (!subscriptions.empty() || !duplicates.empty()) {
+  if (!duplicates.empty()) {
     if (auto s = c.sync(deadline); !s) return lost();
-    for (const auto& [key, n] : subscriptions) {
-      auto row = c.next(deadline);
-      if (!row) return give_up();
-      auto gaps = c.next(deadline);
-      if (!gaps) return give_up();
-      auto locked = locked_sequence(*row, *gaps, n.numbers.front(), kFoldRanges);
-      if (!locked) return give_up();
-      if (!locked->exists || !locked->complete) {
-        ordinary.emplace_back(key, &n);
-        continue;
-      }
-      const SequenceWrites writes = fold_numbers(locked->view, n.numbers, n.now_ms);
-      sequence_statements(key.first, key.second, locked->view, writes, batch_tail_);
-    }
     for (std::size_t i : duplicates) {
       auto rows = c.next(deadline);
       if (!rows) return give_up();
@@ -471,6 +484,8 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
           WriteResult{*inserted[i], false, MaterialsState::none});
     }
   }
+  // Subscriptions left to the ordinary rules, one number at a time.
+  const auto ordinary = sequences.left();
   const bool rest = !ordinary.empty() || std::any_of(batch.begin(), batch.end(), [](auto& w) {
     return !std::get<WriteWork>(w).result;
   });
@@ -485,9 +500,9 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     if (auto end = c.finish_segment(deadline); !end) return give_up();
     batch_tail_.clear();
   }
-  for (const auto& [key, n] : ordinary) {
-    for (const std::uint64_t number : n->numbers) {
-      if (!advance_sequence(key.first, key.second, number, n->now_ms)) return give_up();
+  for (const auto& sub : ordinary) {
+    for (const std::uint64_t number : *sub.numbers) {
+      if (!advance_sequence(sub.source, sub.subscription_id, number, sub.now_ms)) return give_up();
     }
   }
   for (auto& work : batch) {
