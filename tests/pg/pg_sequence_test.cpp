@@ -218,5 +218,49 @@ TEST_F(PgSequenceTest, TwoStoresFoldingTheSameSubscriptionsMakeOneState) {
   EXPECT_EQ(psql("SELECT count(*) FROM events"), std::to_string(3 * 401));
 }
 
+// Two instances whose batches hold the numbers of the same new
+// subscriptions, in opposite orders: each batch makes the rows it lacks in
+// one order (source, subscription), so neither waits for a row the other
+// holds while holding one it needs; PostgreSQL counts no deadlock.
+TEST_F(PgSequenceTest, TwoStoresMakingTheSameNewSubscriptionsNeverDeadlock) {
+  auto other = db_.open(kek_);
+  ASSERT_TRUE(other);
+  constexpr int kRounds = 15;
+  const std::vector<std::string> letters = {"1", "2", "3", "4"};
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t) {
+      Store& store = t == 0 ? *store_ : **other;
+      threads.emplace_back([&, t] {
+        std::vector<WriteRequest> requests;
+        for (std::size_t k = 0; k < letters.size(); ++k) {
+          const auto& letter = t == 0 ? letters[k] : letters[letters.size() - 1 - k];
+          for (std::uint64_t n = 1; n <= 5; ++n) {
+            requests.push_back(numbered(std::to_string(round + 1) + letter, n + 5 * t));
+          }
+        }
+        for (auto& r : submit_together(store, std::move(requests))) {
+          EXPECT_TRUE(r) << r.error().message();
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  other->reset();
+  store_.reset();
+  // A backend reports its statistics (the deadlocks) when it ends.
+  for (int i = 0; i < 200; ++i) {
+    if (psql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()") == "1") {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(psql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"), "0");
+  EXPECT_EQ(psql("SELECT count(*) FROM sequences WHERE contiguous = 10 AND highest = 10"),
+            std::to_string(kRounds * 4));
+  EXPECT_EQ(psql("SELECT count(*) FROM events"), std::to_string(kRounds * 4 * 10));
+}
+
 }  // namespace
 }  // namespace hookvault::testing

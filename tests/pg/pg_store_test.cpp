@@ -157,6 +157,64 @@ TEST_F(PgStoreTest, ACancelledWaitForTheStandbyIsStoreUnavailableAndTheRetryFind
   EXPECT_TRUE(store->writable());
 }
 
+// A duplicate in a batch that also stores an event: the batch's COMMIT
+// writes no writer's row (it writes the event), and still waits for the
+// standby, which then holds the confirmed row too (committed before the
+// batch read it). Here the confirmed row is committed on the primary only
+// (its own wait was cancelled), and the two requests are queued while the
+// writer waits, so that they share its next batch: neither answer comes
+// while the standby is down; both come once it is back.
+TEST_F(PgStoreTest, ADuplicateBesideANewEventWaitsForTheStandbyToo) {
+  auto other = open();
+  auto store = open();
+  ASSERT_TRUE(other && store);
+  // Submits `key`; its answer.
+  const auto submit = [](Store& s, const std::string& key) {
+    auto p = std::make_shared<std::promise<Result<WriteResult>>>();
+    auto f = p->get_future();
+    s.submit(plain_event(key), [p](Result<WriteResult> r) { p->set_value(std::move(r)); });
+    return f;
+  };
+  // Cancels the wait for the standby of the one backend waiting: its
+  // request is answered 503 and its row is committed on the primary only.
+  const auto cancel_wait = [&](std::future<Result<WriteResult>>& answer) {
+    const int pid = wait_for_syncrep();
+    ASSERT_NE(pid, 0);
+    shared_pg_cluster().psql("primary", "SELECT pg_cancel_backend(" + std::to_string(pid) + ")");
+    ASSERT_TRUE(ready_within(answer, 30s));
+    ASSERT_FALSE(answer.get());
+  };
+  std::future<Result<WriteResult>> dup;
+  std::future<Result<WriteResult>> fresh;
+  {
+    const StandbyStopped stopped;
+    auto local_only = submit(*other, "local-only");
+    cancel_wait(local_only);
+    ASSERT_EQ(psql("SELECT count(*) FROM events WHERE idempotency_key = 'local-only'"), "1");
+    auto blocker = submit(*store, "blocker");
+    EXPECT_NE(wait_for_syncrep(), 0);
+    dup = submit(*store, "local-only");
+    fresh = submit(*store, "beside-it");
+    cancel_wait(blocker);
+    EXPECT_NE(wait_for_syncrep(), 0);
+    EXPECT_FALSE(ready_within(dup, 3s)) << "a duplicate was answered without the standby";
+    EXPECT_FALSE(ready_within(fresh, 0ms));
+  }
+  ASSERT_TRUE(ready_within(dup, 60s));
+  ASSERT_TRUE(ready_within(fresh, 60s));
+  auto d = dup.get();
+  auto f = fresh.get();
+  ASSERT_TRUE(d) << d.error().message();
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_TRUE(d->duplicate);
+  EXPECT_FALSE(f->duplicate);
+  EXPECT_EQ(shared_pg_cluster().psql("standby",
+                                     "SELECT count(*) FROM events WHERE idempotency_key IN "
+                                     "('local-only', 'beside-it')",
+                                     db_.name()),
+            "2");
+}
+
 // The queue is bounded: while the writer waits (here for the standby), what
 // does not fit is refused at once with Errc::overloaded (503 + Retry-After),
 // and what was queued is stored once the wait ends.

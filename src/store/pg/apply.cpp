@@ -342,8 +342,8 @@ Result<std::int64_t> PgStore::append_audit(const AuditEntry& entry) {
 
 // One number on its own (sequence_fold.hpp, with the subscription's row
 // locked for the transaction): the next number while nothing is missing is
-// one UPDATE; anything else reads the row and the first ranges from the
-// number up, folds the number in and writes what changed.
+// one UPDATE; anything else makes or locks the row, reads it and the first
+// ranges from the number up, folds the number in and writes what changed.
 Result<void> PgStore::advance_sequence(std::string_view source, std::string_view sub,
                                        std::uint64_t number, std::int64_t now_ms) {
   if (number == 0 || number > as_uint(std::numeric_limits<std::int64_t>::max())) {
@@ -355,19 +355,13 @@ Result<void> PgStore::advance_sequence(std::string_view source, std::string_view
   }
   SequenceBatch one;
   one.store(one.add(source, sub, number, now_ms), number);
-  const Statement lock = one.lock();
-  auto row = q(lock.sql, lock.params);
-  if (!row) return row.error();
-  if (row->empty()) {
-    if (auto r = q(sql::kCreateSequence, Params().text(source).text(sub)); !r) return r.error();
-    row = q(lock.sql, lock.params);
-    if (!row) return row.error();
-    if (row->empty()) return err(Errc::internal);
+  std::vector<Rows> read;
+  for (const auto& s : one.read()) {
+    auto r = q(s.sql, s.params);
+    if (!r) return r.error();
+    read.push_back(std::move(*r));
   }
-  const Statement ranges = one.ranges();
-  auto gaps = q(ranges.sql, ranges.params);
-  if (!gaps) return gaps.error();
-  if (auto r = one.fold(*row, *gaps); !r) return r;
+  if (auto r = one.fold(read[1], read[2]); !r) return r;
   if (!one.left().empty()) return err(Errc::internal);
   for (const auto& s : one.writes()) {
     if (auto r = q(s.sql, s.params); !r) return r.error();

@@ -28,17 +28,7 @@ std::size_t SequenceBatch::add(std::string_view source, std::string_view subscri
   return subs_.size() - 1;
 }
 
-Statement SequenceBatch::lock() const {
-  std::vector<std::string_view> sources;
-  std::vector<std::string_view> ids;
-  for (const auto& s : subs_) {
-    sources.push_back(s.source);
-    ids.push_back(s.subscription_id);
-  }
-  return {sql::kLockSequences, Params().text_array(sources).text_array(ids)};
-}
-
-Statement SequenceBatch::ranges() const {
+std::vector<Statement> SequenceBatch::read() const {
   std::vector<std::string_view> sources;
   std::vector<std::string_view> ids;
   std::vector<std::int64_t> floors;
@@ -47,16 +37,21 @@ Statement SequenceBatch::ranges() const {
     ids.push_back(s.subscription_id);
     floors.push_back(as_int(s.floor));
   }
-  return {sql::kGapsFrom,
-          Params().text_array(sources).text_array(ids).int64_array(floors).int64(kRangesRead)};
+  std::vector<Statement> out;
+  out.push_back({sql::kLockSequences, Params().text_array(sources).text_array(ids)});
+  out.push_back({sql::kReadLockedSequences, Params().text_array(sources).text_array(ids)});
+  out.push_back(
+      {sql::kGapsFrom,
+       Params().text_array(sources).text_array(ids).int64_array(floors).int64(kRangesRead)});
+  return out;
 }
 
-Result<void> SequenceBatch::fold(const Rows& locked, const Rows& ranges) {
-  for (int r = 0; r < locked.size(); ++r) {
-    const std::string source = locked.text(r, 0);
-    const std::string id = locked.text(r, 1);
-    auto contiguous = locked.int64(r, 2);
-    auto highest = locked.int64(r, 3);
+Result<void> SequenceBatch::fold(const Rows& rows, const Rows& ranges) {
+  for (int r = 0; r < rows.size(); ++r) {
+    const std::string source = rows.text(r, 0);
+    const std::string id = rows.text(r, 1);
+    auto contiguous = rows.int64(r, 2);
+    auto highest = rows.int64(r, 3);
     if (!contiguous || !highest || *contiguous < 0 || *contiguous > *highest) return corrupt();
     auto s = std::find_if(subs_.begin(), subs_.end(), [&](const Sub& x) {
       return x.source == source && x.subscription_id == id;

@@ -37,14 +37,14 @@ class SequenceBatch {
   void store(std::size_t i, std::uint64_t number) { subs_[i].numbers.push_back(number); }
   bool empty() const noexcept { return subs_.empty(); }
 
-  // The rows, locked in one order (sql::kLockSequences), then their ranges
-  // (sql::kGapsFrom): two statements, sent in this order.
-  Statement lock() const;
-  Statement ranges() const;
+  // The rows, made when missing and locked in one order
+  // (sql::kLockSequences), read (sql::kReadLockedSequences), and their
+  // ranges (sql::kGapsFrom): three statements, sent in this order.
+  std::vector<Statement> read() const;
   // Folds the numbers of every subscription whose row exists and whose
   // ranges one read gave (one number needs the first two only);
   // Errc::store_corrupt when a row is not what the schema allows.
-  Result<void> fold(const Rows& locked, const Rows& ranges);
+  Result<void> fold(const Rows& rows, const Rows& ranges);
   // What the folds changed: at most three statements.
   std::vector<Statement> writes() const;
 
@@ -54,8 +54,8 @@ class SequenceBatch {
     const std::vector<std::uint64_t>* numbers;
     std::int64_t now_ms;
   };
-  // The subscriptions with numbers that fold() left (no row yet, more
-  // ranges than one read), their numbers ascending.
+  // The subscriptions with numbers that fold() left (more ranges than one
+  // read), their numbers ascending.
   std::vector<Left> left() const;
 
  private:

@@ -155,26 +155,28 @@ inline constexpr char kAdvanceInOrder[] =
     "WHERE source = $1 AND subscription_id = $2 AND contiguous = highest "
     "AND highest = $3::bigint - 1";
 // Several subscriptions' rows ($1 sources, $2 subscription ids, as arrays),
-// locked in one order (source, subscription: the same in every instance, so
-// two writers wait for each other instead of deadlocking). Rows that do not
-// exist yet are not returned.
+// made when missing (contiguous = highest = 0: nothing stored yet) and
+// locked, one row after the other in one order (source, subscription: the
+// same in every instance), whether it is made or was there: two writers
+// wait for each other instead of deadlocking. The DO UPDATE that changes
+// nothing (WHERE false) locks an existing row without writing it.
 inline constexpr char kLockSequences[] =
+    "INSERT INTO sequences (source, subscription_id, contiguous, highest) "
+    "SELECT source, sub, 0, 0 FROM unnest($1::text[], $2::text[]) AS k(source, sub) "
+    "ORDER BY source COLLATE \"C\", sub COLLATE \"C\" "
+    "ON CONFLICT (source, subscription_id) DO UPDATE SET contiguous = sequences.contiguous "
+    "WHERE false";
+// The rows kLockSequences locked (a statement of its own after it: it reads
+// what the lock holders committed).
+inline constexpr char kReadLockedSequences[] =
     "SELECT s.source, s.subscription_id, s.contiguous, s.highest FROM sequences s "
     "JOIN unnest($1::text[], $2::text[]) AS k(source, sub) "
-    "ON s.source = k.source AND s.subscription_id = k.sub "
-    "ORDER BY s.source COLLATE \"C\", s.subscription_id COLLATE \"C\" FOR UPDATE OF s";
-// A new subscription's row, so that its first numbers serialise on it (the
-// row is set right below).
-inline constexpr char kCreateSequence[] =
-    "INSERT INTO sequences (source, subscription_id, contiguous, highest) "
-    "VALUES ($1, $2, 0, 0) ON CONFLICT (source, subscription_id) DO NOTHING";
+    "ON s.source = k.source AND s.subscription_id = k.sub";
 // For each subscription k ($1 sources, $2 ids, $3 floors, as arrays), its
 // missing ranges that end at or above its floor (sequence_fold.hpp:
 // SequenceView): the one that starts at or below the floor when it reaches
 // it (the caller drops it otherwise), then the first $4 that start above.
 // Columns: k's position in the arrays (from 1), first, last, detected_at_ms.
-// A statement of its own after kLockSequences: it reads what the lock
-// holders committed.
 inline constexpr char kGapsFrom[] =
     "SELECT k.i, g.first, g.last, g.detected_at_ms "
     "FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k(source, sub, floor, i) "

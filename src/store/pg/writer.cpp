@@ -327,17 +327,17 @@ bool plain(const Work& work) {
 // - BEGIN, the retired-version check, the batch's events in one INSERT
 //   (ON CONFLICT DO NOTHING) in key order, the same in every instance (two
 //   batches holding the same new keys wait for each other instead of
-//   deadlocking), then the sequence rows of the batch's subscriptions
-//   locked in one order and their missing ranges from the batch's smallest
-//   number up (sequences.hpp). The rows are locked after the events are
+//   deadlocking), then the sequence rows of the batch's subscriptions made
+//   when missing and locked, in one order, read, and their missing ranges
+//   from the batch's smallest number up (sequences.hpp). The rows are locked after the events are
 //   inserted: another instance's batch of the same subscriptions inserts
 //   meanwhile, and waits for the rows only from there to its COMMIT.
 // - The numbers stored of each subscription are folded into its state at
 //   once (src/store/sequence_fold.hpp), in ascending order; what changed is
 //   sent first in the COMMIT's segment (batch_tail_).
 // Duplicates take one more round trip (their rows). What is left (a
-// subscription without its row yet or with more ranges than one read gives,
-// a signed delivery replacing a history copy) is finished with the ordinary
+// subscription with more ranges than one read gives, a signed delivery
+// replacing a history copy) is finished with the ordinary
 // rules in the same transaction, after the tail is written. Any statement
 // that fails rolls the whole transaction back and the batch takes the
 // ordinary path (a savepoint per request): false. An error when the
@@ -386,7 +386,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     c.send(sql::kInsertPlainEvents, bind_events(rows));
   }
   if (!sequences.empty()) {
-    for (const Statement& s : {sequences.lock(), sequences.ranges()}) c.send(s.sql, s.params);
+    for (const Statement& s : sequences.read()) c.send(s.sql, s.params);
   }
   const auto deadline = Clock::now() + kStatementTimeout;
   const auto give_up = [&]() -> Result<bool> {
@@ -439,10 +439,11 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
       if (!inserted[i] || !e.sequence) continue;
       sequences.store(sequence_of.at({e.source, e.sequence->subscription_id}), e.sequence->number);
     }
-    auto locked = c.next(deadline);
-    if (!locked) return give_up();
+    if (!c.next(deadline)) return give_up();  // made or locked
+    auto rows = c.next(deadline);
+    if (!rows) return give_up();
     auto ranges = c.next(deadline);
-    if (!ranges || !sequences.fold(*locked, *ranges)) return give_up();
+    if (!ranges || !sequences.fold(*rows, *ranges)) return give_up();
     batch_tail_ = sequences.writes();
   }
   if (auto end = c.finish_segment(deadline); !end) return give_up();
