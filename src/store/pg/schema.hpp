@@ -69,9 +69,11 @@
 //     and wallet): the decisions of the ordering rules (schema.hpp of the
 //     SQLite backend, ORDERING RULES) read the tombstone and the materials
 //     under it.
-//   - Per Nodit subscription, the sequences row is locked (UPDATE, or
-//     SELECT ... FOR UPDATE after an INSERT ... ON CONFLICT DO NOTHING) by the
-//     transaction that advances it.
+//   - Per Nodit subscription, the sequences row is locked by the
+//     transaction that advances it (an UPDATE for the next number, or
+//     sql::kLockSequences: the rows of a batch made when missing and locked
+//     in one order), then read with its missing ranges, and written back
+//     once (sequences.hpp).
 //   - A deadlock or serialization failure between instances rolls the batch
 //     back; the writer runs it again, then request by request.
 //
