@@ -56,7 +56,8 @@ const std::string kResponseHead = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked
 
 // RFC 9112 section 7.1, the sizes and CRLFs exactly; an extension is
 // whatever lies between the size and the CRLF, a trailer line whatever lies
-// before its CRLF.
+// before its CRLF (a line that starts with SP or HTAB folded into the field
+// before it).
 struct Reference {
   bool complete = false;
   std::string body;
@@ -102,7 +103,10 @@ Reference decode_chunked(std::string_view in, std::uint64_t body_limit) {
       r.complete = true;
       return r;
     }
-    ++r.trailer_fields;
+    // A line that starts with SP or HTAB continues the field before it
+    // (obs-fold, RFC 9112 section 5.2): one field, as the parser counts.
+    const bool folded = r.trailer_fields > 0 && (in[at] == ' ' || in[at] == '\t');
+    if (!folded) ++r.trailer_fields;
     at = eol + 2;
   }
 }
