@@ -147,6 +147,28 @@ TEST(Framing, TrailerFieldsAreCountedAndNeverReachTheMessage) {
   EXPECT_EQ(out.ec, make_error_code(FramingError::fields_too_large));
 }
 
+// RFC 9112 section 5.2: a field line folded onto the next (obs-fold) is
+// read with the fold replaced by SP, before the value is interpreted: a
+// folded Content-Length is that length, and a coding list folded across
+// lines is judged whole (here "identity, chunked": not chunked alone, 501).
+TEST(Framing, AFoldedFieldIsReadAsOneLineWithASpace) {
+  auto out = read_request(
+      "POST /x HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\n{}", kSmall);
+  ASSERT_FALSE(out.ec) << out.ec.message();
+  EXPECT_EQ(out.message["X-A"], "a b");
+  EXPECT_EQ(out.message.body(), "{}");
+  out = read_request("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n 2\r\n\r\n{}", kSmall);
+  ASSERT_FALSE(out.ec) << out.ec.message();
+  EXPECT_EQ(out.message.body(), "{}");
+  out = read_request(
+      "POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity,\r\n chunked\r\n\r\n"
+      "2\r\n{}\r\n0\r\n\r\n",
+      kSmall);
+  ASSERT_TRUE(out.ec);
+  ASSERT_TRUE(refusal(out.ec));
+  EXPECT_EQ(refusal(out.ec)->status, 501U);
+}
+
 // RFC 9112 section 6: framing by Content-Length, or by Transfer-Encoding
 // ending in chunked (and, since we decode no other coding, chunked alone).
 TEST(Framing, OnlyChunkedAloneIsATransferEncoding) {
