@@ -264,6 +264,9 @@ struct KekRef {
   std::uint32_t version = 0;
   friend bool operator==(const KekRef&, const KekRef&) = default;
 };
+// Orders refs by id and version and keeps each pair once, as kek_refs()
+// answers (the backends collect them table by table).
+void sort_unique(std::vector<KekRef>& refs);
 
 // A process that may wrap new keys under a KEK version: an open Store's
 // lease (kek_leases()).

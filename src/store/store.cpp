@@ -2,7 +2,9 @@
 // blocking calls over the asynchronous ones, and the completion guard.
 #include "hookvault/store.hpp"
 
+#include <algorithm>
 #include <future>
+#include <tuple>
 #include <utility>
 
 namespace hookvault {
@@ -24,6 +26,13 @@ Result<T> run_sync(bool in_completion, Start&& start) {
 }
 
 }  // namespace
+
+void sort_unique(std::vector<KekRef>& refs) {
+  const auto key = [](const KekRef& r) { return std::tie(r.kek_id, r.version); };
+  std::sort(refs.begin(), refs.end(),
+            [&](const auto& a, const auto& b) { return key(a) < key(b); });
+  refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+}
 
 std::string_view origin_name(Origin o) noexcept {
   switch (o) {

@@ -123,10 +123,7 @@ Result<std::vector<KekRef>> PgStore::kek_refs() const {
     auto audit_key = stored_audit_key(c);
     if (!audit_key) return audit_key.error();
     if (*audit_key) out.push_back(KekRef{(*audit_key)->kek_id, (*audit_key)->kek_version});
-    const auto key = [](const KekRef& r) { return std::tie(r.kek_id, r.version); };
-    std::sort(out.begin(), out.end(),
-              [&](const auto& a, const auto& b) { return key(a) < key(b); });
-    out.erase(std::unique(out.begin(), out.end()), out.end());
+    sort_unique(out);
     return out;
   });
 }

@@ -18,12 +18,20 @@ boost::system::error_code corrupt() { return make_error_code(Errc::store_corrupt
 }  // namespace
 
 std::size_t SequenceBatch::add(std::string_view source, std::string_view subscription_id,
-                               std::uint64_t floor, std::int64_t now_ms) {
+                               std::uint64_t number, std::int64_t received_ms) {
+  for (std::size_t i = 0; i < subs_.size(); ++i) {
+    Sub& s = subs_[i];
+    if (s.source == source && s.subscription_id == subscription_id) {
+      s.floor = std::min(s.floor, number);
+      s.now_ms = std::max(s.now_ms, received_ms);
+      return i;
+    }
+  }
   Sub s;
   s.source = source;
   s.subscription_id = subscription_id;
-  s.floor = floor;
-  s.now_ms = now_ms;
+  s.floor = number;
+  s.now_ms = received_ms;
   subs_.push_back(std::move(s));
   return subs_.size() - 1;
 }

@@ -27,11 +27,11 @@ class SequenceBatch {
   // gives at most; a subscription with more is left to one number at a time.
   static constexpr std::int64_t kRangesRead = 64;
 
-  // A subscription to lock and read, its ranges from `floor` up (at most
-  // its smallest number to fold); its numbers received at now_ms. Each
-  // subscription once; its index for store().
-  std::size_t add(std::string_view source, std::string_view subscription_id, std::uint64_t floor,
-                  std::int64_t now_ms);
+  // A number of a subscription the batch may store, received at
+  // received_ms: the subscription is locked and read, its ranges from its
+  // smallest such number up. Its index for store().
+  std::size_t add(std::string_view source, std::string_view subscription_id, std::uint64_t number,
+                  std::int64_t received_ms);
   // A number of subscription i to fold: stored by the transaction (at least
   // 1 and the floor; in any order, repeats counted once).
   void store(std::size_t i, std::uint64_t number) { subs_[i].numbers.push_back(number); }

@@ -357,24 +357,16 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     const EventRow& y = event(b);
     return std::tie(x.source, x.idempotency_key) < std::tie(y.source, y.idempotency_key);
   });
-  // The batch's subscriptions, each read from its smallest number up.
-  std::map<std::pair<std::string_view, std::string_view>, std::pair<std::uint64_t, std::int64_t>>
-      numbered;  // floor, latest receipt
+  // The batch's subscriptions, each read from its smallest number up; each
+  // sequenced event's subscription in the batch.
+  SequenceBatch sequences;
+  std::vector<std::size_t> sequence_of(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const EventRow& e = event(i);
-    if (!e.sequence) continue;
-    auto [it, fresh] = numbered.try_emplace({e.source, e.sequence->subscription_id},
-                                            e.sequence->number, e.received_at_ms);
-    if (!fresh) {
-      it->second.first = std::min(it->second.first, e.sequence->number);
-      it->second.second = std::max(it->second.second, e.received_at_ms);
+    if (e.sequence) {
+      sequence_of[i] = sequences.add(e.source, e.sequence->subscription_id, e.sequence->number,
+                                     e.received_at_ms);
     }
-  }
-  SequenceBatch sequences;
-  std::map<std::pair<std::string_view, std::string_view>, std::size_t> sequence_of;
-  for (const auto& [key, floor_and_time] : numbered) {
-    sequence_of[key] =
-        sequences.add(key.first, key.second, floor_and_time.first, floor_and_time.second);
   }
   c.send(sql::kBegin);
   c.send(sql::kLockKekShared, Params().int64(schema::kKekLockClass));
@@ -437,7 +429,7 @@ Result<bool> PgStore::fast_batch(std::vector<Work>& batch) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const EventRow& e = event(i);
       if (!inserted[i] || !e.sequence) continue;
-      sequences.store(sequence_of.at({e.source, e.sequence->subscription_id}), e.sequence->number);
+      sequences.store(sequence_of[i], e.sequence->number);
     }
     if (!c.next(deadline)) return give_up();  // made or locked
     auto rows = c.next(deadline);
